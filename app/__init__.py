@@ -1,0 +1,1 @@
+"""Tensorbridge desktop application."""

@@ -1,0 +1,51 @@
+"""User-facing errors: one line that names the file and the problem and says what to do next."""
+from __future__ import annotations
+
+
+class TensorbridgeError(Exception):
+    """An error whose message is shown to the user as it is (one line, no traceback)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+    @property
+    def message(self) -> str:
+        return self.args[0]
+
+
+class UnsupportedFormat(TensorbridgeError):
+    """The file is not a model format Tensorbridge reads."""
+
+
+class CorruptFile(TensorbridgeError):
+    """The file has the right kind but cannot be parsed (truncated, damaged, empty)."""
+
+
+class TrustRequired(TensorbridgeError):
+    """Opening the file would execute code stored in it; the user must say they trust it."""
+
+
+class UnsupportedOp(TensorbridgeError):
+    """A converter or runtime does not support an operation in the model."""
+
+
+class JobCancelled(TensorbridgeError):
+    """The user cancelled the job."""
+
+
+class WorkerCrashed(TensorbridgeError):
+    """The worker process died (signal, out of memory, exit inside a library)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """A single-line description of any exception, for errors that are not TensorbridgeError."""
+    if isinstance(exc, TensorbridgeError):
+        return exc.message
+    if isinstance(exc, SystemExit):
+        return f"a library called sys.exit({exc.code}) while working; see the job log for its output"
+    text = " ".join(str(exc).split())
+    if len(text) > 400:
+        text = text[:400] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,277 @@
+"""Jobs: long work (load, convert, run, compare, lay out) in a worker process.
+
+A job is a fresh Python process (never a fork of the caller) in its own process group, started with
+``python -m converters.jobs.worker JOB_DIR FD``. It reads ``params.json`` from its job folder, runs one
+task from :data:`converters.jobs.tasks.TASKS`, and writes JSON-lines events to the pipe FD:
+
+    {"event": "progress", "fraction": 0.4, "message": "parsing"}      fraction may be null
+    {"event": "log", "message": "..."}
+    {"event": "result", "result": {...}}                              exactly one of result / error
+    {"event": "error", "message": "one line", "kind": "CorruptFile"}
+
+Everything the task or its libraries print goes to ``JOB_DIR/log.txt`` (stdout and stderr), never to the
+event channel. Big results are files in the job folder named by the result. Cancel ends the whole
+process group (converters start children of their own). A worker that dies without a result — a signal,
+out of memory, ``os._exit`` in a library — becomes an error for the caller, never a crash of the caller.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ..errors import JobCancelled, TensorbridgeError, WorkerCrashed
+
+__all__ = ["Job", "JobFailed", "run_job", "jobs_root"]
+
+_PKG_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class JobFailed(TensorbridgeError):
+    """A job ended with an error; ``kind`` is the error class name from the worker."""
+
+    def __init__(self, message: str, kind: str = "Error", log_path: str | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.log_path = log_path
+
+
+def jobs_root() -> Path:
+    """Folder that holds one sub-folder per job (``$TENSORBRIDGE_JOBS`` or a temp folder)."""
+    root = Path(os.environ.get("TENSORBRIDGE_JOBS") or Path(tempfile.gettempdir()) / f"tensorbridge-jobs-{os.getuid()}")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@dataclass
+class Event:
+    kind: str
+    data: dict = field(default_factory=dict)
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except (ValueError, AttributeError):
+        return f"signal {-code}"
+
+
+class Job:
+    """One task in one worker process.
+
+    >>> job = Job("load", {"path": "model.onnx"}); job.start()
+    >>> for ev in job.events(): print(ev)      # progress / log until result or error
+    >>> job.result                             # dict, or job.error (one line)
+
+    ``on_event`` (optional) is called from a reader thread for every event; ``events()`` yields them in
+    the caller's thread instead. Use one of the two.
+    """
+
+    def __init__(self, task: str, params: dict[str, Any], *, job_dir: str | os.PathLike | None = None,
+                 on_event: Callable[[Event], None] | None = None, env: dict[str, str] | None = None):
+        self.task = task
+        self.params = params
+        self.job_dir = Path(job_dir) if job_dir else Path(tempfile.mkdtemp(prefix=f"{task}-", dir=jobs_root()))
+        self.job_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.job_dir / "log.txt"
+        self.on_event = on_event
+        self.env = env
+        self.result: dict | None = None
+        self.error: str | None = None
+        self.error_kind: str | None = None
+        self.progress: float | None = None
+        self.message = ""
+        self.proc: subprocess.Popen | None = None
+        self.cancelled = False
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self._events: list[Event] = []
+        self._cond = threading.Condition()
+        self._done = threading.Event()
+        self._reader: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> "Job":
+        (self.job_dir / "params.json").write_text(json.dumps({"task": self.task, "params": self.params}))
+        rfd, wfd = os.pipe()
+        env = dict(os.environ)
+        env.update(self.env or {})
+        env["PYTHONPATH"] = _PKG_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # Tools that converters run as programs (onnxsim) live beside this interpreter.
+        bindir = os.path.dirname(sys.executable)
+        env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "converters.jobs.worker", str(self.job_dir), str(wfd)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, pass_fds=(wfd,),
+                start_new_session=True, env=env, cwd=str(self.job_dir), close_fds=True)
+        finally:
+            os.close(wfd)
+            log.close()
+        self.started_at = time.monotonic()
+        self._reader = threading.Thread(target=self._read, args=(rfd,), daemon=True,
+                                        name=f"job-{self.task}-reader")
+        self._reader.start()
+        return self
+
+    def _read(self, rfd: int) -> None:
+        got_final = False
+        with os.fdopen(rfd, "rb") as pipe:
+            for raw in pipe:
+                try:
+                    msg = json.loads(raw)
+                except ValueError:
+                    continue
+                kind = msg.pop("event", "log")
+                if kind == "result":
+                    self.result = msg.get("result") or {}
+                    got_final = True
+                elif kind == "error":
+                    self.error = msg.get("message") or "the job failed"
+                    self.error_kind = msg.get("kind") or "Error"
+                    got_final = True
+                elif kind == "progress":
+                    self.progress = msg.get("fraction")
+                    self.message = msg.get("message") or self.message
+                self._emit(Event(kind, msg))
+        rc = self.proc.wait() if self.proc else None
+        self.ended_at = time.monotonic()
+        if self.cancelled and not got_final:
+            self.error, self.error_kind = "cancelled", "JobCancelled"
+            self._emit(Event("error", {"message": self.error, "kind": self.error_kind}))
+        elif not got_final:
+            self.error_kind = "WorkerCrashed"
+            if rc is not None and rc < 0:
+                sig = _signal_name(rc)
+                hint = " (likely out of memory)" if rc == -signal.SIGKILL else ""
+                self.error = f"the worker process died from {sig}{hint} while running '{self.task}'"
+            else:
+                self.error = f"the worker process exited with code {rc} without a result while running '{self.task}'"
+            tail = self.log_tail(1)
+            if tail:
+                self.error += f"; last log line: {tail.strip()[:200]}"
+            self._emit(Event("error", {"message": self.error, "kind": self.error_kind}))
+        self._emit(Event("end", {"returncode": rc}))
+        self._done.set()
+
+    def _emit(self, ev: Event) -> None:
+        with self._cond:
+            self._events.append(ev)
+            self._cond.notify_all()
+        if self.on_event is not None:
+            try:
+                self.on_event(ev)
+            except Exception:  # a listener's bug must not kill the reader thread
+                import traceback
+                traceback.print_exc()
+
+    def events(self, timeout: float | None = None) -> Iterator[Event]:
+        """Yield events as they arrive, ending after the final 'end' event."""
+        i = 0
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._cond:
+                while i >= len(self._events):
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return
+                    self._cond.wait(remaining if remaining is not None else 0.5)
+                ev = self._events[i]
+            i += 1
+            yield ev
+            if ev.kind == "end":
+                return
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def ok(self) -> bool:
+        return self.done and self.error is None and self.result is not None
+
+    def wait(self, timeout: float | None = None) -> dict:
+        """Block until the job ends; return its result or raise :class:`JobFailed`."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"job '{self.task}' still running after {timeout} s")
+        if self.error is not None:
+            if self.error_kind == "JobCancelled":
+                raise JobCancelled(self.error)
+            raise JobFailed(self.error, self.error_kind or "Error", str(self.log_path))
+        return self.result or {}
+
+    def cancel(self, grace: float = 2.0) -> None:
+        """End the worker and every process it started. Safe to call at any time, more than once."""
+        self.cancelled = True
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        t = threading.Thread(target=self._kill_later, args=(proc, grace), daemon=True)
+        t.start()
+
+    @staticmethod
+    def _kill_later(proc: subprocess.Popen, grace: float) -> None:
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - 16384))
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def cleanup(self) -> None:
+        """Remove the job folder (only once the job has ended)."""
+        if self.done:
+            shutil.rmtree(self.job_dir, ignore_errors=True)
+
+    @property
+    def elapsed(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.ended_at or time.monotonic()) - self.started_at
+
+
+def run_job(task: str, params: dict[str, Any], *, on_event: Callable[[Event], None] | None = None,
+            timeout: float | None = None, job_dir: str | os.PathLike | None = None) -> tuple[dict, Job]:
+    """Run a task to completion in a worker; return (result, job). Ctrl-C cancels the worker."""
+    job = Job(task, params, on_event=on_event, job_dir=job_dir).start()
+    try:
+        result = job.wait(timeout)
+    except KeyboardInterrupt:
+        job.cancel(grace=0.5)
+        job._done.wait(5)
+        raise
+    except TimeoutError:
+        job.cancel(grace=0.5)
+        job._done.wait(5)
+        raise JobFailed(f"'{task}' did not finish within {timeout:g} s and was stopped", "Timeout",
+                        str(job.log_path)) from None
+    return result, job

@@ -1,0 +1,21 @@
+"""The tasks a worker can run: name -> "module:function". A task is ``fn(params: dict, ctx) -> dict``.
+
+``ctx`` is :class:`converters.jobs.worker.Context` (``progress``, ``log``, ``path`` for files in the job
+folder). Results must be JSON-serialisable; big data goes to files in the job folder.
+A task name that contains ':' is taken as "module:function" itself (used by tests and plug-ins).
+"""
+from __future__ import annotations
+
+import importlib
+
+TASKS: dict[str, str] = {
+    "load": "converters.jobs.builtin:load_task",
+}
+
+
+def resolve(name: str):
+    spec = TASKS.get(name) or (name if ":" in name else None)
+    if spec is None:
+        raise KeyError(f"unknown task '{name}'; known tasks: {', '.join(sorted(TASKS))}")
+    mod, fn = spec.split(":")
+    return getattr(importlib.import_module(mod), fn)
