@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Callable
 
@@ -50,7 +51,7 @@ def _inspect_run(args) -> int:
         model_dict = load(args.path, trust=args.trust).to_dict()
     else:
         from .jobs import run_job
-        result, job = run_job("load", {"path": args.path, "trust": args.trust})
+        result, job = run_job("load", {"path": os.path.abspath(args.path), "trust": args.trust})
         with open(result["model_json"]) as f:
             model_dict = json.load(f)
         job.cleanup()

@@ -1,0 +1,46 @@
+"""Tasks used by the job tests; they run inside real worker processes."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+
+def sleep_task(params, ctx):
+    n = int(params.get("steps", 5))
+    for i in range(n):
+        print(f"printed by the task {i}")  # must land in the log, not on the event channel
+        ctx.progress(i / n, f"step {i}")
+        time.sleep(float(params.get("delay", 0.05)))
+    return {"slept": n, "pid": os.getpid()}
+
+
+def segfault_task(params, ctx):
+    ctx.progress(0.1, "about to crash")
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def sys_exit_task(params, ctx):
+    print("library says goodbye")
+    sys.exit(3)
+
+
+def hard_exit_task(params, ctx):
+    os._exit(7)
+
+
+def error_task(params, ctx):
+    from converters.errors import CorruptFile
+    raise CorruptFile("/some/file.onnx: damaged")
+
+
+def spawn_child_task(params, ctx):
+    """Start a grandchild that would outlive us unless the whole process group is ended."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    with open(params["pidfile"], "w") as f:
+        f.write(str(child.pid))
+    ctx.progress(0.5, "child started")
+    time.sleep(60)
+    return {}
