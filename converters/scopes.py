@@ -53,7 +53,9 @@ def parse_py_list_of_str(text: str) -> list[str] | None:
 
 def scope_from_name(name: str) -> str:
     """Scope from a ``/``-separated node name: everything but the last segment (``a/b/Conv`` -> ``a/b``)."""
-    if SEP not in name:
+    head = name.rpartition(SEP)[0]
+    if not head:
         return ""
-    parts = [p for p in name.split(SEP) if p]
-    return SEP.join(parts[:-1])
+    if head[0] == SEP or SEP + SEP in head:  # legacy torch exporter names start with '/'
+        return SEP.join(p for p in head.split(SEP) if p)
+    return head

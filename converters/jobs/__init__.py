@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import JobCancelled, TensorbridgeError, WorkerCrashed
 
-__all__ = ["Job", "JobFailed", "run_job", "jobs_root"]
+__all__ = ["Job", "JobFailed", "WorkerPool", "family_of", "run_job", "jobs_root"]
 
 _PKG_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -100,26 +100,22 @@ class Job:
         self._reader: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> "Job":
-        (self.job_dir / "params.json").write_text(json.dumps({"task": self.task, "params": self.params}))
-        rfd, wfd = os.pipe()
-        env = dict(os.environ)
-        env.update(self.env or {})
-        env["PYTHONPATH"] = _PKG_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        # Tools that converters run as programs (onnxsim) live beside this interpreter.
-        bindir = os.path.dirname(sys.executable)
-        env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "converters.jobs.worker", str(self.job_dir), str(wfd)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, pass_fds=(wfd,),
-                start_new_session=True, env=env, cwd=str(self.job_dir), close_fds=True)
-        finally:
-            os.close(wfd)
-            log.close()
+    def start(self, spare: "_Spare | None" = None) -> "Job":
+        """Start the worker; with ``spare``, hand the task to that pre-started (warm) worker instead."""
+        if spare is not None and spare.proc.poll() is None:
+            self.job_dir, self.log_path = spare.job_dir, spare.job_dir / "log.txt"
+            (self.job_dir / "params.json").write_text(json.dumps({"task": self.task, "params": self.params}))
+            self.proc, rfd = spare.proc, spare.rfd
+            try:
+                spare.proc.stdin.write(b"go\n")
+                spare.proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass  # it died while waiting: the reader reports that as a crash
+        else:
+            if spare is not None:
+                spare.discard()
+            (self.job_dir / "params.json").write_text(json.dumps({"task": self.task, "params": self.params}))
+            self.proc, rfd = _spawn_worker(self.job_dir, self.env)
         self.started_at = time.monotonic()
         self._reader = threading.Thread(target=self._read, args=(rfd,), daemon=True,
                                         name=f"job-{self.task}-reader")
@@ -257,6 +253,140 @@ class Job:
         if self.started_at is None:
             return None
         return (self.ended_at or time.monotonic()) - self.started_at
+
+
+def _worker_env(extra: dict[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra or {})
+    env["PYTHONPATH"] = _PKG_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Tools that converters run as programs (onnxsim) live beside this interpreter.
+    bindir = os.path.dirname(sys.executable)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def _spawn_worker(job_dir: Path, env: dict[str, str] | None = None,
+                  preload: list[str] | None = None) -> tuple[subprocess.Popen, int]:
+    """A fresh interpreter (spawned, never forked) in its own process group; returns (process, event fd).
+
+    With ``preload`` the worker imports those modules, then waits for "go" on stdin before reading its
+    params: a warm spare that a later job can take over without paying the import cost.
+    """
+    rfd, wfd = os.pipe()
+    cmd = [sys.executable, "-m", "converters.jobs.worker", str(job_dir), str(wfd)]
+    if preload is not None:
+        cmd += ["--wait", ",".join(preload)]
+    log = open(job_dir / "log.txt", "ab")
+    try:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE if preload is not None else subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, pass_fds=(wfd,), start_new_session=True, env=_worker_env(env),
+            cwd=str(job_dir), close_fds=True)
+    finally:
+        os.close(wfd)
+        log.close()
+    return proc, rfd
+
+
+@dataclass
+class _Spare:
+    job_dir: Path
+    proc: subprocess.Popen
+    rfd: int
+    family: str
+
+    def discard(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.close(self.rfd)
+        except OSError:
+            pass
+        shutil.rmtree(self.job_dir, ignore_errors=True)
+
+
+# Modules each framework family preloads in a warm worker.
+FAMILY_PRELOAD: dict[str, list[str]] = {
+    "onnx": ["numpy", "onnx", "converters.formats.onnx_reader"],
+    "torch": ["numpy", "onnx", "torch"],
+    "tf": ["numpy", "onnx", "tensorflow"],
+}
+
+
+def family_of(path_or_format: str) -> str:
+    """Which warm worker suits a model: 'torch', 'tf' or 'onnx' (by detected format, else extension)."""
+    fmt = path_or_format
+    if os.path.exists(path_or_format):
+        try:
+            from ..formats.detect import detect
+            fmt = detect(path_or_format)
+        except TensorbridgeError:
+            return "onnx"
+    if fmt.startswith("torch") or fmt in ("safetensors", "torch", "pytorch"):
+        return "torch"
+    if fmt in ("keras", "keras.h5", "savedmodel", "tflite", "tf"):
+        return "tf"
+    return "onnx"
+
+
+class WorkerPool:
+    """Warm workers: one pre-started process per framework family, each used for exactly one job.
+
+    Every job still gets a fresh process (crash isolation, cancel = end it); the pool only starts the
+    next one ahead of time, with its framework imported, so a job does not wait for ``import torch``.
+    """
+
+    def __init__(self, families: tuple[str, ...] = (), env: dict[str, str] | None = None):
+        self.env = env
+        self._spares: dict[str, _Spare] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        for f in families:
+            self.warm(f)
+
+    def warm(self, family: str) -> None:
+        """Make sure a spare worker for ``family`` exists (starts one in the background)."""
+        with self._lock:
+            if self._closed:
+                return
+            sp = self._spares.get(family)
+            if sp is not None and sp.proc.poll() is None:
+                return
+            job_dir = Path(tempfile.mkdtemp(prefix=f"warm-{family}-", dir=jobs_root()))
+            proc, rfd = _spawn_worker(job_dir, self.env, FAMILY_PRELOAD.get(family, ["numpy"]))
+            self._spares[family] = _Spare(job_dir, proc, rfd, family)
+
+    def start(self, task: str, params: dict[str, Any], *, family: str = "onnx",
+              on_event: Callable[[Event], None] | None = None) -> Job:
+        """Start ``task`` on the warm worker of ``family`` (or a fresh one) and warm the next."""
+        with self._lock:
+            spare = self._spares.pop(family, None)
+        job = Job(task, params, on_event=on_event, env=self.env,
+                  job_dir=spare.job_dir if spare is not None else None)
+        job.start(spare)
+        self.warm(family)
+        return job
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            spares, self._spares = list(self._spares.values()), {}
+        for sp in spares:
+            sp.discard()
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def run_job(task: str, params: dict[str, Any], *, on_event: Callable[[Event], None] | None = None,

@@ -46,6 +46,15 @@ def main(argv: list[str]) -> int:
     job_dir, fd = argv[1], int(argv[2])
     ctx = Context(job_dir, fd)
     _be_the_oom_victim()
+    if len(argv) > 4 and argv[3] == "--wait":
+        # A warm spare: import the framework now, then wait until a job is handed over.
+        for mod in filter(None, argv[4].split(",")):
+            try:
+                importlib.import_module(mod)
+            except Exception as exc:  # the job itself will report a missing framework properly
+                print(f"preloading {mod} failed: {exc}", file=sys.stderr)
+        if sys.stdin.readline().strip() != "go":
+            return 0
     try:
         with open(os.path.join(job_dir, "params.json")) as f:
             spec = json.load(f)

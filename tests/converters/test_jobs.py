@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +77,28 @@ def test_unknown_task():
     with pytest.raises(JobFailed) as ei:
         run_job("no_such_task", {}, timeout=60)
     assert "unknown task" in ei.value.message
+
+
+def test_warm_pool_runs_jobs_in_prestarted_workers():
+    from converters.jobs import WorkerPool
+
+    with WorkerPool(families=("onnx",)) as pool:
+        spare = pool._spares["onnx"]
+        first_pid = spare.proc.pid
+        time.sleep(0.5)  # let it import
+        job = pool.start(T + "sleep_task", {"steps": 2}, family="onnx")
+        assert job.wait(60)["pid"] == first_pid          # the job ran in the warm process
+        assert pool._spares["onnx"].proc.pid != first_pid  # and a new spare is already starting
+        job2 = pool.start("load", {"path": str(Path(__file__).resolve().parents[2] / "resources/samples/tiny_cnn.onnx")},
+                          family="onnx")
+        assert job2.wait(60)["format"] == "onnx"
+        last = pool._spares["onnx"].proc
+    assert last.wait(10) is not None                      # closing the pool ends the spares
+
+
+def test_family_of():
+    from converters.jobs import family_of
+
+    assert family_of("torch.export") == "torch"
+    assert family_of("savedmodel") == "tf"
+    assert family_of("onnx") == "onnx"
