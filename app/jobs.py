@@ -1,0 +1,191 @@
+"""Qt bridge over :mod:`converters.jobs`: a worker-process job whose events arrive as Qt signals.
+
+The job's reader thread (a plain Python thread owned by :class:`converters.jobs.Job`) never touches
+widgets: it emits an internal signal that is connected with a queued connection, so every public
+signal below is delivered in the GUI thread.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+
+from converters.jobs import Event, Job
+
+__all__ = ["QtJob", "JobRegistry", "task_available"]
+
+_ids = itertools.count(1)
+
+
+def task_available(name: str) -> bool:
+    """Whether a worker task of that name is registered (cheap: reads the task table only)."""
+    from converters.jobs.tasks import TASKS
+
+    return name in TASKS or ":" in name
+
+
+class QtJob(QObject):
+    """One task in a worker process, reported through signals in the GUI thread.
+
+    Signals: ``progress(fraction: float | None, message: str)``, ``log(str)``, ``finished(dict)`` (the
+    task's result), ``failed(message: str, kind: str)`` (kind is the worker's error class name, e.g.
+    ``TrustRequired``, ``CorruptFile``, ``JobCancelled``, ``WorkerCrashed``), ``ended()`` after either.
+    """
+
+    progress = Signal(object, str)
+    log = Signal(str)
+    finished = Signal(dict)
+    failed = Signal(str, str)
+    ended = Signal()
+    _event = Signal(object)
+
+    def __init__(self, task: str, params: dict[str, Any], *, title: str = "", parent: QObject | None = None):
+        super().__init__(parent)
+        self.id = next(_ids)
+        self.task = task
+        self.params = params
+        self.title = title or task
+        self.state = "pending"          # pending | running | done | failed | cancelled
+        self.fraction: float | None = None
+        self.message = ""
+        self.result: dict | None = None
+        self.error: str | None = None
+        self.error_kind: str | None = None
+        self.created = time.time()
+        self.job: Job | None = None
+        self._event.connect(self._on_event, Qt.ConnectionType.QueuedConnection)
+
+    # -- control -------------------------------------------------------------------------------------
+    def start(self, pool=None, family: str | None = None) -> "QtJob":
+        """Start the worker: a warm one from ``pool`` (a :class:`converters.jobs.WorkerPool`) for
+        ``family`` when given, else a fresh process."""
+        self.state = "running"
+        # on_event runs in the reader thread: only emit, never touch state that widgets read.
+        try:
+            if pool is not None and family:
+                self.job = pool.start(self.task, self.params, family=family, on_event=self._event.emit)
+            else:
+                self.job = Job(self.task, self.params, on_event=self._event.emit)
+                self.job.start()
+        except OSError as exc:  # could not even start a process (fd limit, missing interpreter)
+            self._event.emit(Event("error", {"message": f"could not start a worker: {exc}", "kind": "WorkerCrashed"}))
+            self._event.emit(Event("end", {}))
+        return self
+
+    def cancel(self) -> None:
+        """End the worker (and its children). The job then fails with kind ``JobCancelled``."""
+        if self.job is not None and self.state == "running":
+            self.job.cancel()
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def log_path(self) -> str | None:
+        return str(self.job.log_path) if self.job is not None else None
+
+    @property
+    def elapsed(self) -> float | None:
+        return self.job.elapsed if self.job is not None else None
+
+    def log_text(self, limit: int = 200_000) -> str:
+        """The worker's captured stdout/stderr (the last ``limit`` characters)."""
+        if self.job is None:
+            return ""
+        try:
+            with open(self.job.log_path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return ""
+        return data[-limit:].decode("utf-8", "replace")
+
+    # -- events (GUI thread) -------------------------------------------------------------------------
+    @Slot(object)
+    def _on_event(self, ev: Event) -> None:
+        d = ev.data
+        if ev.kind == "progress":
+            self.fraction = d.get("fraction")
+            self.message = d.get("message") or self.message
+            self.progress.emit(self.fraction, self.message)
+        elif ev.kind == "log":
+            self.log.emit(str(d.get("message", "")))
+        elif ev.kind == "result":
+            self.result = d.get("result") or {}
+        elif ev.kind == "error":
+            self.error = d.get("message") or "the job failed"
+            self.error_kind = d.get("kind") or "Error"
+        elif ev.kind == "end":
+            if self.error is not None:
+                self.state = "cancelled" if self.error_kind == "JobCancelled" else "failed"
+                self.failed.emit(self.error, self.error_kind)
+            elif self.result is not None:
+                self.state = "done"
+                self.fraction = 1.0
+                self.finished.emit(self.result)
+            else:  # cannot happen with the worker protocol; keep the window honest anyway
+                self.state, self.error, self.error_kind = "failed", "the job ended without a result", "WorkerCrashed"
+                self.failed.emit(self.error, self.error_kind)
+            self.ended.emit()
+
+
+class JobRegistry(QObject):
+    """Every job the window started, for the jobs panel. ``added(QtJob)`` when one starts.
+
+    With warm workers on (:meth:`use_warm_workers`), each job takes a pre-started worker of its model's
+    framework family (torch / tf / onnx) and the next one is started in the background, so the second
+    job of a family does not pay the framework's import time. Every job still has a process of its own.
+    """
+
+    added = Signal(object)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.jobs: list[QtJob] = []
+        self.pool = None
+
+    def use_warm_workers(self, families: tuple[str, ...] = ("onnx",)) -> None:
+        """Start warm workers for ``families`` now (in the background) and keep one per family used."""
+        from converters.jobs import WorkerPool
+
+        if self.pool is None:
+            self.pool = WorkerPool()
+        for f in families:
+            self.pool.warm(f)
+
+    def _family(self, params: dict[str, Any]) -> str | None:
+        if self.pool is None:
+            return None
+        src = params.get("path") or params.get("src")
+        if not isinstance(src, str):
+            return None
+        from converters.jobs import family_of
+
+        try:
+            return family_of(src)
+        except Exception:  # detection problems are reported by the job itself
+            return None
+
+    def run(self, task: str, params: dict[str, Any], *, title: str = "") -> QtJob:
+        """Create, register and start a job."""
+        job = QtJob(task, params, title=title, parent=self)
+        self.jobs.append(job)
+        self.added.emit(job)
+        job.start(self.pool, self._family(params))
+        return job
+
+    def close(self) -> None:
+        """Cancel running jobs and end the warm workers."""
+        self.cancel_all()
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+    def running(self) -> list[QtJob]:
+        return [j for j in self.jobs if j.running]
+
+    def cancel_all(self) -> None:
+        for j in self.running():
+            j.cancel()

@@ -1,0 +1,238 @@
+"""Start the window: ``tensorbridge [FILE...]`` and ``tensorbridge --screenshot OUT.png [FILE]``.
+
+Only PySide6 and the light engine modules (graph model, jobs, format detection) are imported here;
+torch, TensorFlow and the converters run in worker processes. ``TENSORBRIDGE_DEBUG_MODULES=PATH``
+writes ``sorted(sys.modules)`` to PATH at exit (used to check that the window stays light).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+__all__ = ["run_window", "apply_theme", "resource_path", "build_parser"]
+
+_T0 = time.perf_counter()
+
+
+def resource_path(*parts: str) -> str:
+    """A file under ``resources/`` (the source tree, or the bundle when frozen by PyInstaller)."""
+    base = getattr(sys, "_MEIPASS", None) or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(base, "resources", *parts)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tensorbridge", description="Open model files in the Tensorbridge window.")
+    p.add_argument("files", nargs="*", metavar="FILE", help="model files or SavedModel folders to open")
+    p.add_argument("--screenshot", metavar="OUT.png",
+                   help="open FILE offscreen, wait until its graph is drawn, save a picture of the window, exit")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds --screenshot waits for the graph (default 120)")
+    p.add_argument("--size", default="1440x900", help="window size for --screenshot, WxH (default 1440x900)")
+    p.add_argument("--theme", choices=("system", "light", "dark"),
+                   help="colour theme (default: the saved preference, else follow the system)")
+    p.add_argument("--trust", action="store_true",
+                   help="allow running code stored in the files (pickled modules, Keras Lambda layers)")
+    return p
+
+
+def _dark_palette():
+    from PySide6.QtGui import QColor, QPalette
+
+    p = QPalette()
+    R = QPalette.ColorRole
+    G = QPalette.ColorGroup
+    colours = {R.Window: "#2b2d30", R.WindowText: "#e6e6e6", R.Base: "#1e1f22", R.AlternateBase: "#27292c",
+               R.ToolTipBase: "#3c3f41", R.ToolTipText: "#e6e6e6", R.Text: "#e6e6e6", R.Button: "#3c3f41",
+               R.ButtonText: "#e6e6e6", R.BrightText: "#ff6b6b", R.Link: "#6fa8ff", R.Highlight: "#3d6fb4",
+               R.HighlightedText: "#ffffff", R.Light: "#4a4d50", R.Midlight: "#3f4245", R.Mid: "#55585c",
+               R.Dark: "#1a1b1d", R.Shadow: "#000000", R.PlaceholderText: "#8c8c8c"}
+    for role, c in colours.items():
+        p.setColor(role, QColor(c))
+    for role in (R.WindowText, R.Text, R.ButtonText):
+        p.setColor(G.Disabled, role, QColor("#7a7a7a"))
+    return p
+
+
+def apply_theme(app, key: str = "system") -> bool:
+    """Light, dark, or the system's scheme (the default). Returns True when the result is dark.
+
+    Widgets draw with palette roles and the style sheet uses ``palette(...)``, so nothing else needs a
+    colour of its own.
+    """
+    from PySide6.QtCore import Qt
+
+    hints = app.styleHints()
+    dark = key == "dark"
+    if key == "system":
+        try:
+            dark = hints.colorScheme() == Qt.ColorScheme.Dark
+        except AttributeError:
+            dark = False
+    if app.style().name().lower() != "fusion":
+        app.setStyle("Fusion")  # the same look on every platform, and it honours the palette fully
+    app.setPalette(_dark_palette() if dark else app.style().standardPalette())
+    qss = resource_path("style.qss")
+    try:
+        with open(qss, encoding="utf-8") as f:
+            app.setStyleSheet(f.read())
+    except OSError:
+        pass
+    app.setProperty("tensorbridgeDark", dark)
+    return dark
+
+
+def _display_available() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("win32", "darwin")
+
+
+def _dump_modules() -> None:
+    out = os.environ.get("TENSORBRIDGE_DEBUG_MODULES")
+    if out:
+        try:
+            with open(out, "w") as f:
+                f.write("\n".join(sorted(sys.modules)) + "\n")
+        except OSError:
+            pass
+
+
+def run_window(argv: list[str]) -> int:
+    """Run the desktop app; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    finally:
+        _dump_modules()
+
+
+def _run(args) -> int:
+    if args.screenshot and not _display_available():
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if os.name == "posix" and os.geteuid() == 0:
+        # Chromium refuses to start as root with its sandbox on (Netron tab).
+        os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
+
+    from PySide6.QtCore import QCoreApplication, QSettings, Qt
+    from PySide6.QtWidgets import QApplication
+
+    # QtWebEngine needs shared GL contexts set before the application exists; with the attribute set it
+    # can be imported later, when the user first asks for a Netron tab (saves ~0.15 s at start-up).
+    QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setOrganizationName("Tensorbridge")
+    app.setApplicationName("Tensorbridge")
+    app.setDesktopFileName("tensorbridge")
+    settings = QSettings("Tensorbridge", "Tensorbridge")
+    theme = args.theme or str(settings.value("theme", "system"))
+    apply_theme(app, theme)
+    if theme == "system":
+        try:
+            app.styleHints().colorSchemeChanged.connect(
+                lambda _s: apply_theme(app, str(settings.value("theme", "system"))))
+        except AttributeError:
+            pass
+
+    from .main_window import MainWindow
+
+    if args.screenshot:
+        # a picture must not change the user's window geometry or recent files
+        import tempfile
+
+        tmp = tempfile.NamedTemporaryFile(prefix="tensorbridge-shot-", suffix=".ini", delete=False)
+        tmp.close()
+        try:
+            return _screenshot(app, MainWindow(QSettings(tmp.name, QSettings.Format.IniFormat)), args)
+        finally:
+            os.unlink(tmp.name)
+    win = MainWindow(settings)
+    win.show()
+    if os.environ.get("TENSORBRIDGE_REPORT_SHOWN"):
+        _report_shown(app, win)
+    for f in args.files:
+        win.open_path(f, trust=args.trust)
+    if not os.environ.get("TENSORBRIDGE_NO_WARM_WORKERS"):
+        from PySide6.QtCore import QTimer
+
+        # after the first paint: a worker with onnx imported waits for the first job
+        QTimer.singleShot(300, lambda: win.jobs.use_warm_workers(("onnx",)))
+    try:
+        return app.exec()
+    finally:
+        win.jobs.close()
+
+
+def _report_shown(app, win) -> None:
+    """Benchmark hook: print seconds since the interpreter started once the window has painted, then quit."""
+    from PySide6.QtCore import QTimer
+
+    def done() -> None:
+        app.processEvents()
+        heavy = sorted(m for m in ("torch", "tensorflow", "onnx2tf", "tf2onnx", "onnx", "pyqtgraph") if m in sys.modules)
+        print(f"shown {time.time():.6f} after_import {time.perf_counter() - _T0:.3f} heavy {','.join(heavy) or '-'}",
+              flush=True)
+        win.close()
+        app.quit()
+
+    QTimer.singleShot(0, done)
+
+
+def _screenshot(app, win, args) -> int:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    try:
+        w, h = (int(x) for x in args.size.lower().split("x"))
+    except ValueError:
+        print(f"tensorbridge: error: --size must look like 1440x900, not {args.size!r}", file=sys.stderr)
+        return 2
+    out = os.path.abspath(args.screenshot)
+    if not os.path.isdir(os.path.dirname(out)):
+        print(f"tensorbridge: error: {os.path.dirname(out)}: no such folder for the screenshot", file=sys.stderr)
+        return 2
+    win.resize(w, h)
+    win.show()
+    loop = QEventLoop()
+    state = {"error": None, "done": False}
+    tabs = []
+    for f in args.files[:1]:
+        tab = win.open_path(f, trust=args.trust)
+        tabs.append(tab)
+
+        def drawn(tab=tab) -> None:
+            if tab.state == "failed" and tab.error:
+                state["error"] = tab.error[0]
+            state["done"] = True
+            loop.quit()
+
+        tab.drawn.connect(drawn)
+    if not tabs:
+        state["done"] = True
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.timeout.connect(loop.quit)
+    if not state["done"]:
+        timer.start(int(args.timeout * 1000))
+        loop.exec()
+    if not state["done"]:
+        print(f"tensorbridge: error: {args.files[0]}: the graph was not drawn within {args.timeout:g} s "
+              f"(use --timeout to wait longer)", file=sys.stderr)
+        win.jobs.cancel_all()
+        return 3
+    # let the last paint and layout settle before grabbing
+    end = time.monotonic() + 0.3
+    while time.monotonic() < end:
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+    if tabs and tabs[0].state == "ready" and tabs[0].doc is not None and not tabs[0].doc.weights_only:
+        tabs[0].canvas_call("fit")
+        app.processEvents()
+    ok = win.grab().save(out, "PNG")
+    win.jobs.cancel_all()
+    win.close()
+    if not ok:
+        print(f"tensorbridge: error: could not write {out}", file=sys.stderr)
+        return 2
+    if state["error"]:
+        print(f"tensorbridge: error: {state['error']} (screenshot saved to {out})", file=sys.stderr)
+        return 2
+    print(out)
+    return 0

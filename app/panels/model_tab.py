@@ -1,0 +1,278 @@
+"""One open model: its loading job (progress, Cancel), its error banner, then its graph or weights tree."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QStackedWidget,
+                               QStyle, QVBoxLayout, QWidget)
+
+from ..jobs import JobRegistry, QtJob
+from .doc import ModelDoc, open_task_name
+from .weights_tree import WeightsTree
+
+__all__ = ["ModelTab", "Banner"]
+
+
+def graph_view_class():
+    """The graph canvas class, or None while app.graph_view is not installed."""
+    try:
+        from .. import graph_view
+    except ImportError:
+        return None
+    return getattr(graph_view, "GraphView", None)
+
+
+class Banner(QFrame):
+    """A one-line message across the top of a tab with optional action buttons. Colours come from the
+    palette (works in light and dark themes)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAutoFillBackground(True)
+        self.icon = QLabel(self)
+        self.text = QLabel(self)
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.buttons = QHBoxLayout()
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(8, 6, 8, 6)
+        lay.addWidget(self.icon, 0, Qt.AlignmentFlag.AlignTop)
+        lay.addWidget(self.text, 1)
+        lay.addLayout(self.buttons)
+        self.hide()
+
+    def show_message(self, text: str, kind: str = "error", actions: list[tuple[str, Any]] = ()) -> None:
+        icon = {"error": QStyle.StandardPixmap.SP_MessageBoxCritical,
+                "warning": QStyle.StandardPixmap.SP_MessageBoxWarning,
+                "info": QStyle.StandardPixmap.SP_MessageBoxInformation}[kind]
+        self.icon.setPixmap(self.style().standardIcon(icon).pixmap(20, 20))
+        self.text.setText(text)
+        self.setProperty("kind", kind)
+        self.style().unpolish(self)
+        self.style().polish(self)
+        while self.buttons.count():
+            w = self.buttons.takeAt(0).widget()
+            if w is not None:
+                w.deleteLater()
+        for label, slot in actions:
+            b = QPushButton(label, self)
+            b.clicked.connect(slot)
+            self.buttons.addWidget(b)
+        self.show()
+
+    def button(self, label: str) -> QPushButton | None:
+        for i in range(self.buttons.count()):
+            w = self.buttons.itemAt(i).widget()
+            if isinstance(w, QPushButton) and w.text() == label and not w.isHidden():
+                return w
+        return None
+
+
+class ModelTab(QWidget):
+    """A model file opened in a worker job.
+
+    Signals: ``loaded()`` (``doc`` is set), ``failed(message, kind)``, ``nodeSelected(int)`` (-1 for
+    none), ``weightSelected(name)``, ``drawn()`` (the graph, weights tree or error is on screen),
+    ``attachRequested()``.
+    """
+
+    loaded = Signal()
+    failed = Signal(str, str)
+    nodeSelected = Signal(int)
+    weightSelected = Signal(str)
+    drawn = Signal()
+    attachRequested = Signal()
+
+    def __init__(self, path: str, registry: JobRegistry, *, trust: bool = False, origin: str = "",
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self.path = os.path.abspath(path)
+        self.registry = registry
+        self.trust = trust
+        self.origin = origin          # e.g. "converted from model.pt2": shown in the tooltip
+        self.doc: ModelDoc | None = None
+        self.job: QtJob | None = None
+        self.state = "new"            # new | loading | ready | failed
+        self.error: tuple[str, str] | None = None
+        self.canvas = None
+        self.weights: WeightsTree | None = None
+        self._last_task: tuple[str, dict] | None = None
+
+        self.banner = Banner(self)
+        self.progress_row = QWidget(self)
+        self.bar = QProgressBar(self.progress_row)
+        self.bar.setRange(0, 0)
+        self.bar.setMaximumWidth(360)
+        self.progress_text = QLabel("", self.progress_row)
+        self.cancel_button = QPushButton("Cancel", self.progress_row)
+        self.cancel_button.clicked.connect(self.cancel)
+        pl = QHBoxLayout(self.progress_row)
+        pl.setContentsMargins(12, 12, 12, 12)
+        pl.addWidget(self.bar, 1)
+        pl.addWidget(self.progress_text, 2)
+        pl.addWidget(self.cancel_button)
+
+        self.stack = QStackedWidget(self)
+        self.placeholder = QLabel("", self.stack)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.stack.addWidget(self.placeholder)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.banner)
+        lay.addWidget(self.progress_row)
+        lay.addWidget(self.stack, 1)
+        self.progress_row.hide()
+
+    # -- title -------------------------------------------------------------------------------------------
+    @property
+    def title(self) -> str:
+        return os.path.basename(self.path.rstrip(os.sep)) or self.path
+
+    # -- loading -----------------------------------------------------------------------------------------
+    def open(self, trust: bool | None = None) -> QtJob:
+        """Start (or restart) loading the file in a worker."""
+        if trust is not None:
+            self.trust = trust
+        task = open_task_name()
+        return self.run_task(task, {"path": self.path, "trust": self.trust, "options": {}},
+                             title=f"open {self.title}" + (" (trusted)" if self.trust else ""))
+
+    def run_task(self, task: str, params: dict, *, title: str) -> QtJob:
+        """Run a task whose result is an opened model (open, load, attach_architecture)."""
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+        self._last_task = (task, params)
+        self.state = "loading"
+        self.error = None
+        self.banner.hide()
+        self.bar.setRange(0, 0)
+        self.progress_text.setText(f"Opening {self.path}…")
+        self.cancel_button.setEnabled(True)
+        self.progress_row.show()
+        self.placeholder.setText("")
+        self.stack.setCurrentWidget(self.placeholder)
+        job = self.registry.run(task, params, title=title)
+        self.job = job
+        job.progress.connect(lambda f, m, j=job: self._on_progress(j, f, m))
+        job.finished.connect(lambda r, j=job: self._on_finished(j, r))
+        job.failed.connect(lambda m, k, j=job: self._on_failed(j, m, k))
+        return job
+
+    def retry(self) -> None:
+        if self._last_task is not None:
+            task, params = self._last_task
+            self.run_task(task, params, title=f"{task} {self.title}")
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.cancel_button.setEnabled(False)
+            self.progress_text.setText("Cancelling…")
+            self.job.cancel()
+
+    def _on_progress(self, job: QtJob, fraction, message: str) -> None:
+        if job is not self.job:
+            return
+        if fraction is None:
+            self.bar.setRange(0, 0)
+        else:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
+        if message:
+            self.progress_text.setText(message)
+
+    def _on_failed(self, job: QtJob, message: str, kind: str) -> None:
+        if job is not self.job:
+            return
+        self.progress_row.hide()
+        self.state = "failed"
+        self.error = (message, kind)
+        if kind == "TrustRequired":
+            self.banner.show_message(message, "warning", [("Trust and open", lambda: self.open(trust=True))])
+            self.placeholder.setText("This file can only be opened by running code stored in it.\n"
+                                     "Open it only if you trust where it came from.")
+        elif kind == "JobCancelled":
+            self.banner.show_message(f"Opening {self.title} was cancelled.", "info", [("Open again", self.retry)])
+        else:
+            actions = [("Show log", self._show_log)] if kind == "WorkerCrashed" else []
+            self.banner.show_message(message, "error", actions + [("Retry", self.retry)])
+        self.failed.emit(message, kind)
+        self.drawn.emit()
+
+    def _show_log(self) -> None:
+        from .jobs_panel import LogDialog
+
+        if self.job is not None:
+            dlg = LogDialog(self.job, self)
+            dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dlg.show()
+
+    def _on_finished(self, job: QtJob, result: dict) -> None:
+        if job is not self.job:
+            return
+        try:
+            doc = ModelDoc(self.path, self.trust, result)
+        except Exception as exc:  # a pack the window cannot read is an error for this tab, not a crash
+            from converters.errors import one_line
+
+            self._on_failed(job, f"{self.path}: the opened model could not be shown ({one_line(exc)})", "Error")
+            return
+        self.doc = doc
+        self.progress_row.hide()
+        self.state = "ready"
+        warnings = doc.summary.get("warnings") or []
+        if warnings:
+            self.banner.show_message("; ".join(warnings[:3]), "warning")
+        if doc.weights_only:
+            self._show_weights(doc)
+        else:
+            self._show_graph(doc)
+        self.loaded.emit()
+
+    # -- views -------------------------------------------------------------------------------------------
+    def _show_weights(self, doc: ModelDoc) -> None:
+        if self.weights is None:
+            self.weights = WeightsTree(self.stack)
+            self.weights.weightSelected.connect(self.weightSelected.emit)
+            self.weights.attachRequested.connect(self.attachRequested.emit)
+            self.stack.addWidget(self.weights)
+        self.weights.set_weights(doc.weights or [])
+        self.stack.setCurrentWidget(self.weights)
+        self.drawn.emit()
+
+    def _show_graph(self, doc: ModelDoc) -> None:
+        if self.canvas is not None:
+            self.stack.removeWidget(self.canvas)
+            self.canvas.deleteLater()
+        cls = graph_view_class() if doc.pack is not None else None
+        if cls is not None:
+            self.canvas = cls(self.stack)
+            self.canvas.nodeSelected.connect(self.nodeSelected.emit)
+            self.canvas.drawn.connect(self.drawn.emit)
+            self.stack.addWidget(self.canvas)
+            self.stack.setCurrentWidget(self.canvas)
+            self.canvas.set_pack(doc.pack)
+        else:
+            from .node_list import NodeList
+
+            self.canvas = NodeList(self.stack)
+            self.canvas.nodeSelected.connect(self.nodeSelected.emit)
+            self.canvas.drawn.connect(self.drawn.emit)
+            self.stack.addWidget(self.canvas)
+            self.stack.setCurrentWidget(self.canvas)
+            self.canvas.set_doc(doc)
+
+    # -- actions forwarded to the canvas -----------------------------------------------------------------
+    def canvas_call(self, name: str, *args):
+        fn = getattr(self.canvas, name, None) if self.canvas is not None else None
+        return fn(*args) if fn is not None else None
+
+    def shutdown(self) -> None:
+        """Called when the tab closes: stop a running load."""
+        if self.job is not None and self.job.running:
+            self.job.cancel()

@@ -1,0 +1,260 @@
+"""The real main window, offscreen: opening, dropping, errors, cancel, inspector, screenshot, no-torch rule."""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# QtWebEngine must be loaded before any QApplication exists (the Netron test needs it).
+try:
+    import PySide6.QtWebEngineWidgets  # noqa: F401
+except ImportError:  # pragma: no cover - PySide6-Addons missing
+    pass
+
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
+from PySide6.QtWidgets import QApplication
+
+from app.main_window import MainWindow
+from app.panels.model_tab import ModelTab
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "resources" / "samples" / "tiny_cnn.onnx"
+LOAD_TIMEOUT = 60_000
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    yield win
+    win.jobs.close()
+    win.close()
+
+
+def _onnx_facts(path: Path) -> dict:
+    """What the onnx package itself says about the file (independent of Tensorbridge's reader)."""
+    import onnx
+
+    m = onnx.load(str(path))
+    inits = {t.name: t for t in m.graph.initializer}
+    shapes = {}
+    for v in list(m.graph.input) + list(m.graph.output) + list(m.graph.value_info):
+        shapes[v.name] = [d.dim_value for d in v.type.tensor_type.shape.dim]
+    return {"nodes": list(m.graph.node), "inits": inits, "shapes": shapes,
+            "inputs": [v.name for v in m.graph.input if v.name not in inits],
+            "outputs": [v.name for v in m.graph.output],
+            "params": sum(math.prod(t.dims) for t in m.graph.initializer)}
+
+
+def _wait_ready(qtbot, tab: ModelTab) -> None:
+    qtbot.waitUntil(lambda: tab.state in ("ready", "failed"), timeout=LOAD_TIMEOUT)
+    assert tab.state == "ready", tab.error
+
+
+def test_open_file_shows_summary_and_remembers_recent(window, qtbot):
+    facts = _onnx_facts(SAMPLE)
+    tab = window.open_path(str(SAMPLE))
+    assert window.tabs.count() == 1 and window.tabs.tabText(0) == "tiny_cnn.onnx"
+    assert tab.job is not None and tab.job.task in ("open", "load")
+    _wait_ready(qtbot, tab)
+    assert tab.doc.format == "onnx"
+    assert tab.doc.node_count == len(facts["nodes"])
+    text = window.inspector.text()
+    assert "format: onnx" in text
+    assert f"nodes: {len(facts['nodes'])}" in text
+    assert f"parameters: {facts['params']:,}" in text
+    for name in facts["inputs"] + facts["outputs"]:
+        assert name in text
+    assert window.recent_files()[0] == str(SAMPLE)
+    # the same file again focuses its tab instead of opening a second copy
+    assert window.open_path(str(SAMPLE)) is tab and window.tabs.count() == 1
+    # the job shows as done in the jobs panel
+    assert window.jobs_panel.status_text(tab.job).startswith("done")
+
+
+def test_drop_file_on_window_opens_it(window, qtbot):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(SAMPLE))])
+    pos = QPointF(window.width() / 2, window.height() / 2)
+    enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, drop)
+    assert drop.isAccepted()
+    assert window.tabs.count() == 1
+    tab = window.current_tab()
+    assert tab.path == str(SAMPLE)
+    _wait_ready(qtbot, tab)
+    # a drag without files is refused
+    empty = QMimeData()
+    empty.setText("not a file")
+    enter2 = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, empty, Qt.MouseButton.LeftButton,
+                             Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter2)
+    assert not enter2.isAccepted()
+
+
+def test_corrupt_file_shows_one_line_error_and_window_stays_usable(window, qtbot, tmp_path):
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"\x08\x07" + os.urandom(300))
+    tab = window.open_path(str(bad))
+    qtbot.waitUntil(lambda: tab.state in ("ready", "failed"), timeout=LOAD_TIMEOUT)
+    assert tab.state == "failed"
+    message, kind = tab.error
+    assert kind in ("CorruptFile", "UnsupportedFormat")
+    assert not tab.banner.isHidden()
+    shown = tab.banner.text.text()
+    assert "broken.onnx" in shown and "\n" not in shown and "Traceback" not in shown
+    assert tab.banner.button("Retry") is not None
+    # still usable: another file opens in a second tab
+    good = window.open_path(str(SAMPLE))
+    _wait_ready(qtbot, good)
+    assert window.tabs.count() == 2
+
+
+def test_cancel_running_job_shows_cancelled(window, qtbot):
+    job = window.jobs.run("tests.jobs_tasks:sleep_task", {"steps": 400, "delay": 0.1}, title="slow task")
+    qtbot.waitUntil(lambda: job.fraction is not None, timeout=LOAD_TIMEOUT)
+    assert job.running
+    row = window.jobs_panel.by_job[job.id]
+    assert row.cancel.isEnabled()
+    qtbot.mouseClick(row.cancel, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: job.state == "cancelled", timeout=20_000)
+    assert window.jobs_panel.status_text(job) == "cancelled"
+    assert not row.cancel.isEnabled()
+    assert job.job.proc.poll() is not None  # the worker process is gone
+
+
+def test_cancel_loading_tab(window, qtbot):
+    tab = ModelTab(str(SAMPLE), window.jobs, parent=window.tabs)
+    window.tabs.addTab(tab, "slow")
+    tab.run_task("tests.jobs_tasks:sleep_task", {"steps": 400, "delay": 0.1}, title="slow open")
+    qtbot.waitUntil(lambda: tab.job.fraction is not None, timeout=LOAD_TIMEOUT)
+    assert not tab.progress_row.isHidden()
+    qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tab.state == "failed", timeout=20_000)
+    assert tab.error[1] == "JobCancelled"
+    assert tab.progress_row.isHidden()
+    assert "cancelled" in tab.banner.text.text()
+    assert tab.banner.button("Open again") is not None
+
+
+def test_worker_crash_is_an_error_message_not_a_crash(window, qtbot):
+    tab = ModelTab(str(SAMPLE), window.jobs, parent=window.tabs)
+    window.tabs.addTab(tab, "crash")
+    tab.run_task("tests.jobs_tasks:segfault_task", {}, title="crash")
+    qtbot.waitUntil(lambda: tab.state == "failed", timeout=LOAD_TIMEOUT)
+    assert tab.error[1] == "WorkerCrashed"
+    assert "SIGSEGV" in tab.banner.text.text()
+    assert tab.banner.button("Show log") is not None
+    good = window.open_path(str(SAMPLE))
+    _wait_ready(qtbot, good)
+
+
+def test_select_node_shows_it_in_inspector(window, qtbot):
+    facts = _onnx_facts(SAMPLE)
+    tab = window.open_path(str(SAMPLE))
+    _wait_ready(qtbot, tab)
+    # the first node that has a weight input (a Conv)
+    idx, node = next((i, n) for i, n in enumerate(facts["nodes"]) if any(x in facts["inits"] for x in n.input))
+    with qtbot.waitSignal(tab.nodeSelected, timeout=5000) as sig:
+        tab.canvas.select(idx)
+    assert sig.args == [idx]
+    text = window.inspector.text()
+    assert f"name: {node.name}" in text
+    assert f"op type: {node.op_type}" in text
+    weight = next(x for x in node.input if x in facts["inits"])
+    dims = "×".join(str(d) for d in facts["inits"][weight].dims)
+    assert weight in text and dims in text
+    data_in = next(x for x in node.input if x not in facts["inits"])
+    assert data_in in text
+    for a in node.attribute:
+        assert f"{a.name}:" in text
+    # scope row is always present (module path from the exporter's metadata, or root)
+    assert "scope:" in text
+    # find by op type selects a match
+    hits = window.find(node.op_type)
+    assert idx in hits
+    # selecting nothing goes back to the summary
+    tab.nodeSelected.emit(-1)
+    assert "format: onnx" in window.inspector.text()
+
+
+def test_shortcuts_are_bound(window):
+    keys = {a.text().replace("&", ""): [s.toString() for s in a.shortcuts()] for a in window.actions()}
+    assert "Ctrl+O" in keys["Open…"]
+    assert "Ctrl+W" in keys["Close tab"]
+    assert "Ctrl+F" in keys["Find…"]
+    assert "Ctrl+=" in keys["Zoom in"] and "Ctrl+-" in keys["Zoom out"]
+    assert "Ctrl+0" in keys["Fit to window"]
+    assert "Ctrl+Q" in keys["Quit"]
+
+
+def test_close_tab_and_settings_persist(window, qtbot, tmp_path):
+    tab = window.open_path(str(SAMPLE))
+    _wait_ready(qtbot, tab)
+    window.close_current()
+    assert window.tabs.count() == 0
+    assert window.pages.currentWidget() is window.welcome
+    window.resize(900, 555)
+    window.jobs_dock.hide()
+    window.save_settings()
+    s2 = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win2 = MainWindow(s2)
+    qtbot.addWidget(win2)
+    # (the offscreen screen is 800 px wide, so only the height survives unclamped)
+    assert win2.size().height() == 555
+    assert win2.jobs_dock.isHidden() and not win2.inspector_dock.isHidden()
+    assert win2.recent_files() == [str(SAMPLE)]
+    assert win2.recent_list.count() == 1
+    win2.jobs.close()
+
+
+def test_tab_drag_data_is_the_file(window, qtbot):
+    tab = window.open_path(str(SAMPLE))
+    _wait_ready(qtbot, tab)
+    mime = window.tab_mime_data(0)
+    assert [u.toLocalFile() for u in mime.urls()] == [str(SAMPLE)]
+
+
+def test_screenshot_subprocess_keeps_frameworks_out(tmp_path):
+    out = tmp_path / "shot.png"
+    mods = tmp_path / "modules.txt"
+    env = dict(os.environ, TENSORBRIDGE_DEBUG_MODULES=str(mods), QT_QPA_PLATFORM="offscreen",
+               PYTHONPATH=str(ROOT))
+    env.pop("DISPLAY", None)
+    proc = subprocess.run([sys.executable, "-m", "app", "--screenshot", str(out), "--size", "1200x800",
+                           str(SAMPLE)], cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    img = QImage(str(out))
+    assert not img.isNull()
+    assert (img.width(), img.height()) == (1200, 800)
+    # not a blank picture: many distinct colours
+    colours = {img.pixel(x, y) for x in range(0, img.width(), 23) for y in range(0, img.height(), 23)}
+    assert len(colours) > 5
+    loaded = set(mods.read_text().split())
+    assert "PySide6.QtWidgets" in loaded  # the dump is real
+    for heavy in ("torch", "tensorflow", "onnx2tf", "tf2onnx", "keras", "onnxruntime"):
+        assert heavy not in loaded, f"the window process imported {heavy}"
+
+
+def test_screenshot_of_bad_file_fails_with_one_line(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07" + b"\xff" * 100)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "app", "--screenshot", str(tmp_path / "s.png"), str(bad)],
+                          cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode != 0
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("tensorbridge: error:")]
+    assert len(errors) == 1 and "bad.onnx" in errors[0]
+    assert "Traceback" not in proc.stderr
