@@ -159,7 +159,10 @@ class Inspector(QWidget):
             op = f"{d['domain']}::{op}"
         self._row(top, "op type", op)
         self._row(top, "scope", d.get("scope") or "(root)")
-        attrs = d.get("attrs") or {}
+        attrs = dict(d.get("attrs") or {})
+        # keys with a leading underscore are the reader's metadata (exporter scopes, source lines)
+        meta = {k: v for k, v in attrs.items() if k.startswith("_")}
+        attrs = {k: v for k, v in attrs.items() if not k.startswith("_")}
         if attrs:
             sec = self._section("Attributes")
             for k, v in attrs.items():
@@ -175,6 +178,14 @@ class Inspector(QWidget):
             sec = self._section("Weights")
             for w in ws:
                 self._row(sec, w.get("name", ""), value_text(w), weight=w.get("name"))
+        if meta:
+            sec = self._section("Metadata", expanded=False)
+            for k, v in meta.items():
+                if isinstance(v, dict):
+                    for kk, vv in v.items():
+                        self._row(sec, str(kk), _attr_text(vv))
+                else:
+                    self._row(sec, k.lstrip("_"), _attr_text(v))
 
     def show_weight(self, doc, name: str) -> None:
         """One entry of a weights-only checkpoint; its statistics are requested right away."""

@@ -1,7 +1,7 @@
 """Jobs panel: every job this window started, running or finished, with progress, Cancel, log and error."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit,
                                QProgressBar, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
@@ -46,7 +46,7 @@ class _Row:
         self.bar = QProgressBar()
         self.bar.setRange(0, 0)  # busy until the first fraction arrives
         self.bar.setTextVisible(False)
-        self.bar.setMaximumHeight(16)
+        self.bar.setMaximumHeight(14)
         self.cancel = QPushButton("Cancel")
         self.cancel.setToolTip("Stop this job's worker process")
         self.cancel.clicked.connect(job.cancel)
@@ -127,6 +127,8 @@ class JobsPanel(QWidget):
         bl.addWidget(row.cancel)
         bl.addWidget(row.log)
         self.tree.setItemWidget(row.item, 3, box)
+        # rows must be as tall as their buttons, or the widgets overlap the next row
+        row.item.setSizeHint(0, QSize(0, max(box.sizeHint().height(), 22) + 2))
         self.rows[id(row.item)] = row
         self.by_job[job.id] = row
         self.empty.hide()

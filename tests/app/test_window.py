@@ -258,3 +258,36 @@ def test_screenshot_of_bad_file_fails_with_one_line(tmp_path):
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("tensorbridge: error:")]
     assert len(errors) == 1 and "bad.onnx" in errors[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_view_in_netron_serves_locally_and_skips_consent(window, qtbot):
+    import netron
+
+    tab = window.open_path(str(SAMPLE))
+    _wait_ready(qtbot, tab)
+    nt = window.view_in_netron()
+    assert nt is not None and nt.view is not None
+    assert nt.address[0] == "127.0.0.1"
+    with qtbot.waitSignal(nt.loaded, timeout=60_000) as sig:
+        pass
+    assert sig.args == [True]
+    state: dict = {}
+
+    def poll() -> bool:
+        state.pop("r", None)
+        nt.evaluate("JSON.stringify({nodes: document.querySelectorAll('#canvas .node').length,"
+                    " body: document.body.className, cookie: document.cookie})",
+                    lambda r: state.__setitem__("r", r))
+        qtbot.waitUntil(lambda: "r" in state, timeout=5000)
+        return '"nodes":0' not in state["r"]
+
+    qtbot.waitUntil(poll, timeout=60_000)
+    import json
+    page = json.loads(state["r"])
+    assert page["nodes"] > 0
+    assert "consent=" in page["cookie"]
+    assert "notification" not in page["body"]  # no consent prompt waiting for a click
+    address = nt.address
+    assert netron.status(address)
+    window.close_tab(window.tabs.indexOf(nt))
+    qtbot.waitUntil(lambda: not netron.status(address), timeout=10_000)  # the server thread ends
