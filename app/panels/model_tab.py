@@ -101,6 +101,7 @@ class ModelTab(QWidget):
         self.canvas = None
         self.weights: WeightsTree | None = None
         self._last_task: tuple[str, dict] | None = None
+        self._then_open: str | None = None
 
         self.banner = Banner(self)
         self.progress_row = QWidget(self)
@@ -143,11 +144,17 @@ class ModelTab(QWidget):
         return self.run_task(task, {"path": self.path, "trust": self.trust, "options": {}},
                              title=f"open {self.title}" + (" (trusted)" if self.trust else ""))
 
-    def run_task(self, task: str, params: dict, *, title: str) -> QtJob:
-        """Run a task whose result is an opened model (open, load, attach_architecture)."""
+    def run_task(self, task: str, params: dict, *, title: str, then_open: str | None = None) -> QtJob:
+        """Run a task whose result is an opened model (open, load, attach_architecture).
+
+        ``then_open``: a file the task writes (e.g. the .pt2 that attach_architecture saves); once the
+        task succeeds the tab opens that file with the open task instead, so it gets the full graph view
+        and can be dragged out or converted.
+        """
         if self.job is not None and self.job.running:
             self.job.cancel()
         self._last_task = (task, params)
+        self._then_open = then_open
         self.state = "loading"
         self.error = None
         self.banner.hide()
@@ -164,10 +171,16 @@ class ModelTab(QWidget):
         job.failed.connect(lambda m, k, j=job: self._on_failed(j, m, k))
         return job
 
-    def retry(self) -> None:
+    def retry(self, trust: bool | None = None) -> None:
+        """Run the last task again (with ``trust`` changed when given)."""
         if self._last_task is not None:
             task, params = self._last_task
-            self.run_task(task, params, title=f"{task} {self.title}")
+            params = dict(params)
+            if trust is not None:
+                self.trust = trust
+                params["trust"] = trust
+            self.run_task(task, params, title=f"{task} {self.title}" + (" (trusted)" if params.get("trust") else ""),
+                          then_open=self._then_open)
 
     def cancel(self) -> None:
         if self.job is not None:
@@ -193,7 +206,7 @@ class ModelTab(QWidget):
         self.state = "failed"
         self.error = (message, kind)
         if kind == "TrustRequired":
-            self.banner.show_message(message, "warning", [("Trust and open", lambda: self.open(trust=True))])
+            self.banner.show_message(message, "warning", [("Trust and open", lambda: self.retry(trust=True))])
             self.placeholder.setText("This file can only be opened by running code stored in it.\n"
                                      "Open it only if you trust where it came from.")
         elif kind == "JobCancelled":
@@ -214,6 +227,10 @@ class ModelTab(QWidget):
 
     def _on_finished(self, job: QtJob, result: dict) -> None:
         if job is not self.job:
+            return
+        if self._then_open and os.path.exists(self._then_open):
+            self.path, self._then_open = self._then_open, None
+            self.open()
             return
         try:
             doc = ModelDoc(self.path, self.trust, result)

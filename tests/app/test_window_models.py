@@ -1,0 +1,88 @@
+"""The window with PyTorch files: trust prompt, weights-only tree with statistics, attach architecture."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from app.main_window import MainWindow
+from converters.jobs.tasks import TASKS
+
+LOAD_TIMEOUT = 120_000
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    win = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    yield win
+    win.jobs.close()
+    win.close()
+
+
+def _wait_done(qtbot, tab):
+    qtbot.waitUntil(lambda: tab.state in ("ready", "failed"), timeout=LOAD_TIMEOUT)
+
+
+def test_pickled_module_asks_for_trust_then_opens(window, qtbot, model_file):
+    mf = model_file("window_models", "module.pt")
+    tab = window.open_path(mf.path)
+    _wait_done(qtbot, tab)
+    assert tab.state == "failed"
+    message, kind = tab.error
+    assert kind == "TrustRequired"
+    assert "module.pt" in tab.banner.text.text()
+    button = tab.banner.button("Trust and open")
+    assert button is not None
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert tab.state == "loading" and tab.job.params["trust"] is True
+    _wait_done(qtbot, tab)
+    assert tab.state == "ready", tab.error
+    assert tab.trust and tab.doc.format.startswith("torch")
+    assert tab.banner.button("Trust and open") is None
+
+
+def test_weights_only_checkpoint_opens_as_tree_with_stats(window, qtbot, model_file):
+    mf = model_file("window_models", "weights.safetensors")
+    tab = window.open_path(mf.path)
+    _wait_done(qtbot, tab)
+    assert tab.state == "ready", tab.error
+    assert tab.doc.weights_only
+    assert tab.weights is not None and tab.stack.currentWidget() is tab.weights
+    assert sorted(tab.weights.names) == mf.facts["names"]
+    # dotted names became a tree: encoder > layers > 0 > linear > weight
+    model = tab.weights.model
+    top = sorted(model.item(r, 0).text() for r in range(model.rowCount()))
+    assert top == ["encoder", "head"]
+    assert f"{mf.facts['param_count']:,} parameters" in tab.weights.info.text()
+    assert "Weights only" in window.inspector.text() or "weights:" in window.inspector.text()
+    # selecting a leaf shows it and fetches statistics in a worker
+    assert tab.weights.select_name("head.weight")
+    text = window.inspector.text()
+    assert "Weight: head.weight" in text and "3×8" in text
+    want = mf.facts["stats"]["head.weight"]
+    qtbot.waitUntil(lambda: "max" in window.inspector.stats_label.text(), timeout=LOAD_TIMEOUT)
+    stats = window.inspector.stats_label.text()
+    assert f"min {want['min']:.6g}" in stats and f"max {want['max']:.6g}" in stats
+    assert f"mean {want['mean']:.6g}" in stats
+    assert window.inspector.plot is not None and window.inspector.plot.isVisible()
+    assert window.act_attach.isEnabled() == ("attach_architecture" in TASKS)
+
+
+def test_attach_architecture_opens_graph(window, qtbot, model_file):
+    mf = model_file("window_models", "small_state.pth")
+    tab = window.open_path(mf.path)
+    _wait_done(qtbot, tab)
+    assert tab.state == "ready" and tab.doc.weights_only, tab.error
+    f = mf.facts
+    graph_tab = window.run_attach(mf.path, {"spec": f["spec"], "kwargs": f["kwargs"],
+                                            "input_shapes": f["input_shapes"]})
+    assert window.current_tab() is graph_tab
+    _wait_done(qtbot, graph_tab)
+    assert graph_tab.state == "ready", graph_tab.error
+    assert graph_tab.path.endswith(".pt2")
+    assert not graph_tab.doc.weights_only
+    assert graph_tab.doc.format == "torch.export"
+    assert graph_tab.doc.node_count == f["node_count"]
+    assert int(graph_tab.doc.summary["param_count"]) == f["param_count"]
