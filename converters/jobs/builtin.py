@@ -15,6 +15,11 @@ def load_task(params: dict, ctx) -> dict:
     ctx.progress(0.0, f"reading {path}")
     model = load(path, trust=bool(params.get("trust", False)), progress=ctx.progress,
                  **(params.get("options") or {}))
+    return model_result(model, ctx)
+
+
+def model_result(model, ctx) -> dict:
+    """Write ``model`` as ``model.json`` in the job folder; return its summary plus ``model_json``."""
     ctx.progress(0.9, "writing graph")
     out = ctx.path("model.json")
     with open(out, "w") as f:

@@ -10,6 +10,7 @@ import importlib
 
 TASKS: dict[str, str] = {
     "load": "converters.jobs.builtin:load_task",
+    "attach_architecture": "converters.formats.torch_reader:attach_task",
 }
 
 

@@ -1,0 +1,471 @@
+"""SavedModel reader: parses ``saved_model.pb`` (or ``.pbtxt``) and the variables checkpoint; runs nothing.
+
+* Every signature (``signature_def``, except the ``__saved_model_init_op`` pseudo-signature) becomes a
+  :class:`Graph` in ``Model.signatures``; ``Model.graph`` is ``serving_default`` (else the first one).
+  Graph inputs and outputs are named by the signature keys (``image``, ``output_0``); shapes use ``None``
+  for ``-1`` dims.
+* The graph holds the ops that compute the signature outputs: starting from the output tensors it walks
+  back through the top-level GraphDef, and every function call (``StatefulPartitionedCall``,
+  ``PartitionedCall`` or a node whose op is a library function) is replaced by the body of the called
+  function, recursively, so the user sees the layers' ops rather than one call node. A body node's
+  ``scope`` is the call's scope joined with the node's own name prefix (``sequential/conv2d/Conv2D`` ->
+  ``sequential/conv2d``); its ``name`` is prefixed by the call path so names stay unique.
+* Filtered: ``NoOp`` nodes and control-dependency edges (``^node``), which carry no data. Kept:
+  ``Identity`` and ``ReadVariableOp`` nodes, so node counts are the op counts of the inlined functions.
+* Variables captured by a signature become graph initializers named by their object path
+  (``conv1/kernel``), read lazily from ``variables/`` with ``tf.train.load_checkpoint``.
+* Shapes come from the ``_output_shapes`` attributes TensorFlow stores on every node of a SavedModel
+  written by TF 2; where absent they stay unknown. Nothing from the model is executed: parsing needs only
+  TensorFlow's protobuf classes and its op registry (to know each op's outputs).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from ..errors import CorruptFile, UnsupportedFormat
+from ..graph import Graph, Model, Node, Tensor, Value
+
+__all__ = ["load"]
+
+_CALL_OPS = {"StatefulPartitionedCall", "PartitionedCall"}
+_VAR_OPS = {"VarHandleOp", "VariableV2", "Variable"}
+_INIT_SIG = "__saved_model_init_op"
+
+
+def load(path: str, *, trust: bool = False, progress: Callable = lambda *a: None, **options) -> Model:
+    """Read a SavedModel folder (or its ``saved_model.pb``) into a Model with one graph per signature."""
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    pb = os.path.join(folder, "saved_model.pb")
+    pbtxt = os.path.join(folder, "saved_model.pbtxt")
+    if not os.path.exists(pb) and not os.path.exists(pbtxt):
+        raise UnsupportedFormat(f"{path}: no saved_model.pb in this folder, so not a SavedModel; open a "
+                                f"SavedModel folder or a model file")
+    progress(0.02, "importing TensorFlow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        from google.protobuf import message, text_format
+        from tensorflow.core.protobuf import saved_model_pb2
+    except ImportError as exc:
+        raise UnsupportedFormat(f"{path}: reading SavedModels needs TensorFlow; install tensorflow-cpu and "
+                                f"try again") from exc
+    progress(0.1, "parsing saved_model.pb")
+    sm = saved_model_pb2.SavedModel()
+    try:
+        if os.path.exists(pb):
+            with open(pb, "rb") as f:
+                sm.ParseFromString(f.read())
+        else:
+            with open(pbtxt) as f:
+                text_format.Parse(f.read(), sm)
+    except (message.DecodeError, text_format.ParseError, UnicodeDecodeError, ValueError) as exc:
+        raise CorruptFile(f"{pb if os.path.exists(pb) else pbtxt}: cannot be parsed as a SavedModel "
+                          f"({' '.join(str(exc).split())[:200] or type(exc).__name__}); the file is damaged or "
+                          f"truncated") from None
+    if not sm.meta_graphs:
+        raise CorruptFile(f"{path}: saved_model.pb holds no meta graph; the file is damaged or empty")
+    mg = next((m for m in sm.meta_graphs if "serve" in m.meta_info_def.tags), sm.meta_graphs[0])
+
+    model = Model("savedmodel", path)
+    model.extra["tags"] = ",".join(mg.meta_info_def.tags)
+    if mg.meta_info_def.tensorflow_version:
+        model.extra["tensorflow_version"] = mg.meta_info_def.tensorflow_version
+    reader = _VariableReader(folder, mg)
+    lib = {f.signature.name: f for f in mg.graph_def.library.function}
+    top = {n.name: n for n in mg.graph_def.node}
+    sig_names = [k for k in mg.signature_def if k != _INIT_SIG]
+    if not sig_names:
+        model.warnings.append("the SavedModel has no signatures; nothing callable to show")
+    for i, name in enumerate(sig_names):
+        progress(0.15 + 0.8 * i / max(1, len(sig_names)), f"reading signature {name}")
+        model.signatures[name] = _SignatureBuilder(name, mg.signature_def[name], top, lib, reader, mg).build()
+    if model.signatures:
+        model.graph = model.signatures.get("serving_default") or model.signatures[sig_names[0]]
+    model.extra["signature_names"] = ",".join(sig_names)
+    if reader.missing:
+        model.warnings.append(f"{reader.missing} variable(s) could not be matched to the checkpoint; their "
+                              f"values are not available")
+    progress(1.0, "done")
+    return model
+
+
+# ---- variables --------------------------------------------------------------------------------------
+class _VariableReader:
+    """Maps captured variable handles to checkpoint keys and reads them on demand."""
+
+    def __init__(self, folder: str, mg):
+        self.prefix = os.path.join(folder, "variables", "variables")
+        self.mg = mg
+        self.missing = 0
+        self._reader = None
+        self._keys: dict[int, str] | None = None
+
+    def reader(self):
+        if self._reader is None:
+            import tensorflow as tf
+
+            self._reader = tf.train.load_checkpoint(self.prefix)
+        return self._reader
+
+    def keys_by_node(self) -> dict[int, str]:
+        """Object-graph node id -> checkpoint key (the checkpoint's object graph uses the same ids)."""
+        if self._keys is None:
+            self._keys = {}
+            try:
+                from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+                g = trackable_object_graph_pb2.TrackableObjectGraph()
+                g.ParseFromString(self.reader().get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+                for i, n in enumerate(g.nodes):
+                    for a in n.attributes:
+                        if a.name == "VARIABLE_VALUE":
+                            self._keys[i] = a.checkpoint_key
+            except Exception:  # no checkpoint or a TF1 one: keys fall back to node names
+                pass
+        return self._keys
+
+    def tensor(self, name: str, node_id: int | None, fallback_key: str, dtype, shape) -> Tensor:
+        key = self.keys_by_node().get(node_id) if node_id is not None else None
+        if key is None:
+            try:
+                if self.reader().has_tensor(fallback_key):
+                    key = fallback_key
+            except Exception:
+                key = None
+        if key is None:
+            self.missing += 1
+            return Tensor(name, dtype, shape)
+
+        def load(key=key):
+            return self.reader().get_tensor(key)
+        return Tensor(name, dtype, shape, load)
+
+
+# ---- protobuf helpers -----------------------------------------------------------------------------------
+def _dtype_name(enum: int) -> str | None:
+    if not enum:
+        return None
+    try:
+        from tensorflow.python.framework import dtypes
+
+        return dtypes.as_dtype(enum).name.replace("_ref", "")
+    except Exception:
+        return None
+
+
+def _shape(proto) -> tuple | None:
+    if proto is None or proto.unknown_rank:
+        return None
+    return tuple(None if d.size < 0 else int(d.size) for d in proto.dim)
+
+
+def _attr_value(v) -> Any:
+    kind = v.WhichOneof("value")
+    if kind == "s":
+        try:
+            return v.s.decode()
+        except UnicodeDecodeError:
+            return f"<{len(v.s)} bytes>"
+    if kind in ("i", "f", "b"):
+        return getattr(v, kind)
+    if kind == "type":
+        return _dtype_name(v.type)
+    if kind == "shape":
+        s = _shape(v.shape)
+        return None if s is None else list(s)
+    if kind == "func":
+        return v.func.name
+    if kind == "tensor":
+        t = v.tensor
+        shape = _shape(t.tensor_shape)
+        n = 1
+        for d in shape or ():
+            n *= d or 0
+        if shape is not None and n <= 16:
+            try:
+                from tensorflow.python.framework import tensor_util
+
+                return tensor_util.MakeNdarray(t).tolist()
+            except Exception:
+                pass
+        return {"dtype": _dtype_name(t.dtype), "shape": None if shape is None else list(shape)}
+    if kind == "list":
+        lst = v.list
+        for f in ("s", "i", "f", "b"):
+            vals = list(getattr(lst, f))
+            if vals:
+                return [x.decode(errors="replace") if isinstance(x, bytes) else x for x in vals]
+        if lst.type:
+            return [_dtype_name(x) for x in lst.type]
+        if lst.shape:
+            return [None if _shape(s) is None else list(_shape(s)) for s in lst.shape]
+        if lst.func:
+            return [f.name for f in lst.func]
+        return []
+    return None
+
+
+class _SignatureBuilder:
+    def __init__(self, sig_name: str, sig, top: dict, lib: dict, reader: _VariableReader, mg):
+        self.sig_name, self.sig, self.top, self.lib, self.reader, self.mg = sig_name, sig, top, lib, reader, mg
+        self.graph = Graph(sig_name)
+        self.alias: dict[str, str] = {}
+        self.emitted_top: set[str] = set()
+        self._opdefs: dict[str, Any] = {}
+
+    # -- op definitions ----------------------------------------------------------------------------
+    def _opdef(self, op: str):
+        if op not in self._opdefs:
+            from tensorflow.python.framework import op_def_registry
+
+            self._opdefs[op] = op_def_registry.get(op)
+        return self._opdefs[op]
+
+    def _output_layout(self, node) -> tuple[list[tuple[str, int]], list[str | None]]:
+        """[(output arg name, count)] and the dtype of every flat output of a NodeDef."""
+        if node.op in self.lib:
+            sig = self.lib[node.op].signature
+            return [(a.name, 1) for a in sig.output_arg], [_dtype_name(a.type) for a in sig.output_arg]
+        od = self._opdef(node.op)
+        if od is None:
+            n = len(node.attr["_output_shapes"].list.shape) if "_output_shapes" in node.attr else 1
+            return [("output", n)], [None] * n
+        defaults = {a.name: a.default_value for a in od.attr if a.HasField("default_value")}
+
+        def attr(name):  # SavedModels strip attributes equal to the op's default: fall back to it
+            return node.attr[name] if name in node.attr else defaults.get(name)
+
+        layout, dtypes = [], []
+        for a in od.output_arg:
+            t_attr = attr(a.type_attr) if a.type_attr else None
+            if a.number_attr:
+                n_attr = attr(a.number_attr)
+                cnt = n_attr.i if n_attr is not None else 1
+                dts = [a.type or (t_attr.type if t_attr is not None else 0)] * cnt
+            elif a.type_list_attr:
+                l_attr = attr(a.type_list_attr)
+                dts = list(l_attr.list.type) if l_attr is not None else []
+                cnt = len(dts)
+            else:
+                cnt = 1
+                dts = [a.type or (t_attr.type if t_attr is not None else 0)]
+            layout.append((a.name, cnt))
+            dtypes.extend(_dtype_name(t) for t in dts)
+        return layout, dtypes
+
+    # -- building -----------------------------------------------------------------------------------
+    def build(self) -> Graph:
+        g = self.graph
+        for key, info in self.sig.inputs.items():
+            node_name, idx = _split_top_ref(info.name)
+            v = _top_value(node_name, idx)
+            self.alias[v] = key
+            g.values[key] = Value(key, _dtype_name(info.dtype), _shape(info.tensor_shape))
+            g.inputs.append(key)
+            self.emitted_top.add(node_name)
+        outs = []
+        for key, info in self.sig.outputs.items():
+            node_name, idx = _split_top_ref(info.name)
+            self._emit_top(node_name)
+            outs.append((key, _top_value(node_name, idx), info))
+        self._finish(outs)
+        return g
+
+    def _emit_top(self, start: str) -> None:
+        stack = [start]
+        order: list[str] = []
+        while stack:  # iterative DFS (graphs can be deep), post-order for a topological emission
+            name = stack.pop()
+            if isinstance(name, tuple):
+                order.append(name[1])
+                continue
+            if name in self.emitted_top or name not in self.top:
+                continue
+            self.emitted_top.add(name)
+            stack.append(("done", name))
+            for ref in self.top[name].input:
+                if not ref.startswith("^"):
+                    stack.append(_split_top_ref(ref)[0])
+        for name in order:
+            self._emit_top_node(self.top[name])
+
+    def _emit_top_node(self, node) -> None:
+        if node.op in _VAR_OPS:
+            return self._add_variable(node)
+        if node.op == "Placeholder":  # an input of another signature or a feed: keep it as an input
+            v = _top_value(node.name, 0)
+            self.graph.values[v] = Value(v, _dtype_name(node.attr["dtype"].type), _shape(node.attr["shape"].shape))
+            self.graph.inputs.append(v)
+            return
+        ins = [_top_value(*_split_top_ref(r)) for r in node.input if not r.startswith("^")]
+        self._emit(node, node.name, _dirname(node.name), ins, lambda i: _top_value(node.name, i))
+
+    def _add_variable(self, node) -> None:
+        var_name, node_id = self._variable_identity(node.name)
+        name = var_name or node.name
+        base, i = name, 1
+        while name in self.graph.initializers:
+            name = f"{base}_{i}"
+            i += 1
+        dtype = _dtype_name(node.attr["dtype"].type) if "dtype" in node.attr else None
+        shape = _shape(node.attr["shape"].shape) if "shape" in node.attr else None
+        self.graph.initializers[name] = self.reader.tensor(name, node_id, node.name, dtype, shape)
+        self.graph.values[name] = Value(name, dtype, shape)
+        self.alias[_top_value(node.name, 0)] = name
+
+    def _variable_identity(self, handle_name: str) -> tuple[str | None, int | None]:
+        """Which saved variable a top-level handle is: via the bound inputs of the functions it feeds."""
+        if not hasattr(self, "_handle_ids"):
+            self._handle_ids: dict[str, int] = {}
+            cfs = self.mg.object_graph_def.concrete_functions
+            for n in self.top.values():
+                fname = n.attr["f"].func.name if "f" in n.attr else (n.op if n.op in self.lib else None)
+                if not fname or fname not in cfs:
+                    continue
+                bound = list(cfs[fname].bound_inputs)
+                data_ins = [r for r in n.input if not r.startswith("^")]
+                captured = data_ins[len(data_ins) - len(bound):] if bound else []
+                for ref, nid in zip(captured, bound):
+                    self._handle_ids.setdefault(_split_top_ref(ref)[0], nid)
+        nid = self._handle_ids.get(handle_name)
+        if nid is None:
+            return None, None
+        obj = self.mg.object_graph_def.nodes[nid]
+        if obj.WhichOneof("kind") == "variable" and obj.variable.name:
+            return obj.variable.name, nid
+        return None, nid
+
+    def _emit(self, node, full: str, scope: str, ins: list[str], out_name: Callable[[int], str]) -> None:
+        """Emit one NodeDef (inlining it when it calls a library function)."""
+        layout, dtypes = self._output_layout(node)
+        n_out = sum(c for _, c in layout)
+        fname = node.attr["f"].func.name if (node.op in _CALL_OPS and "f" in node.attr) else \
+            (node.op if node.op in self.lib else None)
+        if fname and fname in self.lib:
+            rets = self._inline(self.lib[fname], full, scope, ins)
+            for i in range(n_out):
+                if i < len(rets):
+                    self.alias[out_name(i)] = rets[i]
+            return
+        if node.op == "NoOp":
+            return
+        outs = [out_name(i) for i in range(n_out)]
+        shapes = [_shape(s) for s in node.attr["_output_shapes"].list.shape] if "_output_shapes" in node.attr \
+            else []
+        for i, o in enumerate(outs):
+            self.graph.values[o] = Value(o, dtypes[i] if i < len(dtypes) else None,
+                                         shapes[i] if i < len(shapes) else None)
+        attrs = {k: _attr_value(v) for k, v in node.attr.items() if not k.startswith("_")}
+        self.graph.nodes.append(Node(full, node.op, ins, outs, attrs, scope))
+
+    def _inline(self, fdef, prefix: str, call_scope: str, ins: list[str]) -> list[str]:
+        sig = fdef.signature
+        local_alias = {a.name: (ins[i] if i < len(ins) else "") for i, a in enumerate(sig.input_arg)}
+        for i, a in enumerate(sig.input_arg):  # record the argument shapes the function was traced with
+            if i < len(ins) and i in fdef.arg_attr and "_output_shapes" in fdef.arg_attr[i].attr:
+                shapes = fdef.arg_attr[i].attr["_output_shapes"].list.shape
+                v = self.graph.values.get(ins[i])
+                if shapes and v is not None and v.shape is None:
+                    v.shape = _shape(shapes[0])
+        body = {n.name: n for n in fdef.node_def}
+        layouts = {n.name: self._output_layout(n)[0] for n in fdef.node_def}
+
+        def resolve(ref: str) -> str:
+            parts = ref.split(":")
+            if len(parts) == 1:
+                if parts[0] in local_alias:
+                    return local_alias[parts[0]]
+                return f"{prefix}/{parts[0]}:0"
+            node_name = parts[0]
+            if len(parts) == 2:  # "node:idx" (rare inside functions)
+                return f"{prefix}/{node_name}:{int(parts[1])}"
+            arg, idx = parts[1], int(parts[2])
+            base = 0
+            for name, cnt in layouts.get(node_name, []):
+                if name == arg:
+                    return f"{prefix}/{node_name}:{base + idx}"
+                base += cnt
+            return f"{prefix}/{node_name}:{idx}"
+
+        for n in _topo(fdef.node_def, body):
+            full = f"{prefix}/{n.name}"
+            data = [resolve(r) for r in n.input if not r.startswith("^")]
+            self._emit(n, full, _join(call_scope, _dirname(n.name)), data, lambda i, full=full: f"{full}:{i}")
+        return [resolve(fdef.ret[a.name]) for a in sig.output_arg]
+
+    def _finish(self, outs) -> None:
+        g = self.graph
+
+        def final(v: str) -> str:
+            seen = 0
+            while v in self.alias and seen < 10000:
+                v = self.alias[v]
+                seen += 1
+            return v
+        for n in g.nodes:
+            n.inputs = [final(v) for v in n.inputs]
+        rename: dict[str, str] = {}
+        for key, v, info in outs:
+            fv = final(v)
+            if fv not in g.inputs and fv not in g.initializers and fv not in rename and key not in g.values:
+                rename[fv] = key
+            name = rename.get(fv, fv)
+            old = g.values.pop(fv, None) if fv in rename else g.values.get(fv)
+            g.values[name] = Value(name, _dtype_name(info.dtype) or (old.dtype if old else None),
+                                   _shape(info.tensor_shape) if info.HasField("tensor_shape") and
+                                   not info.tensor_shape.unknown_rank else (old.shape if old else None))
+            g.outputs.append(name)
+        if rename:
+            for n in g.nodes:
+                n.inputs = [rename.get(v, v) for v in n.inputs]
+                n.outputs = [rename.get(v, v) for v in n.outputs]
+        used = set(g.inputs) | set(g.outputs) | set(g.initializers)
+        for n in g.nodes:
+            used.update(n.inputs)
+            used.update(n.outputs)
+        for k in [k for k in g.values if k not in used]:
+            del g.values[k]
+
+
+def _topo(nodes, body: dict) -> list:
+    """Function bodies are not stored in topological order: order them by their data and control inputs."""
+    index = {n.name: i for i, n in enumerate(nodes)}
+    state: dict[str, int] = {}
+    out = []
+    for root in nodes:
+        if root.name in state:
+            continue
+        stack = [(root.name, False)]
+        while stack:
+            name, done = stack.pop()
+            if done:
+                state[name] = 2
+                out.append(body[name])
+                continue
+            if state.get(name):
+                continue
+            state[name] = 1
+            stack.append((name, True))
+            for r in body[name].input:
+                dep = r.lstrip("^").split(":")[0]
+                if dep in index and not state.get(dep):
+                    stack.append((dep, False))
+    return out
+
+
+def _split_top_ref(ref: str) -> tuple[str, int]:
+    """Top-level GraphDef tensor reference ``node:idx`` (or ``node``) -> (node, idx)."""
+    name, _, idx = ref.lstrip("^").partition(":")
+    return name, int(idx) if idx.isdigit() else 0
+
+
+def _top_value(node: str, idx: int) -> str:
+    return f"{node}:{idx}"
+
+
+def _dirname(name: str) -> str:
+    return name.rsplit("/", 1)[0] if "/" in name else ""
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}/{b}" if a and b else (a or b)

@@ -1,0 +1,1621 @@
+"""PyTorch readers: torch.export ``.pt2``, TorchScript, ``torch.save`` pickles and ``.safetensors``.
+
+Trust model (what may run while a file is opened):
+
+* ``.pt2`` (``torch.export.save``) is read from the archive's JSON and raw weight files by this module;
+  ``torch.export.load`` is not used because in torch 2.13 it can run code from the file (it unpickles
+  sample inputs and tensor-subclass weights with ``weights_only=False``, ``pickle.loads`` opaque
+  constants and ``sympy.sympify`` s shape expressions). Reading it needs neither torch nor trust.
+* ``torch.save`` files (``.pt/.pth/.ckpt/.bin``, zip or legacy) are read with a restricted unpickler: a
+  small allow-list of tensor-rebuilding globals is implemented here, every other global becomes an inert
+  placeholder that only records its name, arguments and state. No class from the file is imported and
+  no function from it is called, so a Lightning checkpoint shows its weights and hyper-parameters
+  without running its code. A file whose top object is a pickled Python object (a whole ``nn.Module``)
+  needs ``trust=True``, which loads it with ``torch.load(weights_only=False)``.
+* TorchScript archives are loaded with ``torch.jit.load`` without trust: TorchScript code is compiled
+  by TorchScript itself and can only call TorchScript operators (no Python builtins, imports, or file
+  access), and loading runs only scripted ``__setstate__`` methods. The forward graph is never run.
+* ``.safetensors`` holds no code; only the header is read until a weight is asked for.
+
+Every reader returns a :class:`converters.graph.Model`; weights are lazy :class:`Tensor` objects whose
+loader returns a numpy array (``bfloat16`` becomes ``float32``; ``Tensor.dtype`` keeps the stored name).
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import importlib
+import importlib.util
+import io
+import json
+import os
+import pickle
+import re
+import shutil
+import struct
+import sys
+import tempfile
+import zipfile
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import CorruptFile, TensorbridgeError, TrustRequired, UnsupportedFormat
+from ..graph import Graph, Model, Node, Tensor, Value, WeightEntry
+from ..scopes import scope_from_module_chain
+
+__all__ = ["load_exported_program", "load_torchscript", "load_pickle", "load_safetensors",
+           "attach_architecture", "attach_task", "ArchitectureMismatch"]
+
+
+class ArchitectureMismatch(TensorbridgeError):
+    """The weights do not fit the given architecture (missing/unexpected keys, shape mismatches)."""
+
+
+def _noop(fraction=None, message=""):
+    pass
+
+
+# --------------------------------------------------------------------------------------------------
+# dtype decoding shared by all readers
+# --------------------------------------------------------------------------------------------------
+
+# torch._export.serde.schema.ScalarType (stable, versioned schema)
+_SCHEMA_DTYPES = {
+    1: "uint8", 2: "int8", 3: "int16", 4: "int32", 5: "int64", 6: "float16", 7: "float32", 8: "float64",
+    9: "complex32", 10: "complex64", 11: "complex128", 12: "bool", 13: "bfloat16", 28: "uint16",
+    29: "float8_e4m3fn", 30: "float8_e5m2", 31: "float8_e4m3fnuz", 32: "float8_e5m2fnuz",
+    33: "float8_e8m0fnu", 34: "uint32", 35: "uint64",
+}
+
+_STORAGE_DTYPES = {
+    "FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32", "ShortStorage": "int16",
+    "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool",
+    "ComplexFloatStorage": "complex64", "ComplexDoubleStorage": "complex128",
+    "QInt8Storage": "int8", "QUInt8Storage": "uint8", "QInt32Storage": "int32",
+    "QUInt4x2Storage": "uint8", "QUInt2x4Storage": "uint8", "UntypedStorage": "uint8",
+}
+
+_ITEMSIZE = {"bfloat16": 2, "complex32": 4, "bool": 1}
+
+
+def _itemsize(dtype: str) -> int:
+    if dtype in _ITEMSIZE:
+        return _ITEMSIZE[dtype]
+    if dtype.startswith("float8"):
+        return 1
+    return np.dtype(dtype).itemsize
+
+
+def _storage_numpy_dtype(dtype: str, byteorder: str = "little") -> np.dtype:
+    """The numpy dtype used to view raw bytes of ``dtype`` (bf16 as uint16, float8 as uint8)."""
+    if dtype == "bfloat16":
+        base = np.dtype("uint16")
+    elif dtype.startswith("float8"):
+        base = np.dtype("uint8")
+    elif dtype == "complex32":
+        base = np.dtype("float16")  # pairs; reshaped below
+    else:
+        base = np.dtype(dtype)
+    return base.newbyteorder("<" if byteorder == "little" else ">") if base.itemsize > 1 else base
+
+
+def _finish_dtype(arr: np.ndarray, dtype: str) -> np.ndarray:
+    """Convert a raw view to an array numpy can compute with (bf16 -> float32, float8 via ml_dtypes)."""
+    if dtype == "bfloat16":
+        return (arr.astype(np.uint32) << 16).view(np.float32)
+    if dtype.startswith("float8"):
+        try:
+            import ml_dtypes
+        except ImportError as exc:  # pragma: no cover - ml_dtypes comes with TensorFlow
+            raise ValueError(f"reading {dtype} weights needs the ml_dtypes package") from exc
+        name = {"float8_e4m3fn": "float8_e4m3fn", "float8_e5m2": "float8_e5m2",
+                "float8_e4m3fnuz": "float8_e4m3fnuz", "float8_e5m2fnuz": "float8_e5m2fnuz",
+                "float8_e8m0fnu": "float8_e8m0fnu"}[dtype]
+        return arr.view(getattr(ml_dtypes, name)).astype(np.float32)
+    if arr.dtype.byteorder == ">":
+        return arr.astype(arr.dtype.newbyteorder("="))
+    return np.array(arr, copy=True) if not arr.flags.owndata else arr
+
+
+def _strided(buf: np.ndarray, dtype: str, shape, strides, offset: int, byteorder: str = "little") -> np.ndarray:
+    """Elements of ``shape`` at element ``strides``/``offset`` of a raw byte buffer, as a new array."""
+    nd = _storage_numpy_dtype(dtype, byteorder)
+    flat = np.frombuffer(buf, dtype=nd) if not isinstance(buf, np.ndarray) else buf.view(nd)
+    shape = tuple(int(s) for s in shape)
+    if strides is None:
+        strides = _contiguous_strides(shape)
+    n = int(np.prod(shape)) if shape else 1
+    if n == 0:
+        return _finish_dtype(np.zeros(shape, dtype=nd), dtype)
+    last = offset + sum((s - 1) * st for s, st in zip(shape, strides))
+    if offset < 0 or last >= flat.size:
+        raise ValueError(f"tensor data out of range ({last + 1} elements needed, {flat.size} stored)")
+    view = np.lib.stride_tricks.as_strided(flat[offset:], shape=shape,
+                                           strides=tuple(int(s) * nd.itemsize for s in strides),
+                                           writeable=False)
+    return _finish_dtype(np.array(view, copy=True), dtype)
+
+
+def _contiguous_strides(shape) -> tuple[int, ...]:
+    out, acc = [], 1
+    for s in reversed(shape):
+        out.append(acc)
+        acc *= max(int(s), 1)
+    return tuple(reversed(out))
+
+
+class _ZipEntry:
+    """Raw bytes of one archive member, memory-mapped when stored uncompressed (torch always does)."""
+
+    def __init__(self, path: str, name: str):
+        self.path, self.name = path, name
+        self._arr = None
+
+    def array(self) -> np.ndarray:
+        if self._arr is None:
+            with zipfile.ZipFile(self.path) as z:
+                info = z.getinfo(self.name)
+                if info.compress_type == zipfile.ZIP_STORED and info.file_size > 0:
+                    with open(self.path, "rb") as f:
+                        f.seek(info.header_offset)
+                        hdr = f.read(30)
+                        if hdr[:4] != b"PK\x03\x04":
+                            raise ValueError(f"damaged archive member {self.name}")
+                        n_name, n_extra = struct.unpack("<HH", hdr[26:30])
+                    start = info.header_offset + 30 + n_name + n_extra
+                    self._arr = np.memmap(self.path, dtype=np.uint8, mode="r", offset=start,
+                                          shape=(info.file_size,))
+                else:
+                    self._arr = np.frombuffer(z.read(self.name), dtype=np.uint8)
+        return self._arr
+
+
+def _open_zip(path: str, what: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise CorruptFile(f"{path}: damaged or truncated {what} archive ({exc}); re-save or re-download it") \
+            from None
+
+
+# --------------------------------------------------------------------------------------------------
+# torch.export .pt2, read from its JSON (no pickle, no eval)
+# --------------------------------------------------------------------------------------------------
+
+_SYMBOL_RE = re.compile(r"Symbol\('([^']+)'[^)]*\)")
+_INTEGER_RE = re.compile(r"Integer\((-?\d+)\)")
+
+
+def _sym_str(expr: str) -> str:
+    """``Symbol('s77', positive=True, integer=True)`` -> ``s77``; compound expressions keep their shape."""
+    m = _SYMBOL_RE.fullmatch(expr.strip())
+    if m:
+        return m.group(1)
+    return _INTEGER_RE.sub(r"\1", _SYMBOL_RE.sub(r"\1", expr))
+
+
+def _schema_dim(d: dict):
+    if "as_int" in d:
+        return int(d["as_int"])
+    if "as_expr" in d:
+        return _sym_str(d["as_expr"].get("expr_str", "?"))
+    return None
+
+
+def _schema_shape(meta: dict | None):
+    if not meta or meta.get("sizes") is None:
+        return None
+    return tuple(_schema_dim(d) for d in meta["sizes"])
+
+
+def _schema_dtype(meta: dict | None):
+    return None if not meta else _SCHEMA_DTYPES.get(meta.get("dtype"))
+
+
+def _split_meta(item: str) -> list[str]:
+    """Split ``key,path,type`` on commas outside brackets (module paths may hold ``[0]``)."""
+    out, start, depth = [], 0, 0
+    for i, c in enumerate(item):
+        if c in "[(":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif c == "," and depth == 0:
+            out.append(item[start:i])
+            start = i + 1
+    out.append(item[start:])
+    return out
+
+
+def _module_stack(meta: dict) -> list[tuple[str, str]]:
+    """``nn_module_stack`` metadata -> [(module path, class)], outermost first."""
+    text = meta.get("nn_module_stack") if meta else None
+    if not text:
+        return []
+    out = []
+    for item in text.split(";"):
+        parts = _split_meta(item)
+        if len(parts) >= 3:
+            out.append((parts[1], parts[2]))
+    return out
+
+
+def _target_parts(target: str) -> tuple[str, str, str]:
+    """``torch.ops.aten.conv2d.default`` -> (domain 'aten', op 'conv2d', full 'aten.conv2d.default')."""
+    t = target
+    if t.startswith("torch.ops."):
+        t = t[len("torch.ops."):]
+        parts = t.split(".")
+        if len(parts) >= 2:
+            return parts[0], parts[1], t
+        return "", t, t
+    if t.startswith("#"):  # extension operator "#namespace:op"
+        ns, _, op = t[1:].partition(":")
+        return ns, op or t, t
+    if "." in t:
+        dom, _, op = t.rpartition(".")
+        return dom, op, t
+    return "", t, t
+
+
+class _Pt2GraphBuilder:
+    """Turns one serialized FX graph (schema JSON) into a neutral :class:`Graph`."""
+
+    _TENSOR_TAGS = ("as_tensor",)
+
+    def __init__(self, rename: dict[str, str]):
+        self.rename = rename  # placeholder name -> weight FQN
+
+    def ref(self, name: str) -> str:
+        return self.rename.get(name, name)
+
+    def build(self, g: dict, name: str = "") -> Graph:
+        graph = Graph(name=name)
+        for vname, meta in (g.get("tensor_values") or {}).items():
+            n = self.ref(vname)
+            graph.values[n] = Value(n, _schema_dtype(meta), _schema_shape(meta))
+        for vname in (g.get("sym_int_values") or {}):
+            graph.values.setdefault(vname, Value(vname, "int64", ()))
+        for vname in (g.get("sym_float_values") or {}):
+            graph.values.setdefault(vname, Value(vname, "float64", ()))
+        for vname in (g.get("sym_bool_values") or {}):
+            graph.values.setdefault(vname, Value(vname, "bool", ()))
+        for i, node in enumerate(g.get("nodes") or []):
+            graph.nodes.append(self.node(node, i))
+        return graph
+
+    def node(self, n: dict, index: int) -> Node:
+        domain, op, full = _target_parts(str(n.get("target", "")))
+        attrs: dict[str, Any] = {"target": full}
+        inputs: list[str] = []
+        subgraphs: dict[str, Graph] = {}
+        for k, inp in enumerate(n.get("inputs") or []):
+            arg_name = inp.get("name") or f"arg{k}"
+            value = self.arg(inp.get("arg") or {}, inputs, subgraphs, arg_name)
+            if value is not _REF:
+                attrs[arg_name] = value
+        outputs: list[str] = []
+        for o in n.get("outputs") or []:
+            self.collect_outputs(o, outputs)
+        meta = n.get("metadata") or {}
+        stack = _module_stack(meta)
+        scope = scope_from_module_chain([p for p, _ in stack])
+        if stack:
+            attrs["module"] = stack[-1][0]
+            attrs["module_class"] = stack[-1][1]
+        name = n.get("name") or (outputs[0] if outputs and outputs[0] else f"{op}_{index}")
+        return Node(name, op, inputs, outputs, attrs, scope, domain, subgraphs)
+
+    def collect_outputs(self, o: dict, out: list[str]) -> None:
+        if "as_tensor" in o:
+            out.append(self.ref(o["as_tensor"]["name"]))
+        elif "as_tensors" in o:
+            out.extend(self.ref(t["name"]) for t in o["as_tensors"])
+        elif "as_optional_tensors" in o:
+            for t in o["as_optional_tensors"]:
+                out.append(self.ref(t["as_tensor"]["name"]) if "as_tensor" in t else "")
+        elif "as_sym_int" in o or "as_sym_float" in o or "as_sym_bool" in o:
+            v = next(iter(o.values()))
+            out.append(v.get("as_name", "") if isinstance(v, dict) else "")
+        elif "as_custom_obj" in o:
+            out.append(o["as_custom_obj"].get("name", ""))
+        else:
+            out.append("")
+
+    def arg(self, a: dict, inputs: list[str], subgraphs: dict, arg_name: str):
+        """Tensor references go to ``inputs`` (returns _REF); other arguments return their value."""
+        if not a:
+            return None
+        tag, v = next(iter(a.items()))
+        if tag == "as_tensor":
+            inputs.append(self.ref(v["name"]))
+            return _REF
+        if tag == "as_tensors":
+            names = [self.ref(t["name"]) for t in v]
+            inputs.extend(names)
+            return _REF
+        if tag in ("as_optional_tensor",):
+            if "as_tensor" in v:
+                inputs.append(self.ref(v["as_tensor"]["name"]))
+                return _REF
+            inputs.append("")
+            return _REF
+        if tag == "as_optional_tensors":
+            for t in v:
+                inputs.append(self.ref(t["as_tensor"]["name"]) if "as_tensor" in t else "")
+            return _REF
+        if tag in ("as_sym_int", "as_sym_float", "as_sym_bool"):
+            if isinstance(v, dict) and "as_name" in v:
+                inputs.append(v["as_name"])
+                return _REF
+            return next(iter(v.values())) if isinstance(v, dict) else v
+        if tag in ("as_sym_ints", "as_sym_floats", "as_sym_bools"):
+            out = []
+            for s in v:
+                if "as_name" in s:
+                    inputs.append(s["as_name"])
+                    out.append(s["as_name"])
+                else:
+                    out.append(next(iter(s.values())))
+            return out
+        if tag == "as_graph":
+            subgraphs[arg_name] = self.build(v.get("graph") or {}, v.get("name", arg_name))
+            return _REF
+        if tag == "as_custom_obj":
+            inputs.append(v.get("name", ""))
+            return _REF
+        if tag == "as_none":
+            return None
+        if tag == "as_scalar_type":
+            return _SCHEMA_DTYPES.get(v, v)
+        if tag == "as_device":
+            return v.get("type") if v.get("index") is None else f"{v.get('type')}:{v.get('index')}"
+        if tag == "as_float" and isinstance(v, str):
+            return float(v) if v not in ("Infinity", "-Infinity", "NaN") else v
+        return v
+
+
+_REF = object()
+
+
+def _pt2_root(names: list[str], path: str) -> tuple[str, str]:
+    """(prefix, model name) of the archive: ``<prefix>models/<model>.json``."""
+    candidates = [n for n in names if re.search(r"(^|/)models/[^/]+\.json$", n)]
+    if not candidates:
+        if "serialized_exported_program.json" in names:
+            raise UnsupportedFormat(f"{path}: a .pt2 in the pre-2.7 torch.export layout; load and re-save it "
+                                    f"with a current torch (torch.export.load then torch.export.save)")
+        raise CorruptFile(f"{path}: a ZIP archive without models/*.json, so not a torch.export .pt2; "
+                          f"it may be damaged, or an AOTInductor package (not supported)")
+    pick = next((c for c in candidates if c.endswith("models/model.json")), candidates[0])
+    prefix = pick[: pick.index("models/")]
+    return prefix, pick[len(prefix) + len("models/"): -len(".json")]
+
+
+def load_exported_program(path: str, *, trust: bool = False, progress: Callable = _noop, **options) -> Model:
+    """Read a ``torch.export.save`` archive into a neutral graph without running anything from it.
+
+    One node per ``call_function`` (``op_type`` is the aten op name, ``domain`` its namespace,
+    ``attrs['target']`` the full overload); scopes come from ``nn_module_stack``; values carry the
+    exported shapes (symbolic dims as their symbol names, e.g. ``s77``). Graph inputs/outputs are the
+    user inputs/outputs; parameters, buffers and tensor constants are lazy initializers named by FQN.
+    """
+    progress(0.05, "reading archive")
+    z = _open_zip(path, ".pt2")
+    with z:
+        names = z.namelist()
+        prefix, model_name = _pt2_root(names, path)
+        try:
+            ep = json.loads(z.read(f"{prefix}models/{model_name}.json"))
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
+            raise CorruptFile(f"{path}: cannot read the program JSON ({exc}); the file may be damaged") from None
+        weights_cfg = _read_json_member(z, f"{prefix}data/weights/{model_name}_weights_config.json")
+        consts_cfg = _read_json_member(z, f"{prefix}data/constants/{model_name}_constants_config.json")
+        byteorder = _read_text_member(z, f"{prefix}byteorder") or "little"
+        other_models = sorted({n.split("models/", 1)[1][:-5] for n in names
+                               if re.search(r"(^|/)models/[^/]+\.json$", n)} - {model_name})
+    progress(0.3, "building graph")
+    gm = ep.get("graph_module") or {}
+    g = gm.get("graph") or {}
+    sig = gm.get("signature") or {}
+    tensor_values = g.get("tensor_values") or {}
+
+    rename: dict[str, str] = {}
+    stored: list[tuple[str, str, str]] = []  # (placeholder, fqn, kind)
+    user_inputs: list[str] = []
+    for spec in sig.get("input_specs") or []:
+        kind, body = next(iter(spec.items()))
+        arg = body.get("arg") or {}
+        pname = arg.get("name") or (arg.get("as_tensor") or {}).get("name") \
+            or (arg.get("as_sym_int") or {}).get("as_name")
+        if kind == "user_input":
+            if pname:
+                user_inputs.append(pname)
+        elif kind in ("parameter", "buffer", "tensor_constant"):
+            fqn = body.get(f"{kind}_name") or pname
+            rename[pname] = fqn
+            stored.append((pname, fqn, kind))
+        elif kind == "custom_obj":
+            rename[pname] = body.get("custom_obj_name") or pname
+    user_outputs, mutations = [], []
+    for spec in sig.get("output_specs") or []:
+        kind, body = next(iter(spec.items()))
+        arg = body.get("arg") or {}
+        oname = (arg.get("as_tensor") or {}).get("name") or (arg.get("as_sym_int") or {}).get("as_name") \
+            or arg.get("name")
+        if kind == "user_output" and oname:
+            user_outputs.append(rename.get(oname, oname))
+        elif kind in ("buffer_mutation", "user_input_mutation", "parameter_mutation"):
+            mutations.append({"kind": kind, "value": oname,
+                              "target": body.get("buffer_name") or body.get("user_input_name")
+                              or body.get("parameter_name")})
+
+    graph = _Pt2GraphBuilder(rename).build(g, name=model_name)
+    graph.inputs = user_inputs
+    graph.outputs = user_outputs
+
+    progress(0.7, "indexing weights")
+    w_entries = (weights_cfg or {}).get("config") or {}
+    c_entries = (consts_cfg or {}).get("config") or {}
+    warnings: list[str] = []
+    for pname, fqn, kind in stored:
+        meta = tensor_values.get(pname)
+        entry, folder = (w_entries.get(fqn), "weights") if fqn in w_entries else (c_entries.get(fqn), "constants")
+        tmeta = (entry or {}).get("tensor_meta") or meta
+        dtype, shape = _schema_dtype(tmeta), _schema_shape(tmeta)
+        loader = None
+        if entry and not entry.get("use_pickle") and tmeta:
+            loader = _pt2_loader(path, f"{prefix}data/{folder}/{entry['path_name']}", tmeta, byteorder)
+        elif entry and entry.get("use_pickle"):
+            warnings.append(f"weight {fqn} is a pickled tensor subclass; its values are not read without trust")
+        graph.initializers[fqn] = Tensor(fqn, dtype, shape, loader)
+        graph.values[fqn] = Value(fqn, dtype, shape)
+
+    extra: dict[str, Any] = {
+        "torch_version": ep.get("torch_version"),
+        "schema_version": ep.get("schema_version"),
+        "opset_version": ep.get("opset_version"),
+        "buffers": sum(1 for _, _, k in stored if k == "buffer"),
+        "parameters": sum(1 for _, _, k in stored if k == "parameter"),
+        "constants": sum(1 for _, _, k in stored if k == "tensor_constant"),
+    }
+    ranges = ep.get("range_constraints") or {}
+    if ranges:
+        extra["dynamic_dims"] = {_sym_str(k): [r.get("min_val"), r.get("max_val")] for k, r in ranges.items()}
+    if mutations:
+        extra["mutations"] = mutations
+    if other_models:
+        extra["other_programs"] = other_models
+        warnings.append(f"the archive holds {len(other_models) + 1} programs; showing '{model_name}'")
+    progress(1.0, "done")
+    return Model("torch.export", path, graph=graph, extra=extra, warnings=warnings)
+
+
+def _read_json_member(z: zipfile.ZipFile, name: str):
+    try:
+        return json.loads(z.read(name))
+    except KeyError:
+        return None
+    except (ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise CorruptFile(f"{z.filename}: cannot read {name} ({exc}); the file may be damaged") from None
+
+
+def _read_text_member(z: zipfile.ZipFile, name: str) -> str | None:
+    try:
+        return z.read(name).decode("utf-8").strip()
+    except KeyError:
+        return None
+
+
+def _pt2_loader(path: str, member: str, tmeta: dict, byteorder: str):
+    dtype = _schema_dtype(tmeta)
+    shape = _schema_shape(tmeta)
+    strides = [_schema_dim(d) for d in tmeta.get("strides") or []] or None
+    offset = _schema_dim(tmeta.get("storage_offset") or {"as_int": 0}) or 0
+    entry = _ZipEntry(path, member)
+
+    def load():
+        if dtype is None or shape is None or any(not isinstance(d, int) for d in shape):
+            raise ValueError(f"weight {member} has no static shape/dtype")
+        if strides is not None and any(not isinstance(s, int) for s in strides):
+            raise ValueError(f"weight {member} has symbolic strides")
+        return _strided(entry.array(), dtype, shape, strides, int(offset), byteorder)
+
+    return load
+
+
+# --------------------------------------------------------------------------------------------------
+# torch.save pickles: restricted unpickler
+# --------------------------------------------------------------------------------------------------
+
+class PickledObject:
+    """An object the file would build by running code (importing a class, calling a function).
+
+    Kept as inert data: the global's name, the arguments it would be called with and the state it
+    would receive. Nothing of it is ever called.
+    """
+
+    _tb_module = ""
+    _tb_name = ""
+
+    def __new__(cls, *args, **kwargs):
+        obj = object.__new__(cls)
+        obj._tb_args = args
+        obj._tb_kwargs = kwargs
+        obj._tb_state = None
+        obj._tb_items = []
+        return obj
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        self._tb_state = state
+
+    # pickle appends/setitems on list/dict subclasses
+    def append(self, x):
+        self._tb_items.append(x)
+
+    def extend(self, xs):
+        self._tb_items.extend(xs)
+
+    def __setitem__(self, k, v):
+        self._tb_items.append((k, v))
+
+    @classmethod
+    def qualname(cls) -> str:
+        return f"{cls._tb_module}.{cls._tb_name}"
+
+    def __repr__(self) -> str:
+        return f"<pickled {self.qualname()}>"
+
+
+class _TensorRef:
+    """A tensor as stored in a torch.save file: a storage plus shape/stride/offset, read on demand."""
+
+    def __init__(self, storage: "_StorageRef", offset: int, shape, stride, is_param: bool = False):
+        self.storage, self.offset = storage, int(offset)
+        self.shape = tuple(int(s) for s in shape)
+        self.stride = tuple(int(s) for s in stride) if stride is not None else None
+        self.is_param = is_param
+
+    @property
+    def dtype(self) -> str | None:
+        return self.storage.dtype if self.storage is not None else None
+
+    @property
+    def numel(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    def numpy(self) -> np.ndarray:
+        if self.storage is None:
+            raise ValueError("this tensor has no stored data (a meta tensor)")
+        return _strided(self.storage.array(), self.storage.dtype, self.shape, self.stride, self.offset,
+                        self.storage.byteorder)
+
+
+class _StorageRef:
+    def __init__(self, dtype: str, numel: int, reader: Callable[[], np.ndarray], byteorder: str = "little"):
+        self.dtype, self.numel, self._reader, self.byteorder = dtype, int(numel), reader, byteorder
+
+    def array(self) -> np.ndarray:
+        return self._reader()
+
+
+class _DtypeMarker:
+    """What ``torch.FloatStorage`` / ``torch.float32`` become in the restricted unpickler."""
+
+    def __init__(self, dtype: str):
+        self.dtype = dtype
+
+    def __repr__(self):
+        return f"torch.{self.dtype}"
+
+
+_TORCH_DTYPE_NAMES = {
+    "float32": "float32", "float": "float32", "float64": "float64", "double": "float64",
+    "float16": "float16", "half": "float16", "bfloat16": "bfloat16", "int64": "int64", "long": "int64",
+    "int32": "int32", "int": "int32", "int16": "int16", "short": "int16", "int8": "int8", "uint8": "uint8",
+    "bool": "bool", "complex64": "complex64", "complex128": "complex128", "uint16": "uint16",
+    "uint32": "uint32", "uint64": "uint64", "float8_e4m3fn": "float8_e4m3fn", "float8_e5m2": "float8_e5m2",
+    "qint8": "int8", "quint8": "uint8", "qint32": "int32",
+}
+
+
+def _checked_storage(storage) -> "_StorageRef":
+    if not isinstance(storage, _StorageRef):
+        raise pickle.UnpicklingError(f"a tensor without stored data ({type(storage).__name__})")
+    return storage
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
+                       metadata=None):
+    return _TensorRef(_checked_storage(storage), storage_offset, size, stride)
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride):
+    return _TensorRef(_checked_storage(storage), storage_offset, size, stride)
+
+
+def _rebuild_parameter(data, requires_grad=True, backward_hooks=None, state=None):
+    if isinstance(data, _TensorRef):
+        data.is_param = True
+    return data
+
+
+def _rebuild_from_type_v2(func, new_type, args, state):
+    # Tensor subclasses: rebuild the plain tensor only if the inner function is one we implement.
+    if callable(func) and not isinstance(func, type):
+        return func(*args)
+    return PickledObject.__new__(_placeholder("torch._tensor", "_rebuild_from_type_v2"), func, new_type, args)
+
+
+def _rebuild_meta_tensor_no_storage(dtype, size, stride, requires_grad=False):
+    d = dtype.dtype if isinstance(dtype, _DtypeMarker) else None
+    t = _TensorRef(None, 0, size, stride)
+    t.meta_dtype = d
+    return t
+
+
+def _rebuild_qtensor(storage, storage_offset, size, stride, quantizer_params, requires_grad, backward_hooks):
+    # The integer representation; scale/zero point are not applied.
+    return _TensorRef(_checked_storage(storage), storage_offset, size, stride)
+
+
+def _rebuild_device_tensor_from_numpy(data, dtype, device, requires_grad):
+    return np.asarray(data)
+
+
+def _codecs_encode(obj, encoding="utf-8", errors="strict"):
+    if str(encoding).lower().replace("_", "-") not in ("latin1", "latin-1", "utf-8", "utf8", "ascii"):
+        raise pickle.UnpicklingError(f"refusing codec {encoding!r}")
+    import codecs
+
+    return codecs.encode(obj, encoding, errors)
+
+
+def _torch_device(*args):
+    return ":".join(str(a) for a in args)
+
+
+def _torch_size(*args):
+    return tuple(args[0]) if len(args) == 1 else tuple(args)
+
+
+# No bytes/bytearray: called with a huge int they allocate that much memory.
+_SAFE_BUILTINS = {"set": set, "frozenset": frozenset, "slice": slice, "complex": complex,
+                  "int": int, "float": float, "bool": bool, "str": str, "tuple": tuple, "list": list,
+                  "dict": dict}
+
+_PLACEHOLDERS: dict[tuple[str, str], type] = {}
+
+
+def _placeholder(module: str, name: str) -> type:
+    key = (module, name)
+    cls = _PLACEHOLDERS.get(key)
+    if cls is None:
+        safe = re.sub(r"\W", "_", name) or "obj"
+        cls = type(safe, (PickledObject,), {"_tb_module": module, "_tb_name": name})
+        _PLACEHOLDERS[key] = cls
+    return cls
+
+
+def _numpy_global(module: str, name: str):
+    # The few numpy globals that plain arrays and scalars need (the same ones torch's weights_only allows).
+    if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in ("_reconstruct", "scalar"):
+        mod = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+        return getattr(mod, name)
+    if module == "numpy" and name in ("ndarray", "dtype"):
+        return getattr(np, name)
+    if module.startswith("numpy") and name.endswith("DType") and module.endswith("dtypes"):
+        return getattr(np.dtypes, name, None)
+    return None
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles tensors and plain data; every other global becomes an inert :class:`PickledObject`."""
+
+    def __init__(self, file, storages: Callable[[tuple], Any] | None):
+        super().__init__(file, encoding="utf-8")
+        self._storages = storages
+        self.unknown_globals: dict[str, int] = {}
+
+    def find_class(self, module: str, name: str):
+        if module == "collections" and name == "OrderedDict":
+            return collections.OrderedDict
+        if module in ("builtins", "__builtin__") and name in _SAFE_BUILTINS:
+            return _SAFE_BUILTINS[name]
+        if module == "_codecs" and name == "encode":
+            return _codecs_encode
+        if module == "torch._utils":
+            fn = {"_rebuild_tensor_v2": _rebuild_tensor_v2, "_rebuild_tensor": _rebuild_tensor,
+                  "_rebuild_parameter": _rebuild_parameter, "_rebuild_parameter_with_state": _rebuild_parameter,
+                  "_rebuild_qtensor": _rebuild_qtensor,
+                  "_rebuild_meta_tensor_no_storage": _rebuild_meta_tensor_no_storage,
+                  "_rebuild_device_tensor_from_numpy": _rebuild_device_tensor_from_numpy}.get(name)
+            if fn is not None:
+                return fn
+        if module == "torch._tensor" and name == "_rebuild_from_type_v2":
+            return _rebuild_from_type_v2
+        if module in ("torch", "torch.storage"):
+            if name in _STORAGE_DTYPES:
+                return _DtypeMarker(_STORAGE_DTYPES[name])
+            if name in _TORCH_DTYPE_NAMES:
+                return _DtypeMarker(_TORCH_DTYPE_NAMES[name])
+            if name == "device":
+                return _torch_device
+            if name == "Size":
+                return _torch_size
+        if module == "torch.nn.parameter" and name == "Parameter":
+            return lambda data=None, requires_grad=True: _rebuild_parameter(data)
+        if module.startswith("numpy"):
+            g = _numpy_global(module, name)
+            if g is not None:
+                return g
+        qual = f"{module}.{name}"
+        self.unknown_globals[qual] = self.unknown_globals.get(qual, 0) + 1
+        return _placeholder(module, name)
+
+    def persistent_load(self, pid):
+        if self._storages is None:
+            raise pickle.UnpicklingError("persistent id in a plain pickle")
+        return self._storages(pid)
+
+
+def _storage_dtype(marker) -> str:
+    if isinstance(marker, _DtypeMarker):
+        return marker.dtype
+    return "uint8"
+
+
+def _read_zip_pickle(path: str, z: zipfile.ZipFile) -> tuple[Any, dict[str, int]]:
+    names = z.namelist()
+    pkl = next((n for n in names if n.endswith("data.pkl") and n.count("/") <= 1), None)
+    if pkl is None:
+        raise CorruptFile(f"{path}: a ZIP archive without data.pkl, so not a torch.save file")
+    prefix = pkl[: -len("data.pkl")]
+    byteorder = _read_text_member(z, f"{prefix}byteorder") or "little"
+    cache: dict[str, _StorageRef] = {}
+
+    def storage(pid):
+        # ('storage', storage_type, key, location, numel)
+        if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
+            raise pickle.UnpicklingError(f"unknown persistent id {pid!r:.80}")
+        _, stype, key, _location, numel = pid[:5]
+        key = str(key)
+        if key not in cache:
+            dtype = _storage_dtype(stype)
+            entry = _ZipEntry(path, f"{prefix}data/{key}")
+            if f"{prefix}data/{key}" not in name_set:
+                raise pickle.UnpicklingError(f"storage data/{key} is missing from the archive")
+            cache[key] = _StorageRef(dtype, numel, entry.array, byteorder)
+        return cache[key]
+
+    name_set = set(names)
+    up = _RestrictedUnpickler(io.BytesIO(z.read(pkl)), storage)
+    obj = up.load()
+    return obj, up.unknown_globals
+
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+def _read_legacy_pickle(path: str) -> tuple[Any, dict[str, int], bool]:
+    """Legacy (pre-1.6) torch.save stream, or a bare pickle. Returns (object, unknown globals, is_torch)."""
+    with open(path, "rb") as f:
+        first = _RestrictedUnpickler(f, None)
+        magic = first.load()
+        if magic != _LEGACY_MAGIC:
+            return magic, first.unknown_globals, False
+        protocol = pickle.load(f)  # plain ints and a small dict, no globals
+        if protocol != 1001:
+            raise CorruptFile(f"{path}: unsupported legacy torch.save protocol {protocol!r}")
+        _sys_info = _RestrictedUnpickler(f, None).load()
+        storages: dict[str, _StorageRef] = {}
+        pending: dict[str, tuple[str, int]] = {}
+
+        def storage(pid):
+            if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
+                raise pickle.UnpicklingError(f"unknown persistent id {pid!r:.80}")
+            _, stype, key, _location, numel = pid[:5]
+            view = pid[5] if len(pid) > 5 else None
+            key = str(key)
+            if key not in storages:
+                ref = _StorageRef(_storage_dtype(stype), numel, lambda k=key: _legacy_data[k])
+                storages[key] = ref
+                pending[key] = (ref.dtype, int(numel))
+            if view is not None:
+                # (view_key, offset, size): a storage slice in very old files
+                base = storages[key]
+                _vkey, voff, vsize = view
+                return _StorageRef(base.dtype, vsize,
+                                   lambda b=base, o=int(voff), n=int(vsize): b.array()[o * _itemsize(b.dtype):
+                                                                                      (o + n) * _itemsize(b.dtype)])
+            return storages[key]
+
+        main = _RestrictedUnpickler(f, storage)
+        obj = main.load()
+        keys = _RestrictedUnpickler(f, None).load()
+        start = f.tell()
+    size = os.path.getsize(path)
+    offsets: dict[str, tuple[int, int]] = {}
+    pos = start
+    with open(path, "rb") as f:
+        for key in keys:
+            f.seek(pos)
+            head = f.read(8)
+            if len(head) < 8:
+                raise CorruptFile(f"{path}: truncated (storage {key} is missing); re-save or re-download it")
+            (numel,) = struct.unpack("<q", head)
+            dtype = pending.get(str(key), ("uint8", 0))[0]
+            nbytes = numel * _itemsize(dtype)
+            if pos + 8 + nbytes > size:
+                raise CorruptFile(f"{path}: truncated (storage {key} is cut short); re-save or re-download it")
+            offsets[str(key)] = (pos + 8, nbytes)
+            pos += 8 + nbytes
+    _legacy_data = _LazyMap(path, offsets)
+    return obj, main.unknown_globals, True
+
+
+class _LazyMap:
+    def __init__(self, path, offsets):
+        self.path, self.offsets = path, offsets
+
+    def __getitem__(self, key):
+        off, n = self.offsets[key]
+        if n == 0:
+            return np.zeros(0, np.uint8)
+        return np.memmap(self.path, dtype=np.uint8, mode="r", offset=off, shape=(n,))
+
+
+_OPTIMIZER_KEYS = {"optimizer", "optimizers", "optimizer_states", "optimizer_state_dict", "optimizer_state",
+                   "optim", "opt", "lr_schedulers", "lr_scheduler", "scheduler", "schedulers", "scaler",
+                   "amp", "grad_scaler"}
+_WRAPPER_KEYS = {"state_dict", "model_state_dict", "model", "module", "net", "network", "weights", "params",
+                 "model_state", "state"}
+
+
+def _is_tensor(x) -> bool:
+    return isinstance(x, _TensorRef) or type(x).__module__ == "torch" and type(x).__name__ in ("Tensor",
+                                                                                              "Parameter") \
+        or (type(x).__name__ == "Parameter" and type(x).__module__ == "torch.nn.parameter")
+
+
+def _flatten_tensors(obj, prefix: str, out: list, depth: int = 0, seen=None) -> None:
+    """Every tensor reachable through dicts, lists and pickled modules' state, with dotted names."""
+    if seen is None:
+        seen = set()
+    if depth > 50 or id(obj) in seen:
+        return
+    if _is_tensor(obj):
+        out.append((prefix or "tensor", obj))
+        return
+    if isinstance(obj, (dict, collections.OrderedDict)):
+        seen.add(id(obj))
+        for k, v in obj.items():
+            _flatten_tensors(v, f"{prefix}.{k}" if prefix else str(k), out, depth + 1, seen)
+    elif isinstance(obj, (list, tuple)):
+        seen.add(id(obj))
+        for i, v in enumerate(obj):
+            _flatten_tensors(v, f"{prefix}.{i}" if prefix else str(i), out, depth + 1, seen)
+    elif isinstance(obj, PickledObject):
+        seen.add(id(obj))
+        st = obj._tb_state
+        if isinstance(st, tuple) and len(st) == 2 and isinstance(st[0], dict):
+            st = st[0]
+        if isinstance(st, dict) and any(k in st for k in ("_parameters", "_buffers", "_modules")):
+            # an nn.Module's pickled state: name weights as module paths do
+            for key in ("_parameters", "_buffers"):
+                for k, v in (st.get(key) or {}).items():
+                    if v is not None:
+                        _flatten_tensors(v, f"{prefix}.{k}" if prefix else k, out, depth + 1, seen)
+            for k, v in (st.get("_modules") or {}).items():
+                _flatten_tensors(v, f"{prefix}.{k}" if prefix else k, out, depth + 1, seen)
+        elif st is not None:
+            _flatten_tensors(st, prefix, out, depth + 1, seen)
+
+
+def _describe(obj, depth: int = 0):
+    """A JSON-friendly rendering of non-tensor data (hyper-parameters, placeholders), bounded in size."""
+    if depth > 6:
+        return "…"
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, bytes):
+        return f"<{len(obj)} bytes>"
+    if _is_tensor(obj):
+        shape = list(obj.shape)
+        return {"tensor": True, "shape": shape, "dtype": _tensor_dtype(obj)}
+    if isinstance(obj, np.ndarray):
+        return obj.tolist() if obj.size <= 16 else {"array": True, "shape": list(obj.shape), "dtype": str(obj.dtype)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        items = list(obj.items())
+        d = {str(k): _describe(v, depth + 1) for k, v in items[:200]}
+        if len(items) > 200:
+            d["…"] = f"{len(items) - 200} more"
+        return d
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        seq = list(obj)
+        out = [_describe(v, depth + 1) for v in seq[:100]]
+        if len(seq) > 100:
+            out.append(f"… {len(seq) - 100} more")
+        return out
+    if isinstance(obj, PickledObject):
+        d: dict[str, Any] = {"__class__": obj.qualname()}
+        if obj._tb_args:
+            d["args"] = _describe(list(obj._tb_args), depth + 1)
+        if obj._tb_kwargs:
+            d["kwargs"] = _describe(obj._tb_kwargs, depth + 1)
+        if obj._tb_state is not None:
+            d["state"] = _describe(obj._tb_state, depth + 1)
+        if obj._tb_items:
+            d["items"] = _describe(obj._tb_items, depth + 1)
+        return d
+    if isinstance(obj, _DtypeMarker):
+        return repr(obj)
+    return str(obj)
+
+
+def _tensor_dtype(t) -> str | None:
+    if isinstance(t, _TensorRef):
+        return t.dtype or getattr(t, "meta_dtype", None)
+    return str(t.dtype).replace("torch.", "")
+
+
+def _tensor_entry(name: str, t) -> WeightEntry:
+    if isinstance(t, _TensorRef):
+        loader = t.numpy if t.storage is not None else None
+        return WeightEntry(name, Tensor(name, _tensor_dtype(t), t.shape, loader))
+    return WeightEntry(name, Tensor(name, _tensor_dtype(t), tuple(int(s) for s in t.shape),
+                                    lambda t=t: _torch_to_numpy(t)))
+
+
+def _torch_to_numpy(t) -> np.ndarray:
+    import torch
+
+    t = t.detach().cpu()
+    if t.dtype == torch.bfloat16 or t.dtype.is_floating_point and t.element_size() == 1:
+        t = t.float()
+    return t.numpy().copy()
+
+
+def _count(tensors: list) -> int:
+    return sum(t.numel if isinstance(t, _TensorRef) else int(t.numel()) for _, t in tensors)
+
+
+def _state_dict_model(path: str, obj, unknown: dict[str, int], legacy: bool) -> Model:
+    """Classify a checkpoint object into weights (dotted names) plus extra facts."""
+    extra: dict[str, Any] = {"container": "legacy torch.save" if legacy else "torch.save zip"}
+    warnings: list[str] = []
+    weights_src = obj
+    if isinstance(obj, dict):
+        optim = {k: v for k, v in obj.items() if str(k) in _OPTIMIZER_KEYS}
+        rest = {k: v for k, v in obj.items() if str(k) not in _OPTIMIZER_KEYS}
+        holders = [k for k, v in rest.items() if _has_tensor(v)]
+        if len(holders) == 1 and str(holders[0]) in _WRAPPER_KEYS and not _is_tensor(rest[holders[0]]):
+            extra["weights_key"] = str(holders[0])
+            weights_src = rest[holders[0]]
+        else:
+            weights_src = rest
+        if optim:
+            summary = {}
+            for k, v in optim.items():
+                ts: list = []
+                _flatten_tensors(v, "", ts)
+                summary[str(k)] = {"tensors": len(ts), "elements": _count(ts)}
+            extra["optimizer"] = summary
+        for k, v in rest.items():
+            if k in holders:
+                continue
+            extra[str(k)] = _describe(v)
+    tensors: list = []
+    _flatten_tensors(weights_src, "", tensors)
+    if isinstance(weights_src, dict) and not tensors:
+        warnings.append("no tensors found outside optimizer state")
+    if unknown:
+        extra["pickled_classes"] = dict(sorted(unknown.items()))
+        warnings.append("the file names Python classes or functions (see pickled_classes); they were not "
+                        "imported or run, and are shown as data")
+    weights = [_tensor_entry(n, t) for n, t in tensors]
+    return Model("torch.state_dict", path, weights=weights, extra=extra, warnings=warnings)
+
+
+def _has_tensor(v, depth: int = 0) -> bool:
+    if _is_tensor(v):
+        return True
+    if depth > 20:
+        return False
+    if isinstance(v, dict):
+        return any(_has_tensor(x, depth + 1) for x in v.values())
+    if isinstance(v, (list, tuple)):
+        return any(_has_tensor(x, depth + 1) for x in v)
+    if isinstance(v, PickledObject):
+        return _has_tensor(v._tb_state, depth + 1)
+    return False
+
+
+def _read_torch_save(path: str) -> tuple[Any, dict[str, int], bool]:
+    if zipfile.is_zipfile(path):
+        z = _open_zip(path, "torch.save")
+        with z:
+            return (*_read_zip_pickle(path, z), False)
+    return _read_legacy_pickle(path)
+
+
+def load_pickle(path: str, *, trust: bool = False, progress: Callable = _noop, input_shapes=None,
+                input_dtypes=None, **options) -> Model:
+    """Open a ``torch.save`` file (zip or legacy) or a plain pickle.
+
+    Without trust nothing from the file runs: a state dict / checkpoint becomes a weights-only Model
+    (``torch.state_dict``; optimizer state summarised in ``extra['optimizer']``, other entries such as
+    ``hyper_parameters`` shown as data). A pickled Python object (a whole ``nn.Module``) raises
+    :class:`TrustRequired`. With ``trust=True`` such a file is loaded with ``torch.load``: a module
+    becomes its module tree (``torch.module``), or, given ``input_shapes`` (e.g. ``[[1, 3, 224, 224]]``),
+    its full ``torch.export`` graph.
+    """
+    progress(0.05, "reading pickle")
+    try:
+        obj, unknown, legacy = _read_torch_save(path)
+    except TensorbridgeError:
+        raise
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error, ValueError, KeyError,
+            IndexError, TypeError, AttributeError, OverflowError) as exc:
+        raise CorruptFile(f"{path}: cannot read this torch.save file ({type(exc).__name__}: {exc}); "
+                          f"it may be damaged or truncated") from None
+    progress(0.6, "classifying")
+    if isinstance(obj, PickledObject):
+        cls = obj.qualname()
+        if not trust:
+            raise TrustRequired(
+                f"{path}: contains a pickled Python object (class {cls}) whose loading runs code from the "
+                f"file; open it with --trust (or 'Trust and open' in the window) only if you trust its "
+                f"source, or save a state_dict / torch.export .pt2 instead")
+        return _load_trusted_object(path, progress, input_shapes, input_dtypes)
+    model = _state_dict_model(path, obj, unknown, legacy)
+    progress(1.0, "done")
+    return model
+
+
+def _load_trusted_object(path: str, progress, input_shapes, input_dtypes) -> Model:
+    import torch
+
+    progress(0.6, "loading with torch.load (trusted)")
+    _add_cwd_to_path()
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except ModuleNotFoundError as exc:
+        raise TensorbridgeError(f"{path}: the pickled object needs the Python module '{exc.name}', which is "
+                                f"not importable here; install it or add it to PYTHONPATH, or save a "
+                                f"state_dict instead") from None
+    if isinstance(obj, torch.nn.Module):
+        if input_shapes:
+            return _model_from_module(obj, path, input_shapes, input_dtypes, progress)
+        return _module_tree_model(obj, path)
+    return _state_dict_model(path, obj if isinstance(obj, dict) else {"object": obj}, {}, False)
+
+
+def _module_tree_model(module, path: str) -> Model:
+    """One node per module that owns weights or has no children; no edges (inputs are unknown)."""
+    import torch
+
+    graph = Graph(name=type(module).__name__)
+    containers = (torch.nn.ModuleList, torch.nn.ModuleDict)
+    called: dict[str, bool] = {}
+    for name, mod in module.named_modules():
+        called[name] = not isinstance(mod, containers)
+    for name, mod in module.named_modules():
+        own = list(mod.named_parameters(recurse=False)) + list(mod.named_buffers(recurse=False))
+        if list(mod.children()) and not own:
+            continue
+        # The node stands for the module's own operations, so its scope includes the module itself
+        # (as the ops of that module get in an exported graph); ModuleList/Dict are never called.
+        parts = name.split(".") if name else []
+        chain = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+        scope = scope_from_module_chain([c for c in chain if called.get(c, True)])
+        inputs = []
+        for pname, t in own:
+            fqn = f"{name}.{pname}" if name else pname
+            if t is None:
+                continue
+            graph.initializers[fqn] = Tensor(fqn, str(t.dtype).replace("torch.", ""), tuple(t.shape),
+                                             lambda t=t: _torch_to_numpy(t))
+            graph.values[fqn] = Value(fqn, str(t.dtype).replace("torch.", ""), tuple(t.shape))
+            inputs.append(fqn)
+        cls = type(mod)
+        graph.nodes.append(Node(name or cls.__name__, cls.__name__, inputs, [],
+                                {"module": name, "module_class": f"{cls.__module__}.{cls.__qualname__}"},
+                                scope, "module"))
+    cls = type(module)
+    return Model("torch.module", path, graph=graph,
+                 extra={"module_class": f"{cls.__module__}.{cls.__qualname__}"},
+                 warnings=["this is the module tree, not a traced graph: give input shapes (input_shapes="
+                           "[[1, 3, 224, 224]]) to export the full graph with its edges and shapes"])
+
+
+# --------------------------------------------------------------------------------------------------
+# torch.export of a live module (trusted module or attached architecture)
+# --------------------------------------------------------------------------------------------------
+
+_TEMP_DIRS: list[str] = []
+
+
+def _temp_dir() -> str:
+    if not _TEMP_DIRS:
+        _TEMP_DIRS.append(tempfile.mkdtemp(prefix="tensorbridge-export-"))
+        atexit.register(lambda: shutil.rmtree(_TEMP_DIRS[0], ignore_errors=True))
+    return _TEMP_DIRS[0]
+
+
+def _example_inputs(input_shapes, input_dtypes):
+    import torch
+
+    if not input_shapes or not all(isinstance(s, (list, tuple)) for s in input_shapes):
+        raise TensorbridgeError("input shapes must be a list of shapes, e.g. [[1, 3, 224, 224]]")
+    dtypes = list(input_dtypes or [])
+    out = []
+    gen = torch.Generator().manual_seed(0)
+    for i, shape in enumerate(input_shapes):
+        dt = getattr(torch, dtypes[i]) if i < len(dtypes) and dtypes[i] else torch.float32
+        shape = [int(d) for d in shape]
+        if dt.is_floating_point:
+            out.append(torch.randn(shape, generator=gen).to(dt))
+        elif dt == torch.bool:
+            out.append(torch.zeros(shape, dtype=dt))
+        else:
+            out.append(torch.zeros(shape, dtype=dt))
+    return tuple(out)
+
+
+def _model_from_module(module, path: str, input_shapes, input_dtypes, progress, save_to: str | None = None) -> Model:
+    import torch
+
+    progress(0.7, "exporting with torch.export")
+    module = module.eval()
+    args = _example_inputs(input_shapes, input_dtypes)
+    try:
+        ep = torch.export.export(module, args)
+    except Exception as exc:  # export failures are the user's model meeting torch.export's limits
+        from ..errors import one_line
+
+        raise TensorbridgeError(f"{path}: torch.export could not trace the model with inputs "
+                                f"{[list(a.shape) for a in args]} ({one_line(exc)[:300]}); check the input "
+                                f"shapes and dtypes") from None
+    out = save_to or os.path.join(_temp_dir(), f"export-{os.getpid()}-{len(os.listdir(_temp_dir()))}.pt2")
+    torch.export.save(ep, out)
+    progress(0.85, "reading exported program")
+    model = load_exported_program(out)
+    model.path = path
+    model.extra["exported_pt2"] = out
+    model.extra["example_input_shapes"] = [list(a.shape) for a in args]
+    return model
+
+
+# --------------------------------------------------------------------------------------------------
+# attach an architecture to a weights-only file
+# --------------------------------------------------------------------------------------------------
+
+def _add_cwd_to_path() -> None:
+    # The user's own modules usually live in the folder they start from; a console-script entry point
+    # does not put it on sys.path the way ``python -m`` does.
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+
+
+def _import_class(spec: str):
+    mod_name, sep, cls_name = spec.partition(":")
+    if not sep:
+        mod_name, _, cls_name = spec.rpartition(".")
+    if not mod_name or not cls_name:
+        raise TensorbridgeError(f"architecture '{spec}': write it as package.module:ClassName "
+                                f"or path/to/file.py:ClassName")
+    try:
+        if mod_name.endswith(".py") or os.sep in mod_name:
+            file = os.path.abspath(mod_name)
+            if not os.path.isfile(file):
+                raise TensorbridgeError(f"architecture '{spec}': no such file {file}")
+            name = "_tb_arch_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(file))[0])
+            sp = importlib.util.spec_from_file_location(name, file)
+            mod = importlib.util.module_from_spec(sp)
+            sys.modules[name] = mod
+            sp.loader.exec_module(mod)
+        else:
+            _add_cwd_to_path()
+            mod = importlib.import_module(mod_name)
+    except TensorbridgeError:
+        raise
+    except ImportError as exc:
+        raise TensorbridgeError(f"architecture '{spec}': cannot import {mod_name} ({exc}); make sure it is "
+                                f"installed or on PYTHONPATH") from None
+    except Exception as exc:
+        from ..errors import one_line
+
+        raise TensorbridgeError(f"architecture '{spec}': importing {mod_name} failed ({one_line(exc)})") from None
+    cls = getattr(mod, cls_name, None)
+    if cls is None:
+        raise TensorbridgeError(f"architecture '{spec}': {mod_name} has no attribute {cls_name}")
+    return cls
+
+
+def _weights_for_attach(path: str, trust: bool) -> dict[str, Tensor]:
+    from .detect import detect
+
+    family = detect(path)
+    if family == "safetensors":
+        m = load_safetensors(path)
+    elif family == "torch.pickle":
+        m = load_pickle(path, trust=trust)
+    else:
+        raise UnsupportedFormat(f"{path}: attaching an architecture needs a weights file (state_dict .pt/.pth/"
+                                f".ckpt/.bin or .safetensors), not a {family} file")
+    if m.weights is None:
+        raise UnsupportedFormat(f"{path}: holds a whole model, not a state_dict; open it directly")
+    return {w.name: w.tensor for w in m.weights}
+
+
+def _match_keys(file_w: dict[str, Tensor], model_sd: dict) -> tuple[dict[str, Tensor], str | None]:
+    """File weights renamed to the module's keys (stripping one common wrapper prefix if that fits)."""
+    want = set(model_sd)
+    if want <= set(file_w):
+        return file_w, None
+    prefixes = {k.split(".", 1)[0] + "." for k in file_w if "." in k}
+    for p in sorted(prefixes):
+        stripped = {k[len(p):]: v for k, v in file_w.items() if k.startswith(p)}
+        if want <= set(stripped):
+            return stripped, p
+    return file_w, None
+
+
+def attach_architecture(path: str, spec: str, kwargs: dict | None = None, input_shapes=None,
+                        trust: bool = False, input_dtypes=None, save_to: str | None = None,
+                        progress: Callable = _noop) -> Model:
+    """Build ``spec`` (``package.module:Class``, run by the user's explicit choice) with ``kwargs``, load the
+    weights of ``path`` strictly, export it with random inputs of ``input_shapes`` and return the same Model
+    :func:`load_exported_program` gives for the exported program (``save_to`` keeps that ``.pt2``).
+    """
+    import torch
+
+    progress(0.05, "reading weights")
+    file_w = _weights_for_attach(path, trust)
+    progress(0.2, f"building {spec}")
+    cls = _import_class(spec)
+    try:
+        module = cls(**(kwargs or {}))
+    except Exception as exc:
+        from ..errors import one_line
+
+        raise TensorbridgeError(f"architecture '{spec}': constructing it with {kwargs or {}} failed "
+                                f"({one_line(exc)})") from None
+    if not isinstance(module, torch.nn.Module):
+        raise TensorbridgeError(f"architecture '{spec}': {type(module).__name__} is not a torch.nn.Module")
+    model_sd = module.state_dict()
+    file_w, stripped = _match_keys(file_w, model_sd)
+    missing = [k for k in model_sd if k not in file_w]
+    unexpected = [k for k in file_w if k not in model_sd]
+    shapes = [f"{k} {list(file_w[k].shape)} vs {list(model_sd[k].shape)}" for k in model_sd
+              if k in file_w and tuple(file_w[k].shape or ()) != tuple(model_sd[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (first: {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (first: {', '.join(unexpected[:3])})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (first: {'; '.join(shapes[:2])}, file vs model)")
+        raise ArchitectureMismatch(f"{path}: the weights do not fit {spec}: {'; '.join(parts)}; check the "
+                                   f"class and its constructor arguments")
+    progress(0.4, "loading weights")
+    with torch.no_grad():
+        state = {k: torch.from_numpy(np.ascontiguousarray(file_w[k].numpy())).to(model_sd[k].dtype)
+                 for k in model_sd}
+    module.load_state_dict(state, strict=True)
+    model = _model_from_module(module, path, input_shapes, input_dtypes, progress, save_to=save_to)
+    model.extra["architecture"] = spec
+    if kwargs:
+        model.extra["architecture_kwargs"] = kwargs
+    if stripped:
+        model.warnings.append(f"weight names had the prefix '{stripped}', which was removed to match {spec}")
+    progress(1.0, "done")
+    return model
+
+
+def attach_task(params: dict, ctx) -> dict:
+    """Worker task: params ``path``, ``spec``, ``kwargs``, ``input_shapes`` (+ optional ``input_dtypes``,
+    ``trust``, ``save_to``); result as ``load`` gives (summary + ``model_json``)."""
+    from ..jobs.builtin import model_result
+
+    model = attach_architecture(params["path"], params["spec"], params.get("kwargs") or {},
+                                params.get("input_shapes"), trust=bool(params.get("trust", False)),
+                                input_dtypes=params.get("input_dtypes"), save_to=params.get("save_to"),
+                                progress=ctx.progress)
+    return model_result(model, ctx)
+
+
+# --------------------------------------------------------------------------------------------------
+# TorchScript
+# --------------------------------------------------------------------------------------------------
+
+_FOLD_KINDS = ("prim::Constant",)
+
+
+def _ts_type(v) -> tuple[str | None, tuple | None]:
+    t = v.type()
+    try:
+        kind = t.kind()
+    except Exception:
+        return None, None
+    if kind == "TensorType":
+        st = t.scalarType()
+        dtype = _TS_SCALAR.get(st, st.lower() if st else None)
+        try:
+            sizes = t.sizes()
+        except RuntimeError:
+            sizes = None
+        return dtype, tuple(sizes) if sizes is not None else None
+    return {"IntType": "int64", "FloatType": "float64", "BoolType": "bool"}.get(kind), \
+        (() if kind in ("IntType", "FloatType", "BoolType") else None)
+
+
+_TS_SCALAR = {"Float": "float32", "Double": "float64", "Half": "float16", "BFloat16": "bfloat16",
+              "Long": "int64", "Int": "int32", "Short": "int16", "Char": "int8", "Byte": "uint8", "Bool": "bool"}
+
+
+class _TsWalker:
+    """Walks a TorchScript forward graph, descending into submodule calls so nodes get module scopes."""
+
+    def __init__(self, root):
+        self.root = root
+        self.graph = Graph(name=root.original_name)
+        self.node_names: dict[str, int] = {}
+
+    def uniq(self, base: str) -> str:
+        if base not in self.graph.values:
+            return base
+        i = 1
+        while f"{base}_{i}" in self.graph.values:
+            i += 1
+        return f"{base}_{i}"
+
+    def node_name(self, path: str, op: str) -> str:
+        base = f"{path}/{op}" if path else op
+        k = self.node_names.get(base, 0)
+        self.node_names[base] = k + 1
+        return base if k == 0 else f"{base}_{k}"
+
+    def walk(self, ts_graph, env: dict, module_of: dict, path: str, chain: list[str], target: Graph) -> list[str]:
+        consts: dict = {}
+        for n in ts_graph.nodes():
+            kind = n.kind()
+            outs = list(n.outputs())
+            if kind == "prim::Constant":
+                try:
+                    consts[outs[0]] = outs[0].toIValue()
+                except Exception:
+                    consts[outs[0]] = None
+                continue
+            if kind == "prim::GetAttr":
+                src = n.inputsAt(0)
+                name = n.s("name")
+                base = module_of.get(src)
+                if base is not None:
+                    full = f"{base}.{name}" if base else name
+                    if outs[0].type().kind() == "ClassType":
+                        module_of[outs[0]] = full
+                    else:
+                        env[outs[0]] = full
+                        if full not in self.graph.values:
+                            dtype, shape = _ts_type(outs[0])
+                            self.graph.values[full] = Value(full, dtype, shape)
+                    continue
+            if kind == "prim::ListConstruct" and all(i in consts for i in n.inputs()):
+                consts[outs[0]] = [consts[i] for i in n.inputs()]
+                continue
+            if kind == "prim::CallMethod" and n.s("name") == "forward" and n.inputsAt(0) in module_of:
+                sub_path = module_of[n.inputsAt(0)]
+                sub = self.root
+                for part in [p for p in sub_path.split(".") if p]:
+                    sub = getattr(sub, part)
+                sub_graph = sub.graph
+                sub_env: dict = {}
+                sub_mod = {}
+                ins = list(sub_graph.inputs())
+                sub_mod[ins[0]] = sub_path
+                call_ins = list(n.inputs())
+                for a, b in zip(ins[1:], call_ins[1:]):
+                    if b in consts:
+                        sub_env[a] = None
+                        consts_val = consts[b]
+                        sub_env[a] = ("const", consts_val)
+                    else:
+                        sub_env[a] = env.get(b) if b in env else self.name_of(b, path)
+                results = self.walk(sub_graph, sub_env, sub_mod, sub_path, chain + [sub_path], target)
+                for o, r in zip(outs, results):
+                    env[o] = r
+                continue
+            node_inputs, attrs = [], {}
+            schema_names = _schema_arg_names(n)
+            for k, i in enumerate(n.inputs()):
+                label = schema_names[k] if k < len(schema_names) else f"arg{k}"
+                if i in consts:
+                    attrs[label] = consts[i]
+                elif i in env and isinstance(env[i], tuple):
+                    attrs[label] = env[i][1]
+                else:
+                    node_inputs.append(env[i] if i in env else self.name_of(i, path))
+            out_names = []
+            for o in outs:
+                nm = self.uniq(f"{path}:{o.debugName()}" if path else o.debugName())
+                env[o] = nm
+                dtype, shape = _ts_type(o)
+                self.graph.values[nm] = Value(nm, dtype, shape)
+                out_names.append(nm)
+            ns, _, op = kind.partition("::")
+            subgraphs = {}
+            for bi, block in enumerate(n.blocks()):
+                sg = Graph(name=f"block{bi}")
+                self.walk_block(block, env, module_of, path, chain, sg, consts)
+                subgraphs[f"block{bi}"] = sg
+            node_name = self.node_name(path, op)
+            target.nodes.append(Node(node_name, op, node_inputs, out_names, _jsonable_attrs(attrs),
+                                     scope_from_module_chain(chain), ns, subgraphs))
+        return [env.get(o) if o in env else (repr(consts.get(o)) if o in consts else self.name_of(o, path))
+                for o in ts_graph.outputs()]
+
+    def walk_block(self, block, env, module_of, path, chain, target: Graph, consts):
+        class _G:  # a block has the same node/output interface as a graph
+            def __init__(self, b):
+                self.b = b
+
+            def nodes(self):
+                return self.b.nodes()
+
+            def outputs(self):
+                return self.b.outputs()
+
+        for i in block.inputs():
+            env[i] = self.name_of(i, path)
+        target.outputs = [o for o in self.walk(_G(block), env, module_of, path, chain, target) if isinstance(o, str)]
+
+    def name_of(self, v, path: str) -> str:
+        return f"{path}:{v.debugName()}" if path else v.debugName()
+
+
+def _schema_arg_names(n) -> list[str]:
+    try:
+        schema = n.schema()
+    except Exception:
+        return []
+    if not schema or schema == "(no schema)":
+        return []
+    m = re.search(r"\((.*)\)\s*->", schema)
+    if not m:
+        return []
+    names = []
+    depth, cur = 0, ""
+    for c in m.group(1):
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        if c == "," and depth == 0:
+            names.append(cur)
+            cur = ""
+        else:
+            cur += c
+    if cur.strip():
+        names.append(cur)
+    out = []
+    for a in names:
+        a = a.split("=")[0].strip()
+        if a == "*":
+            continue
+        out.append(a.split()[-1] if a.split() else a)
+    return out
+
+
+def _jsonable_attrs(attrs: dict) -> dict:
+    out = {}
+    for k, v in attrs.items():
+        if v is None or isinstance(v, (bool, int, float, str)):
+            out[k] = v
+        elif isinstance(v, (list, tuple)) and all(isinstance(x, (bool, int, float, str, type(None))) for x in v):
+            out[k] = list(v)
+        else:
+            out[k] = str(v)
+    return out
+
+
+def load_torchscript(path: str, *, trust: bool = False, progress: Callable = _noop, **options) -> Model:
+    """Load a ``torch.jit.save`` archive (without running its forward) into a neutral graph.
+
+    Nodes come from the forward graph with submodule calls followed, so each node's scope is the module
+    it runs in (``features/0``); constants and list literals become attributes; weights are the module's
+    state dict (lazy copies). Shapes are known only where the archive recorded them.
+    """
+    import torch
+
+    progress(0.1, "loading TorchScript archive")
+    try:
+        mod = torch.jit.load(path, map_location="cpu")
+    except RuntimeError as exc:
+        text = " ".join(str(exc).split())[:300]
+        raise CorruptFile(f"{path}: cannot load this TorchScript archive ({text}); it may be damaged or "
+                          f"need custom operators that are not installed") from None
+    progress(0.5, "walking the forward graph")
+    walker = _TsWalker(mod)
+    g = mod.graph
+    ins = list(g.inputs())
+    env: dict = {}
+    module_of = {ins[0]: ""}
+    for i in ins[1:]:
+        name = i.debugName().split(".")[0]
+        env[i] = name
+        dtype, shape = _ts_type(i)
+        walker.graph.values[name] = Value(name, dtype, shape)
+    walker.graph.inputs = [env[i] for i in ins[1:]]
+    outs = walker.walk(g, env, module_of, "", [], walker.graph)
+    walker.graph.outputs = [o for o in outs if isinstance(o, str)]
+    graph = walker.graph
+    sd = mod.state_dict()
+    for k, t in sd.items():
+        dtype = str(t.dtype).replace("torch.", "")
+        graph.initializers[k] = Tensor(k, dtype, tuple(t.shape), lambda t=t: _torch_to_numpy(t))
+        graph.values[k] = Value(k, dtype, tuple(t.shape))
+    progress(1.0, "done")
+    extra = {"module_class": mod.original_name}
+    return Model("torchscript", path, graph=graph, extra=extra)
+
+
+# --------------------------------------------------------------------------------------------------
+# safetensors
+# --------------------------------------------------------------------------------------------------
+
+_ST_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+              "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "U16": "uint16", "U32": "uint32",
+              "U64": "uint64", "BOOL": "bool", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
+              "C64": "complex64"}
+
+
+def load_safetensors(path: str, *, trust: bool = False, progress: Callable = _noop, **options) -> Model:
+    """Read a ``.safetensors`` header (names, dtypes, shapes, metadata); tensors load lazily."""
+    from safetensors import SafetensorError, safe_open
+
+    progress(0.1, "reading header")
+    try:
+        with safe_open(path, framework="numpy") as f:
+            metadata = f.metadata() or {}
+            keys = list(f.keys())
+            info = {}
+            for k in keys:
+                sl = f.get_slice(k)
+                info[k] = (sl.get_dtype(), tuple(int(d) for d in sl.get_shape()))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CorruptFile(f"{path}: cannot read this .safetensors file ({exc}); it may be damaged or "
+                          f"truncated") from None
+    # Data offsets from the header itself: numpy cannot hold bf16/fp8, so those are decoded here.
+    with open(path, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(n))
+    base = 8 + n
+    weights = []
+    for k in keys:
+        st_dtype, shape = info[k]
+        dtype = _ST_DTYPES.get(st_dtype, st_dtype.lower())
+        start, end = header[k]["data_offsets"]
+        weights.append(WeightEntry(k, Tensor(k, dtype, shape, _safetensors_loader(path, base + start,
+                                                                                 end - start, dtype, shape))))
+    progress(1.0, "done")
+    return Model("safetensors", path, weights=weights, extra={"metadata": metadata} if metadata else {})
+
+
+def _safetensors_loader(path: str, offset: int, nbytes: int, dtype: str, shape):
+    def load():
+        if nbytes == 0:
+            return np.zeros(shape, dtype=np.float32 if dtype == "bfloat16" else dtype)
+        buf = np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=(nbytes,))
+        return _strided(buf, dtype, shape, None, 0)
+
+    return load
