@@ -263,8 +263,6 @@ def _target_parts(target: str) -> tuple[str, str, str]:
 class _Pt2GraphBuilder:
     """Turns one serialized FX graph (schema JSON) into a neutral :class:`Graph`."""
 
-    _TENSOR_TAGS = ("as_tensor",)
-
     def __init__(self, rename: dict[str, str]):
         self.rename = rename  # placeholder name -> weight FQN
 
@@ -1337,9 +1335,6 @@ def attach_task(params: dict, ctx) -> dict:
 # --------------------------------------------------------------------------------------------------
 # TorchScript
 # --------------------------------------------------------------------------------------------------
-
-_FOLD_KINDS = ("prim::Constant",)
-
 
 def _ts_type(v) -> tuple[str | None, tuple | None]:
     t = v.type()
