@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
 
         self._stats_cache: dict[tuple[str, str], dict] = {}
         self.netron_tabs: list = []
+        self.convert_dialog: ConvertDialog | None = None
         self._make_actions()
         self._restore()
         self._update_actions()
@@ -546,20 +547,34 @@ class MainWindow(QMainWindow):
             return
         self.convert_path(tab.path, target)
 
-    def convert_path(self, path: str, target: str, *, ask: bool = True) -> QtJob | None:
-        """Plan and (after the dialog, unless ``ask`` is False) run a conversion of ``path`` to ``target``."""
+    def convert_path(self, path: str, target: str, *, trust: bool | None = None) -> ConvertDialog | None:
+        """Plan a conversion of ``path`` to ``target`` and show the route and options; the conversion
+        runs when the dialog is accepted. Returns the (non-modal) dialog, or None when no route exists."""
         if not engine_available():
             self.show_notice("Conversion engine not available: this installation has no converters.routes "
                              "module or 'convert' task.", "warning")
             return None
+        if trust is None:  # a file already opened with trust keeps it
+            trust = any(t.trust for t in self.model_tabs() if t.path == os.path.abspath(path))
         dlg = ConvertDialog(path, target, self)
         if dlg.error is not None:
             self.show_notice(f"Cannot convert {os.path.basename(path)} to {TARGET_LABELS.get(target, target)}: "
                              f"{dlg.error}", "error")
+            dlg.deleteLater()
             return None
-        if ask and dlg.exec() != ConvertDialog.DialogCode.Accepted:
-            return None
-        return self.run_conversion(dlg.params())
+        self.notice.hide()
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def accepted() -> None:
+            params = dlg.params()
+            if trust:
+                params["options"]["trust"] = True
+            self.run_conversion(params)
+
+        dlg.accepted.connect(accepted)
+        self.convert_dialog = dlg
+        dlg.open()
+        return dlg
 
     def run_conversion(self, params: dict[str, Any]) -> QtJob:
         """Run the ``convert`` task; its output opens in a new tab when it succeeds."""
