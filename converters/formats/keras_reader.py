@@ -400,6 +400,7 @@ class _Builder:
         self.model_paths: dict[str, dict] = {}         # nested model path ('' = root) -> its config
         self.call_info: dict[str, dict] = {}           # node name -> call record (for shape inference)
         self.untrusted_layers: list[str] = []
+        self.subclassed = False  # no layer graph in the config: one node per weight-holding sub-layer
 
     # -- graph -----------------------------------------------------------------------------------------
     def build(self, config: dict) -> None:
@@ -413,6 +414,7 @@ class _Builder:
             outs = self._expand_functional(config, "", None)
         else:
             self.model_paths[""] = config
+            self.subclassed = True
             self.warnings.append(
                 f"the model is a subclassed '{cls}' whose call() is Python code; its layers and weights are "
                 f"shown without connections")
@@ -489,6 +491,26 @@ class _Builder:
             for c in calls[lname]:
                 for (src, k, t, _s, _d) in c["refs"]:
                     n_out[(src, k)] = max(n_out.get((src, k), 1), t + 1)
+        # Keras 2 configs count a nested model's own first call (on its InputLayer) in node indices
+        # (tf_keras `_should_skip_first_node`); Keras 3 configs do not.
+        legacy = any(c["fmt"] == 2 for cs in calls.values() for c in cs)
+        skip = {}
+        if legacy:
+            for l in layers:
+                sub = (l.get("config") or {}).get("layers")
+                if isinstance(sub, list) and sub and isinstance(sub[0], dict) and \
+                        sub[0].get("class_name") == "InputLayer":
+                    skip[l.get("name") or (l.get("config") or {}).get("name")] = 1
+        if skip:
+            for cs in calls.values():
+                for c in cs:
+                    c["refs"] = [(src, k - skip.get(src, 0), t, sh, dt) for (src, k, t, sh, dt) in c["refs"]]
+            output_specs = [(src, k - skip.get(src, 0), t) for (src, k, t) in output_specs]
+            n_out = {}
+            for cs in calls.values():
+                for c in cs:
+                    for (src, k, t, _s, _d) in c["refs"]:
+                        n_out[(src, k)] = max(n_out.get((src, k), 1), t + 1)
         for (src, k, t) in output_specs:
             n_out[(src, k)] = max(n_out.get((src, k), 1), t + 1)
 
@@ -583,6 +605,10 @@ class _Builder:
         self.graph.initializers[name] = Tensor(name, dtype, shape, _h5_loader(opener, ds_path))
         self.graph.values[name] = Value(name, dtype, shape)
         nodes = self.layer_nodes.get(lpath)
+        if not nodes and self.subclassed:
+            node = Node(lpath, "Layer", [], [], {}, lpath.rsplit("/", 1)[0] if "/" in lpath else "")
+            self.graph.nodes.append(node)
+            nodes = self.layer_nodes[lpath] = [node]
         if nodes:
             for n in nodes:  # a shared layer: every call reads the same weights
                 n.inputs.append(name)
@@ -590,6 +616,16 @@ class _Builder:
     def attach_keras3_weights(self, h5, opener) -> None:
         """Keras 3 ``model.weights.h5``: groups named by attribute path, ``vars`` groups carry the layer name."""
         self._attach_k3_model(h5, "", opener)
+        if self.subclassed:  # sub-layers of a subclassed model are stored under their attribute names
+            h5py = _h5py()
+            for gname in _sorted_keys(h5):
+                g = h5[gname]
+                if gname in ("layers", "vars", "optimizer") or not isinstance(g, h5py.Group):
+                    continue
+                lname = g["vars"].attrs.get("name") if "vars" in g else None
+                lname = (lname.decode() if isinstance(lname, bytes) else str(lname)) if lname else gname
+                for rel, ds in _datasets(g):
+                    self._attach(lname, rel.replace("vars/", ""), ds, opener, ds.name)
 
     def _attach_k3_model(self, group, mpath: str, opener) -> None:
         h5py = _h5py()

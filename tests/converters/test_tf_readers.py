@@ -124,6 +124,44 @@ def test_lambda_layer_runs_only_with_trust(model_file):
             os.remove(marker)
 
 
+def test_custom_layer_is_shown_not_run(model_file):
+    mf = model_file(M, "custom.keras")
+    model = load(mf.path)
+    g = model.graph
+    assert [n.op_type for n in g.nodes] == ["Dense", "Dense", "Scale", "Dense"]
+    assert [n.name for n in g.nodes] == ["shared", "shared#1", "scale", "out"]
+    # a layer called twice: two nodes reading the same weights, chained
+    assert g.nodes[1].inputs[0] == g.nodes[0].outputs[0]
+    assert "shared/kernel" in g.nodes[0].inputs and "shared/kernel" in g.nodes[1].inputs
+    assert g.nodes[2].attrs["untrusted"] and g.nodes[2].attrs["factor"] == 2.0
+    assert any("custom classes" in w for w in model.warnings)
+    # shapes recorded in the Keras 3 config are used even around the custom layer
+    assert g.value("scale").shape == (None, 5)
+    assert _shapes(g.output_values) == [o["shape"] for o in mf.facts["outputs"]]
+    assert model.param_count == mf.facts["param_count"]
+    weights = load(str(Path(mf.path).with_name("custom.weights.h5")))
+    assert weights.is_weights_only and len(weights.weights) == mf.facts["weight_count"]
+    assert weights.param_count == mf.facts["param_count"]
+
+
+def test_subclassed_model_shows_its_layers(model_file):
+    mf = model_file(M, "subclassed.keras")
+    model = load(mf.path)
+    assert sorted(n.name for n in model.graph.nodes) == mf.facts["layers"]
+    assert model.param_count == mf.facts["param_count"]
+    assert any("subclassed" in w for w in model.warnings)
+
+
+def test_tf_keras_nested_h5(model_file):
+    mf = model_file(M, "tk_nested.h5")
+    model = load(mf.path)
+    assert [n.name for n in model.graph.nodes] == mf.facts["leaf_nodes"]
+    assert model.graph.nodes[1].inputs[0] == "inner/d1"
+    assert _shapes(model.graph.output_values) == mf.facts["outputs"]
+    assert model.param_count == mf.facts["param_count"]
+    assert not model.warnings
+
+
 def test_keras_application_counts(model_file):
     mf = model_file(M, "mobilenet_v2.keras")
     model = load(mf.path)

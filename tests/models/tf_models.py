@@ -147,6 +147,68 @@ def build_lambda_keras(out: str) -> dict:
     return facts
 
 
+def build_custom_layer_keras(out: str) -> dict:
+    """A registered custom layer class (unknown to the reading process) and a layer called twice."""
+    keras = _keras()
+    from keras import layers
+
+    @keras.saving.register_keras_serializable(package="tb_test")
+    class Scale(layers.Layer):
+        def __init__(self, factor=2.0, **kw):
+            super().__init__(**kw)
+            self.factor = factor
+
+        def build(self, shape):
+            self.w = self.add_weight(shape=(shape[-1],), name="w")
+
+        def call(self, x):
+            return x * self.w * self.factor
+
+        def get_config(self):
+            return {**super().get_config(), "factor": self.factor}
+
+    x = keras.Input((5,), name="x")
+    shared = layers.Dense(5, name="shared")
+    h = Scale(name="scale")(shared(shared(x)))
+    m = keras.Model(x, layers.Dense(2, name="out")(h), name="custom")
+    m.save(out)
+    m.save_weights(os.path.join(os.path.dirname(out), "custom.weights.h5"))
+    facts = _keras_facts(m)
+    facts["weight_count"] = len(m.weights)
+    return facts
+
+
+def build_subclassed_keras(out: str) -> dict:
+    keras = _keras()
+    from keras import layers
+
+    class TwoDense(keras.Model):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.first = layers.Dense(4, name="first")
+            self.second = layers.Dense(2, name="second")
+
+        def call(self, x):
+            return self.second(self.first(x))
+
+    m = TwoDense(name="two_dense")
+    m(keras.ops.zeros((1, 3)))
+    m.save(out)
+    return {"param_count": int(m.count_params()), "layers": ["first", "second"]}
+
+
+def build_tfkeras_nested_h5(out: str) -> dict:
+    import tf_keras
+    from tf_keras import layers
+
+    inner = tf_keras.Sequential([tf_keras.Input((8,)), layers.Dense(5, name="d1")], name="inner")
+    x = tf_keras.Input((8,), name="x")
+    m = tf_keras.Model(x, layers.Dense(2, name="head")(inner(x)), name="tk_nested")
+    m.save(out)
+    return {"param_count": int(m.count_params()), "outputs": [_shape(m.output.shape)],
+            "leaf_nodes": ["inner/d1", "head"]}
+
+
 def build_mobilenet_keras(out: str) -> dict:
     keras = _keras()
     m = keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3), classes=10)
@@ -273,6 +335,9 @@ MODELS = {
     "weights_only.h5": build_weights_only_h5,
     "lambda.keras": build_lambda_keras,
     "mobilenet_v2.keras": build_mobilenet_keras,
+    "custom.keras": build_custom_layer_keras,  # also writes custom.weights.h5 (Keras 3 weights layout)
+    "subclassed.keras": build_subclassed_keras,
+    "tk_nested.h5": build_tfkeras_nested_h5,
     "exported_savedmodel": build_exported_savedmodel,
     "module_savedmodel": build_module_savedmodel,
     "cnn.tflite": build_cnn_tflite,
