@@ -95,6 +95,19 @@ def test_drop_file_on_window_opens_it(window, qtbot):
     tab = window.current_tab()
     assert tab.path == str(SAMPLE)
     _wait_ready(qtbot, tab)
+    # a folder that is not a SavedModel: one-line error in its own tab, nothing else disturbed
+    folder = ROOT / "tests" / "app"
+    mime_dir = QMimeData()
+    mime_dir.setUrls([QUrl.fromLocalFile(str(folder))])
+    QApplication.sendEvent(window, QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime_dir,
+                                                   Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    QApplication.sendEvent(window, QDropEvent(pos, Qt.DropAction.CopyAction, mime_dir, Qt.MouseButton.LeftButton,
+                                              Qt.KeyboardModifier.NoModifier))
+    bad = window.current_tab()
+    assert bad.path == str(folder)
+    qtbot.waitUntil(lambda: bad.state == "failed", timeout=LOAD_TIMEOUT)
+    assert "saved_model.pb" in bad.error[0] and bad.error[1] == "UnsupportedFormat"
+    assert tab.state == "ready"
     # a drag without files is refused
     empty = QMimeData()
     empty.setText("not a file")
@@ -182,6 +195,21 @@ def test_select_node_shows_it_in_inspector(window, qtbot):
         assert f"{a.name}:" in text
     # scope row is always present (module path from the exporter's metadata, or root)
     assert "scope:" in text
+    # weight statistics are fetched on demand by a worker ("tensor" task) and drawn as a histogram
+    import numpy as np
+    from onnx import numpy_helper
+
+    arr = numpy_helper.to_array(facts["inits"][weight]).astype(np.float64)
+    weights_section = next(window.inspector.tree.topLevelItem(i) for i in range(window.inspector.tree.topLevelItemCount())
+                           if window.inspector.tree.topLevelItem(i).text(0) == "Weights")
+    window.inspector.tree.setCurrentItem(weights_section.child(0))
+    assert window.inspector.stats_button.isEnabled()
+    qtbot.mouseClick(window.inspector.stats_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "max" in window.inspector.stats_label.text(), timeout=LOAD_TIMEOUT)
+    stats = window.inspector.stats_label.text()
+    assert f"min {arr.min():.6g}" in stats and f"max {arr.max():.6g}" in stats
+    assert window.inspector.plot is not None
+    assert any(j.task == "tensor" and j.state == "done" for j in window.jobs.jobs)
     # find by op type selects a match
     hits = window.find(node.op_type)
     assert idx in hits
@@ -291,3 +319,15 @@ def test_view_in_netron_serves_locally_and_skips_consent(window, qtbot):
     assert netron.status(address)
     window.close_tab(window.tabs.indexOf(nt))
     qtbot.waitUntil(lambda: not netron.status(address), timeout=10_000)  # the server thread ends
+
+
+def test_warm_worker_runs_the_next_open(window, qtbot):
+    window.jobs.use_warm_workers(("onnx",))
+    spare = window.jobs.pool._spares["onnx"]
+    tab = window.open_path(str(SAMPLE))
+    assert tab.job.job.proc is spare.proc  # the open job took the pre-started worker
+    _wait_ready(qtbot, tab)
+    nxt = window.jobs.pool._spares["onnx"].proc
+    assert nxt is not spare.proc and nxt.poll() is None  # and the next one is already waiting
+    window.jobs.close()
+    nxt.wait(10)
