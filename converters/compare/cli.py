@@ -1,0 +1,162 @@
+"""``tensorbridge compare A B`` and ``tensorbridge devices`` (registered into converters.cli.COMMANDS).
+
+compare exit codes: 0 parity holds, 1 it does not, 2 an error (one line on stderr), including one side
+failing to load or run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..cli import COMMANDS
+from ..errors import TensorbridgeError
+
+
+class CompareError(TensorbridgeError):
+    """A comparison could not be carried out (a side failed, bad options)."""
+
+
+def _kv_int(text: str) -> tuple[str, int]:
+    k, _, v = text.partition("=")
+    if not k or not v:
+        raise argparse.ArgumentTypeError(f"expected NAME=N, got '{text}'")
+    return k, int(v)
+
+
+def _shape(text: str) -> tuple[str, list[int]]:
+    k, _, v = text.rpartition("=")
+    if not k or not v:
+        raise argparse.ArgumentTypeError(f"expected NAME=1x3x224x224, got '{text}'")
+    try:
+        return k, [int(x) for x in v.replace(",", "x").split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=1x3x224x224, got '{text}'") from None
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
+
+
+def _out_tol(text: str) -> tuple[str, dict]:
+    name, _, v = text.rpartition("=")
+    if not name:
+        raise argparse.ArgumentTypeError(f"expected OUTPUT=PRESET or OUTPUT=ATOL,RTOL, got '{text}'")
+    parts = v.split(",")
+    try:
+        if len(parts) == 2:
+            return name, {"atol": float(parts[0]), "rtol": float(parts[1])}
+        return name, {"atol": float(parts[0])}
+    except ValueError:
+        return name, {"preset": v}
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", help="reference model (file or SavedModel folder)")
+    p.add_argument("b", help="model to check against A")
+    p.add_argument("--device-a", default="cpu", help="device for A: cpu, cuda:N (torch/onnxruntime), gpu:N (TF)")
+    p.add_argument("--device-b", default="cpu", help="device for B")
+    p.add_argument("--inputs", action="append", default=[], metavar="FILE",
+                   help=".npz/.npy (matched by name, then position) or image files; repeat for several")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--batch", type=int, default=None, help="batch size for a dynamic first dim (default 1)")
+    p.add_argument("--dim", action="append", type=_kv_int, default=[], metavar="NAME=N",
+                   help="size of a named dynamic dim, e.g. --dim seq=128")
+    p.add_argument("--shape", action="append", type=_shape, default=[], metavar="INPUT=1x3x224x224",
+                   help="full shape of one input")
+    p.add_argument("--preset", choices=["fp32", "fp16", "bf16", "int8"], default=None,
+                   help="tolerance preset (default fp32)")
+    p.add_argument("--atol", type=float, default=None, help="absolute tolerance (overrides the preset's)")
+    p.add_argument("--rtol", type=float, default=None, help="relative tolerance (overrides the preset's)")
+    p.add_argument("--output-tol", action="append", type=_out_tol, default=[], metavar="OUTPUT=ATOL,RTOL",
+                   help="tolerance for one output (ATOL,RTOL or a preset name)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs per side (default 1)")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per side (default 5)")
+    p.add_argument("--image-size", type=lambda s: [int(x) for x in s.split(",")], default=None, metavar="H,W",
+                   help="resize images to H,W (default: the model input's size)")
+    p.add_argument("--mean", type=_floats, default=None, help="per-channel mean subtracted after scaling, e.g. 0.485,0.456,0.406")
+    p.add_argument("--std", type=_floats, default=None, help="per-channel std divided after scaling")
+    p.add_argument("--no-scale", action="store_true", help="keep image values in 0..255 (default: scale to 0..1)")
+    p.add_argument("--layout", choices=["auto", "NCHW", "NHWC"], default="auto", help="image layout (default auto)")
+    p.add_argument("--signature-a", default=None, help="SavedModel signature of A (default serving_default)")
+    p.add_argument("--signature-b", default=None, help="SavedModel signature of B")
+    p.add_argument("--trust", action="store_true", help="allow running code stored in the files")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--report", default=None, metavar="OUT.html", help="write the HTML report here")
+    p.add_argument("--save-dir", default=None, metavar="DIR",
+                   help="keep result.json, arrays.npz (inputs and both outputs) and the job logs here")
+    p.add_argument("--timeout", type=float, default=None, help="seconds allowed per side (default: no limit)")
+
+
+def params_from_args(args) -> dict:
+    return {"device_a": args.device_a, "device_b": args.device_b, "inputs": args.inputs, "seed": args.seed,
+            "batch": args.batch, "dims": dict(args.dim), "shapes": dict(args.shape), "preset": args.preset,
+            "atol": args.atol, "rtol": args.rtol, "overrides": dict(args.output_tol), "warmup": args.warmup,
+            "repeats": args.repeats, "trust": args.trust, "signature_a": args.signature_a,
+            "signature_b": args.signature_b, "save_dir": args.save_dir, "report": args.report,
+            "timeout": args.timeout,
+            "image": {"size": args.image_size, "mean": args.mean, "std": args.std, "scale": not args.no_scale,
+                      "layout": args.layout}}
+
+
+def _compare_run(args) -> int:
+    from .engine import compare_models, options_from_params
+    from .results import _json_safe
+
+    try:
+        opts = options_from_params(params_from_args(args))
+    except ValueError as exc:
+        raise CompareError(str(exc)) from None
+
+    def progress(fraction=None, message=""):
+        if not args.json and message and sys.stderr.isatty():
+            print(f"  {message}…", file=sys.stderr)
+
+    res = compare_models(args.a, args.b, opts, progress=progress)
+    if args.json:
+        json.dump(_json_safe(res.to_dict()), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        for line in res.summary_lines():
+            print(line)
+        for k in ("report", "json", "npz"):
+            if res.files.get(k):
+                print(f"{k}: {res.files[k]}")
+    if res.error:
+        err = CompareError(res.error)
+        side = res.a if res.a.error else res.b
+        err.log_path = side.log_path
+        raise err
+    return 0 if res.passed else 1
+
+
+def _devices_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.add_argument("--runtime", action="append", choices=["torch", "tensorflow", "tflite", "onnxruntime"],
+                   help="only these runtimes (repeatable)")
+
+
+def _devices_run(args) -> int:
+    from ..jobs import run_job
+
+    result, job = run_job("devices", {"runtimes": args.runtime})
+    job.cleanup()
+    devs = result["devices"]
+    if args.json:
+        json.dump(devs, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    for d in devs:
+        mark = "yes" if d["available"] else "no "
+        extra = d["name"] if d["available"] else d["reason"]
+        print(f"{d['runtime']:<12} {d['device']:<24} {mark}  {extra}")
+    return 0
+
+
+COMMANDS["compare"] = ("run two models on the same inputs and compare their outputs (exit 0 same, 1 differ, 2 error)",
+                       _compare_args, _compare_run)
+COMMANDS["devices"] = ("list the devices each runtime can use here, and why others are missing",
+                       _devices_args, _devices_run)

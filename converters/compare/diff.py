@@ -1,0 +1,206 @@
+"""Per-output comparison of two arrays: error statistics, mismatches and where they are, top-k agreement,
+NaN/Inf handling, verdict against a :class:`Tolerance`."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .tolerances import Tolerance
+
+__all__ = ["OutputDiff", "compare_arrays", "REL_FLOOR", "HIST_EDGES"]
+
+# Relative error is |a - b| / max(|a|, REL_FLOOR): values of A nearer zero than this count as this size,
+# so exact zeros on the reference side do not turn every rounding difference into an infinite error.
+REL_FLOOR = 1e-6
+# log10(|a - b|) bins for the error histogram: exact matches in the first bin, then 1e-12 … 1e+4.
+HIST_EDGES = [-np.inf] + list(np.arange(-12, 4.5, 0.5)) + [np.inf]
+
+
+@dataclass
+class OutputDiff:
+    """The comparison of one output. ``bool(diff)`` is the verdict.
+
+    Errors are in the output's units (abs) or unitless (rel). ``worst`` lists up to 10 elements with the
+    largest absolute error: ``{"index": [i, j, …], "a": float, "b": float, "abs": float}`` (index into A's
+    layout). ``topk`` (2-D outputs with at least 2 classes) has ``top1`` and ``top{k}`` agreement in
+    [0, 1]. ``histogram`` counts |a - b| per ``HIST_EDGES`` bin (log10).
+    """
+
+    name: str
+    name_b: str
+    shape: list[int]
+    shape_b: list[int]
+    dtype_a: str
+    dtype_b: str
+    numel: int
+    matched_by: str = "name"
+    perm_b: list[int] | None = None
+    max_abs: float = 0.0
+    mean_abs: float = 0.0
+    median_abs: float = 0.0
+    p99_abs: float = 0.0
+    max_rel: float = 0.0
+    mean_rel: float = 0.0
+    median_rel: float = 0.0
+    p99_rel: float = 0.0
+    cosine: float | None = None
+    mismatches: int = 0
+    mismatch_fraction: float = 0.0
+    worst: list[dict] = field(default_factory=list)
+    nan_a: int = 0
+    nan_b: int = 0
+    inf_a: int = 0
+    inf_b: int = 0
+    nonfinite_mismatches: int = 0
+    topk: dict[str, float] | None = None
+    histogram: list[int] = field(default_factory=list)
+    ref_range: list[float] | None = None
+    tolerance: dict = field(default_factory=dict)
+    passed: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.passed)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "OutputDiff":
+        return OutputDiff(**d)
+
+    def summary(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        s = (f"{verdict} {self.name}: max abs {self.max_abs:.3g}, max rel {self.max_rel:.3g}, "
+             f"cosine {self.cosine:.6f}" if self.cosine is not None else f"{verdict} {self.name}")
+        if self.mismatches:
+            w = self.worst[0]["index"] if self.worst else []
+            s += f", {self.mismatches} of {self.numel} mismatching (worst at {w})"
+        if self.topk:
+            s += ", " + ", ".join(f"{k} {v:.0%}" for k, v in self.topk.items())
+        if self.reasons and not self.passed:
+            s += " — " + "; ".join(self.reasons)
+        return s
+
+
+def _f(x) -> float:
+    return float(x) if np.isfinite(x) else (float("inf") if x > 0 else float("-inf")) if not np.isnan(x) else float("nan")
+
+
+def compare_arrays(a: np.ndarray, b: np.ndarray, tol: Tolerance, *, name: str = "output", name_b: str | None = None,
+                   matched_by: str = "name", perm_b: list[int] | None = None, worst_k: int = 10) -> OutputDiff:
+    """Compare reference ``a`` with ``b`` (already in A's layout) against ``tol``."""
+    a = np.asarray(a)
+    b = np.asarray(b)
+    d = OutputDiff(name=name, name_b=name_b or name, shape=list(a.shape), shape_b=list(b.shape),
+                   dtype_a=a.dtype.name, dtype_b=b.dtype.name, numel=int(a.size), matched_by=matched_by,
+                   perm_b=list(perm_b) if perm_b else None, tolerance=tol.to_dict())
+    if a.shape != b.shape:
+        d.reasons.append(f"shapes differ: {list(a.shape)} vs {list(b.shape)}")
+        d.passed = False
+        return d
+    if a.size == 0:
+        d.passed = True
+        return d
+    kind_ok = a.dtype.kind in "fiub" and b.dtype.kind in "fiub"
+    if not kind_ok:
+        same = bool(np.array_equal(a, b))
+        d.passed = same
+        d.mismatches = 0 if same else int((a != b).sum())
+        d.mismatch_fraction = d.mismatches / a.size
+        if not same:
+            d.reasons.append("values differ")
+        return d
+    af = a.astype(np.float64)
+    bf = b.astype(np.float64)
+    nan_a, nan_b = np.isnan(af), np.isnan(bf)
+    inf_a, inf_b = np.isinf(af), np.isinf(bf)
+    d.nan_a, d.nan_b = int(nan_a.sum()), int(nan_b.sum())
+    d.inf_a, d.inf_b = int(inf_a.sum()), int(inf_b.sum())
+    finite = ~(nan_a | nan_b | inf_a | inf_b)
+    # NaN where the other side has NaN, and Inf of the same sign, are agreement; anything else is not.
+    nonfinite_ok = (nan_a & nan_b) | (inf_a & inf_b & (np.sign(af) == np.sign(bf)))
+    nonfinite_bad = ~finite & ~nonfinite_ok
+    d.nonfinite_mismatches = int(nonfinite_bad.sum())
+
+    diff = np.zeros_like(af)
+    diff[finite] = np.abs(af[finite] - bf[finite])
+    diff[nonfinite_bad] = np.inf
+    absa = np.abs(af)
+    fin_diff = diff[finite]
+    if fin_diff.size:
+        rel = fin_diff / np.maximum(absa[finite], REL_FLOOR)
+        d.max_abs, d.mean_abs = float(fin_diff.max()), float(fin_diff.mean())
+        d.median_abs, d.p99_abs = (float(v) for v in np.percentile(fin_diff, [50, 99]))
+        d.max_rel, d.mean_rel = float(rel.max()), float(rel.mean())
+        d.median_rel, d.p99_rel = (float(v) for v in np.percentile(rel, [50, 99]))
+        fa, fb = af[finite], bf[finite]
+        na, nb = np.linalg.norm(fa), np.linalg.norm(fb)
+        if na == 0 and nb == 0:
+            d.cosine = 1.0
+        elif na == 0 or nb == 0:
+            d.cosine = 0.0
+        else:
+            d.cosine = float(np.clip(np.dot(fa.ravel(), fb.ravel()) / (na * nb), -1.0, 1.0))
+        d.ref_range = [float(fa.min()), float(fa.max())]
+    if d.nonfinite_mismatches:
+        d.max_abs = float("inf")
+    allowed = tol.atol + tol.rtol * absa
+    bad = nonfinite_bad.copy()
+    bad[finite] = diff[finite] > allowed[finite]
+    d.mismatches = int(bad.sum())
+    d.mismatch_fraction = d.mismatches / a.size
+    # where: the worst elements (largest error; non-finite disagreements first)
+    k = min(worst_k, a.size)
+    flat = diff.ravel()
+    idx = np.argpartition(-flat, k - 1)[:k] if k < flat.size else np.arange(flat.size)
+    idx = idx[np.argsort(-flat[idx], kind="stable")]
+    for i in idx:
+        if flat[i] == 0 and d.mismatches == 0 and len(d.worst) >= 3:
+            break
+        d.worst.append({"index": [int(x) for x in np.unravel_index(int(i), a.shape)],
+                        "a": _f(af.flat[i]), "b": _f(bf.flat[i]), "abs": _f(flat[i]),
+                        "mismatch": bool(bad.flat[i])})
+    with np.errstate(divide="ignore"):
+        logd = np.log10(diff[finite]) if fin_diff.size else np.array([])
+    counts, _ = np.histogram(logd, bins=np.array(HIST_EDGES))
+    d.histogram = [int(c) for c in counts]
+    if a.ndim == 2 and a.shape[-1] >= 2 and finite.all():
+        d.topk = _topk(af, bf)
+
+    reasons = []
+    if d.nonfinite_mismatches:
+        reasons.append(f"{d.nonfinite_mismatches} NaN/Inf values on one side only")
+    if d.mismatch_fraction > tol.max_mismatch_fraction:
+        w = d.worst[0]["index"] if d.worst else []
+        reasons.append(f"{d.mismatches} of {a.size} elements outside atol {tol.atol:g} + rtol {tol.rtol:g} "
+                       f"(worst at {w}: {d.worst[0]['a']:.6g} vs {d.worst[0]['b']:.6g})" if d.worst else
+                       f"{d.mismatches} elements outside tolerance")
+    if tol.min_cosine is not None and d.cosine is not None and d.cosine < tol.min_cosine:
+        reasons.append(f"cosine {d.cosine:.6f} below {tol.min_cosine:g}")
+    d.reasons = reasons
+    d.passed = not reasons
+    return d
+
+
+def _topk(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    c = a.shape[-1]
+    out = {"top1": float((a.argmax(-1) == b.argmax(-1)).mean())}
+    k = min(5, c - 1)
+    if k >= 2:
+        ta = np.argsort(-a, axis=-1)[:, :k]
+        tb = np.argsort(-b, axis=-1)[:, :k]
+        overlap = [len(set(x) & set(y)) / k for x, y in zip(ta.tolist(), tb.tolist())]
+        out[f"top{k}"] = float(np.mean(overlap))
+    return out
+
+
+def summarize_errors(diffs: list[OutputDiff]) -> dict[str, Any]:
+    """Worst figures over all outputs (for one-line summaries)."""
+    if not diffs:
+        return {}
+    return {"max_abs": max(d.max_abs for d in diffs), "max_rel": max(d.max_rel for d in diffs),
+            "min_cosine": min((d.cosine for d in diffs if d.cosine is not None), default=None),
+            "failed": [d.name for d in diffs if not d.passed]}

@@ -1,0 +1,275 @@
+"""Side-by-side comparison of two models: each side runs in its own worker process (``run_model`` task),
+on the same inputs, and the outputs are compared here (numpy only: this module imports no framework).
+
+Side A makes (or loads) the inputs; side B's worker opens its model at the same time and, once A has
+saved the inputs, matches them to its own inputs by name, then by position, transposing layout changes.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import TensorbridgeError, one_line
+from .diff import OutputDiff, compare_arrays
+from .matching import Sidecar, align, pair_outputs, read_sidecar
+from .results import CompareResult, SideInfo
+from .tolerances import PRESETS, Tolerance
+
+__all__ = ["CompareOptions", "compare_models", "compare_outputs", "compare_task", "SideFailed"]
+
+
+class SideFailed(TensorbridgeError):
+    """One side of a comparison could not run (load error, bad inputs, crash)."""
+
+
+@dataclass
+class CompareOptions:
+    """How to compare. Inputs: ``input_files`` (.npy/.npz/images) or seeded random (``seed``, ``batch``,
+    ``dims`` {dim name: size}, ``shapes`` {input: shape}). ``tolerance`` (default fp32 preset) and
+    ``overrides`` {output name of A: Tolerance}. Timing: ``warmup`` then ``repeats`` runs per side.
+    ``save_dir``: keep result.json, arrays.npz and the inputs there (default: a temp folder, removed).
+    ``report``: write the HTML report to this path. ``timeout`` seconds per side (None: no limit)."""
+
+    device_a: str = "cpu"
+    device_b: str = "cpu"
+    input_files: list[str] = field(default_factory=list)
+    image: dict = field(default_factory=dict)
+    seed: int = 0
+    batch: int | None = None
+    dims: dict[str, int] = field(default_factory=dict)
+    shapes: dict[str, list[int]] = field(default_factory=dict)
+    tolerance: Tolerance = field(default_factory=lambda: PRESETS["fp32"])
+    overrides: dict[str, Tolerance] = field(default_factory=dict)
+    warmup: int = 1
+    repeats: int = 5
+    trust: bool = False
+    signature_a: str | None = None
+    signature_b: str | None = None
+    save_dir: str | None = None
+    report: str | None = None
+    timeout: float | None = None
+    parallel: bool = True
+
+
+def _score_fn(tol: Tolerance) -> Callable[[np.ndarray, np.ndarray], bool]:
+    def score(a, b):
+        with np.errstate(invalid="ignore"):
+            return bool(np.allclose(b, a, atol=tol.atol, rtol=tol.rtol, equal_nan=True))
+    return score
+
+
+def compare_outputs(outs_a: dict[str, np.ndarray], outs_b: dict[str, np.ndarray], *,
+                    tolerance: Tolerance | None = None, overrides: dict[str, Tolerance] | None = None,
+                    sidecar: Sidecar | None = None, warnings: list[str] | None = None,
+                    names_a: list[str] | None = None, names_b: list[str] | None = None) -> list[OutputDiff]:
+    """Pair and compare two sets of outputs (A is the reference). Layout changes on B are undone first."""
+    tol = tolerance or PRESETS["fp32"]
+    overrides = overrides or {}
+    warnings = warnings if warnings is not None else []
+    names_a = names_a or list(outs_a)
+    names_b = names_b or list(outs_b)
+    pairs, left_a, left_b = pair_outputs(names_a, names_b, outs_a, outs_b, sidecar=sidecar, warnings=warnings)
+    diffs = []
+    for p in pairs:
+        t = overrides.get(p.a) or overrides.get(p.b) or tol
+        a, b = outs_a[p.a], outs_b[p.b]
+        b2, perm, note = align(a, b, p.perm, _score_fn(t))
+        if perm is not None:
+            warnings.append(f"output '{p.b}' of B transposed by {list(perm)} to A's layout ({note})")
+        d = compare_arrays(a, b2, t, name=p.a, name_b=p.b, matched_by=p.by, perm_b=list(perm) if perm else None)
+        d.shape_b = list(b.shape)  # B's own layout, before the transpose
+        diffs.append(d)
+    for n in left_a:
+        warnings.append(f"output '{n}' of A has no counterpart in B; not compared")
+    for n in left_b:
+        warnings.append(f"output '{n}' of B has no counterpart in A; not compared")
+    return diffs
+
+
+def _side(path: str, label: str, device: str) -> SideInfo:
+    return SideInfo(path=str(path), label=label, device=device)
+
+
+def _fill_side(side: SideInfo, res: dict, started: float, job) -> None:
+    side.runtime = res.get("runtime")
+    side.device = res.get("device", side.device)
+    side.inputs = res.get("inputs", [])
+    side.outputs = res.get("outputs", [])
+    side.timing = res.get("timing", {})
+    side.open_s = res.get("open_s")
+    side.startup_s = res.get("boot_s")
+    side.log_path = str(job.log_path)
+
+
+def compare_models(path_a: str, path_b: str, options: CompareOptions | None = None, *,
+                   progress: Callable[[float | None, str], None] | None = None) -> CompareResult:
+    """Run both models in their own workers on the same inputs and compare their outputs.
+
+    Never raises for a failure of one side: the result's ``error`` says which side failed and why
+    (``SideInfo.crashed`` when its process died). Raises TensorbridgeError only for bad options.
+    """
+    from ..jobs import Job, JobFailed
+    from ..runners import runtime_for
+
+    o = options or CompareOptions()
+    prog = progress or (lambda f=None, m="": None)
+    path_a, path_b = os.fspath(path_a), os.fspath(path_b)
+    res = CompareResult(a=_side(path_a, "A", o.device_a), b=_side(path_b, "B", o.device_b),
+                        tolerance=o.tolerance.to_dict(), seed=None if o.input_files else o.seed)
+    for side in (res.a, res.b):
+        try:
+            side.runtime = runtime_for(side.path)[1]
+        except TensorbridgeError as exc:
+            side.error, side.error_kind = exc.message, type(exc).__name__
+            res.error = f"side {side.label}: {exc.message}"
+            return res
+
+    keep = o.save_dir is not None
+    work = os.path.abspath(o.save_dir) if keep else tempfile.mkdtemp(prefix="compare-")
+    os.makedirs(work, exist_ok=True)
+    inputs_path = os.path.join(work, "inputs.npz")
+    for stale in (inputs_path,):
+        if os.path.exists(stale):
+            os.remove(stale)
+
+    # a converter's map beside B (B converted from A) or beside A (A converted from B, inverted)
+    sidecar = read_sidecar(path_b, res.warnings)
+    if not sidecar:
+        sa = read_sidecar(path_a, res.warnings)
+        sidecar = sa.inverted() if sa else sa
+
+    params_a: dict[str, Any] = {"path": path_a, "device": o.device_a, "trust": o.trust, "warmup": o.warmup,
+                                "repeats": o.repeats, "inputs_out": inputs_path,
+                                "outputs_out": os.path.join(work, "outputs_a.npz")}
+    if o.signature_a:
+        params_a["signature"] = o.signature_a
+    if o.input_files:
+        params_a["files"] = [os.path.abspath(f) for f in o.input_files]
+        params_a["image"] = o.image
+    else:
+        params_a["generate"] = {"seed": o.seed, "batch": o.batch, "dims": o.dims, "shapes": o.shapes}
+    params_b: dict[str, Any] = {"path": path_b, "device": o.device_b, "trust": o.trust, "warmup": o.warmup,
+                                "repeats": o.repeats, "inputs_npz": inputs_path,
+                                "inputs_out": os.path.join(work, "inputs_b.npz"),
+                                "outputs_out": os.path.join(work, "outputs_b.npz"),
+                                "wait_s": 24 * 3600, "perms": {k: list(v) for k, v in sidecar.target_perms().items()}}
+    if o.signature_b:
+        params_b["signature"] = o.signature_b
+
+    jobs_dir = os.path.join(work, "jobs")
+    os.makedirs(jobs_dir, exist_ok=True)
+    prog(0.0, "starting both sides")
+    job_a = Job("run_model", params_a, job_dir=os.path.join(jobs_dir, "a")).start()
+    job_b = Job("run_model", params_b, job_dir=os.path.join(jobs_dir, "b"))
+    t_start = time.monotonic()
+    if o.parallel:
+        job_b.start()
+    results: dict[str, dict] = {}
+    try:
+        for label, job, side in (("A", job_a, res.a), ("B", job_b, res.b)):
+            if job.proc is None:
+                job.start()
+            prog(0.1 if label == "A" else 0.5, f"running side {label}")
+            try:
+                results[label] = job.wait(o.timeout)
+                _fill_side(side, results[label], t_start, job)
+            except TimeoutError:
+                job.cancel(grace=0.5)
+                side.error = f"did not finish within {o.timeout:g} s"
+                side.error_kind = "Timeout"
+            except JobFailed as exc:
+                side.error, side.error_kind = exc.message, exc.kind
+                side.crashed = exc.kind == "WorkerCrashed"
+                side.log_path = exc.log_path
+            if side.error:
+                what = "crashed" if side.crashed else "failed"
+                res.error = f"side {label} ({os.path.basename(side.path)}) {what}: {side.error}"
+                other = job_b if label == "A" else None
+                if other is not None and other.proc is not None:
+                    other.cancel(grace=0.5)
+                    other._done.wait(5)
+                return _finish(res, work, keep, o, None, None)
+    except KeyboardInterrupt:
+        for j in (job_a, job_b):
+            if j.proc is not None:
+                j.cancel(grace=0.5)
+        raise
+
+    prog(0.8, "comparing outputs")
+    for label in ("A", "B"):
+        res.warnings.extend(f"side {label}: {w}" for w in results[label].get("warnings", []))
+    res.inputs = results["A"].get("feeds", {})
+    with np.load(results["A"]["outputs_npz"]) as za, np.load(results["B"]["outputs_npz"]) as zb:
+        outs_a = {k: za[k] for k in za.files}
+        outs_b = {k: zb[k] for k in zb.files}
+    res.outputs = compare_outputs(outs_a, outs_b, tolerance=o.tolerance, overrides=o.overrides, sidecar=sidecar,
+                                  warnings=res.warnings, names_a=results["A"].get("output_names"),
+                                  names_b=results["B"].get("output_names"))
+    if not res.outputs:
+        res.error = "no output of A could be paired with an output of B (names and shapes all differ)"
+    return _finish(res, work, keep, o, outs_a, outs_b)
+
+
+def _finish(res: CompareResult, work: str, keep: bool, o: CompareOptions, outs_a, outs_b) -> CompareResult:
+    try:
+        if keep:
+            arrays: dict[str, np.ndarray] = {}
+            ip = os.path.join(work, "inputs.npz")
+            if os.path.exists(ip):
+                with np.load(ip) as z:
+                    arrays.update({f"inputs/{k}": z[k] for k in z.files})
+            for prefix, outs in (("a", outs_a), ("b", outs_b)):
+                for k, v in (outs or {}).items():
+                    arrays[f"{prefix}/{k}"] = v
+            npz = os.path.join(work, "arrays.npz")
+            np.savez(npz, **arrays)
+            res.files["npz"] = npz
+            res.files["inputs"] = ip if os.path.exists(ip) else ""
+            res.files["json"] = os.path.join(work, "result.json")
+        if o.report:
+            from ..report import write_report
+            res.files["report"] = os.path.abspath(o.report)
+            write_report(res, o.report, outs_a, outs_b)
+        if keep:
+            res.save_json(res.files["json"])
+    finally:
+        # a failed side's job log stays on disk (the error names it); otherwise the temp folder goes
+        if not keep and res.error is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return res
+
+
+def options_from_params(p: dict) -> CompareOptions:
+    """CompareOptions from JSON-able params (the compare task and the CLI share this)."""
+    from .tolerances import tolerance
+
+    tol = tolerance(p.get("preset"), atol=p.get("atol"), rtol=p.get("rtol"))
+    overrides = {}
+    for name, spec in (p.get("overrides") or {}).items():
+        overrides[name] = tolerance(spec.get("preset") or p.get("preset"), atol=spec.get("atol"), rtol=spec.get("rtol"))
+    return CompareOptions(device_a=p.get("device_a") or "cpu", device_b=p.get("device_b") or "cpu",
+                          input_files=list(p.get("inputs") or []), image=p.get("image") or {},
+                          seed=int(p.get("seed", 0)), batch=p.get("batch"), dims=p.get("dims") or {},
+                          shapes=p.get("shapes") or {}, tolerance=tol, overrides=overrides,
+                          warmup=int(p.get("warmup", 1)), repeats=int(p.get("repeats", 5)),
+                          trust=bool(p.get("trust")), signature_a=p.get("signature_a"),
+                          signature_b=p.get("signature_b"), save_dir=p.get("save_dir"), report=p.get("report"),
+                          timeout=p.get("timeout"))
+
+
+def compare_task(params: dict, ctx) -> dict:
+    """Worker task "compare": params ``a``, ``b`` (paths) plus the keys of :func:`options_from_params`;
+    ``save_dir`` defaults to the job folder. Result: the CompareResult as a dict (``passed``, ``outputs``,
+    ``files`` …)."""
+    params = dict(params)
+    params.setdefault("save_dir", ctx.path("compare"))
+    opts = options_from_params(params)
+    res = compare_models(params["a"], params["b"], opts, progress=ctx.progress)
+    from .results import _json_safe
+    return _json_safe(res.to_dict())

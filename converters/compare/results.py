@@ -1,0 +1,145 @@
+"""Result objects of a comparison: plain dataclasses, JSON in and out; ``bool(result)`` is pass."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .diff import OutputDiff
+
+__all__ = ["SideInfo", "CompareResult", "timing_stats"]
+
+
+def timing_stats(times_s: list[float], warmup: int) -> dict:
+    """``{warmup, repeats, median_ms, min_ms, mean_ms, max_ms}`` from per-run seconds."""
+    if not times_s:
+        return {"warmup": warmup, "repeats": 0}
+    ms = np.asarray(times_s) * 1000.0
+    return {"warmup": int(warmup), "repeats": int(ms.size), "median_ms": float(np.median(ms)),
+            "min_ms": float(ms.min()), "mean_ms": float(ms.mean()), "max_ms": float(ms.max())}
+
+
+@dataclass
+class SideInfo:
+    """One side of a comparison: the model, where it ran, its specs and timing, or why it failed.
+
+    ``timing``: see :func:`timing_stats` (milliseconds). ``startup_s``: worker start to model open (s).
+    ``error``: one line when this side failed or crashed (then ``crashed`` says whether the process died).
+    """
+
+    path: str
+    label: str = "A"
+    runtime: str | None = None
+    device: str = "cpu"
+    inputs: list[dict] = field(default_factory=list)
+    outputs: list[dict] = field(default_factory=list)
+    timing: dict = field(default_factory=dict)
+    open_s: float | None = None
+    startup_s: float | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    crashed: bool = False
+    log_path: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "SideInfo":
+        return SideInfo(**d)
+
+
+@dataclass
+class CompareResult:
+    """Everything a comparison found. ``passed`` needs both sides to have run and every output to pass.
+
+    ``inputs``: name -> {shape, dtype} of what side A was fed. ``files``: paths written (json, npz,
+    report). ``warnings``: matching by position, transposes, unused data — things to double-check.
+    """
+
+    a: SideInfo
+    b: SideInfo
+    outputs: list[OutputDiff] = field(default_factory=list)
+    tolerance: dict = field(default_factory=dict)
+    inputs: dict[str, dict] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    seed: int | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and bool(self.outputs) and all(self.outputs)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def failed_outputs(self) -> list[OutputDiff]:
+        return [d for d in self.outputs if not d.passed]
+
+    def to_dict(self) -> dict:
+        d = {"passed": self.passed, "a": self.a.to_dict(), "b": self.b.to_dict(),
+             "outputs": [o.to_dict() for o in self.outputs], "tolerance": self.tolerance, "inputs": self.inputs,
+             "warnings": list(self.warnings), "error": self.error, "files": dict(self.files), "seed": self.seed}
+        return d
+
+    @staticmethod
+    def from_dict(d: dict) -> "CompareResult":
+        return CompareResult(a=SideInfo.from_dict(d["a"]), b=SideInfo.from_dict(d["b"]),
+                             outputs=[OutputDiff.from_dict(o) for o in d.get("outputs", [])],
+                             tolerance=d.get("tolerance", {}), inputs=d.get("inputs", {}),
+                             warnings=list(d.get("warnings", [])), error=d.get("error"),
+                             files=dict(d.get("files", {})), seed=d.get("seed"))
+
+    def save_json(self, path: str) -> str:
+        tmp = path + ".part"
+        with open(tmp, "w") as f:
+            json.dump(_json_safe(self.to_dict()), f, indent=1)
+        os.replace(tmp, path)
+        return path
+
+    @staticmethod
+    def load(path: str) -> "CompareResult":
+        with open(path) as f:
+            return CompareResult.from_dict(json.load(f))
+
+    def summary_lines(self) -> list[str]:
+        lines = [f"A: {self.a.path} [{self.a.runtime or '?'} on {self.a.device}]",
+                 f"B: {self.b.path} [{self.b.runtime or '?'} on {self.b.device}]"]
+        if self.error:
+            lines.append(f"error: {self.error}")
+            return lines
+        lines.append(f"tolerance: {self.tolerance.get('name', '?')} (atol {self.tolerance.get('atol')}, "
+                     f"rtol {self.tolerance.get('rtol')})")
+        for o in self.outputs:
+            lines.append(("  " + o.summary()))
+        for side in (self.a, self.b):
+            t = side.timing
+            if t.get("repeats"):
+                lines.append(f"time {side.label}: median {t['median_ms']:.3f} ms, min {t['min_ms']:.3f} ms "
+                             f"over {t['repeats']} runs")
+        for w in self.warnings:
+            lines.append(f"warning: {w}")
+        lines.append("PASS: outputs match" if self.passed else
+                     f"FAIL: {len(self.failed_outputs)} of {len(self.outputs)} outputs differ"
+                     if self.outputs else "FAIL: no outputs were compared")
+        return lines
+
+
+def _json_safe(x: Any) -> Any:
+    # JSON has no Infinity/NaN: write them as strings so every reader accepts the file
+    if isinstance(x, float):
+        if x != x:
+            return "NaN"
+        if x in (float("inf"), float("-inf")):
+            return "Infinity" if x > 0 else "-Infinity"
+        return x
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x

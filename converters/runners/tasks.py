@@ -1,0 +1,108 @@
+"""Worker tasks for running models: ``run_model`` (one side of a comparison) and ``devices``."""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+
+def _boot_seconds() -> float | None:
+    # time from this process's creation to now: interpreter start + worker imports
+    try:
+        import psutil
+        return max(0.0, time.time() - psutil.Process().create_time())
+    except Exception:
+        return None
+
+
+def run_model_task(params: dict, ctx) -> dict:
+    """Open one model, feed it, run it ``warmup`` + ``repeats`` times, save the outputs.
+
+    params:
+      path (str), device (str, "cpu"), trust (bool), signature (str|None, SavedModel),
+      one input source: ``generate`` {seed, dims, shapes, batch} | ``files`` [paths] with ``image``
+      {size, scale, mean, std, layout} | ``inputs_npz`` (path; with ``wait_s`` it may appear later),
+      ``perms`` {input name: perm} (layout hints from a converter map), ``inputs_out`` (path: save the
+      feeds used), ``capture`` [names], ``warmup`` (int, 1), ``repeats`` (int, 5).
+    result: runtime, device, inputs/outputs specs, ``outputs_npz``, ``inputs_npz``, ``timing`` (ms),
+      ``open_s``, ``boot_s``, ``warnings``, ``matches`` [{source, target, by, perm}].
+    """
+    from ..compare.results import timing_stats
+    from ..inputs import ImageOptions, inputs_from_files, load_inputs, match_arrays, random_inputs, save_inputs
+    from . import runner_for
+
+    boot = _boot_seconds()
+    path = params["path"]
+    warnings: list[str] = []
+    ctx.progress(0.0, f"opening {os.path.basename(path)}")
+    t0 = time.perf_counter()
+    runner = runner_for(path, device=params.get("device") or "cpu", trust=bool(params.get("trust")),
+                        **({"signature": params["signature"]} if params.get("signature") else {}))
+    runner.open()
+    open_s = time.perf_counter() - t0
+    try:
+        in_specs = runner.input_specs()
+        matches: list = []
+        if params.get("generate") is not None:
+            g = params["generate"] or {}
+            feeds = random_inputs(in_specs, seed=int(g.get("seed", 0)), dims=g.get("dims"), shapes=g.get("shapes"),
+                                  batch=g.get("batch"),
+                                  float_range=tuple(g.get("float_range", (0.0, 1.0))),
+                                  int_range=tuple(g.get("int_range", (0, 10))))
+        elif params.get("files"):
+            img = params.get("image") or {}
+            opts = ImageOptions(size=tuple(img["size"]) if img.get("size") else None, scale=img.get("scale", True),
+                                mean=tuple(img["mean"]) if img.get("mean") else None,
+                                std=tuple(img["std"]) if img.get("std") else None, layout=img.get("layout", "auto"))
+            feeds = inputs_from_files(params["files"], in_specs, image_options=opts, warnings=warnings)
+        elif params.get("inputs_npz"):
+            src = params["inputs_npz"]
+            deadline = time.monotonic() + float(params.get("wait_s") or 0)
+            if params.get("wait_s"):
+                ctx.progress(None, "waiting for the other side's inputs")
+            while not os.path.exists(src) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            arrays = load_inputs(src)
+            feeds = match_arrays(arrays, in_specs, warnings=warnings, what="input",
+                                 perms={k: tuple(v) for k, v in (params.get("perms") or {}).items()},
+                                 matches=matches)
+        else:
+            raise ValueError("run_model needs one of: generate, files, inputs_npz")
+        if params.get("inputs_out"):
+            save_inputs(params["inputs_out"], feeds)
+        warmup = max(0, int(params.get("warmup", 1)))
+        repeats = max(1, int(params.get("repeats", 5)))
+        capture = params.get("capture") or None
+        ctx.progress(0.2, "running")
+        out = None
+        for _ in range(warmup):
+            out = runner.infer(feeds, capture=capture)
+        times = []
+        for i in range(repeats):
+            out = runner.infer(feeds, capture=capture)
+            times.append(runner.last_inference_time)
+            ctx.progress(0.2 + 0.7 * (i + 1) / repeats, f"run {i + 1}/{repeats}")
+        out_path = params.get("outputs_out") or ctx.path("outputs.npz")
+        tmp = out_path + ".part.npz"
+        np.savez(tmp, **{k: np.asarray(v) for k, v in out.items()})
+        os.replace(tmp, out_path)
+        desc = runner.describe()
+        warnings.extend(runner.warnings)
+        ctx.progress(1.0, "done")
+        return {"runtime": desc["runtime"], "device": desc["device"], "inputs": desc["inputs"],
+                "outputs": desc["outputs"], "output_names": list(out.keys()), "outputs_npz": out_path,
+                "inputs_npz": params.get("inputs_out"), "timing": timing_stats(times, warmup), "open_s": open_s,
+                "boot_s": boot, "warnings": warnings,
+                "feeds": {k: {"shape": list(v.shape), "dtype": v.dtype.name} for k, v in feeds.items()},
+                "matches": [{"source": m.source, "target": m.target, "by": m.by,
+                             "perm": list(m.perm) if m.perm else None} for m in matches]}
+    finally:
+        runner.close()
+
+
+def devices_task(params: dict, ctx) -> dict:
+    """params: ``runtimes`` (list or None). result: ``{"devices": [ {runtime, device, available, reason, name} ]}``."""
+    from . import list_devices
+
+    return {"devices": list_devices(params.get("runtimes"))}

@@ -1,0 +1,217 @@
+"""TensorFlow runner: SavedModel signatures, Keras 3 ``.keras``/``.h5``, and tf_keras (Keras 2) ``.h5`` /
+``.keras`` files such as onnx2tf writes.
+
+SavedModel: the signature is picked by name (option ``signature``, default ``serving_default``, else the
+only one); inputs and outputs are the signature's keyword names. Keras: inputs are the model's input
+names; outputs are the output names (dict keys for dict outputs, else the output layer names).
+Devices: "cpu", "gpu:N" (also accepted: "cuda:N"). Capture (Keras models only): layer names, whose outputs
+are fetched through a second model built on the same graph.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import TrustRequired
+from .base import DeviceUnavailable, Runner, RunnerError, TensorSpec, dtype_name, to_numpy
+
+
+def tf_device(device: str) -> str:
+    import tensorflow as tf
+
+    d = (device or "cpu").lower()
+    if d == "cpu":
+        return "/CPU:0"
+    if d.startswith("gpu") or d.startswith("cuda"):
+        idx = int(d.split(":", 1)[1]) if ":" in d else 0
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            why = ("the installed TensorFlow is built without CUDA" if not tf.test.is_built_with_cuda()
+                   else "TensorFlow found no GPU")
+            raise DeviceUnavailable(f"{why}, so '{device}' cannot be used; pick device 'cpu'")
+        if idx >= len(gpus):
+            raise DeviceUnavailable(f"TensorFlow sees {len(gpus)} GPU(s); '{device}' does not exist")
+        return f"/GPU:{idx}"
+    raise DeviceUnavailable(f"unknown TensorFlow device '{device}'; use cpu or gpu:N")
+
+
+def _tf_spec(name, ts) -> TensorSpec:
+    shape = None
+    if ts.shape.rank is not None:
+        shape = tuple(d if d is not None else None for d in ts.shape.as_list())
+    return TensorSpec(name, dtype_name(ts.dtype.name), shape)
+
+
+class TFRunner(Runner):
+    runtime = "tensorflow"
+
+    def _open_impl(self) -> None:
+        import tensorflow as tf
+
+        from ..formats.detect import detect
+
+        self._tf = tf
+        self._dev = tf_device(self.device)
+        self.family = self.options.get("family") or detect(self.path)
+        self.keras_model = None
+        self._fn = None
+        try:
+            with tf.device(self._dev):
+                if self.family == "savedmodel":
+                    self._open_savedmodel(tf)
+                elif self.family in ("keras", "keras.h5"):
+                    self._open_keras()
+                else:
+                    raise RunnerError(f"{self.path}: a {self.family} file cannot be run by TensorFlow; use a "
+                                      f"SavedModel folder, .keras or .h5")
+        except (RunnerError, TrustRequired):
+            raise
+        except Exception as exc:
+            from ..errors import one_line
+            raise RunnerError(f"{self.path}: TensorFlow cannot load this model ({one_line(exc)})") from exc
+
+    def _open_savedmodel(self, tf) -> None:
+        path = self.path if os.path.isdir(self.path) else os.path.dirname(self.path)
+        self._loaded = tf.saved_model.load(path)
+        sigs = dict(self._loaded.signatures)
+        if not sigs:
+            raise RunnerError(f"{path}: the SavedModel has no signatures to run; re-export it with a "
+                              f"serving signature (model.export(path) in Keras)")
+        want = self.options.get("signature")
+        if want is None:
+            want = "serving_default" if "serving_default" in sigs else (next(iter(sigs)) if len(sigs) == 1 else None)
+            if want is None:
+                raise RunnerError(f"{path}: several signatures ({', '.join(sigs)}) and no serving_default; "
+                                  f"pick one with --signature")
+        if want not in sigs:
+            raise RunnerError(f"{path}: no signature '{want}'; the SavedModel has {', '.join(sigs)}")
+        self.signature = want
+        self._fn = sigs[want]
+        _args, kwargs = self._fn.structured_input_signature
+        self._in = [_tf_spec(k, v) for k, v in sorted(kwargs.items())]
+        outs = self._fn.structured_outputs
+        self._out = [_tf_spec(k, v) for k, v in outs.items()]
+
+    def _open_keras(self) -> None:
+        safe = not self.trust
+        err = None
+        model = None
+        try:
+            import keras
+            model = keras.models.load_model(self.path, compile=False, safe_mode=safe)
+        except Exception as exc:  # a tf_keras (Keras 2) file, e.g. written by onnx2tf
+            err = exc
+            if "safe_mode" in str(exc) or "Lambda" in str(exc) and safe:
+                raise TrustRequired(f"{self.path}: this Keras model contains Lambda layers (stored code); "
+                                    f"pass trust (--trust) to run it if you trust its source") from exc
+        if model is None:
+            try:
+                import tf_keras
+                model = tf_keras.models.load_model(self.path, compile=False, safe_mode=safe) \
+                    if self.path.endswith(".keras") else tf_keras.models.load_model(self.path, compile=False)
+            except Exception as exc2:
+                from ..errors import one_line
+                raise RunnerError(f"{self.path}: neither Keras 3 ({one_line(err)}) nor tf_keras "
+                                  f"({one_line(exc2)}) can load it") from exc2
+        self.keras_model = model
+        self._in = []
+        for t in model.inputs:
+            name = getattr(t, "name", None) or "input"
+            name = name.split(":")[0]
+            self._in.append(TensorSpec(name, dtype_name(getattr(t.dtype, "name", t.dtype)),
+                                       tuple(t.shape) if t.shape is not None else None))
+        outs = model.outputs
+        names = self._keras_output_names(model)
+        self._out = [TensorSpec(n, dtype_name(getattr(t.dtype, "name", t.dtype)),
+                                tuple(t.shape) if t.shape is not None else None) for n, t in zip(names, outs)]
+
+    @staticmethod
+    def _keras_output_names(model) -> list[str]:
+        struct = getattr(model, "_outputs_struct", None) or getattr(model, "output", None)
+        if isinstance(struct, dict):
+            # model.outputs is the dict flattened the framework's way (sorted keys); name them alike
+            try:
+                if type(model).__module__.startswith("tf_keras"):
+                    import tensorflow as tf
+                    return [str(k) for k in tf.nest.flatten({k: k for k in struct})]
+                import keras
+                return [str(k) for k in keras.tree.flatten({k: k for k in struct})]
+            except Exception:
+                return sorted(str(k) for k in struct)
+        names = getattr(model, "output_names", None)
+        if names and len(names) == len(model.outputs):
+            return list(names)
+        out = []
+        for t in model.outputs:
+            hist = getattr(t, "_keras_history", None)
+            op = getattr(hist, "operation", None) or getattr(hist, "layer", None) if hist else None
+            out.append(getattr(op, "name", None) or t.name.split("/")[0].split(":")[0])
+        return out
+
+    def _close_impl(self) -> None:
+        self.keras_model = None
+        self._fn = None
+        self._loaded = None
+
+    def _input_specs_impl(self):
+        return list(self._in)
+
+    def _output_specs_impl(self):
+        return list(self._out)
+
+    def _infer_impl(self, feeds, capture):
+        tf = self._tf
+        with tf.device(self._dev):
+            if self._fn is not None:
+                if capture:
+                    raise RunnerError(f"{self.path}: capturing intermediates of a SavedModel signature is not "
+                                      f"supported; open the Keras model or the TFLite file instead")
+                res = self._fn(**{k: tf.constant(v) for k, v in feeds.items()})
+                return {s.name: to_numpy(res[s.name]) for s in self._out}
+            model = self.keras_model
+            args = [feeds[s.name] for s in self._in]
+            if capture:
+                model = self._capture_model(tuple(capture))
+            struct = getattr(self.keras_model, "_inputs_struct", None)
+            if capture:
+                x = list(args)  # the capture model is built on the input list
+            elif isinstance(struct, dict):
+                x = {s.name: feeds[s.name] for s in self._in}
+            elif isinstance(struct, (list, tuple)):
+                x = list(args)
+            else:
+                x = args if len(args) > 1 else args[0]
+            res = model(x, training=False)
+        if isinstance(res, dict):
+            flat = [res[k] for k in ([s.name for s in self._out] if not capture else res.keys())]
+            if not capture:
+                return {s.name: to_numpy(v) for s, v in zip(self._out, flat)}
+            return {k: to_numpy(v) for k, v in res.items()}
+        if not isinstance(res, (list, tuple)):
+            res = [res]
+        names = [s.name for s in self._out] + (list(capture) if capture else [])
+        return {n: to_numpy(v) for n, v in zip(names, res)}
+
+    def _capture_model(self, names: tuple):
+        cache = getattr(self, "_capture_cache", {})
+        self._capture_cache = cache
+        if names in cache:
+            return cache[names]
+        model = self.keras_model
+        extra = []
+        for n in names:
+            try:
+                extra.append(model.get_layer(n).output)
+            except ValueError:
+                raise RunnerError(f"{self.path}: no layer named '{n}' to capture; layers are "
+                                  f"{', '.join(l.name for l in model.layers[:8])} …") from None
+        outs = list(model.outputs) + extra
+        mod = type(model).__module__
+        if mod.startswith("tf_keras"):
+            import tf_keras as K
+        else:
+            import keras as K
+        sub = K.Model(model.inputs, outs)
+        cache[names] = sub
+        return sub

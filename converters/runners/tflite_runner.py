@@ -1,0 +1,126 @@
+"""TFLite runner: ``ai_edge_litert`` Interpreter, falling back to ``tf.lite.Interpreter``.
+
+Inputs and outputs are the interpreter's tensor names (a signature's keyword names when the model has
+exactly one signature, as converters from Keras/SavedModel write: ``x``, ``logits``). Dynamic dims
+(``shape_signature`` -1) are resized to the fed shape. Device: "cpu" only (the desktop interpreter runs
+XNNPACK on the CPU). Capture: any tensor name of the flatbuffer (interpreter opened with
+``experimental_preserve_all_tensors``, so intermediates stay readable).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import DeviceUnavailable, Runner, RunnerError, TensorSpec, dtype_name
+
+
+def interpreter_class():
+    """(Interpreter class, library name): ai_edge_litert when installed, else tf.lite."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+        return Interpreter, "ai_edge_litert"
+    except ImportError:
+        import tensorflow as tf
+        return tf.lite.Interpreter, "tensorflow.lite"
+
+
+class TFLiteRunner(Runner):
+    runtime = "tflite"
+
+    def _open_impl(self) -> None:
+        if (self.device or "cpu").lower() != "cpu":
+            raise DeviceUnavailable(f"the TFLite interpreter runs on the CPU only here; '{self.device}' cannot be "
+                                    f"used, pick device 'cpu'")
+        Interpreter, self.library = interpreter_class()
+        self._Interpreter = Interpreter
+        self._interp = self._make(preserve=False)
+        self._capture_interp = None
+        self._sig_in: dict[str, str] = {}
+        self._sig_out: dict[str, str] = {}
+        try:
+            sigs = self._interp.get_signature_list()
+        except Exception:
+            sigs = {}
+        if len(sigs) == 1:
+            key = next(iter(sigs))
+            runner = self._interp.get_signature_runner(key)
+            details_in = runner.get_input_details()
+            details_out = runner.get_output_details()
+            self._sig_in = {k: v["name"] for k, v in details_in.items()}
+            self._sig_out = {k: v["name"] for k, v in details_out.items()}
+        self._tensor_in = {d["name"]: d for d in self._interp.get_input_details()}
+        self._tensor_out = {d["name"]: d for d in self._interp.get_output_details()}
+
+    def _make(self, preserve: bool):
+        import warnings
+        try:
+            with warnings.catch_warnings():
+                # preserving all tensors is exactly what capture asks for; the library warns about it
+                warnings.simplefilter("ignore", UserWarning)
+                it = self._Interpreter(model_path=self.path, experimental_preserve_all_tensors=preserve)
+            it.allocate_tensors()
+            return it
+        except Exception as exc:
+            from ..errors import one_line
+            raise RunnerError(f"{self.path}: the TFLite interpreter cannot load this model ({one_line(exc)})") from exc
+
+    def _close_impl(self) -> None:
+        self._interp = None
+        self._capture_interp = None
+
+    @staticmethod
+    def _spec(name: str, d: dict) -> TensorSpec:
+        sig = d.get("shape_signature")
+        shape = d["shape"] if sig is None or len(sig) == 0 and len(d["shape"]) else sig
+        shape = tuple(int(x) if int(x) >= 0 else None for x in shape)
+        return TensorSpec(name, dtype_name(d["dtype"]), shape)
+
+    def _input_specs_impl(self):
+        if self._sig_in:
+            inv = {v: k for k, v in self._sig_in.items()}
+            return [self._spec(inv.get(n, n), d) for n, d in self._tensor_in.items()]
+        return [self._spec(n, d) for n, d in self._tensor_in.items()]
+
+    def _output_specs_impl(self):
+        if self._sig_out:
+            by_tensor = {v: k for k, v in self._sig_out.items()}
+            # keep the signature's key order (the order the model author named them)
+            return [self._spec(k, self._tensor_out[v]) for k, v in self._sig_out.items() if v in self._tensor_out] \
+                if all(v in self._tensor_out for v in self._sig_out.values()) else \
+                [self._spec(by_tensor.get(n, n), d) for n, d in self._tensor_out.items()]
+        return [self._spec(n, d) for n, d in self._tensor_out.items()]
+
+    def _infer_impl(self, feeds, capture):
+        if capture and self._capture_interp is None:
+            self._capture_interp = self._make(preserve=True)
+        it = self._capture_interp if capture else self._interp
+        in_specs = self._input_specs_impl()
+        details = {d["name"]: d for d in it.get_input_details()}
+        tensor_name = {s.name: (self._sig_in.get(s.name, s.name)) for s in in_specs}
+        resized = False
+        for s in in_specs:
+            d = details[tensor_name[s.name]]
+            a = feeds[s.name]
+            if tuple(d["shape"]) != a.shape:
+                it.resize_tensor_input(d["index"], list(a.shape), strict=False)
+                resized = True
+        if resized:
+            it.allocate_tensors()
+        for s in in_specs:
+            d = details[tensor_name[s.name]]
+            it.set_tensor(d["index"], np.ascontiguousarray(feeds[s.name]))
+        it.invoke()
+        out_details = {d["name"]: d for d in it.get_output_details()}
+        result = {}
+        for s in self._output_specs_impl():
+            tname = self._sig_out.get(s.name, s.name)
+            result[s.name] = np.array(it.get_tensor(out_details[tname]["index"]))
+        if capture:
+            all_t = {d["name"]: d["index"] for d in it.get_tensor_details()}
+            for name in capture:
+                if name not in all_t:
+                    raise RunnerError(f"{self.path}: no tensor named '{name}' to capture")
+                try:
+                    result[name] = np.array(it.get_tensor(all_t[name]))
+                except ValueError as exc:
+                    raise RunnerError(f"{self.path}: tensor '{name}' holds no data after the run ({exc})") from None
+        return result

@@ -1,0 +1,285 @@
+"""Comparison: statistics and verdicts on arrays, and side-by-side runs of real models in worker processes
+(each side its own process), the report, the saved results and the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from converters.compare import (CompareOptions, CompareResult, compare_arrays, compare_models, compare_outputs,
+                                tolerance)
+
+M = "compare_models"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+# ---- arrays --------------------------------------------------------------------------------------
+def test_statistics_and_worst_location():
+    rng = np.random.default_rng(0)
+    a = rng.random((4, 6)).astype(np.float32)
+    b = a.copy()
+    b[2, 5] += 0.25
+    b[1, 0] -= 0.01
+    d = compare_arrays(a, b, tolerance("fp32"), name="y")
+    assert not d and not d.passed
+    assert d.mismatches == 2 and d.numel == 24 and d.mismatch_fraction == pytest.approx(2 / 24)
+    assert d.worst[0]["index"] == [2, 5] and d.worst[0]["abs"] == pytest.approx(0.25, rel=1e-5)
+    assert d.worst[1]["index"] == [1, 0]
+    assert d.max_abs == pytest.approx(0.25, rel=1e-5)
+    assert d.mean_abs == pytest.approx(0.26 / 24, rel=1e-4)
+    assert d.median_abs == 0.0
+    assert d.max_rel == pytest.approx(0.25 / a[2, 5], rel=1e-4)
+    assert 0.9 < d.cosine < 1.0
+    assert d.topk["top1"] <= 1.0 and "top5" in d.topk  # 2-D with 6 classes: classifier-like
+    assert sum(d.histogram) == 24
+    assert any("worst at [2, 5]" in r for r in d.reasons)
+    same = compare_arrays(a, a.copy(), tolerance("fp32"))
+    assert same and same.max_abs == 0 and same.cosine == pytest.approx(1.0) and same.topk["top1"] == 1.0
+
+
+def test_nan_and_inf_handling():
+    a = np.array([1.0, np.nan, np.inf, -np.inf, 2.0], np.float32)
+    ok = compare_arrays(a, a.copy(), tolerance("fp32"))
+    assert ok and ok.nan_a == 1 and ok.inf_a == 2 and ok.nonfinite_mismatches == 0
+    b = a.copy()
+    b[0] = np.nan          # NaN on one side only
+    b[3] = np.inf          # Inf of the other sign
+    bad = compare_arrays(a, b, tolerance("fp32"))
+    assert not bad and bad.nonfinite_mismatches == 2
+    assert any("NaN/Inf" in r for r in bad.reasons)
+    assert {tuple(w["index"]) for w in bad.worst if w["mismatch"]} == {(0,), (3,)}
+
+
+def test_presets_and_overrides_change_the_verdict():
+    a = np.linspace(-3, 3, 50, dtype=np.float32).reshape(5, 10)
+    b = a + np.float32(2e-3)  # borderline: beyond fp32 rounding, within fp16's
+    assert not compare_arrays(a, b, tolerance("fp32"))
+    assert compare_arrays(a, b, tolerance("fp16"))
+    assert compare_arrays(a, b, tolerance("fp32", atol=3e-3))
+    assert not compare_arrays(a, a + np.float32(0.2), tolerance("bf16"))
+    # int8 allows a small fraction of elements off
+    c = a.copy()
+    c[0, 0] += 1.0
+    big = np.tile(a, (20, 1))
+    big_c = big.copy()
+    big_c[0, 0] += 1.0
+    assert not compare_arrays(a, c, tolerance("int8"))            # 1 of 50 = 2% > 1%
+    assert compare_arrays(big, big_c, tolerance("int8"))          # 1 of 1000
+    diffs = compare_outputs({"p": a, "q": a}, {"p": b, "q": b}, tolerance=tolerance("fp32"),
+                            overrides={"q": tolerance("fp16")})
+    assert [bool(d) for d in diffs] == [False, True]
+    with pytest.raises(ValueError, match="unknown tolerance preset"):
+        tolerance("fp8")
+
+
+def test_outputs_paired_by_name_then_position_and_layout_undone():
+    rng = np.random.default_rng(1)
+    feat = rng.random((1, 4, 6, 5), dtype=np.float32)
+    logits = rng.random((1, 7), dtype=np.float32)
+    warnings: list[str] = []
+    diffs = compare_outputs({"logits": logits, "feat": feat},
+                            {"out0": feat.transpose(0, 2, 3, 1), "logits": logits}, warnings=warnings)
+    assert [(d.name, d.name_b, d.matched_by) for d in diffs] == [("logits", "logits", "name"),
+                                                                   ("feat", "out0", "position")]
+    assert all(diffs) and diffs[1].perm_b == [0, 3, 1, 2]
+    assert any("by position" in w for w in warnings) and any("transposed" in w for w in warnings)
+    # same shape, layout changed (H == W == C): found by value search, and said so
+    sq = rng.random((1, 3, 3, 3), dtype=np.float32)
+    warnings = []
+    d = compare_outputs({"t": sq}, {"t": sq.transpose(0, 2, 3, 1)}, warnings=warnings)[0]
+    assert d and d.perm_b is not None and any("value search" in w for w in warnings)
+
+
+def test_sidecar_map_pairs_outputs(tmp_path):
+    from converters.compare.matching import read_sidecar
+    a = np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4)
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"x")
+    (tmp_path / "m.tflite.tbmap.json").write_text(json.dumps(
+        {"outputs": [{"source": "feat", "target": "Identity_1", "perm": [0, 2, 3, 1]}]}))
+    sc = read_sidecar(str(model))
+    assert sc.pairs == {"feat": ("Identity_1", (0, 2, 3, 1))}
+    d = compare_outputs({"feat": a}, {"Identity": a[:, 0], "Identity_1": a.transpose(0, 2, 3, 1)}, sidecar=sc)
+    assert d[0].name_b == "Identity_1" and d[0].matched_by == "map" and d[0]
+
+
+# ---- real models, each side in its own worker ------------------------------------------------------
+def _run(model_file, a, b, **kw) -> CompareResult:
+    return compare_models(model_file(M, a).path, model_file(M, b).path, CompareOptions(repeats=3, **kw))
+
+
+def test_model_vs_itself_passes_and_is_reproducible(model_file, tmp_path):
+    res = _run(model_file, "cnn.onnx", "cnn.onnx", seed=5, batch=3, save_dir=str(tmp_path / "s"))
+    assert res and res.error is None
+    assert [d.name for d in res.outputs] == ["logits", "features"]
+    assert all(d.max_abs == 0 for d in res.outputs)
+    assert res.inputs["x"]["shape"] == [3, 3, 16, 16]
+    assert res.a.timing["repeats"] == 3 and res.a.timing["median_ms"] > 0
+    assert res.a.runtime == res.b.runtime == "onnxruntime"
+    with np.load(res.files["npz"]) as z:
+        x1 = z["inputs/x"]
+        assert set(z.files) == {"inputs/x", "a/logits", "a/features", "b/logits", "b/features"}
+    back = CompareResult.load(res.files["json"])
+    assert back.passed and back.outputs[0].max_abs == 0 and back.seed == 5
+    res2 = _run(model_file, "cnn.onnx", "cnn.onnx", seed=5, batch=3, save_dir=str(tmp_path / "s2"))
+    with np.load(res2.files["npz"]) as z:
+        np.testing.assert_array_equal(z["inputs/x"], x1)  # same seed, same inputs
+
+
+def test_torch_pt2_vs_its_onnx_passes(model_file):
+    res = _run(model_file, "cnn.pt2", "cnn.onnx", batch=2)
+    assert res, res.summary_lines()
+    assert [(d.name, d.name_b) for d in res.outputs] == [("output_0", "logits"), ("output_1", "features")]
+    assert all(d.matched_by == "position" for d in res.outputs)
+    assert sum("by position" in w for w in res.warnings) == 2
+    assert res.a.runtime == "torch" and res.outputs[0].max_abs < 1e-5
+
+
+def test_keras_vs_its_tflite_passes(model_file):
+    res = _run(model_file, "keras_twin.keras", "keras_twin.tflite")
+    assert res, res.summary_lines()
+    assert sorted(d.name for d in res.outputs) == ["features", "logits"]
+    assert res.a.runtime == "tensorflow" and res.b.runtime == "tflite"
+    assert not any("position" in w for w in res.warnings)
+
+
+def test_nchw_model_vs_nhwc_twin_passes_after_layout_is_undone(model_file, tmp_path):
+    report = tmp_path / "twin.html"
+    res = _run(model_file, "cnn.onnx", "keras_twin.onnx", report=str(report))
+    assert res, res.summary_lines()
+    feats = next(d for d in res.outputs if d.name == "features")
+    assert feats.shape == [1, 16, 8, 8] and feats.shape_b == [1, 8, 8, 16] and feats.perm_b == [0, 3, 1, 2]
+    assert any("input 'x' transposed by [0, 2, 3, 1]" in w for w in res.warnings)
+    html = report.read_text()
+    assert "transposed by [0, 3, 1, 2]" in html
+
+
+def test_perturbed_copy_fails_and_the_mismatch_is_located(model_file, tmp_path):
+    facts = model_file(M, "cnn_perturbed.onnx").facts
+    report = tmp_path / "report.html"
+    res = _run(model_file, "cnn.onnx", "cnn_perturbed.onnx", batch=2, report=str(report),
+               save_dir=str(tmp_path / "save"))
+    assert not res and res.error is None
+    failed = res.failed_outputs
+    assert [d.name for d in failed] == [facts["perturbed_output"]]
+    d = failed[0]
+    assert d.mismatches == 2  # one class, two batch rows
+    assert {tuple(w["index"]) for w in d.worst if w["mismatch"]} == {(0, facts["perturbed_index"]),
+                                                                      (1, facts["perturbed_index"])}
+    assert d.max_abs == pytest.approx(facts["delta"], rel=1e-4)
+    assert next(x for x in res.outputs if x.name == "features").passed
+    # the report: self-contained, with the figures and the numbers
+    html = report.read_text()
+    assert html.count("<svg") >= 5  # 2 histograms + 2 scatters + timing
+    assert "FAIL" in html and f"[0, {facts['perturbed_index']}]" in html
+    assert f"{d.max_abs:.4g}" in html and f"{d.cosine:.8g}" in html
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "<script src" not in html
+    embedded = html.split('id="result">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(embedded)["passed"] is False
+    with np.load(res.files["npz"]) as z:
+        np.testing.assert_allclose(z["b/logits"][:, 3] - z["a/logits"][:, 3], facts["delta"], rtol=1e-4)
+
+
+def test_presets_change_the_verdict_on_a_real_borderline_model(model_file):
+    fp32 = _run(model_file, "cnn.onnx", "cnn_nudged.onnx")
+    fp16 = _run(model_file, "cnn.onnx", "cnn_nudged.onnx", tolerance=tolerance("fp16"))
+    assert not fp32 and fp16
+    assert fp32.outputs[0].max_abs == pytest.approx(2e-3, rel=1e-3)
+
+
+def test_multi_input_model_with_int_inputs(model_file, tmp_path):
+    path = model_file(M, "multi_io.onnx").path
+    np.savez(tmp_path / "in.npz", a=np.array([[1, 2, 9]], np.int64), b=np.full((1, 1, 4), 2.0, np.float32))
+    res = compare_models(path, path, CompareOptions(input_files=[str(tmp_path / "in.npz")], repeats=1))
+    assert res, res.summary_lines()
+    assert res.inputs["tokens"]["dtype"] == "int64"
+    assert sum("by position" in w for w in res.warnings) == 2  # a -> tokens, b -> scale
+
+
+def test_a_failing_side_is_reported_as_that_side(model_file, tmp_path):
+    broken = tmp_path / "broken.onnx"
+    data = open(model_file(M, "cnn.onnx").path, "rb").read()
+    broken.write_bytes(data[: len(data) // 3])
+    res = compare_models(model_file(M, "cnn.onnx").path, str(broken), CompareOptions(repeats=1))
+    assert not res and res.error.startswith("side B (broken.onnx) failed:")
+    assert res.a.error is None and res.b.error
+
+
+def test_a_crashing_side_is_reported_as_a_crash(model_file, tmp_path):
+    import psutil
+
+    save = tmp_path / "crash"
+    killed = []
+
+    def kill_b():
+        # side B waits for A's inputs (A loads TensorFlow); end B's process while it waits
+        deadline = time.monotonic() + 60
+        me = psutil.Process()
+        while time.monotonic() < deadline and not killed:
+            for p in me.children(recursive=True):
+                try:
+                    if str(save / "jobs" / "b") in " ".join(p.cmdline()):
+                        p.kill()
+                        killed.append(p.pid)
+                except psutil.Error:
+                    pass
+            time.sleep(0.05)
+
+    t = threading.Thread(target=kill_b)
+    t.start()
+    res = compare_models(model_file(M, "keras_twin.keras").path, model_file(M, "cnn.onnx").path,
+                         CompareOptions(repeats=1, save_dir=str(save)))
+    t.join()
+    assert killed
+    assert not res and res.b.crashed and "SIGKILL" in res.b.error
+    assert res.error.startswith("side B (cnn.onnx) crashed:")
+
+
+def test_compare_task_runs_in_a_worker(model_file):
+    from converters.jobs import run_job
+
+    result, job = run_job("compare", {"a": model_file(M, "cnn.onnx").path, "b": model_file(M, "cnn_nudged.onnx").path,
+                                      "preset": "fp16", "repeats": 1})
+    assert result["passed"] is True
+    assert result["tolerance"]["name"] == "fp16"
+    assert os.path.exists(result["files"]["json"])
+    job.cleanup()
+
+
+# ---- CLI -----------------------------------------------------------------------------------------
+def _cli(*args, timeout=120):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=timeout)
+
+
+def test_cli_exit_codes(model_file, tmp_path):
+    a = model_file(M, "cnn.onnx").path
+    ok = _cli("compare", a, a, "--repeats", "1")
+    assert ok.returncode == 0, ok.stderr
+    assert "PASS" in ok.stdout
+    bad = _cli("compare", a, model_file(M, "cnn_perturbed.onnx").path, "--json", "--repeats", "1")
+    assert bad.returncode == 1, bad.stderr
+    data = json.loads(bad.stdout)
+    assert data["passed"] is False and data["outputs"][0]["worst"][0]["index"][1] == 3
+    loose = _cli("compare", a, model_file(M, "cnn_nudged.onnx").path, "--atol", "0.01", "--repeats", "1")
+    assert loose.returncode == 0, loose.stdout + loose.stderr
+    err = _cli("compare", a, str(tmp_path / "missing.onnx"))
+    assert err.returncode == 2
+    lines = err.stderr.strip().splitlines()
+    assert len(lines) == 1 and "missing.onnx" in lines[0] and "Traceback" not in err.stderr
+
+
+def test_cli_devices_json():
+    out = _cli("devices", "--json", "--runtime", "onnxruntime")
+    assert out.returncode == 0, out.stderr
+    devs = json.loads(out.stdout)
+    assert {"runtime": "onnxruntime", "device": "cpu"}.items() <= devs[0].items()
+    assert all(d["runtime"] == "onnxruntime" for d in devs)
+    assert all(d["available"] or d["reason"] for d in devs)
