@@ -268,21 +268,30 @@ class ModelTab(QWidget):
             self.canvas.deleteLater()
         cls = graph_view_class() if doc.pack is not None else None
         if cls is not None:
-            self.canvas = cls(self.stack)
-            self.canvas.nodeSelected.connect(self.nodeSelected.emit)
-            self.canvas.drawn.connect(self.drawn.emit)
-            self.stack.addWidget(self.canvas)
-            self.stack.setCurrentWidget(self.canvas)
-            self.canvas.set_pack(doc.pack)
-        else:
-            from .node_list import NodeList
+            try:
+                self.canvas = cls(self.stack)
+                self.canvas.nodeSelected.connect(self.nodeSelected.emit)
+                self.canvas.drawn.connect(self.drawn.emit)
+                self.stack.addWidget(self.canvas)
+                self.stack.setCurrentWidget(self.canvas)
+                self.canvas.set_pack(doc.pack)
+                return
+            except Exception as exc:  # a canvas bug must not lose the model: fall back to the node list
+                from converters.errors import one_line
 
-            self.canvas = NodeList(self.stack)
-            self.canvas.nodeSelected.connect(self.nodeSelected.emit)
-            self.canvas.drawn.connect(self.drawn.emit)
-            self.stack.addWidget(self.canvas)
-            self.stack.setCurrentWidget(self.canvas)
-            self.canvas.set_doc(doc)
+                if self.canvas is not None:
+                    self.stack.removeWidget(self.canvas)
+                    self.canvas.deleteLater()
+                self.banner.show_message(f"The graph view failed ({one_line(exc)}); showing the node list.",
+                                         "warning")
+        from .node_list import NodeList
+
+        self.canvas = NodeList(self.stack)
+        self.canvas.nodeSelected.connect(self.nodeSelected.emit)
+        self.canvas.drawn.connect(self.drawn.emit)
+        self.stack.addWidget(self.canvas)
+        self.stack.setCurrentWidget(self.canvas)
+        self.canvas.set_doc(doc)
 
     # -- actions forwarded to the canvas -----------------------------------------------------------------
     def canvas_call(self, name: str, *args):

@@ -146,6 +146,12 @@ def test_cancel_running_job_shows_cancelled(window, qtbot):
     assert window.jobs_panel.status_text(job) == "cancelled"
     assert not row.cancel.isEnabled()
     assert job.job.proc.poll() is not None  # the worker process is gone
+    # the job's log holds what the task printed (its stdout), shown by the Log button
+    qtbot.mouseClick(row.log, Qt.MouseButton.LeftButton)
+    dlg = window.jobs_panel.log_dialogs[-1]
+    assert "printed by the task 0" in dlg.text.toPlainText()
+    assert "state: cancelled" in dlg.text.toPlainText()
+    dlg.close()
 
 
 def test_cancel_loading_tab(window, qtbot):
