@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\nWithout a command: tensorbridge [FILE] opens the window; "
               "tensorbridge --screenshot OUT.png [FILE] saves a picture of it.")
         return 0
+    if argv and argv[0] == "bench":
+        from .bench import main as bench_main
+        return bench_main(argv[1:])
     from .launch import run_window
     return run_window(argv)
 

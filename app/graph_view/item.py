@@ -1,0 +1,317 @@
+"""One QGraphicsItem that paints a whole laid-out graph, culled to the exposed rectangle with numpy.
+
+No per-node items: a 50k-node graph is a few numpy arrays. Level of detail, by the zoom in screen
+pixels per scene unit (``lod``):
+
+* far (the whole graph would be many thousand primitives and a prerendered image has enough pixels):
+  the image, drawn scaled;
+* otherwise boxes and lines in batches (``drawRects``/``drawLines``, one brush per op category);
+* text only where it can be read: op types from ``lod`` ≥ 0.55, names ≥ 0.95, edge labels (shape
+  and dtype) ≥ 1.1, group titles ≥ 0.45; arrow heads and rounded corners once they are visible.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QImage, QPainter, QPen, QPolygonF
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
+
+from converters.layout import Layout
+
+from . import palette
+
+LOD_OP = 0.55
+LOD_NAME = 0.95
+LOD_EDGE_LABEL = 1.1
+LOD_GROUP_TITLE = 0.45
+IMAGE_MIN_PRIMITIVES = 4000       # below this many nodes+edges direct drawing is always fast enough
+IMAGE_MAX_SIDE = 8192
+IMAGE_MAX_PIXELS = 6_000_000      # 24 MB ARGB32
+
+
+def _fonts():
+    op = QFont()
+    op.setPixelSize(11)
+    op.setBold(True)
+    name = QFont()
+    name.setPixelSize(9)
+    title = QFont()
+    title.setPixelSize(12)
+    title.setBold(True)
+    small = QFont()
+    small.setPixelSize(8)
+    return op, name, title, small
+
+
+class LayoutData:
+    """A Layout plus the per-item arrays painting needs (made once per layout, any thread)."""
+
+    def __init__(self, lay: Layout, pack):
+        self.lay = lay
+        self.pack = pack
+        nr = lay.node_rect
+        self.n = nr[:, 0], nr[:, 1], nr[:, 0] + nr[:, 2], nr[:, 1] + nr[:, 3]
+        self.node_cat = pack.node_cat[lay.node_idx] if len(lay.node_idx) else np.zeros(0, np.int8)
+        br = lay.box_rect
+        self.b = br[:, 0], br[:, 1], br[:, 0] + br[:, 2], br[:, 1] + br[:, 3]
+        fr = lay.frame_rect
+        self.f = fr[:, 0], fr[:, 1], fr[:, 0] + fr[:, 2], fr[:, 1] + fr[:, 3]
+        s = lay.seg
+        self.s = (np.minimum(s[:, 0], s[:, 2]), np.minimum(s[:, 1], s[:, 3]),
+                  np.maximum(s[:, 0], s[:, 2]), np.maximum(s[:, 1], s[:, 3]))
+        self.node_row = np.full(pack.n_nodes, -1, np.int64)
+        self.node_row[lay.node_idx] = np.arange(len(lay.node_idx))
+        self.box_row = {int(g): k for k, g in enumerate(lay.box_idx.tolist())}
+        self.frame_row = {int(g): k for k, g in enumerate(lay.frame_idx.tolist())}
+        ne = len(lay.edge_label)
+        # numpy's set routines (unique, isin) import numpy.ma on first use (tens of ms): use masks
+        self.is_last_seg = np.zeros(len(s), bool)
+        self.is_first_seg = np.zeros(len(s), bool)
+        if ne:
+            self.is_last_seg[np.append(lay.edge_first_seg[1:], len(s)) - 1] = True
+            self.is_first_seg[lay.edge_first_seg] = True
+        self.frame_depth = pack_depths(pack)[lay.frame_idx] if len(lay.frame_idx) else np.zeros(0, np.int64)
+        self.bounds = QRectF(-20, -20, lay.width + 40, lay.height + 40)
+        self.image: QImage | None = None
+        self.image_scale = 0.0
+
+    def primitives(self) -> int:
+        return len(self.lay.node_idx) + len(self.lay.box_idx) + len(self.lay.seg)
+
+    def render_image(self) -> None:
+        """Prerender the whole drawing (boxes and lines, no text) for far zoom. Safe off the GUI thread."""
+        if self.primitives() < IMAGE_MIN_PRIMITIVES:
+            return
+        W, H = max(self.lay.width, 1.0), max(self.lay.height, 1.0)
+        s = min(1.0, IMAGE_MAX_SIDE / max(W, H), (IMAGE_MAX_PIXELS / (W * H)) ** 0.5)
+        w, h = max(1, int(W * s) + 1), max(1, int(H * s) + 1)
+        img = QImage(w, h, QImage.Format.Format_ARGB32_Premultiplied)
+        img.fill(Qt.GlobalColor.transparent)
+        p = QPainter(img)
+        p.scale(s, s)
+        paint_layout(p, self, QRectF(0, 0, W, H), s, selected=-1, dark=False, text=False)
+        p.end()
+        self.image, self.image_scale = img, s
+
+
+_DEPTH_CACHE: dict[int, np.ndarray] = {}
+
+
+def pack_depths(pack) -> np.ndarray:
+    key = id(pack)
+    d = _DEPTH_CACHE.get(key)
+    if d is None or len(d) != pack.n_groups:
+        from converters.layout import _depths
+
+        d = _DEPTH_CACHE[key] = _depths(np.asarray(pack.group_parent, np.int64))
+    return d
+
+
+def _cull(b, r: QRectF) -> np.ndarray:
+    x0, y0, x1, y1 = b
+    return np.flatnonzero((x1 >= r.left()) & (x0 <= r.right()) & (y1 >= r.top()) & (y0 <= r.bottom()))
+
+
+def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected: int, dark: bool,
+                 text: bool = True) -> None:
+    """Paint the part of ``d`` inside scene rect ``r`` at zoom ``lod`` (screen px per scene unit)."""
+    lay, pack = d.lay, d.pack
+    fills = palette.category_fills()
+    borders = palette.category_borders()
+    ffill, fborder, ftext = palette.frame_colors(dark)
+    op_font, name_font, title_font, small_font = _fonts()
+    px = 1.0 / max(lod, 1e-9)       # one screen pixel in scene units
+
+    # expanded groups: frames behind their content, parents first
+    fi = _cull(d.f, r)
+    if len(fi):
+        pen = QPen(fborder)
+        pen.setCosmetic(True)
+        p.setPen(pen)
+        p.setBrush(QBrush(ffill))
+        fr = lay.frame_rect
+        p.drawRects([QRectF(*fr[k]) for k in fi.tolist()])
+        if text and lod >= LOD_GROUP_TITLE:
+            p.setFont(title_font)
+            p.setPen(ftext)
+            labels = pack.group_labels
+            counts = pack.group_count
+            fm = QFontMetricsF(title_font)
+            for k in fi.tolist():
+                x, y, w, h = fr[k]
+                g = int(lay.frame_idx[k])
+                t = fm.elidedText(f"{labels[g]}  ({int(counts[g]):,})", Qt.TextElideMode.ElideMiddle, w - 30)
+                p.drawText(QRectF(x + 8, y + 3, w - 30, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, t)
+                p.drawText(QRectF(x + w - 22, y + 3, 16, 18), Qt.AlignmentFlag.AlignCenter, "−")
+
+    # edges
+    si = _cull(d.s, r)
+    if len(si):
+        pen = QPen(palette.EDGE)
+        pen.setCosmetic(True)
+        pen.setWidthF(1.0 if lod < 0.8 else 1.3)
+        p.setPen(pen)
+        sg = lay.seg[si]
+        p.drawLines([QLineF(*row) for row in sg.tolist()])
+        if lod >= 0.35:
+            ends = np.flatnonzero(d.is_last_seg[si])
+            if len(ends):
+                p.setBrush(QBrush(palette.EDGE))
+                p.setPen(Qt.PenStyle.NoPen)
+                a = 5.0 * max(1.0, px)
+                polys = []
+                for x1, y1, x2, y2 in lay.seg[si[ends]].tolist():
+                    dx, dy = x2 - x1, y2 - y1
+                    L = (dx * dx + dy * dy) ** 0.5 or 1.0
+                    ux, uy = dx / L, dy / L
+                    polys.append(QPolygonF([QPointF(x2, y2), QPointF(x2 - a * ux - a * 0.5 * uy, y2 - a * uy + a * 0.5 * ux),
+                                            QPointF(x2 - a * ux + a * 0.5 * uy, y2 - a * uy - a * 0.5 * ux)]))
+                for poly in polys:
+                    p.drawPolygon(poly)
+        if text and lod >= LOD_EDGE_LABEL and pack.labels:
+            firsts = np.flatnonzero(d.is_first_seg[si])
+            if len(firsts):
+                p.setFont(small_font)
+                p.setPen(ftext)
+                seg_edge = lay.seg_edge
+                for k in si[firsts].tolist():
+                    e = int(seg_edge[k])
+                    lb = int(lay.edge_label[e])
+                    if lb < 0:
+                        continue
+                    x1, y1, x2, y2 = lay.seg[k]
+                    p.drawText(QPointF(x1 + 4, y1 + 11), pack.labels[lb])
+
+    # collapsed groups
+    bi = _cull(d.b, r)
+    if len(bi):
+        br = lay.box_rect
+        pen = QPen(palette.GROUP_BORDER)
+        pen.setCosmetic(True)
+        pen.setWidthF(1.2)
+        p.setPen(pen)
+        p.setBrush(QBrush(palette.GROUP_FILL))
+        if lod >= 0.3:
+            # a second outline behind suggests the stack of nodes inside
+            p.drawRects([QRectF(x + 4, y + 4, w, h) for x, y, w, h in br[bi].tolist()])
+        p.drawRects([QRectF(*row) for row in br[bi].tolist()])
+        if text and lod >= LOD_GROUP_TITLE:
+            labels = pack.group_labels
+            counts = pack.group_count
+            fm = QFontMetricsF(op_font)
+            for k in bi.tolist():
+                x, y, w, h = br[k]
+                g = int(lay.box_idx[k])
+                p.setFont(op_font)
+                p.setPen(palette.NODE_TEXT)
+                p.drawText(QRectF(x + 6, y + 4, w - 26, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                           fm.elidedText(labels[g], Qt.TextElideMode.ElideMiddle, w - 28))
+                p.drawText(QRectF(x + w - 20, y + 3, 16, 16), Qt.AlignmentFlag.AlignCenter, "+")
+                p.setFont(name_font)
+                p.setPen(palette.NODE_SUBTEXT)
+                p.drawText(QRectF(x + 6, y + 22, w - 12, 16), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                           f"{int(counts[g]):,} nodes")
+
+    # nodes, one brush per category
+    ni = _cull(d.n, r)
+    if len(ni):
+        nr = lay.node_rect
+        cats = d.node_cat[ni]
+        rounded = text and lod >= 0.6
+        for c in np.flatnonzero(np.bincount(cats, minlength=len(fills))).tolist():
+            rows = ni[cats == c]
+            p.setBrush(QBrush(fills[c]))
+            if lod * 34 < 3:
+                p.setPen(Qt.PenStyle.NoPen)
+            else:
+                pen = QPen(borders[c])
+                pen.setCosmetic(True)
+                p.setPen(pen)
+            if rounded and len(rows) < 3000:
+                for x, y, w, h in nr[rows].tolist():
+                    p.drawRoundedRect(QRectF(x, y, w, h), 5, 5)
+            else:
+                p.drawRects([QRectF(*row) for row in nr[rows].tolist()])
+        if text and lod >= LOD_OP:
+            names = pack.names
+            node_idx = lay.node_idx
+            fm_name = QFontMetricsF(name_font)
+            show_name = lod >= LOD_NAME
+            p.setPen(palette.NODE_TEXT)
+            p.setFont(op_font)
+            for k in ni.tolist():
+                x, y, w, h = nr[k]
+                i = int(node_idx[k])
+                rect = QRectF(x, y + (2 if show_name else 0), w, 18 if show_name else h)
+                p.drawText(rect, Qt.AlignmentFlag.AlignCenter, pack.ops[int(pack.node_op[i])])
+            if show_name:
+                p.setFont(name_font)
+                p.setPen(palette.NODE_SUBTEXT)
+                for k in ni.tolist():
+                    x, y, w, h = nr[k]
+                    i = int(node_idx[k])
+                    p.drawText(QRectF(x + 3, y + 18, w - 6, 14), Qt.AlignmentFlag.AlignCenter,
+                               fm_name.elidedText(names[i].rsplit("/", 1)[-1], Qt.TextElideMode.ElideMiddle, w - 6))
+
+    # selection on top
+    if 0 <= selected < len(d.node_row):
+        k = int(d.node_row[selected])
+        if k >= 0:
+            x, y, w, h = lay.node_rect[k]
+            pen = QPen(palette.SELECT)
+            pen.setCosmetic(True)
+            pen.setWidthF(3.0)
+            p.setPen(pen)
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            m = 2 * px
+            p.drawRect(QRectF(x - m, y - m, w + 2 * m, h + 2 * m))
+
+
+class GraphItem(QGraphicsItem):
+    """Paints one :class:`LayoutData`; the view owns selection and dark-mode state."""
+
+    def __init__(self):
+        super().__init__()
+        self.data_: LayoutData | None = None
+        self.selected = -1
+        self.dark = False
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+
+    def set_data(self, d: LayoutData | None) -> None:
+        self.prepareGeometryChange()
+        self.data_ = d
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self.data_.bounds if self.data_ is not None else QRectF()
+
+    def paint(self, p: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        d = self.data_
+        if d is None:
+            return
+        lod = QStyleOptionGraphicsItem.levelOfDetailFromTransform(p.worldTransform())
+        r = option.exposedRect
+        if d.image is not None and lod <= d.image_scale * 1.05:
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            p.drawImage(QRectF(0, 0, d.lay.width, d.lay.height), d.image)
+            paint_layout(p, _only_selection(d), r, lod, selected=self.selected, dark=self.dark, text=False) \
+                if self.selected >= 0 else None
+            return
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, lod >= 0.6)
+        p.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+        paint_layout(p, d, r, lod, selected=self.selected, dark=self.dark)
+
+
+class _OnlySelection:
+    """A LayoutData view with nothing to draw but the selection outline."""
+
+    def __init__(self, d: LayoutData):
+        self.lay, self.pack, self.node_row = d.lay, d.pack, d.node_row
+        z = np.zeros(0)
+        self.f = self.s = self.b = self.n = (z, z, z, z)
+        self.node_cat = np.zeros(0, np.int8)
+        self.is_last_seg = self.is_first_seg = np.zeros(0, bool)
+
+
+def _only_selection(d: LayoutData) -> _OnlySelection:
+    return _OnlySelection(d)

@@ -1,0 +1,522 @@
+"""GraphView: the zoomable, collapsible graph of a :class:`converters.viewpack.ViewPack`.
+
+The pack's precomputed overview is drawn at once; any other expansion state is laid out in a background
+thread with :class:`converters.layout.LayoutEngine` (the newest request wins, stale results are dropped)
+and arrives on the GUI thread through a queued signal. Drawing is one item (see :mod:`.item`).
+
+Mouse: drag pans, the wheel (or a pinch) zooms around the cursor, a click selects a node, a double
+click (or the + / − marker) expands a collapsed group or collapses an expanded one. The minimap in the
+top-right corner shows the whole graph and the visible part; click or drag in it to move there.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QWheelEvent
+from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QVBoxLayout, QWidget
+
+from . import palette
+from .item import GraphItem, LayoutData
+
+__all__ = ["GraphView"]
+
+
+class _Bridge(QObject):
+    """Carries results from the layout thread to the GUI thread (queued: the receiver lives there)."""
+
+    done = Signal(int, object, object)     # request id, LayoutData or None, error text or None
+
+
+class _Canvas(QGraphicsView):
+    def __init__(self, owner: "GraphView"):
+        super().__init__(owner)
+        self.owner = owner
+        self.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontAdjustForAntialiasing, True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self._press: QPointF | None = None
+        self.viewport().grabGesture(Qt.GestureType.PinchGesture)
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        self.owner._after_paint()
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        self.owner._minimap.update()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.owner._place_minimap()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        delta = event.angleDelta().y() or event.pixelDelta().y()
+        if delta:
+            self.owner._zoom_by(1.0015 ** delta, anchor_under_mouse=True)
+        event.accept()
+
+    def viewportEvent(self, event: QEvent) -> bool:
+        t = event.type()
+        if t == QEvent.Type.NativeGesture:
+            try:
+                if event.gestureType() == Qt.NativeGestureType.ZoomNativeGesture:
+                    self.owner._zoom_by(1.0 + event.value(), anchor_under_mouse=True)
+                    return True
+            except AttributeError:
+                pass
+        elif t == QEvent.Type.Gesture:
+            pinch = event.gesture(Qt.GestureType.PinchGesture)
+            if pinch is not None:
+                self.owner._zoom_by(pinch.scaleFactor(), anchor_under_mouse=True)
+                return True
+        return super().viewportEvent(event)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        self._press = event.position()
+        super().mousePressEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        super().mouseReleaseEvent(event)
+        if self._press is not None and event.button() == Qt.MouseButton.LeftButton:
+            moved = (event.position() - self._press).manhattanLength()
+            if moved < 4:
+                self.owner._click(self.mapToScene(event.position().toPoint()), double=False)
+        self._press = None
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.owner._click(self.mapToScene(event.position().toPoint()), double=True)
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
+
+
+class _Minimap(QWidget):
+    """A thumbnail of the whole drawing with the visible rectangle; click or drag to move there."""
+
+    MAX_W, MAX_H = 150, 220
+
+    def __init__(self, owner: "GraphView", parent: QWidget):
+        super().__init__(parent)
+        self.owner = owner
+        self.thumb: QImage | None = None
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, False)
+
+    def set_thumb(self, img: QImage | None, w: float, h: float) -> None:
+        self.thumb = img
+        if w <= 0 or h <= 0:
+            self.hide()
+            return
+        s = min(self.MAX_W / w, self.MAX_H / h)
+        self.resize(max(24, int(w * s) + 6), max(24, int(h * s) + 6))
+        self.show()
+        self.owner._place_minimap()
+
+    def _scale(self) -> tuple[float, float, float]:
+        d = self.owner._data
+        if d is None:
+            return 1.0, 3.0, 3.0
+        W, H = max(d.lay.width, 1.0), max(d.lay.height, 1.0)
+        s = min((self.width() - 6) / W, (self.height() - 6) / H)
+        return s, 3.0 + ((self.width() - 6) - W * s) / 2, 3.0 + ((self.height() - 6) - H * s) / 2
+
+    def paintEvent(self, event) -> None:
+        d = self.owner._data
+        if d is None:
+            return
+        p = QPainter(self)
+        dark = palette.is_dark(self.palette())
+        p.fillRect(self.rect(), QColor(30, 30, 34, 210) if dark else QColor(250, 250, 252, 220))
+        p.setPen(QColor("#8d949e"))
+        p.drawRect(self.rect().adjusted(0, 0, -1, -1))
+        s, ox, oy = self._scale()
+        if self.thumb is not None:
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            p.drawImage(QRectF(ox, oy, d.lay.width * s, d.lay.height * s), self.thumb)
+        vis = self.owner._canvas.mapToScene(self.owner._canvas.viewport().rect()).boundingRect()
+        pen = QPen(palette.SELECT)
+        pen.setWidthF(1.5)
+        p.setPen(pen)
+        p.setBrush(QColor(255, 140, 0, 40))
+        r = QRectF(ox + vis.x() * s, oy + vis.y() * s, max(3.0, vis.width() * s), max(3.0, vis.height() * s))
+        p.drawRect(r.intersected(QRectF(self.rect()).adjusted(1, 1, -1, -1)))
+        p.end()
+
+    def _jump(self, pos: QPointF) -> None:
+        s, ox, oy = self._scale()
+        self.owner._canvas.centerOn(QPointF((pos.x() - ox) / s, (pos.y() - oy) / s))
+        self.update()
+
+    def mousePressEvent(self, event) -> None:
+        self._jump(event.position())
+
+    def mouseMoveEvent(self, event) -> None:
+        if event.buttons() & Qt.MouseButton.LeftButton:
+            self._jump(event.position())
+
+
+def _thumbnail(d: LayoutData) -> QImage:
+    """A small picture of the whole layout for the minimap (boxes and lines only)."""
+    from .item import paint_layout
+
+    W, H = max(d.lay.width, 1.0), max(d.lay.height, 1.0)
+    s = min(_Minimap.MAX_W * 2 / W, _Minimap.MAX_H * 2 / H)
+    img = QImage(max(1, int(W * s) + 1), max(1, int(H * s) + 1), QImage.Format.Format_ARGB32_Premultiplied)
+    img.fill(Qt.GlobalColor.transparent)
+    p = QPainter(img)
+    if d.image is not None:
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        p.drawImage(QRectF(0, 0, W * s, H * s), d.image)
+    else:
+        p.scale(s, s)
+        paint_layout(p, d, QRectF(0, 0, W, H), s, selected=-1, dark=False, text=False)
+    p.end()
+    return img
+
+
+class GraphView(QWidget):
+    """The graph canvas.
+
+    Signals: ``nodeSelected(int)`` (node index, -1 for none), ``drawn()`` (a requested layout is on
+    screen), ``busy(bool)`` (a layout is being computed).
+    """
+
+    nodeSelected = Signal(int)
+    drawn = Signal()
+    busy = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.pack = None
+        self._expanded: set[int] = set()
+        self._data: LayoutData | None = None
+        self._selected = -1
+        self._pending_drawn = False
+        self._center_on_node: int | None = None
+        self._req = itertools.count(1)
+        self._latest = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-layout")
+        self._bridge = _Bridge()
+        self._bridge.done.connect(self._on_layout, Qt.ConnectionType.QueuedConnection)
+        self._scene = QGraphicsScene(self)
+        self._scene.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
+        self._item = GraphItem()
+        self._scene.addItem(self._item)
+        self._canvas = _Canvas(self)
+        self._canvas.setScene(self._scene)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self._canvas)
+        self._minimap = _Minimap(self, self._canvas.viewport())
+        self._minimap.hide()
+        self.last_layout_seconds = 0.0
+        self._prefetch_engine = None
+        # load the fonts now (tens of ms the first time), not during the first paint of a graph
+        from PySide6.QtGui import QFontMetricsF
+
+        from .item import _fonts
+        for f in _fonts():
+            QFontMetricsF(f).horizontalAdvance("Conv 0123456789")
+
+    # -- public API ----------------------------------------------------------------------------------
+    def set_pack(self, pack) -> None:
+        """Show a pack: its precomputed overview at once (collapsed when large), the rest on demand.
+
+        Setting a pack of the same graph again (same node and group counts, e.g. the full pack after a
+        quick first one) keeps the expansion state, the selection and the viewport.
+        """
+        same = (self.pack is not None and pack is not None and pack.n_nodes == self.pack.n_nodes
+                and pack.n_groups == self.pack.n_groups and self._data is not None)
+        self.pack = pack
+        self._latest = next(self._req)      # drop any layout still running for the old pack
+        if pack is None or pack.weights_only or pack.n_nodes == 0:
+            self._expanded = set()
+            self._show(None)
+            return
+        self._item.dark = palette.is_dark(self.palette())
+        self._scene.setBackgroundBrush(self.palette().base())
+        if same:
+            self._request(set(self._expanded), keep_view=True)
+            return
+        self._selected = -1
+        self._item.selected = -1
+        if pack.overview is not None:
+            self._expanded = set(pack.overview.expanded) - {0}
+            self._show(LayoutData(pack.overview, pack), initial=True)
+        else:
+            self._expanded = set()
+            self._request(set(), initial=True)
+        # build the engine off the GUI thread once the first view is on screen, so the first expand
+        # is quick and the first paint does not compete with it
+        self._prefetch_engine = pack
+
+    def fit(self) -> None:
+        """Show the whole graph."""
+        if self._data is not None:
+            self._canvas.fitInView(self._data.bounds, Qt.AspectRatioMode.KeepAspectRatio)
+            self._minimap.update()
+
+    def zoom_in(self) -> None:
+        self._zoom_by(1.25)
+
+    def zoom_out(self) -> None:
+        self._zoom_by(0.8)
+
+    def find(self, text: str) -> list[int]:
+        """Nodes whose name contains ``text`` or whose op type is ``text`` (case-insensitive); selects
+        and centres the first (expanding the groups that hide it)."""
+        if self.pack is None or self.pack.weights_only:
+            return []
+        hits = self.pack.find(text)
+        if hits:
+            self.select(hits[0], center=True)
+        return hits
+
+    def select(self, node_index: int, center: bool = True) -> None:
+        """Select a node (-1 clears). Groups hiding it are expanded; the view moves to it when ``center``."""
+        if self.pack is None:
+            return
+        i = int(node_index)
+        if i >= self.pack.n_nodes:
+            raise IndexError(f"node {i} out of range")
+        self._selected = i if i >= 0 else -1
+        self._item.selected = self._selected
+        self._item.update()
+        if i >= 0 and self._data is not None and self._data.node_row[i] < 0:
+            self._expanded.update(self.pack.engine().ancestors(i))
+            self._center_on_node = i if center else None
+            self._request(set(self._expanded), keep_view=True)
+        elif i >= 0 and center:
+            self._center_node(i)
+        self.nodeSelected.emit(self._selected)
+
+    @property
+    def selected(self) -> int:
+        return self._selected
+
+    def expand(self, group: int) -> None:
+        """Expand a group (its ancestors too)."""
+        g = int(group)
+        add = {g}
+        if self.pack is not None:
+            par = self.pack.group_parent
+            p = int(par[g])
+            while p > 0:
+                add.add(p)
+                p = int(par[p])
+        self._expanded |= add
+        self._request(set(self._expanded), keep_view=True)
+
+    def collapse(self, group: int) -> None:
+        """Collapse a group (its subgroups keep their state for when it opens again)."""
+        self._expanded.discard(int(group))
+        self._request(set(self._expanded), keep_view=True)
+
+    def expand_all(self) -> None:
+        if self.pack is not None:
+            self._expanded = set(range(1, self.pack.n_groups))
+            self._request(set(self._expanded), keep_view=True)
+
+    def collapse_all(self) -> None:
+        self._expanded = set()
+        self._request(set(), keep_view=False, initial=True)
+
+    def drawn_count(self) -> int:
+        """Nodes plus collapsed group boxes in the current layout."""
+        return self._data.lay.n_drawn if self._data is not None else 0
+
+    def drawn_nodes(self) -> int:
+        return len(self._data.lay.node_idx) if self._data is not None else 0
+
+    def group_at_node(self, node_index: int) -> int:
+        return int(self.pack.node_group[node_index]) if self.pack is not None else -1
+
+    @property
+    def expanded_groups(self) -> set[int]:
+        return set(self._expanded)
+
+    # -- layout requests -----------------------------------------------------------------------------
+    def _request(self, expanded: set[int], keep_view: bool = True, initial: bool = False) -> None:
+        rid = self._latest = next(self._req)
+        pack = self.pack
+        self.busy.emit(True)
+
+        def work():
+            if rid != self._latest:
+                return
+            try:
+                t = time.perf_counter()
+                lay = pack.engine().layout(expanded)
+                d = LayoutData(lay, pack)
+                if rid != self._latest:
+                    return
+                d.render_image()
+                d.thumb = _thumbnail(d)
+                d.seconds = time.perf_counter() - t
+                self._bridge.done.emit(rid, (d, keep_view, initial), None)
+            except Exception as exc:  # a bug must not leave the view busy forever
+                import traceback
+
+                traceback.print_exc()
+                self._bridge.done.emit(rid, None, f"{type(exc).__name__}: {exc}")
+
+        self._pool.submit(work)
+
+    def _on_layout(self, rid: int, payload, error) -> None:
+        if rid != self._latest:
+            return                        # a newer request is on its way
+        self.busy.emit(False)
+        if payload is None:
+            return
+        d, keep_view, initial = payload
+        self.last_layout_seconds = getattr(d, "seconds", 0.0)
+        self._show(d, keep_view=keep_view, initial=initial)
+
+    def _show(self, d: LayoutData | None, keep_view: bool = False, initial: bool = False) -> None:
+        canvas = self._canvas
+        anchor = None
+        if keep_view and self._data is not None:
+            anchor = canvas.mapToScene(canvas.viewport().rect().center())
+        self._data = d
+        self._item.set_data(d)
+        if d is None:
+            self._scene.setSceneRect(QRectF(0, 0, 1, 1))
+            self._minimap.hide()
+            self._pending_drawn = True
+            canvas.viewport().update()
+            return
+        m = 400.0
+        b = d.bounds
+        self._scene.setSceneRect(b.adjusted(-m, -m, m, m))
+        thumb = getattr(d, "thumb", None)
+        if thumb is None:
+            thumb = d.thumb = _thumbnail(d)
+        self._minimap.set_thumb(thumb, d.lay.width, d.lay.height)
+        if self._center_on_node is not None and d.node_row[self._center_on_node] >= 0:
+            self._center_node(self._center_on_node)
+            self._center_on_node = None
+        elif initial or not keep_view:
+            self._initial_view()
+        elif anchor is not None:
+            canvas.centerOn(anchor)
+        self._pending_drawn = True
+        canvas.viewport().update()
+
+    def _initial_view(self) -> None:
+        """Fit the width (never beyond 100 %), top aligned: the start of the graph, readable."""
+        d = self._data
+        vw = max(50, self._canvas.viewport().width())
+        s = min(1.0, (vw - 20) / max(d.lay.width + 40, 1.0))
+        s = max(s, 0.05)
+        self._canvas.resetTransform()
+        self._canvas.scale(s, s)
+        vh = self._canvas.viewport().height() / s
+        self._canvas.centerOn(QPointF(d.lay.width / 2, min(d.lay.height / 2, vh / 2 - 20)))
+
+    def _center_node(self, i: int) -> None:
+        d = self._data
+        k = int(d.node_row[i]) if d is not None else -1
+        if k < 0:
+            return
+        x, y, w, h = d.lay.node_rect[k]
+        if self._canvas.transform().m11() < 0.6:
+            self._canvas.resetTransform()
+            self._canvas.scale(1.0, 1.0)
+        self._canvas.centerOn(QPointF(x + w / 2, y + h / 2))
+        self._minimap.update()
+
+    def _after_paint(self) -> None:
+        if self._pending_drawn:
+            self._pending_drawn = False
+            QTimer.singleShot(0, self.drawn.emit)
+            pack, self._prefetch_engine = self._prefetch_engine, None
+            if pack is not None:
+                self._pool.submit(pack.engine)
+
+    # -- interaction ---------------------------------------------------------------------------------
+    def _zoom_by(self, f: float, anchor_under_mouse: bool = False) -> None:
+        c = self._canvas
+        cur = c.transform().m11()
+        f = max(0.00005 / cur, min(f, 8.0 / cur))
+        c.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse if anchor_under_mouse
+                                  else QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        c.scale(f, f)
+        self._minimap.update()
+
+    def _place_minimap(self) -> None:
+        vp = self._canvas.viewport()
+        self._minimap.move(vp.width() - self._minimap.width() - 8, 8)
+
+    def hit(self, pos: QPointF) -> tuple[str, int]:
+        """What is at a scene point: ("node", i), ("box", g), ("frame", g), ("frame-marker", g),
+        ("box-marker", g) or ("", -1)."""
+        d = self._data
+        if d is None:
+            return "", -1
+        x, y = pos.x(), pos.y()
+        x0, y0, x1, y1 = d.n
+        k = np.flatnonzero((x0 <= x) & (x <= x1) & (y0 <= y) & (y <= y1))
+        if len(k):
+            return "node", int(d.lay.node_idx[k[0]])
+        x0, y0, x1, y1 = d.b
+        k = np.flatnonzero((x0 <= x) & (x <= x1) & (y0 <= y) & (y <= y1))
+        if len(k):
+            g = int(d.lay.box_idx[k[0]])
+            return ("box-marker" if x >= x1[k[0]] - 24 and y <= y0[k[0]] + 22 else "box"), g
+        x0, y0, x1, y1 = d.f
+        k = np.flatnonzero((x0 <= x) & (x <= x1) & (y0 <= y) & (y <= y1))
+        if len(k):
+            j = k[-1]                         # innermost frame: frames are listed parent first
+            g = int(d.lay.frame_idx[j])
+            if y <= y0[j] + 24:
+                return ("frame-marker" if x >= x1[j] - 26 else "frame"), g
+            return "frame", g
+        return "", -1
+
+    def _click(self, pos: QPointF, double: bool) -> None:
+        kind, idx = self.hit(pos)
+        if kind == "node":
+            self.select(idx, center=False)
+        elif kind == "box-marker" or (kind == "box" and double):
+            self.expand(idx)
+        elif kind == "frame-marker" or (kind == "frame" and double):
+            self.collapse(idx)
+        elif kind == "" and not double:
+            if self._selected != -1:
+                self.select(-1, center=False)
+
+    def closeEvent(self, event) -> None:
+        self._latest = next(self._req)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        super().closeEvent(event)
+
+    def node_scene_rect(self, i: int) -> QRectF | None:
+        """Scene rectangle of a drawn node (None when hidden in a collapsed group)."""
+        d = self._data
+        if d is None or d.node_row[i] < 0:
+            return None
+        return QRectF(*d.lay.node_rect[int(d.node_row[i])])
+
+    def group_scene_rect(self, g: int) -> QRectF | None:
+        d = self._data
+        if d is None:
+            return None
+        if g in d.box_row:
+            return QRectF(*d.lay.box_rect[d.box_row[g]])
+        if g in d.frame_row:
+            return QRectF(*d.lay.frame_rect[d.frame_row[g]])
+        return None
+
+    @property
+    def canvas(self) -> QGraphicsView:
+        return self._canvas
