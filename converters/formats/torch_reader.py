@@ -455,9 +455,14 @@ def load_exported_program(path: str, *, trust: bool = False, progress: Callable 
     graph.outputs = user_outputs
 
     progress(0.7, "indexing weights")
+    if weights_cfg is None and any(k != "tensor_constant" for _, _, k in stored):
+        warnings_pre = ["weights are stored in an older .pt2 layout (a pickle) that is not read without "
+                        "running code; shapes are shown, values are not — re-save with a current torch"]
+    else:
+        warnings_pre = []
     w_entries = (weights_cfg or {}).get("config") or {}
     c_entries = (consts_cfg or {}).get("config") or {}
-    warnings: list[str] = []
+    warnings: list[str] = warnings_pre
     for pname, fqn, kind in stored:
         meta = tensor_values.get(pname)
         entry, folder = (w_entries.get(fqn), "weights") if fqn in w_entries else (c_entries.get(fqn), "constants")
@@ -1358,124 +1363,147 @@ _TS_SCALAR = {"Float": "float32", "Double": "float64", "Half": "float16", "BFloa
               "Long": "int64", "Int": "int32", "Short": "int16", "Char": "int8", "Byte": "uint8", "Bool": "bool"}
 
 
-class _TsWalker:
-    """Walks a TorchScript forward graph, descending into submodule calls so nodes get module scopes."""
+_HIERARCHY_RE = re.compile(r"(?:^|\.)(.+?)\(([^()]*)\)")
+
+
+def _ts_scope(node, resolve) -> tuple[str, str | None]:
+    """(scope, innermost module class) from an inlined node's module hierarchy.
+
+    ``features(Sequential).0(Conv2d).SELF(Conv2d)`` -> (``features/0``, ``Conv2d``): each segment is one
+    module call, which is the same rule the exported-program scopes follow. ``resolve`` turns a call
+    path into full attribute names (a ModuleList element is recorded as ``0``, not ``blocks.0``).
+    """
+    try:
+        text = node.getModuleHierarchy()
+    except Exception:
+        return "", None
+    if not text:
+        return "", None
+    parts = [(n.strip("."), t) for n, t in _HIERARCHY_RE.findall(text)]
+    parts = [(n, t) for n, t in parts if n and n not in ("SELF", "UNKNOWN_INSTANCE")
+             and not n.endswith(".UNKNOWN_INSTANCE")]
+    return resolve(tuple(n for n, _ in parts)), (parts[-1][1] if parts else None)
+
+
+class _ModuleResolver:
+    """Maps TorchScript call-hierarchy names to module attribute paths, looking inside ModuleList/Dict."""
 
     def __init__(self, root):
         self.root = root
+        self.cache: dict[tuple, str] = {}
+
+    def __call__(self, names: tuple) -> str:
+        if names not in self.cache:
+            mod, segs = self.root, []
+            for name in names:
+                children = dict(mod.named_children()) if mod is not None else {}
+                if name in children:
+                    segs.append(name)
+                    mod = children[name]
+                    continue
+                found = None
+                for cname, child in children.items():
+                    sub = dict(child.named_children())
+                    if name in sub and cname not in names:
+                        found = (f"{cname}.{name}", sub[name])
+                        break
+                if found:
+                    segs.append(found[0])
+                    mod = found[1]
+                else:
+                    segs.append(name)
+                    mod = None
+            self.cache[names] = "/".join(segs)
+        return self.cache[names]
+
+    def attr(self, path: str):
+        obj = self.root
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+
+class _TsWalker:
+    """Walks an inlined TorchScript graph: constants and literal lists fold into attributes, attribute
+    reads of parameters/buffers become references to the state-dict names, blocks become subgraphs."""
+
+    def __init__(self, root):
         self.graph = Graph(name=root.original_name)
+        self.resolve = _ModuleResolver(root)
         self.node_names: dict[str, int] = {}
+        self.consts: dict = {}
+        self.env: dict = {}
+        self.module_of: dict = {}
 
-    def uniq(self, base: str) -> str:
-        if base not in self.graph.values:
-            return base
-        i = 1
-        while f"{base}_{i}" in self.graph.values:
-            i += 1
-        return f"{base}_{i}"
-
-    def node_name(self, path: str, op: str) -> str:
-        base = f"{path}/{op}" if path else op
+    def node_name(self, scope: str, op: str) -> str:
+        base = f"{scope}/{op}" if scope else op
         k = self.node_names.get(base, 0)
         self.node_names[base] = k + 1
         return base if k == 0 else f"{base}_{k}"
 
-    def walk(self, ts_graph, env: dict, module_of: dict, path: str, chain: list[str], target: Graph) -> list[str]:
-        consts: dict = {}
-        for n in ts_graph.nodes():
+    def name(self, v) -> str:
+        return self.env.get(v) or v.debugName()
+
+    def walk(self, nodes, target: Graph) -> None:
+        for n in nodes:
             kind = n.kind()
             outs = list(n.outputs())
             if kind == "prim::Constant":
                 try:
-                    consts[outs[0]] = outs[0].toIValue()
+                    self.consts[outs[0]] = outs[0].toIValue()
                 except Exception:
-                    consts[outs[0]] = None
+                    self.consts[outs[0]] = None
                 continue
-            if kind == "prim::GetAttr":
-                src = n.inputsAt(0)
-                name = n.s("name")
-                base = module_of.get(src)
-                if base is not None:
-                    full = f"{base}.{name}" if base else name
-                    if outs[0].type().kind() == "ClassType":
-                        module_of[outs[0]] = full
-                    else:
-                        env[outs[0]] = full
-                        if full not in self.graph.values:
-                            dtype, shape = _ts_type(outs[0])
-                            self.graph.values[full] = Value(full, dtype, shape)
-                    continue
-            if kind == "prim::ListConstruct" and all(i in consts for i in n.inputs()):
-                consts[outs[0]] = [consts[i] for i in n.inputs()]
+            if kind == "prim::GetAttr" and n.inputsAt(0) in self.module_of:
+                base = self.module_of[n.inputsAt(0)]
+                full = f"{base}.{n.s('name')}" if base else n.s("name")
+                tkind = outs[0].type().kind()
+                if tkind == "ClassType":
+                    self.module_of[outs[0]] = full
+                elif tkind in ("IntType", "FloatType", "BoolType", "StringType", "NoneType"):
+                    # plain module attributes (``training``, sizes) are constants of the saved module
+                    try:
+                        self.consts[outs[0]] = self.resolve.attr(full)
+                    except AttributeError:
+                        self.consts[outs[0]] = None
+                else:
+                    self.env[outs[0]] = full
+                    if full not in self.graph.values:
+                        dtype, shape = _ts_type(outs[0])
+                        self.graph.values[full] = Value(full, dtype, shape)
                 continue
-            if kind == "prim::CallMethod" and n.s("name") == "forward" and n.inputsAt(0) in module_of:
-                sub_path = module_of[n.inputsAt(0)]
-                sub = self.root
-                for part in [p for p in sub_path.split(".") if p]:
-                    sub = getattr(sub, part)
-                sub_graph = sub.graph
-                sub_env: dict = {}
-                sub_mod = {}
-                ins = list(sub_graph.inputs())
-                sub_mod[ins[0]] = sub_path
-                call_ins = list(n.inputs())
-                for a, b in zip(ins[1:], call_ins[1:]):
-                    if b in consts:
-                        sub_env[a] = None
-                        consts_val = consts[b]
-                        sub_env[a] = ("const", consts_val)
-                    else:
-                        sub_env[a] = env.get(b) if b in env else self.name_of(b, path)
-                results = self.walk(sub_graph, sub_env, sub_mod, sub_path, chain + [sub_path], target)
-                for o, r in zip(outs, results):
-                    env[o] = r
+            if kind == "prim::ListConstruct" and all(i in self.consts for i in n.inputs()):
+                self.consts[outs[0]] = [self.consts[i] for i in n.inputs()]
                 continue
             node_inputs, attrs = [], {}
-            schema_names = _schema_arg_names(n)
+            labels = _schema_arg_names(n)
             for k, i in enumerate(n.inputs()):
-                label = schema_names[k] if k < len(schema_names) else f"arg{k}"
-                if i in consts:
-                    attrs[label] = consts[i]
-                elif i in env and isinstance(env[i], tuple):
-                    attrs[label] = env[i][1]
+                label = labels[k] if k < len(labels) else f"arg{k}"
+                if i in self.consts:
+                    attrs[label] = self.consts[i]
+                elif i in self.module_of:
+                    attrs[label] = f"<module {self.module_of[i] or 'self'}>"
                 else:
-                    node_inputs.append(env[i] if i in env else self.name_of(i, path))
+                    node_inputs.append(self.name(i))
             out_names = []
             for o in outs:
-                nm = self.uniq(f"{path}:{o.debugName()}" if path else o.debugName())
-                env[o] = nm
+                nm = self.name(o)
                 dtype, shape = _ts_type(o)
                 self.graph.values[nm] = Value(nm, dtype, shape)
                 out_names.append(nm)
             ns, _, op = kind.partition("::")
+            scope, cls = _ts_scope(n, self.resolve)
+            if cls:
+                attrs["module_class"] = cls
             subgraphs = {}
             for bi, block in enumerate(n.blocks()):
                 sg = Graph(name=f"block{bi}")
-                self.walk_block(block, env, module_of, path, chain, sg, consts)
+                sg.inputs = [self.name(i) for i in block.inputs()]
+                self.walk(block.nodes(), sg)
+                sg.outputs = [self.name(o) for o in block.outputs() if o not in self.consts]
                 subgraphs[f"block{bi}"] = sg
-            node_name = self.node_name(path, op)
-            target.nodes.append(Node(node_name, op, node_inputs, out_names, _jsonable_attrs(attrs),
-                                     scope_from_module_chain(chain), ns, subgraphs))
-        return [env.get(o) if o in env else (repr(consts.get(o)) if o in consts else self.name_of(o, path))
-                for o in ts_graph.outputs()]
-
-    def walk_block(self, block, env, module_of, path, chain, target: Graph, consts):
-        class _G:  # a block has the same node/output interface as a graph
-            def __init__(self, b):
-                self.b = b
-
-            def nodes(self):
-                return self.b.nodes()
-
-            def outputs(self):
-                return self.b.outputs()
-
-        for i in block.inputs():
-            env[i] = self.name_of(i, path)
-        target.outputs = [o for o in self.walk(_G(block), env, module_of, path, chain, target) if isinstance(o, str)]
-
-    def name_of(self, v, path: str) -> str:
-        return f"{path}:{v.debugName()}" if path else v.debugName()
+            target.nodes.append(Node(self.node_name(scope, op), op, node_inputs, out_names,
+                                     _jsonable_attrs(attrs), scope, ns, subgraphs))
 
 
 def _schema_arg_names(n) -> list[str]:
@@ -1526,9 +1554,9 @@ def _jsonable_attrs(attrs: dict) -> dict:
 def load_torchscript(path: str, *, trust: bool = False, progress: Callable = _noop, **options) -> Model:
     """Load a ``torch.jit.save`` archive (without running its forward) into a neutral graph.
 
-    Nodes come from the forward graph with submodule calls followed, so each node's scope is the module
-    it runs in (``features/0``); constants and list literals become attributes; weights are the module's
-    state dict (lazy copies). Shapes are known only where the archive recorded them.
+    Nodes come from the inlined forward graph; each node's scope is the module call it ran in
+    (``features/0``, from TorchScript's module hierarchy); constants and literal lists become attributes;
+    weights are the module's state dict. Shapes are known only where the archive recorded them.
     """
     import torch
 
@@ -1541,18 +1569,17 @@ def load_torchscript(path: str, *, trust: bool = False, progress: Callable = _no
                           f"need custom operators that are not installed") from None
     progress(0.5, "walking the forward graph")
     walker = _TsWalker(mod)
-    g = mod.graph
+    g = mod.inlined_graph
     ins = list(g.inputs())
-    env: dict = {}
-    module_of = {ins[0]: ""}
+    walker.module_of[ins[0]] = ""
     for i in ins[1:]:
-        name = i.debugName().split(".")[0]
-        env[i] = name
+        name = i.debugName().split(".")[0]  # 'x.1' -> 'x': the argument's name in forward()
+        walker.env[i] = name
         dtype, shape = _ts_type(i)
         walker.graph.values[name] = Value(name, dtype, shape)
-    walker.graph.inputs = [env[i] for i in ins[1:]]
-    outs = walker.walk(g, env, module_of, "", [], walker.graph)
-    walker.graph.outputs = [o for o in outs if isinstance(o, str)]
+    walker.graph.inputs = [walker.env[i] for i in ins[1:]]
+    walker.walk(g.nodes(), walker.graph)
+    walker.graph.outputs = [walker.name(o) for o in g.outputs() if o not in walker.consts]
     graph = walker.graph
     sd = mod.state_dict()
     for k, t in sd.items():

@@ -123,6 +123,21 @@ def test_torchscript_graph_ops_scopes_and_weights(tm):
     _check_wiring(g)
 
 
+def test_scripted_control_flow_becomes_subgraphs(tm):
+    f = tm("gated_script.pt")
+    m = load(f.path)
+    g = m.graph
+    assert [v.name for v in g.input_values] == ["x", "flag"] and g.value("flag").dtype == "bool"
+    assert m.param_count == f.facts["param_count"] and sorted(g.initializers) == f.facts["weight_names"]
+    cond = next(n for n in g.nodes if n.op_type == "If")
+    assert cond.scope == "gate" and cond.inputs == ["flag"]
+    branches = [[(n.op_type, n.scope, n.inputs[1:]) for n in sg.nodes] for sg in cond.subgraphs.values()]
+    assert branches == [[("linear", "gate/a", ["gate.a.weight", "gate.a.bias"])],
+                        [("linear", "gate/b", ["gate.b.weight", "gate.b.bias"])]]
+    # ModuleList elements are named by their attribute path, as in exported programs
+    assert [n.scope for n in g.nodes if n.op_type == "linear"] == ["blocks.0", "blocks.1"]
+
+
 # ---- torch.save pickles ----------------------------------------------------------------------------
 
 def _check_weights(m, facts, strip=""):
@@ -207,6 +222,14 @@ def test_pickled_module_needs_trust_then_loads(tm):
     assert full.format == "torch.export" and full.path == f.path
     assert full.node_count == tm("cnn.pt2").facts["node_count"]
     assert _values(full.graph.input_values) == [{"name": "x", "shape": [1, 3, 32, 32], "dtype": "float32"}]
+
+
+def test_module_stored_inside_a_checkpoint_shows_its_weights_without_trust(tm):
+    f = tm("module_in_dict.pt")
+    m = load(f.path)
+    assert m.format == "torch.state_dict" and m.extra["epoch"] == 5 and m.extra["weights_key"] == "model"
+    _check_weights(m, f.facts)
+    assert "tests.models.torch_models.SmallCNN" in m.extra["pickled_classes"]
 
 
 def test_safetensors_header_and_lazy_values(tm):

@@ -82,6 +82,35 @@ class ResNetLike(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class Gate(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 4)
+
+    def forward(self, x, flag: bool):
+        if flag:
+            y = self.a(x)
+        else:
+            y = self.b(x)
+        return y, x.sum()
+
+
+class Gated(nn.Module):
+    """Control flow and a ModuleList, for a scripted (not traced) TorchScript model."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = Gate()
+        self.blocks = nn.ModuleList([nn.Linear(4, 4) for _ in range(2)])
+
+    def forward(self, x, flag: bool):
+        y, t = self.gate(x, flag)
+        for b in self.blocks:
+            y = b(y)
+        return y + t
+
+
 class HParams:
     """A custom hyper-parameter object as Lightning users store them. Unpickling it with the real class
     runs ``__setstate__``, which writes a marker file: the tests use that to prove no code ran."""
@@ -210,6 +239,20 @@ def build_cnn_torchscript(out: str) -> dict:
     }
 
 
+def build_gated_script(out: str) -> dict:
+    torch.manual_seed(0)
+    m = torch.jit.script(Gated().eval())
+    m.save(out)
+    sd = m.state_dict()
+    return {"param_count": sum(t.numel() for t in sd.values()), "weight_names": sorted(sd)}
+
+
+def build_module_in_dict(out: str) -> dict:
+    m = _cnn()
+    torch.save({"model": m, "epoch": 5}, out)  # the layout some training scripts use
+    return _sd_facts(m.state_dict())
+
+
 def build_cnn_state_dict(out: str) -> dict:
     sd = _cnn().state_dict()
     torch.save(sd, out)
@@ -311,6 +354,8 @@ MODELS = {
     "encoder.pt2": build_encoder_pt2,
     "resnet_like.pt2": build_resnet_pt2,
     "cnn_traced.pt": build_cnn_torchscript,
+    "gated_script.pt": build_gated_script,
+    "module_in_dict.pt": build_module_in_dict,
     "cnn_state.pth": build_cnn_state_dict,
     "cnn_legacy.pth": build_cnn_legacy,
     "mixed.pth": build_mixed_dtypes,
