@@ -24,6 +24,17 @@ def graph_view_class():
     return getattr(graph_view, "GraphView", None)
 
 
+def _pass_drops_up(widget: QWidget) -> None:
+    """Let file drops over ``widget`` reach the window: a graphics view accepts drags for its scene and
+    would swallow them otherwise."""
+    from PySide6.QtWidgets import QAbstractScrollArea
+
+    for w in [widget] + widget.findChildren(QAbstractScrollArea):
+        w.setAcceptDrops(False)
+        if isinstance(w, QAbstractScrollArea):
+            w.viewport().setAcceptDrops(False)
+
+
 class Banner(QFrame):
     """A one-line message across the top of a tab with optional action buttons. Colours come from the
     palette (works in light and dark themes)."""
@@ -275,6 +286,7 @@ class ModelTab(QWidget):
                 self.stack.addWidget(self.canvas)
                 self.stack.setCurrentWidget(self.canvas)
                 self.canvas.set_pack(doc.pack)
+                _pass_drops_up(self.canvas)
                 return
             except Exception as exc:  # a canvas bug must not lose the model: fall back to the node list
                 from converters.errors import one_line

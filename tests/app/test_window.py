@@ -95,14 +95,19 @@ def test_drop_file_on_window_opens_it(window, qtbot):
     tab = window.current_tab()
     assert tab.path == str(SAMPLE)
     _wait_ready(qtbot, tab)
-    # a folder that is not a SavedModel: one-line error in its own tab, nothing else disturbed
+    # a folder that is not a SavedModel, dropped on the graph itself (the widget under the cursor):
+    # one-line error in its own tab, nothing else disturbed
     folder = ROOT / "tests" / "app"
     mime_dir = QMimeData()
     mime_dir.setUrls([QUrl.fromLocalFile(str(folder))])
-    QApplication.sendEvent(window, QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime_dir,
-                                                   Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
-    QApplication.sendEvent(window, QDropEvent(pos, Qt.DropAction.CopyAction, mime_dir, Qt.MouseButton.LeftButton,
-                                              Qt.KeyboardModifier.NoModifier))
+    page = tab.stack.currentWidget()
+    under = page.childAt(page.rect().center()) or page
+    local = under.mapFrom(page, page.rect().center())
+    QApplication.sendEvent(under, QDragEnterEvent(local, Qt.DropAction.CopyAction, mime_dir,
+                                                  Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    QApplication.sendEvent(under, QDropEvent(QPointF(local), Qt.DropAction.CopyAction, mime_dir,
+                                             Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    assert window.tabs.count() == 2
     bad = window.current_tab()
     assert bad.path == str(folder)
     qtbot.waitUntil(lambda: bad.state == "failed", timeout=LOAD_TIMEOUT)
