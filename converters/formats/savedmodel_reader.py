@@ -15,8 +15,10 @@
 * Variables captured by a signature become graph initializers named by their object path
   (``conv1/kernel``), read lazily from ``variables/`` with ``tf.train.load_checkpoint``.
 * Shapes come from the ``_output_shapes`` attributes TensorFlow stores on every node of a SavedModel
-  written by TF 2; where absent they stay unknown. Nothing from the model is executed: parsing needs only
-  TensorFlow's protobuf classes and its op registry (to know each op's outputs).
+  written by TF 2. Where they are missing (stripped files, TF1 graphs), TensorFlow's static shape
+  inference fills them: the graph / function bodies are imported into a ``tf.Graph`` (no session, no
+  execution), which only runs each op's C++ shape function. Nothing from the model is executed: the
+  reader needs TensorFlow's protobuf classes, its op registry (each op's outputs) and graph import.
 """
 from __future__ import annotations
 
@@ -212,6 +214,8 @@ class _SignatureBuilder:
         self.alias: dict[str, str] = {}
         self.emitted_top: set[str] = set()
         self._opdefs: dict[str, Any] = {}
+        self.inlined: list[tuple[str, Any, list[str]]] = []  # (name prefix, FunctionDef, input values)
+        self.top_nodes: list[str] = []                       # names of emitted top-level nodes
 
     # -- op definitions ----------------------------------------------------------------------------
     def _opdef(self, op: str):
@@ -268,8 +272,96 @@ class _SignatureBuilder:
             node_name, idx = _split_top_ref(info.name)
             self._emit_top(node_name)
             outs.append((key, _top_value(node_name, idx), info))
+        self._infer_missing_shapes()
         self._finish(outs)
         return g
+
+    def _infer_missing_shapes(self) -> None:
+        """Fill shapes the file does not record (``_output_shapes`` stripped, TF1 graphs) with TensorFlow's
+        static shape inference: the top-level graph and each inlined function body are imported into a
+        tf.Graph (function inputs fed with placeholders of the known shapes, captured variables with
+        variable handles of their stored shapes), which runs every op's C++ shape function. Nothing is
+        executed. Shape-preserving ops after an inlined call get their input's shape."""
+        g = self.graph
+        missing = {o for n in g.nodes for o in n.outputs if g.values.get(o) is None or g.values[o].shape is None}
+        if not missing:
+            return
+        try:
+            import tensorflow as tf
+            from tensorflow.core.framework import graph_pb2
+            from tensorflow.python.framework import function_def_to_graph
+        except ImportError:
+            return
+
+        def fill(tf_graph, scope: str, prefix: str, names) -> None:
+            for name in names:
+                try:
+                    op = tf_graph.get_operation_by_name(scope + name)
+                except (KeyError, ValueError):
+                    continue
+                for i, t in enumerate(op.outputs):
+                    v = g.values.get(f"{prefix}{name}:{i}")
+                    if v is None or v.shape is not None or t.shape.rank is None:
+                        continue
+                    v.shape = tuple(t.shape.as_list())
+                    if v.dtype is None:
+                        v.dtype = t.dtype.base_dtype.name
+
+        if any(f"{n}:0" in missing for n in self.top_nodes):
+            try:
+                tg = tf.Graph()
+                with tg.as_default():
+                    tf.graph_util.import_graph_def(self.mg.graph_def, name="")
+                fill(tg, "", "", self.top_nodes)
+            except Exception:
+                pass
+        fg = None
+        for k, (prefix, fdef, ins) in enumerate(self.inlined):
+            names = [n.name for n in fdef.node_def if f"{prefix}/{n.name}:0" in missing]
+            if not names:
+                continue
+            try:
+                if fg is None:  # one graph holding the function library, so nested calls resolve
+                    fg = tf.Graph()
+                    lib = graph_pb2.GraphDef()
+                    lib.library.CopyFrom(self.mg.graph_def.library)
+                    with fg.as_default():
+                        tf.graph_util.import_graph_def(lib, name="")
+                with fg.as_default():
+                    gd, _ = function_def_to_graph.function_def_to_graph_def(fdef)
+                    feeds = {}
+                    for i, arg in enumerate(fdef.signature.input_arg):
+                        src = self._resolve(ins[i]) if i < len(ins) else ""
+                        val = g.values.get(src)
+                        if val is None:
+                            continue
+                        if arg.type == tf.resource.as_datatype_enum:
+                            t = g.initializers.get(src)
+                            if t is None or t.shape is None or not t.dtype:
+                                continue
+                            feeds[f"{arg.name}:0"] = tf.raw_ops.VarHandleOp(
+                                dtype=tf.as_dtype(t.dtype), shape=list(t.shape), shared_name=f"v{k}_{i}")
+                        elif val.shape is not None:
+                            feeds[f"{arg.name}:0"] = tf.compat.v1.placeholder(
+                                tf.as_dtype(arg.type), [None if d is None else d for d in val.shape])
+                    tf.graph_util.import_graph_def(gd, input_map=feeds, name=f"fn{k}")
+                fill(fg, f"fn{k}/", prefix + "/", names)
+            except Exception:
+                continue
+        for n in g.nodes:  # across inlined call boundaries TF could not see: pass shapes through
+            if n.op_type in ("Identity", "IdentityN", "StopGradient", "Snapshot", "PreventGradient"):
+                for i, o in enumerate(n.outputs):
+                    v, src = g.values.get(o), g.values.get(self._resolve(n.inputs[i])) if i < len(n.inputs) else None
+                    if v is not None and v.shape is None and src is not None and src.shape is not None:
+                        v.shape = src.shape
+                        v.dtype = v.dtype or src.dtype
+
+    def _resolve(self, v: str) -> str:
+        seen = 0
+        while v in self.alias and seen < 10000:
+            v = self.alias[v]
+            seen += 1
+        return v
 
     def _emit_top(self, start: str) -> None:
         stack = [start]
@@ -298,6 +390,7 @@ class _SignatureBuilder:
             self.graph.inputs.append(v)
             return
         ins = [_top_value(*_split_top_ref(r)) for r in node.input if not r.startswith("^")]
+        self.top_nodes.append(node.name)
         self._emit(node, node.name, _dirname(node.name), ins, lambda i: _top_value(node.name, i))
 
     def _add_variable(self, node) -> None:
@@ -367,6 +460,7 @@ class _SignatureBuilder:
                 v = self.graph.values.get(ins[i])
                 if shapes and v is not None and v.shape is None:
                     v.shape = _shape(shapes[0])
+        self.inlined.append((prefix, fdef, list(ins)))
         body = {n.name: n for n in fdef.node_def}
         layouts = {n.name: self._output_layout(n)[0] for n in fdef.node_def}
 

@@ -197,6 +197,20 @@ def test_savedmodel_from_keras_export(model_file):
     json.dumps(model.to_dict())
 
 
+def test_savedmodel_without_stored_shapes_gets_inferred_ones(model_file):
+    """Every `_output_shapes` attribute removed: TF's static shape inference recovers the same shapes."""
+    full = load(model_file(M, "exported_savedmodel").path).graph
+    mf = model_file(M, "stripped_savedmodel")
+    assert mf.facts["removed"] > 50
+    g = load(mf.path).graph
+    outs = [o for n in g.nodes for o in n.outputs]
+    assert len(g.nodes) == len(full.nodes) and outs
+    for o in outs:
+        assert g.value(o).shape == full.value(o).shape, o
+    pool = next(n for n in g.nodes if n.op_type == "MaxPool")
+    assert list(g.value(pool.outputs[0]).shape) == mf.facts["pool_shape"]
+
+
 def test_savedmodel_two_signatures(model_file):
     mf = model_file(M, "module_savedmodel")
     model = load(mf.path)

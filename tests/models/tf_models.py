@@ -258,6 +258,36 @@ def build_module_savedmodel(out: str) -> dict:
         "param_count": 8}
 
 
+def build_stripped_savedmodel(out: str) -> dict:
+    """The Keras export with every ``_output_shapes`` attribute removed (as graph-rewriting tools leave it)."""
+    src = os.path.join(os.path.dirname(out), "exported_savedmodel")
+    if not os.path.isdir(src):
+        build_exported_savedmodel(src)
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    shutil.copytree(src, out)
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    pb = os.path.join(out, "saved_model.pb")
+    with open(pb, "rb") as f:
+        sm.ParseFromString(f.read())
+    removed = 0
+    for mg in sm.meta_graphs:
+        nodes = list(mg.graph_def.node) + [n for fn in mg.graph_def.library.function for n in fn.node_def]
+        for n in nodes:
+            if "_output_shapes" in n.attr:
+                del n.attr["_output_shapes"]
+                removed += 1
+        for fn in mg.graph_def.library.function:
+            for a in fn.arg_attr.values():
+                if "_output_shapes" in a.attr:
+                    del a.attr["_output_shapes"]
+    with open(pb, "wb") as f:
+        f.write(sm.SerializeToString())
+    return {"removed": removed, "conv_shape": [None, 16, 16, 4], "pool_shape": [None, 8, 8, 4]}
+
+
 def build_cnn_tflite(out: str) -> dict:
     import tensorflow as tf
 
@@ -340,6 +370,7 @@ MODELS = {
     "tk_nested.h5": build_tfkeras_nested_h5,
     "exported_savedmodel": build_exported_savedmodel,
     "module_savedmodel": build_module_savedmodel,
+    "stripped_savedmodel": build_stripped_savedmodel,
     "cnn.tflite": build_cnn_tflite,
     "truncated.keras": build_truncated_keras,
     "truncated.tflite": build_truncated_tflite,
