@@ -155,21 +155,41 @@ class _ZipEntry:
 
     def array(self) -> np.ndarray:
         if self._arr is None:
-            with zipfile.ZipFile(self.path) as z:
-                info = z.getinfo(self.name)
-                if info.compress_type == zipfile.ZIP_STORED and info.file_size > 0:
-                    with open(self.path, "rb") as f:
-                        f.seek(info.header_offset)
-                        hdr = f.read(30)
-                        if hdr[:4] != b"PK\x03\x04":
-                            raise ValueError(f"damaged archive member {self.name}")
-                        n_name, n_extra = struct.unpack("<HH", hdr[26:30])
-                    start = info.header_offset + 30 + n_name + n_extra
-                    self._arr = np.memmap(self.path, dtype=np.uint8, mode="r", offset=start,
-                                          shape=(info.file_size,))
-                else:
+            info = _zip_index(self.path).get(self.name)
+            if info is None:
+                raise ValueError(f"archive member {self.name} is missing")
+            compress_type, header_offset, size = info
+            if compress_type == zipfile.ZIP_STORED and size > 0:
+                with open(self.path, "rb") as f:
+                    f.seek(header_offset)
+                    hdr = f.read(30)
+                if hdr[:4] != b"PK\x03\x04":
+                    raise ValueError(f"damaged archive member {self.name}")
+                n_name, n_extra = struct.unpack("<HH", hdr[26:30])
+                start = header_offset + 30 + n_name + n_extra
+                self._arr = np.memmap(self.path, dtype=np.uint8, mode="r", offset=start, shape=(size,))
+            else:
+                with zipfile.ZipFile(self.path) as z:
                     self._arr = np.frombuffer(z.read(self.name), dtype=np.uint8)
         return self._arr
+
+
+_ZIP_INDEX: dict[tuple, dict[str, tuple[int, int, int]]] = {}
+
+
+def _zip_index(path: str) -> dict[str, tuple[int, int, int]]:
+    """member name -> (compress type, local header offset, size), parsed once per file version: reading
+    the central directory again for every weight would make loading all weights quadratic."""
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_mtime_ns, st.st_size)
+    idx = _ZIP_INDEX.get(key)
+    if idx is None:
+        with zipfile.ZipFile(path) as z:
+            idx = {i.filename: (i.compress_type, i.header_offset, i.file_size) for i in z.infolist()}
+        if len(_ZIP_INDEX) > 64:
+            _ZIP_INDEX.clear()
+        _ZIP_INDEX[key] = idx
+    return idx
 
 
 def _open_zip(path: str, what: str) -> zipfile.ZipFile:
