@@ -1087,8 +1087,14 @@ def load_pickle(path: str, *, trust: bool = False, progress: Callable = _noop, i
         raise
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error, ValueError, KeyError,
             IndexError, TypeError, AttributeError, OverflowError) as exc:
-        raise CorruptFile(f"{path}: cannot read this torch.save file ({type(exc).__name__}: {exc}); "
-                          f"it may be damaged or truncated") from None
+        # Something this reader does not know (an exotic tensor type): torch's own weights-only
+        # unpickler is just as safe, so let it try before calling the file damaged.
+        obj = _torch_weights_only(path)
+        if obj is None:
+            text = " ".join(str(exc).split())[:200]
+            raise CorruptFile(f"{path}: cannot read this torch.save file ({type(exc).__name__}: {text}); "
+                              f"it may be damaged or truncated") from None
+        unknown, legacy = {}, not zipfile.is_zipfile(path)
     progress(0.6, "classifying")
     if isinstance(obj, PickledObject):
         cls = obj.qualname()
@@ -1101,6 +1107,18 @@ def load_pickle(path: str, *, trust: bool = False, progress: Callable = _noop, i
     model = _state_dict_model(path, obj, unknown, legacy)
     progress(1.0, "done")
     return model
+
+
+def _torch_weights_only(path: str):
+    """``torch.load(weights_only=True)`` (torch's allow-list unpickler, runs no code from the file), or None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except Exception:
+        return None
 
 
 def _load_trusted_object(path: str, progress, input_shapes, input_dtypes) -> Model:

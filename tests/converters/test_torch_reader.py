@@ -297,3 +297,44 @@ def test_cli_refuses_untrusted_pickle(tm):
     assert out.returncode == 2
     assert "--trust" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert not os.path.exists(f.facts["marker"])
+
+
+# ---- damaged content inside intact archives ------------------------------------------------------------
+
+def _rewrite_member(src: str, dst: str, suffix: str, mutate) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            zout.writestr(info.filename, mutate(data) if info.filename.endswith(suffix) else data)
+
+
+@pytest.mark.parametrize("name,member", [("cnn_lightning.ckpt", "data.pkl"), ("cnn.pt2", "models/model.json")])
+def test_damaged_members_give_a_model_or_a_one_line_error(tm, tmp_path, name, member):
+    from converters.errors import TensorbridgeError
+
+    f = tm(name)
+    rng = np.random.default_rng(0)
+    outcomes = set()
+    for i in range(25):
+        def mutate(data: bytes) -> bytes:
+            b = bytearray(data)
+            if i % 5 == 4:
+                return bytes(b[: rng.integers(1, len(b))])
+            for pos in rng.integers(0, len(b), size=int(rng.integers(1, 4))):
+                b[pos] = int(rng.integers(0, 256))
+            return bytes(b)
+
+        dst = str(tmp_path / f"{i}_{os.path.basename(f.path)}")
+        _rewrite_member(f.path, dst, member, mutate)
+        try:
+            m = load(dst)
+            json.dumps(m.summary())
+            outcomes.add("model")
+        except TensorbridgeError as exc:
+            assert dst in exc.message and "\n" not in exc.message
+            outcomes.add(type(exc).__name__)
+    assert "CorruptFile" in outcomes
+    if "marker" in f.facts:
+        assert not os.path.exists(f.facts["marker"])
