@@ -249,6 +249,39 @@ def test_tflite(model_file):
     json.dumps(model.to_dict())
 
 
+def test_tflite_int8_quantization_params(model_file):
+    mf = model_file(M, "int8.tflite")
+    model = load(mf.path)
+    g = model.graph
+    assert [n.op_type for n in g.nodes][0] == "QUANTIZE" and g.nodes[-1].op_type == "DEQUANTIZE"
+    seen = {}
+    for n in g.nodes:
+        seen.update(n.attrs.get("quantization", {}))
+    assert set(mf.facts["quantized"]) <= set(seen)
+    for name, q in mf.facts["quantized"].items():
+        np.testing.assert_allclose(seen[name]["scale"], q["scale"], rtol=1e-6)
+        assert seen[name]["zero_point"] == q["zero_point"]
+        assert g.value(name).dtype == q["dtype"]
+    conv = next(n for n in g.nodes if n.op_type == "CONV_2D")
+    w = g.initializers[conv.inputs[1]]
+    assert w.dtype == "int8" and w.numpy().dtype == np.int8 and w.numpy().shape == (4, 3, 3, 3)
+    assert len(seen[conv.inputs[1]]["scale"]) == 4  # per output channel
+
+
+def test_tflite_while_subgraphs(model_file):
+    mf = model_file(M, "while.tflite")
+    model = load(mf.path)
+    assert [n.op_type for n in model.graph.nodes] == mf.facts["main_ops"]
+    assert 1 + len(model.functions) == mf.facts["subgraph_count"]
+    assert list(model.functions) == mf.facts["sub_names"][1:]
+    loop = model.graph.nodes[0]
+    assert loop.subgraphs["cond"] is model.functions["while_cond"]
+    assert loop.subgraphs["body"] is model.functions["while_body"]
+    assert "LESS" in [n.op_type for n in loop.subgraphs["cond"].nodes]
+    assert model.graph.output_values[0].shape == (1, 4)
+    json.dumps(model.to_dict())
+
+
 @pytest.mark.parametrize("name", ["truncated.keras", "truncated.tflite", "garbage.h5", "no_savedmodel"])
 def test_corrupt_files_give_one_line_errors(model_file, name):
     mf = model_file(M, name)

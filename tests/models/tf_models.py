@@ -321,6 +321,58 @@ def build_cnn_tflite(out: str) -> dict:
             "param_count_keras": int(m.count_params())}
 
 
+def build_int8_tflite(out: str) -> dict:
+    """Full-integer quantized conv net (float in/out): per-channel weight scales, quantize/dequantize ops."""
+    import numpy as np
+    import tensorflow as tf
+
+    keras = _keras()
+    from keras import layers
+
+    inp = keras.Input((8, 8, 3), name="image")
+    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inp)
+    m = keras.Model(inp, layers.Dense(2, name="fc")(layers.Flatten(name="flat")(x)), name="q")
+    conv = tf.lite.TFLiteConverter.from_keras_model(m)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(0)
+    conv.representative_dataset = lambda: ([rng.standard_normal((1, 8, 8, 3)).astype("float32")] for _ in range(8))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    data = conv.convert()
+    with open(out, "wb") as f:
+        f.write(data)
+    interp = tf.lite.Interpreter(model_content=data)
+    quant = {}
+    for d in interp.get_tensor_details():
+        qp = d["quantization_parameters"]
+        if len(qp["scales"]):
+            quant[d["name"]] = {"scale": [float(v) for v in qp["scales"]],
+                                "zero_point": [int(v) for v in qp["zero_points"]],
+                                "dtype": d["dtype"].__name__}
+    return {"quantized": quant}
+
+
+def build_while_tflite(out: str) -> dict:
+    """A loop the converter keeps as a WHILE op with cond and body subgraphs."""
+    import tensorflow as tf
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32, name="x")])
+    def loop(x):
+        i = tf.constant(0)
+        _, y = tf.while_loop(lambda i, v: i < 3, lambda i, v: (i + 1, v * 2.0 + 1.0), [i, x])
+        return {"y": y}
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([loop.get_concrete_function()], loop)
+    data = conv.convert()
+    with open(out, "wb") as f:
+        f.write(data)
+    obj = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    main = obj.subgraphs[0]
+    ops = [flatbuffer_utils.opcode_to_name(obj, op.opcodeIndex) for op in main.operators]
+    return {"subgraph_count": len(obj.subgraphs), "main_ops": ops,
+            "sub_names": [(s.name or b"").decode() for s in obj.subgraphs]}
+
+
 def build_truncated_keras(out: str) -> dict:
     full = out + ".full.keras"
     build_mlp_keras(full)
@@ -372,6 +424,8 @@ MODELS = {
     "module_savedmodel": build_module_savedmodel,
     "stripped_savedmodel": build_stripped_savedmodel,
     "cnn.tflite": build_cnn_tflite,
+    "int8.tflite": build_int8_tflite,
+    "while.tflite": build_while_tflite,
     "truncated.keras": build_truncated_keras,
     "truncated.tflite": build_truncated_tflite,
     "garbage.h5": build_garbage_h5,
