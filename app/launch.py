@@ -55,6 +55,9 @@ def _dark_palette():
     return p
 
 
+_SYSTEM_PALETTE = None
+
+
 def apply_theme(app, key: str = "system") -> bool:
     """Light, dark, or the system's scheme (the default). Returns True when the result is dark.
 
@@ -63,6 +66,11 @@ def apply_theme(app, key: str = "system") -> bool:
     """
     from PySide6.QtCore import Qt
 
+    global _SYSTEM_PALETTE
+    if _SYSTEM_PALETTE is None:  # what the platform theme gave us, before any change of ours
+        from PySide6.QtGui import QPalette
+
+        _SYSTEM_PALETTE = QPalette(app.palette())
     hints = app.styleHints()
     dark = key == "dark"
     if key == "system":
@@ -70,9 +78,16 @@ def apply_theme(app, key: str = "system") -> bool:
             dark = hints.colorScheme() == Qt.ColorScheme.Dark
         except AttributeError:
             dark = False
+        # a dark platform palette (KDE, GNOME with a dark theme) says so even when the hint does not
+        dark = dark or _SYSTEM_PALETTE.window().color().lightness() < 128
     if app.style().name().lower() != "fusion":
         app.setStyle("Fusion")  # the same look on every platform, and it honours the palette fully
-    app.setPalette(_dark_palette() if dark else app.style().standardPalette())
+    if key == "system":
+        system_dark = _SYSTEM_PALETTE.window().color().lightness() < 128
+        # keep the platform's own colours when they match the scheme; else fall back to ours
+        app.setPalette(_SYSTEM_PALETTE if system_dark == dark else (_dark_palette() if dark else app.style().standardPalette()))
+    else:
+        app.setPalette(_dark_palette() if dark else app.style().standardPalette())
     qss = resource_path("style.qss")
     try:
         with open(qss, encoding="utf-8") as f:

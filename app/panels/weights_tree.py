@@ -111,7 +111,10 @@ class WeightsTree(QWidget):
             parent.appendRow(row)
         self.info.setText(f"Weights only: {len(weights):,} tensors, {total_params:,} parameters, "
                           f"{format_bytes(total_bytes)}. No graph is stored in this file.")
-        self.view.expandToDepth(1)
+        if len(weights) <= 200:
+            self.view.expandAll()
+        else:
+            self.view.expandToDepth(1)
         for c in (1, 2, 3):
             self.view.resizeColumnToContents(c)
 

@@ -342,3 +342,17 @@ def test_warm_worker_runs_the_next_open(window, qtbot):
     assert nxt is not spare.proc and nxt.poll() is None  # and the next one is already waiting
     window.jobs.close()
     nxt.wait(10)
+
+
+def test_theme_switch_changes_palette_and_is_remembered(window, qtbot):
+    try:
+        window.set_theme("dark")
+        pal = window.palette()
+        assert pal.window().color().lightness() < 100 and pal.text().color().lightness() > 180
+        assert window.settings.value("theme") == "dark"
+        assert window.theme_actions["dark"].isChecked()
+        window.set_theme("light")
+        pal = window.palette()
+        assert pal.window().color().lightness() > 180 and pal.text().color().lightness() < 100
+    finally:
+        window.set_theme("system")
