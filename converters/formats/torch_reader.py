@@ -302,6 +302,15 @@ class _Pt2GraphBuilder:
             graph.values.setdefault(vname, Value(vname, "bool", ()))
         for i, node in enumerate(g.get("nodes") or []):
             graph.nodes.append(self.node(node, i))
+        # (the main graph's inputs/outputs are replaced by the user inputs/outputs of the signature)
+        names: list[str] = []
+        for a in g.get("inputs") or []:
+            self.collect_outputs(a, names)
+        graph.inputs = [n for n in names if n]
+        names = []
+        for a in g.get("outputs") or []:
+            self.collect_outputs(a, names)
+        graph.outputs = [n for n in names if n]
         return graph
 
     def node(self, n: dict, index: int) -> Node:
@@ -379,7 +388,8 @@ class _Pt2GraphBuilder:
                     out.append(next(iter(s.values())))
             return out
         if tag == "as_graph":
-            subgraphs[arg_name] = self.build(v.get("graph") or {}, v.get("name", arg_name))
+            key = v.get("name") or arg_name
+            subgraphs[key] = self.build(v.get("graph") or {}, key)
             return _REF
         if tag == "as_custom_obj":
             inputs.append(v.get("name", ""))

@@ -41,7 +41,7 @@ def _check_wiring(graph):
 
 # ---- torch.export ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["cnn.pt2", "encoder.pt2", "resnet_like.pt2"])
+@pytest.mark.parametrize("name", ["cnn.pt2", "encoder.pt2", "resnet_like.pt2", "cond.pt2"])
 def test_exported_program_matches_what_torch_exported(tm, name):
     f = tm(name)
     m = load(f.path)
@@ -71,6 +71,18 @@ def test_exported_transformer_scopes_follow_the_module_tree(tm):
     attn = [n for n in m.graph.nodes if n.scope == "encoder/layers.0/self_attn"]
     assert attn and all(n.attrs["module_class"] == "torch.nn.modules.activation.MultiheadAttention" for n in attn)
     assert {n.domain for n in m.graph.nodes} == {"aten"}
+
+
+def test_exported_cond_keeps_both_branches_as_subgraphs(tm):
+    f = tm("cond.pt2")
+    m = load(f.path)
+    cond = next(n for n in m.graph.nodes if n.op_type == "cond")
+    assert cond.domain == "higher_order" and set(cond.subgraphs) == set(f.facts["branches"])
+    for name, sub in cond.subgraphs.items():
+        assert sorted(n.attrs["target"] for n in sub.nodes) == f.facts["branches"][name]
+        assert sub.inputs and sub.outputs
+        _check_wiring(sub)
+    assert "a.weight" in cond.inputs and "b.weight" in cond.inputs
 
 
 def test_exported_resnet_like_counts(tm):

@@ -111,6 +111,18 @@ class Gated(nn.Module):
         return y + t
 
 
+class Branchy(nn.Module):
+    """Data-dependent control flow through torch.cond (a higher-order op with two subgraphs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return torch.cond(x.sum() > 0, lambda x: self.a(x), lambda x: self.b(x).relu(), (x,))
+
+
 class HParams:
     """A custom hyper-parameter object as Lightning users store them. Unpickling it with the real class
     runs ``__setstate__``, which writes a marker file: the tests use that to prove no code ran."""
@@ -154,6 +166,14 @@ def _op_count(ep) -> int:
     return sum(1 for n in ep.graph.nodes if n.op == "call_function" and n.target is not operator.getitem)
 
 
+def _target_name(t) -> str:
+    # OpOverloads print as "aten.conv2d.default"; higher-order ops print bare ("cond") but live in the
+    # "higher_order" namespace, which is how torch.export serializes them.
+    name = str(t)
+    ns = getattr(t, "namespace", None)
+    return name if not ns or name.startswith(ns + ".") else f"{ns}.{name}"
+
+
 def _dim(d):
     return int(d) if isinstance(d, int) or (hasattr(d, "node") and d.node.is_constant()) else str(d)
 
@@ -183,7 +203,7 @@ def _ep_facts(ep) -> dict:
         "param_count": sum(t.numel() for t in stored),
         "weight_names": sorted(list(ep.state_dict) + list(ep.constants)),
         "module_paths": module_paths,
-        "targets": sorted(str(n.target) for n in ep.graph.nodes
+        "targets": sorted(_target_name(n.target) for n in ep.graph.nodes
                           if n.op == "call_function" and n.target is not operator.getitem),
     }
 
@@ -220,6 +240,17 @@ def build_resnet_pt2(out: str) -> dict:
     torch.export.save(ep, out)
     facts = _ep_facts(ep)
     facts["conv_count"] = sum(1 for t in facts["targets"] if t == "aten.conv2d.default")
+    return facts
+
+
+def build_cond_pt2(out: str) -> dict:
+    torch.manual_seed(0)
+    ep = torch.export.export(Branchy().eval(), (torch.randn(2, 4),))
+    torch.export.save(ep, out)
+    facts = _ep_facts(ep)
+    facts["branches"] = {n.name: sorted(_target_name(x.target) for x in getattr(ep.graph_module, n.name).graph.nodes
+                                        if x.op == "call_function")
+                         for n in ep.graph.nodes if n.op == "get_attr"}
     return facts
 
 
@@ -353,6 +384,7 @@ MODELS = {
     "cnn.pt2": build_cnn_pt2,
     "encoder.pt2": build_encoder_pt2,
     "resnet_like.pt2": build_resnet_pt2,
+    "cond.pt2": build_cond_pt2,
     "cnn_traced.pt": build_cnn_torchscript,
     "gated_script.pt": build_gated_script,
     "module_in_dict.pt": build_module_in_dict,
