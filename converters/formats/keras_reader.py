@@ -422,15 +422,19 @@ class _Builder:
         self.graph.outputs = [o for o in outs if o]
         if self.untrusted_layers:
             shown = ", ".join(self.untrusted_layers[:5]) + (" …" if len(self.untrusted_layers) > 5 else "")
+            lambdas = [p for p in self.untrusted_layers if _classify(self.layer_cfgs.get(p, {}))[0]]
+            what = ("Lambda layers (Python bytecode stored in the file)" if len(lambdas) == len(self.untrusted_layers)
+                    else "custom classes (code from Python packages)" if not lambdas
+                    else "Lambda layers or custom classes")
             if self.trust:
                 self.warnings.append(
-                    f"{len(self.untrusted_layers)} layer(s) hold Python code or custom classes ({shown}); the "
-                    f"file is trusted, so Keras may run that code to infer shapes")
+                    f"{len(self.untrusted_layers)} layer(s) are {what} ({shown}); the file is trusted, so "
+                    f"Keras may run that code to infer the shapes the file does not record")
             else:
                 self.warnings.append(
-                    f"{len(self.untrusted_layers)} layer(s) hold Python code or custom classes ({shown}); they "
-                    f"were not run, so shapes after them may be unknown; open with trust to let Keras "
-                    f"deserialise them (that runs code stored in the file)")
+                    f"{len(self.untrusted_layers)} layer(s) are {what} ({shown}); they were not run, so "
+                    f"shapes the file does not record stay unknown; open the file with trust to let Keras "
+                    f"deserialise and call them (that runs the code)")
 
     def _value(self, name: str, shape=None, dtype=None) -> str:
         v = self.graph.values.get(name)

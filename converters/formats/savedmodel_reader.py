@@ -85,8 +85,14 @@ def load(path: str, *, trust: bool = False, progress: Callable = lambda *a: None
         model.graph = model.signatures.get("serving_default") or model.signatures[sig_names[0]]
     model.extra["signature_names"] = ",".join(sig_names)
     if reader.missing:
-        model.warnings.append(f"{reader.missing} variable(s) could not be matched to the checkpoint; their "
-                              f"values are not available")
+        if not os.path.isdir(os.path.join(folder, "variables")):
+            why = "the variables/ folder is missing"
+        elif reader.error:
+            why = f"the checkpoint in variables/ cannot be read ({reader.error})"
+        else:
+            why = "they could not be matched to the checkpoint in variables/"
+        model.warnings.append(f"{len(reader.missing)} variable(s) have no values: {why}; shapes and dtypes "
+                              f"are shown, weight statistics are not")
     progress(1.0, "done")
     return model
 
@@ -98,7 +104,8 @@ class _VariableReader:
     def __init__(self, folder: str, mg):
         self.prefix = os.path.join(folder, "variables", "variables")
         self.mg = mg
-        self.missing = 0
+        self.missing: set[str] = set()
+        self.error: str | None = None  # why the checkpoint could not be opened
         self._reader = None
         self._keys: dict[int, str] | None = None
 
@@ -106,7 +113,11 @@ class _VariableReader:
         if self._reader is None:
             import tensorflow as tf
 
-            self._reader = tf.train.load_checkpoint(self.prefix)
+            try:
+                self._reader = tf.train.load_checkpoint(self.prefix)
+            except Exception as exc:
+                self.error = " ".join(str(exc).split())[:200] or type(exc).__name__
+                raise
         return self._reader
 
     def keys_by_node(self) -> dict[int, str]:
@@ -135,7 +146,7 @@ class _VariableReader:
             except Exception:
                 key = None
         if key is None:
-            self.missing += 1
+            self.missing.add(name)
             return Tensor(name, dtype, shape)
 
         def load(key=key):
