@@ -1,0 +1,215 @@
+"""Helpers every hop shares: correspondence sidecars, layout permutations, offline guards, staging.
+
+Correspondence sidecar (``<output>.tbmap.json``, beside the hop's output)::
+
+    {"format": "tensorbridge.correspondence", "version": 1,
+     "hop": "savedmodel_from_onnx", "tool": "onnx2tf 1.29.24",
+     "source": {"path": ..., "format": "onnx"}, "target": {"path": ..., "format": "savedmodel"},
+     "inputs":  [{"source": "x", "target": "x", "layout": [0, 2, 3, 1]}],
+     "outputs": [...],
+     "tensors": [{"source": "relu", "target": "tf.nn.relu", "layout": null, ...}],
+     "notes": ["what is not recorded and why"]}
+
+``layout`` is the permutation ``p`` with ``target == source.transpose(p)`` (so NCHW -> NHWC is
+``[0, 2, 3, 1]``), or null when the layout did not change or is unknown (then ``"layout_known": false``).
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Any, Iterable, Iterator
+
+SIDECAR_SUFFIX = ".tbmap.json"
+
+
+def sidecar_path(output: str) -> str:
+    return os.path.normpath(output) + SIDECAR_SUFFIX
+
+
+def write_sidecar(output: str, *, hop: str, tool: str, source: str, source_format: str,
+                  target_format: str, inputs: list[dict] | None = None, outputs: list[dict] | None = None,
+                  tensors: list[dict] | None = None, notes: Iterable[str] = (), **extra: Any) -> str:
+    """Write the correspondence of one hop beside ``output``; return the sidecar path."""
+    doc = {"format": "tensorbridge.correspondence", "version": 1, "hop": hop, "tool": tool,
+           "source": {"path": os.path.abspath(source), "format": source_format},
+           "target": {"path": os.path.abspath(output), "format": target_format},
+           "inputs": inputs or [], "outputs": outputs or [], "tensors": tensors or [],
+           "notes": list(notes)}
+    doc.update(extra)
+    path = sidecar_path(output)
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1, default=_json_default)
+    return path
+
+
+def _json_default(o):
+    try:
+        import numpy as np
+        if isinstance(o, np.integer):
+            return int(o)
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:
+        pass
+    return str(o)
+
+
+def shape_perm(src_shape, dst_shape) -> tuple[list[int] | None, bool]:
+    """The layout change between two shapes: (perm, known).
+
+    Identity (or unknown shapes) gives (None, True/False). A rank-3/4/5 channels-first <-> channels-last
+    move is preferred when it alone explains the shapes; otherwise the single permutation that does, if
+    unique. (None, False) when the shapes cannot tell (a square image with as many channels as pixels).
+    """
+    if src_shape is None or dst_shape is None or len(src_shape) != len(dst_shape):
+        return None, False
+    s = [d if isinstance(d, int) and d >= 0 else None for d in src_shape]
+    t = [d if isinstance(d, int) and d >= 0 else None for d in dst_shape]
+
+    def fits(p):
+        return all(s[p[i]] is None or t[i] is None or s[p[i]] == t[i] for i in range(len(t)))
+
+    r = len(s)
+    fits_ident = fits(list(range(r)))
+    cl = [0] + list(range(2, r)) + [1] if r >= 3 else None
+    fits_cl = cl is not None and fits(cl)
+    if fits_ident and not fits_cl:
+        return None, True
+    cf = [0, r - 1] + list(range(1, r - 1)) if r >= 3 else None  # channels-last -> channels-first
+    fits_cf = cf is not None and fits(cf)
+    if fits_cl and not fits_ident and not (fits_cf and cf != cl):
+        return cl, True
+    if fits_cf and not fits_ident and not fits_cl:
+        return cf, True
+    if fits_ident:
+        return None, False  # both explain the shapes (e.g. H == W == C): shapes alone cannot tell
+    if r <= 6:
+        found = [list(p) for p in itertools.permutations(range(r)) if fits(p)]
+        if len(found) == 1:
+            return found[0], True
+    return None, False
+
+
+@contextlib.contextmanager
+def offline() -> Iterator[None]:
+    """Make any HTTP(S) request of a library fail at once instead of reaching the network."""
+    keys = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy")
+    saved = {k: os.environ.get(k) for k in keys}
+    for k in keys[:4]:
+        os.environ[k] = "http://127.0.0.1:9"  # discard port: connection refused immediately
+    for k in keys[4:]:
+        os.environ.pop(k, None)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def working_dir(path: str) -> Iterator[None]:
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def tool_version(dist: str) -> str:
+    try:
+        from importlib.metadata import version
+        return f"{dist} {version(dist)}"
+    except Exception:
+        return dist
+
+
+# ---- where outputs go ------------------------------------------------------------------------------
+TARGET_SUFFIX = {"onnx": ".onnx", "tf": ".tf", "keras": ".tf_keras.h5", "tflite": ".tflite", "torch": ".pt2"}
+
+
+def _stem(src: str) -> str:
+    base = os.path.basename(os.path.normpath(src))
+    for ext in (".tf_keras.h5", ".weights.h5", ".pt2", ".onnx", ".tflite", ".keras", ".h5", ".hdf5",
+                ".pt", ".pth", ".ckpt", ".tf"):
+        if base.lower().endswith(ext) and len(base) > len(ext):
+            return base[: -len(ext)]
+    if base == "saved_model.pb":
+        return os.path.basename(os.path.dirname(os.path.abspath(src))) or "model"
+    return os.path.splitext(base)[0] or base
+
+
+def default_output(src: str, target: str, *, fp16: bool = False) -> str:
+    """A path beside ``src`` that does not exist yet: model.tf, model_1.tf, model_2.tf, …"""
+    folder = os.path.dirname(os.path.abspath(os.path.normpath(src)))
+    if os.path.basename(src) == "saved_model.pb":
+        folder = os.path.dirname(folder)
+    stem = _stem(src)
+    suffix = TARGET_SUFFIX[target]
+    if target == "tflite" and fp16:
+        suffix = "_fp16.tflite"
+    for i in itertools.count():
+        name = f"{stem}{'' if i == 0 else f'_{i}'}{suffix}"
+        cand = os.path.join(folder, name)
+        if not os.path.lexists(cand) and not os.path.lexists(sidecar_path(cand)):
+            return cand
+    raise AssertionError("unreachable")
+
+
+class Staging:
+    """A temporary folder beside the final output; everything is written there and renamed at the end.
+
+    A small watchdog process (in a session of its own, so cancelling the job does not end it) removes
+    the folder if this process dies before :meth:`close` — a cancelled or crashed conversion leaves
+    nothing behind, even after SIGKILL.
+    """
+
+    def __init__(self, final_output: str):
+        folder = os.path.dirname(os.path.abspath(final_output)) or "."
+        os.makedirs(folder, exist_ok=True)
+        self.path = tempfile.mkdtemp(prefix=f".{os.path.basename(final_output)}.partial-", dir=folder)
+        code = ("import shutil,sys\nsys.stdin.read()\nshutil.rmtree(sys.argv[1], ignore_errors=True)\n")
+        try:
+            self._watch = subprocess.Popen([sys.executable, "-S", "-c", code, self.path],
+                                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+        except OSError:
+            self._watch = None
+
+    def close(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self._watch is not None:
+            try:
+                self._watch.stdin.close()
+                self._watch.wait(5)
+            except Exception:
+                pass
+            self._watch = None
+
+    def __enter__(self) -> "Staging":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def move_into_place(src: str, dst: str, *, overwrite: bool = False) -> None:
+    """Rename ``src`` (a file or folder in the staging folder) to ``dst`` on the same filesystem."""
+    if os.path.lexists(dst):
+        if not overwrite:
+            from ..errors import TensorbridgeError
+            raise TensorbridgeError(f"{dst}: already exists; choose another output or pass --overwrite")
+        if os.path.isdir(dst) and not os.path.islink(dst):
+            shutil.rmtree(dst)
+        else:
+            os.remove(dst)
+    os.replace(src, dst)

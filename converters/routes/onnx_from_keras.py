@@ -1,0 +1,78 @@
+"""Keras -> ONNX with Keras' own ``export(format="onnx")`` (it runs tf2onnx on the TF backend).
+
+Keras 3 ``.keras`` / ``.h5`` files; Keras 2 (tf_keras) ``.h5`` files go through ``tf2onnx.from_keras``.
+Inputs stay NHWC (as in Keras); convolution intermediates become NCHW inside the ONNX graph, which the
+sidecar records per layer. Correspondence: a layer maps to the last ONNX node named
+``<model>_1/<layer>_<k>/…`` (one trailing ``_N`` stripped); bias-less Conv+BN pairs that tf2onnx fuses
+into a generated ``Conv__N`` node have no tensor of their own.
+"""
+from __future__ import annotations
+
+from ..errors import TensorbridgeError, UnsupportedOp
+from ._tf import keras_input_specs, keras_layer_map, load_keras, onnx_io
+from .common import tool_version, write_sidecar
+from .options import ConvertOptions
+
+
+def run(src: str, out: str, opts: ConvertOptions, *, family: str = "keras", log=print, **_) -> dict:
+    import onnx
+
+    model, flavour = load_keras(src, family, opts.trust)
+    specs = keras_input_specs(model, opts)
+    log(f"exporting {flavour} model to ONNX (opset {opts.opset or 'default'})")
+    try:
+        if flavour == "keras3":
+            import keras
+            sig = [keras.InputSpec(shape=tuple(s.shape), dtype=s.dtype.name, name=s.name) for s in specs]
+            model.export(out, format="onnx", input_signature=[sig] if len(sig) > 1 else sig,
+                         opset_version=opts.opset, verbose=False)
+        else:
+            import tf2onnx
+            tf2onnx.convert.from_keras(model, input_signature=specs, opset=opts.opset, output_path=out)
+    except Exception as exc:
+        text = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise UnsupportedOp(f"{src}: export to ONNX failed: {type(exc).__name__}: {text[:300]}") from exc
+    mp = onnx.load(out)
+    _rename(mp, out, opts)
+    io = onnx_io(mp)
+    ins = [{"source": s.name, "target": t["name"], "layout": None} for s, t in zip(specs, io["inputs"])]
+    outs = [{"source": getattr(t, "name", f"output_{i}").split(":")[0], "target": o["name"], "layout": None}
+            for i, (t, o) in enumerate(zip(model.outputs, io["outputs"]))]
+    tensors = keras_layer_map(model, mp)
+    write_sidecar(out, hop="onnx_from_keras", tool=f"{tool_version('keras')}, {tool_version('tf2onnx')}",
+                  source=src, source_format=family, target_format="onnx", inputs=ins, outputs=outs,
+                  tensors=tensors,
+                  notes=["layers whose ops tf2onnx fused or renamed (e.g. Conv+BatchNorm without bias "
+                         "into Conv__N) have no entry"])
+    return {"output": out, "extra": []}
+
+
+def _rename(mp, out: str, opts: ConvertOptions) -> None:
+    """Apply user input/output names to an ONNX file written by a converter."""
+    if not opts.input_names and not opts.output_names:
+        return
+    import onnx
+
+    io = onnx_io(mp)
+    ren = {}
+    for old, new in zip([i["name"] for i in io["inputs"]], opts.input_names or []):
+        ren[old] = new
+    for old, new in zip([o["name"] for o in io["outputs"]], opts.output_names or []):
+        ren[old] = new
+    if not ren:
+        return
+    g = mp.graph
+    for vi in list(g.input) + list(g.output):
+        if vi.name in ren:
+            vi.name = ren[vi.name]
+    for n in g.node:
+        for i, x in enumerate(n.input):
+            if x in ren:
+                n.input[i] = ren[x]
+        for i, x in enumerate(n.output):
+            if x in ren:
+                n.output[i] = ren[x]
+    onnx.save(mp, out)
+
+
+rename_io = _rename

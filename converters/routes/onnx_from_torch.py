@@ -1,0 +1,187 @@
+"""PyTorch -> ONNX with ``torch.onnx.export`` (the dynamo exporter, torch's default in 2.x).
+
+Sources: a ``torch.export`` ``.pt2`` archive (reopened with ``torch.export.load``; no user code needed), a
+TorchScript archive (exported with the TorchScript-based exporter, since the dynamo exporter cannot trace
+a ScriptModule), or a pickled ``nn.Module`` (only with ``trust``: unpickling runs code from the file).
+
+Choices, and why:
+* ``optimize=True`` by default. The optimised graph is what people deploy and the only form onnx2tf and
+  onnx2torch read (the unoptimised one keeps ``CastLike``/``Constant`` chains that both reject). It folds
+  BatchNorm into Conv and drops Dropout, so 4 of 19 module calls of a ResNet block lose their own tensor.
+  ``onnx_optimize=False`` keeps one node group per module (full per-layer parity) and is honoured only
+  when ONNX is the final target.
+* One file (``external_data=False``) unless the weights pass 2 GB (protobuf's limit), then
+  ``<output>.data`` beside it.
+* Correspondence from the exporter's ``pkg.torch.onnx.name_scopes`` node metadata: a module call is the
+  last non-Constant node whose scope chain contains the module path; its output 0 is the module output.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import warnings
+
+from ..errors import TensorbridgeError, TrustRequired, UnsupportedOp
+from .common import tool_version, write_sidecar
+from .options import BadOption, ConvertOptions
+
+TWO_GB = 2 * 1024 ** 3
+
+
+def load_torch(src: str, family: str, opts: ConvertOptions):
+    """(module or ExportedProgram, example args, input names, is_exported_program)."""
+    import torch
+
+    if family == "torch.export":
+        ep = torch.export.load(src)
+        names, args = [], []
+        for spec in ep.graph_signature.input_specs:
+            if spec.kind.name != "USER_INPUT":
+                continue
+            node = next(n for n in ep.graph.nodes if n.op == "placeholder" and n.name == spec.arg.name)
+            val = node.meta.get("val")
+            if val is None or not hasattr(val, "shape"):
+                raise TensorbridgeError(f"{src}: input '{spec.arg.name}' is not a tensor; only tensor "
+                                        f"inputs can be exported to ONNX")
+            names.append(spec.arg.name)
+            shape = opts.shape_for(spec.arg.name, len(names) - 1, 10**6) or \
+                [int(d) if isinstance(d, int) or str(d).isdigit() else 1 for d in val.shape]
+            args.append(torch.zeros([int(d) for d in shape], dtype=val.dtype))
+        return ep, tuple(args), names, True
+    if family == "torchscript":
+        model = torch.jit.load(src, map_location="cpu")
+    elif family == "torch.pickle":
+        if not opts.trust:
+            raise TrustRequired(f"{src}: a pickled PyTorch file runs code from the file when loaded; "
+                                f"convert it only if you trust it (--trust), or save it with torch.export")
+        model = torch.load(src, map_location="cpu", weights_only=False)
+        if not isinstance(model, torch.nn.Module):
+            raise TensorbridgeError(f"{src}: holds {type(model).__name__}, not a whole model (nn.Module); "
+                                    f"weights alone cannot be converted: load them into the model's code "
+                                    f"and save it with torch.export.save")
+    else:
+        raise TensorbridgeError(f"{src}: {family} is not a PyTorch model file")
+    model.eval()
+    shapes = opts.input_shapes or {}
+    if not shapes:
+        raise BadOption(f"{src}: {family} files do not record input shapes; give them with "
+                        f"--input-shape NAME:1,3,224,224 (one per input)")
+    names = list(shapes.keys())
+    names = [n if n and not n.isdigit() else f"input_{i}" for i, n in enumerate(names)]
+    args = tuple(torch.zeros(s) for s in shapes.values())
+    return model, args, names, False
+
+
+def run(src: str, out: str, opts: ConvertOptions, *, family: str, final: bool, log=print, **_) -> dict:
+    """Export ``src`` to ONNX at ``out``; write the sidecar; return {"output", "extra"}."""
+    import onnx
+    import torch
+
+    model, args, names, is_ep = load_torch(src, family, opts)
+    optimize = True if (opts.onnx_optimize is None or not final) else bool(opts.onnx_optimize)
+    if opts.onnx_optimize is False and not final:
+        log("note: keeping the unoptimised ONNX only applies when ONNX is the final target; "
+            "the next converter needs the optimised graph")
+    nbytes = _param_bytes(model)
+    external = nbytes > TWO_GB
+    dynamic_shapes = None
+    if opts.dynamic_batch:
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        dynamic_shapes = tuple({0: batch} if a.dim() > 0 else None for a in args)
+    kwargs = dict(external_data=external, optimize=optimize, input_names=opts.input_names or names,
+                  output_names=opts.output_names)
+    if opts.opset:
+        kwargs["opset_version"] = int(opts.opset)
+    log(f"torch.onnx.export(dynamo=True, optimize={optimize}, external_data={external})")
+    try:
+        if family == "torchscript":
+            # The dynamo exporter cannot trace a ScriptModule; the TorchScript-based exporter can.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                dyn_axes = {n: {0: "batch"} for n in kwargs["input_names"]} if opts.dynamic_batch else None
+                torch.onnx.export(model, args, f=out, dynamo=False, opset_version=opts.opset or 17,
+                                  input_names=kwargs["input_names"], output_names=opts.output_names,
+                                  dynamic_axes=dyn_axes)
+        elif is_ep and not opts.dynamic_batch and not opts.input_shapes:
+            torch.onnx.export(model, (), f=out, dynamo=True, **kwargs)
+        else:
+            mod = model.module() if is_ep else model
+            torch.onnx.export(mod, args, f=out, dynamo=True, dynamic_shapes=dynamic_shapes, **kwargs)
+    except TensorbridgeError:
+        raise
+    except Exception as exc:
+        raise UnsupportedOp(f"{src}: torch.onnx.export failed: {_first_line(exc)}") from exc
+    extra = [p for p in (out + ".data",) if os.path.exists(p)]
+    mp = onnx.load(out, load_external_data=False)
+    _write_map(src, out, family, mp, names, optimize)
+    return {"output": out, "extra": extra}
+
+
+def _param_bytes(model) -> int:
+    try:
+        sd = model.state_dict()
+        return sum(t.numel() * t.element_size() for t in sd.values() if hasattr(t, "numel"))
+    except Exception:
+        return 0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    msg = next((ln for ln in text if ln.strip()), type(exc).__name__)
+    return f"{type(exc).__name__}: {msg[:300]}"
+
+
+def module_outputs(mp) -> list[dict]:
+    """Module path -> ONNX tensor, from the dynamo exporter's name_scopes metadata (see module docs)."""
+    last: dict[str, tuple[str, str]] = {}   # module path -> (tensor, node)
+    calls: dict[str, list[str]] = {}
+    for node in mp.graph.node:
+        if node.op_type == "Constant" or not node.output:
+            continue
+        meta = {p.key: p.value for p in node.metadata_props}
+        raw = meta.get("pkg.torch.onnx.name_scopes")
+        if not raw:
+            continue
+        try:
+            scopes = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            continue
+        classes = []
+        try:
+            classes = ast.literal_eval(meta.get("pkg.torch.onnx.class_hierarchy", "[]"))
+        except (ValueError, SyntaxError):
+            pass
+        for i, scope in enumerate(scopes[:-1]):
+            if not scope:
+                continue
+            last[scope] = (node.output[0], node.name, classes[i] if i < len(classes) else None,
+                           meta.get("pkg.onnxscript.rewriter.rule_name"))
+    out = []
+    for scope, (tensor, node, cls, rule) in last.items():
+        entry = {"source": scope, "source_kind": "module", "target": tensor, "target_node": node,
+                 "layout": None}
+        if cls:
+            entry["source_class"] = cls
+        if rule:
+            entry["fused_by"] = rule
+        out.append(entry)
+    return out
+
+
+def _write_map(src, out, family, mp, names, optimize) -> None:
+    g = mp.graph
+    init = {i.name for i in g.initializer}
+    onnx_inputs = [i.name for i in g.input if i.name not in init]
+    inputs = [{"source": s, "target": t, "layout": None} for s, t in zip(names, onnx_inputs)]
+    outputs = [{"source": f"output_{i}", "target": o.name, "layout": None} for i, o in enumerate(g.output)]
+    tensors = module_outputs(mp)
+    notes = []
+    if optimize:
+        notes.append("ONNX optimizer on: BatchNorm folded into Conv (the Conv keeps the BatchNorm's scope) "
+                     "and Dropout removed, so those module calls have no tensor of their own")
+    if family == "torchscript":
+        notes.append("TorchScript source: the TorchScript-based exporter records no module scopes; "
+                     "only inputs and outputs are mapped")
+    notes.append("repeated calls of one module share a scope; the last call's output is recorded")
+    write_sidecar(out, hop="onnx_from_torch", tool=tool_version("torch"), source=src, source_format=family,
+                  target_format="onnx", inputs=inputs, outputs=outputs, tensors=tensors, notes=notes)

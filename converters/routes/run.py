@@ -1,0 +1,180 @@
+"""Run a planned route: every hop in order, in a staging folder beside the output, renamed at the end.
+
+``convert(src, to, out=None, options=None)`` does the work in this process (the ``convert`` worker task
+calls it; tests call it directly). Guarantees: the source is only read; nothing is written at the final
+path until every hop succeeded; on error or cancel (even SIGKILL) the staging folder disappears.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+from typing import Callable
+
+from ..errors import TensorbridgeError
+from .common import SIDECAR_SUFFIX, Staging, default_output, move_into_place, sidecar_path
+from .options import ConvertOptions
+from .planner import Route, plan
+
+KIND_FAMILY = {"onnx": "onnx", "savedmodel": "savedmodel", "tflite": "tflite", "tf_keras": "keras.h5",
+               "torch": "torch.export"}
+KIND_LABEL = {"onnx": "ONNX", "savedmodel": "SavedModel", "tflite": "TFLite", "tf_keras": "tf_keras",
+              "torch": "torch.export"}
+KIND_SUFFIX = {"onnx": ".onnx", "savedmodel": ".tf", "tflite": ".tflite", "tf_keras": ".tf_keras.h5",
+               "torch": ".pt2"}
+
+
+def _noop(*_a, **_k) -> None:
+    pass
+
+
+def convert(src: str, to: str, out: str | None = None, options: ConvertOptions | dict | None = None, *,
+            overwrite: bool = False, progress: Callable[[float | None, str], None] | None = None,
+            log: Callable[[str], None] | None = None) -> dict:
+    """Convert ``src`` to format ``to``; return {output, outputs, route, hops, log}.
+
+    ``out``: the output path (a folder for ``tf``); default beside ``src`` under a new name
+    (model.onnx -> model.tf, model_1.tf, …). An existing ``out`` is an error unless ``overwrite``.
+    """
+    opts = options if isinstance(options, ConvertOptions) else ConvertOptions.from_dict(options)
+    progress = progress or _noop
+    lines: list[str] = []
+
+    def say(msg: str) -> None:
+        lines.append(msg)
+        (log or _noop)(msg)
+
+    src = os.path.abspath(os.path.normpath(src))
+    route = plan(src, to)
+    final = os.path.abspath(out) if out else default_output(src, route.target, fp16=opts.fp16)
+    if os.path.abspath(final) == src:
+        raise TensorbridgeError(f"{final}: the output would replace the source; choose another output")
+    if out and not overwrite:
+        for p in (final, sidecar_path(final)):
+            if os.path.lexists(p):
+                raise TensorbridgeError(f"{p}: already exists; choose another output or pass --overwrite")
+    say(route.describe())
+    hops_done = []
+    n = len(route.hops)
+    with Staging(final) as stage:
+        cur, family = src, route.source_format
+        kept: list[tuple[str, str]] = []  # (staged path, final path) of kept intermediates
+        sidecars = []
+        for i, hop in enumerate(route.hops):
+            last = i == n - 1
+            hop_out = os.path.join(stage.path, os.path.basename(final) if last else
+                                   f"step{i + 1}_{hop.name}{KIND_SUFFIX[hop.dst]}")
+            product = hop.dst
+            if hop.dst == "tflite" and opts.fp16:
+                product = "tflite_fp16"
+            progress(i / n, f"{i + 1}/{n} {hop.description}")
+            say(f"[{i + 1}/{n}] {hop.name}: {cur} -> {hop_out}")
+            t0 = time.perf_counter()
+            mod = importlib.import_module(f"{__package__}.{hop.name}")
+            try:
+                res = mod.run(cur, hop_out, opts, family=family, final=last, product=product, log=say)
+            except TensorbridgeError as exc:
+                if cur != src:  # name the user's file, not a staging path that is about to vanish
+                    where = f"{os.path.basename(src)} (as {KIND_LABEL[route.hops[i - 1].dst]} from " \
+                            f"{route.hops[i - 1].name})"
+                    exc.args = (exc.message.replace(cur, where),) + exc.args[1:]
+                exc.args = (exc.message.replace(stage.path + os.sep, ""),) + exc.args[1:]
+                raise
+            secs = time.perf_counter() - t0
+            say(f"[{i + 1}/{n}] {hop.name} done in {secs:.2f} s")
+            hops_done.append({"name": hop.name, "tool": hop.tool, "seconds": round(secs, 3),
+                              "output": res["output"], "extra": res.get("extra", [])})
+            with open(sidecar_path(res["output"])) as f:
+                sidecars.append(json.load(f))
+            if not last and opts.keep_intermediates:
+                kept.append((res["output"], default_output(src, _target_of(hop.dst))))
+            cur, family = res["output"], KIND_FAMILY[hop.dst]
+        progress(0.97, "writing the correspondence map")
+        if n > 1:
+            for product in [cur] + list(res.get("extra", [])):
+                with open(sidecar_path(product)) as f:
+                    own = json.load(f)
+                final_path = os.path.join(os.path.dirname(final), os.path.basename(product))
+                _write_composed(sidecar_path(product), src, final_path, route, sidecars[:-1] + [own])
+        # Everything succeeded: move the products out of the staging folder.
+        written = []
+        for staged in sorted(os.listdir(stage.path)):
+            p = os.path.join(stage.path, staged)
+            if staged.startswith("step"):  # intermediates: dropped, or kept under their own names below
+                continue
+            dst = os.path.join(os.path.dirname(final), staged)
+            move_into_place(p, dst, overwrite=overwrite and staged in
+                            (os.path.basename(final), os.path.basename(final) + SIDECAR_SUFFIX))
+            written.append(dst)
+        for staged, dst in kept:
+            move_into_place(staged, dst)
+            move_into_place(sidecar_path(staged), sidecar_path(dst))
+            written += [dst, sidecar_path(dst)]
+    for h in hops_done:  # report final paths, not staging ones
+        if h["output"].startswith(stage.path):
+            h["output"] = os.path.join(os.path.dirname(final), os.path.basename(h["output"])) \
+                if h is hops_done[-1] else None
+        h["extra"] = [os.path.join(os.path.dirname(final), os.path.basename(e)) for e in h["extra"]]
+    progress(1.0, "done")
+    return {"output": final, "outputs": written, "route": route.to_dict(), "hops": hops_done,
+            "sidecar": sidecar_path(final), "log": lines}
+
+
+def _target_of(kind: str) -> str:
+    return {"onnx": "onnx", "savedmodel": "tf", "tflite": "tflite", "tf_keras": "keras", "torch": "torch"}[kind]
+
+
+def _compose_perm(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return [a[i] for i in b]
+
+
+def compose(first: dict, second: dict) -> dict:
+    """Chain two sidecars on the intermediate tensor names (first.target == second.source)."""
+    out = {}
+    for key in ("inputs", "outputs", "tensors"):
+        by_src: dict[str, dict] = {}
+        for e in second.get(key, []) + (second.get("tensors", []) if key != "tensors" else []):
+            by_src.setdefault(e["source"], e)
+        res = []
+        for e in first.get(key, []):
+            f = by_src.get(e.get("target"))
+            if f is None:
+                continue
+            known = e.get("layout_known", True) and f.get("layout_known", True)
+            item = {"source": e["source"], "target": f["target"], "via": e["target"],
+                    "layout": _compose_perm(e.get("layout"), f.get("layout")) if known else None,
+                    "layout_known": known}
+            for k in ("source_kind", "source_class"):
+                if k in e:
+                    item[k] = e[k]
+            res.append(item)
+        out[key] = res
+    return out
+
+
+def _write_composed(path: str, src: str, final: str, route: Route, sidecars: list[dict]) -> None:
+    acc = sidecars[0]
+    for nxt in sidecars[1:]:
+        acc = dict(acc, **compose(acc, nxt))
+    doc = {"format": "tensorbridge.correspondence", "version": 1, "hop": "+".join(route.names),
+           "tool": "; ".join(s.get("tool", "") for s in sidecars),
+           "source": {"path": src, "format": route.source_format},
+           "target": {"path": final, "format": sidecars[-1]["target"]["format"]},
+           "inputs": acc["inputs"], "outputs": acc["outputs"], "tensors": acc["tensors"],
+           "notes": ["composed over the intermediate tensor names of each hop; see 'hops' for each hop's "
+                     "own map"] + [n for s in sidecars for n in s.get("notes", [])],
+           "hops": sidecars}
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1, default=str)
+
+
+def convert_task(params: dict, ctx) -> dict:
+    """Worker task ``convert``: params {src, to, out (optional), overwrite, options} -> convert()'s result."""
+    return convert(params["src"], params["to"], params.get("out"), params.get("options") or {},
+                   overwrite=bool(params.get("overwrite")), progress=ctx.progress,
+                   log=lambda m: (print(m, flush=True), ctx.log(m)))

@@ -1,0 +1,311 @@
+"""ONNX -> TensorFlow SavedModel, tf_keras ``.h5`` and TFLite (fp32 / fp16) with onnx2tf, in one run.
+
+onnx2tf 1.29 changes layout: 4-D image tensors become NHWC (channels last) unless ``keep_nchw`` names
+the inputs to keep; some 3-D inputs are read as NCW and transposed too. The sidecar records the
+permutation of every tensor it can tell.
+
+How it is run, and why:
+* on a copy of the ONNX file in the hop's own folder: onnx2tf (through onnxsim) overwrites its input;
+* with a synthetic calibration file in the working folder and HTTP(S) sent to a dead proxy: onnx2tf
+  downloads a sample-image file from GitHub inside ``convert()`` for 3-channel image models;
+* without onnxsim unless ``simplify``: onnxsim 0.8 costs about 7 s per conversion here and drops the
+  ONNX metadata; onnx2tf then runs the model as given;
+* ``sys.exit`` from onnx2tf becomes a one-line error naming the ONNX node it was converting.
+
+Correspondence: onnx2tf keeps its ONNX-name -> TF-tensor table only while converting; each op module's
+``make_node`` receives it, so the op modules are wrapped (while ``convert`` runs) to keep a reference.
+This relies on onnx2tf internals: when they change, the sidecar falls back to inputs and outputs only.
+The SavedModel tensor names are the tf_keras layer names of that table; TFLite fuses ops, so its
+sidecar records inputs and outputs only.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import shutil
+
+from ..errors import TensorbridgeError, UnsupportedOp
+from .common import offline, shape_perm, tool_version, working_dir, write_sidecar
+from .options import ConvertOptions
+
+CALIBRATION_NAME = "calibration_image_sample_data_20x128x128x3_float32.npy"
+SAVEDMODEL_PARTS = ("saved_model.pb", "variables", "assets", "fingerprint.pb", "keras_metadata.pb")
+
+
+class _Capture:
+    """Wraps ``importlib`` as seen by onnx2tf so every op's make_node reports the shared table."""
+
+    def __init__(self):
+        self.table: dict | None = None
+        self.current: tuple[str, str] | None = None   # (op type, node name) being converted
+        self._wrapped: dict[str, object] = {}
+
+    def import_module(self, name, package=None):
+        mod = importlib.import_module(name, package)
+        fn = getattr(mod, "make_node", None)
+        if fn is not None and name not in self._wrapped:
+            self._wrapped[name] = fn
+            cap = self
+
+            def make_node(*args, _orig=fn, **kwargs):
+                node = kwargs.get("graph_node")
+                if node is not None:
+                    cap.current = (getattr(node, "op", "?"), getattr(node, "name", "?"))
+                table = kwargs.get("tf_layers_dict")
+                if isinstance(table, dict):
+                    cap.table = table
+                return _orig(*args, **kwargs)
+
+            mod.make_node = make_node
+        return mod
+
+    def restore(self) -> None:
+        for name, fn in self._wrapped.items():
+            mod = importlib.import_module(name)
+            mod.make_node = fn
+        self._wrapped.clear()
+
+    def __getattr__(self, item):
+        return getattr(importlib, item)
+
+
+@contextlib.contextmanager
+def _captured():
+    import onnx2tf.onnx2tf as core
+
+    cap = _Capture()
+    saved = core.importlib
+    core.importlib = cap
+    try:
+        yield cap
+    finally:
+        core.importlib = saved
+        cap.restore()
+
+
+def run(src: str, out: str, opts: ConvertOptions, *, product: str = "savedmodel", log=print,
+        **_) -> dict:
+    """Convert ONNX ``src``; ``product`` in {savedmodel, tflite, tf_keras} decides what ``out`` is.
+
+    Returns {"output": out, "extra": [other files kept when ``opts.all_outputs``]}.
+    """
+    import numpy as np
+    import onnx
+
+    work = out + ".onnx2tf"
+    os.makedirs(work)
+    try:
+        model = onnx.load(src)  # also reads external data, so the copy is self-contained
+        copy = os.path.join(work, "model.onnx")
+        onnx.save(model, copy)
+        # Synthetic calibration data: 20 images 128x128x3 float32 in [0, 1), what onnx2tf would download.
+        rng = np.random.default_rng(0)
+        np.save(os.path.join(work, CALIBRATION_NAME),
+                rng.random((20, 128, 128, 3), dtype=np.float32))
+        init = {i.name for i in model.graph.initializer}
+        graph_inputs = [i for i in model.graph.input if i.name not in init]
+        kwargs = _onnx2tf_kwargs(opts, graph_inputs, product)
+        tf_dir = os.path.join(work, "tf")
+        log(f"onnx2tf.convert({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
+        cap = None
+        with working_dir(work), offline(), _captured() as cap:
+            try:
+                import onnx2tf
+                onnx2tf.convert(input_onnx_file_path=copy, output_folder_path=tf_dir, **kwargs)
+            except SystemExit as exc:
+                raise _failure(src, cap, exc) from None
+            except ModuleNotFoundError as exc:
+                if (exc.name or "").startswith("onnx2tf.ops."):
+                    op = exc.name.rsplit(".", 1)[1]
+                    node = cap.current[1] if cap.current and cap.current[0] == op else "?"
+                    raise UnsupportedOp(f"{src}: ONNX op '{op}' (node {_node_of(exc, node)}) is not "
+                                        f"supported by onnx2tf; replace it in the source model") from None
+                raise
+            except TensorbridgeError:
+                raise
+            except Exception as exc:
+                raise _failure(src, cap, exc) from exc
+        files = _products(tf_dir)
+        if product not in files:
+            raise TensorbridgeError(f"{src}: onnx2tf finished but wrote no {product} output; "
+                                    f"see the job log for its messages")
+        outputs = {product: out}
+        os.replace(files[product], out)
+        extra = []
+        if opts.all_outputs:
+            base = out[: -len(".tf")] if out.endswith(".tf") else os.path.splitext(out)[0]
+            base = base[: -len(".tf_keras")] if base.endswith(".tf_keras") else base
+            for kind, path in files.items():
+                if kind == product:
+                    continue
+                dst = {"savedmodel": base + ".tf", "tflite": base + ".tflite",
+                       "tflite_fp16": base + "_fp16.tflite", "tf_keras": base + ".tf_keras.h5"}.get(kind)
+                if dst and not os.path.lexists(dst):
+                    os.replace(path, dst)
+                    extra.append(dst)
+                    outputs[kind] = dst
+        for kind, path in outputs.items():
+            _write_map(src, path, kind, model, cap.table if cap else None, graph_inputs, opts)
+        return {"output": out, "extra": extra}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _onnx2tf_kwargs(opts: ConvertOptions, graph_inputs, product: str) -> dict:
+    kw: dict = {"not_use_onnxsim": not opts.simplify, "copy_onnx_input_output_names_to_tflite": True,
+                "verbosity": "info"}
+    if product == "tf_keras" or opts.all_outputs:
+        kw["output_h5"] = True
+    names = [i.name for i in graph_inputs]
+    if opts.keep_nchw:
+        keep = names if opts.keep_nchw is True else list(opts.keep_nchw)
+        unknown = [n for n in keep if n not in names]
+        if unknown:
+            from .options import BadOption
+            raise BadOption(f"keep-NCHW input(s) {', '.join(unknown)} are not inputs of the model "
+                            f"(inputs: {', '.join(names)})")
+        kw["keep_ncw_or_nchw_or_ncdhw_input_names"] = keep
+    shapes = []
+    for idx, inp in enumerate(graph_inputs):
+        s = opts.shape_for(inp.name, idx, len(graph_inputs))
+        if s:
+            shapes.append(f"{inp.name}:{','.join(str(d) for d in s)}")
+    if shapes:
+        kw["overwrite_input_shape"] = shapes
+    return kw
+
+
+def _products(tf_dir: str) -> dict[str, str]:
+    """Sort onnx2tf's mixed output folder into products: a clean SavedModel folder, TFLite files, .h5."""
+    names = os.listdir(tf_dir)
+    found: dict[str, str] = {}
+    if "saved_model.pb" in names:
+        sm = tf_dir + ".savedmodel"
+        os.makedirs(sm)
+        for part in SAVEDMODEL_PARTS:
+            if part in names:
+                os.replace(os.path.join(tf_dir, part), os.path.join(sm, part))
+        found["savedmodel"] = sm
+    for n in names:
+        p = os.path.join(tf_dir, n)
+        if n.endswith("_float32.tflite"):
+            found["tflite"] = p
+        elif n.endswith("_float16.tflite"):
+            found["tflite_fp16"] = p
+        elif n.endswith("_float32.h5") and not n.endswith(".weights.h5"):
+            found["tf_keras"] = p
+    return found
+
+
+def _node_of(exc: BaseException, fallback: str) -> str:
+    return getattr(exc, "onnx_op_name", None) or fallback
+
+
+def _failure(src: str, cap, exc: BaseException) -> TensorbridgeError:
+    op, node = cap.current if cap and cap.current else ("?", "?")
+    if isinstance(exc, SystemExit):
+        why = f"onnx2tf stopped (exit code {exc.code})"
+    else:
+        text = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
+        why = f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+    if op == "?":
+        return TensorbridgeError(f"{src}: onnx2tf failed before converting any node ({why}); "
+                                 f"see the job log")
+    return UnsupportedOp(f"{src}: onnx2tf failed on ONNX op '{op}' (node {node}): {why}; "
+                         f"see the job log for onnx2tf's own messages")
+
+
+def _onnx_shapes(model) -> dict[str, list]:
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:
+        inferred = model
+    shapes = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        t = vi.type.tensor_type
+        if t.HasField("shape"):
+            shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+    return shapes
+
+
+def _tf_shape(t):
+    try:
+        return [None if d is None else int(d) for d in t.shape]
+    except Exception:
+        return None
+
+
+def _write_map(src, out, kind, model, table, graph_inputs, opts) -> None:
+    onnx_shapes = _onnx_shapes(model)
+    target_format = {"savedmodel": "savedmodel", "tflite": "tflite", "tflite_fp16": "tflite",
+                     "tf_keras": "keras.h5"}[kind]
+    notes = []
+    inputs, outputs, tensors = [], [], []
+    tf_in = _target_io(out, kind)
+    by_name = {t["name"]: t for t in tf_in["inputs"]}
+    for idx, inp in enumerate(graph_inputs):
+        tgt = by_name.get(inp.name) or (tf_in["inputs"][idx] if idx < len(tf_in["inputs"]) and not by_name
+                                         .keys() & {i.name for i in graph_inputs} else None) \
+            or {"name": inp.name, "shape": None}
+        tgt = dict(tgt)
+        if tgt["shape"] is None and table and inp.name in table:
+            tgt["shape"] = _tf_shape(table[inp.name].get("tf_node"))
+        perm, known = shape_perm(onnx_shapes.get(inp.name), tgt["shape"])
+        inputs.append({"source": inp.name, "target": tgt["name"], "layout": perm, "layout_known": known,
+                       "source_shape": onnx_shapes.get(inp.name), "target_shape": tgt["shape"]})
+    for idx, o in enumerate(model.graph.output):
+        tgt = tf_in["outputs"][idx] if idx < len(tf_in["outputs"]) else {"name": o.name, "shape": None}
+        if tgt["shape"] is None and table and o.name in table:
+            tgt["shape"] = _tf_shape(table[o.name].get("tf_node"))
+        perm, known = shape_perm(onnx_shapes.get(o.name), tgt["shape"])
+        outputs.append({"source": o.name, "target": tgt["name"], "layout": perm, "layout_known": known,
+                        "source_shape": onnx_shapes.get(o.name), "target_shape": tgt["shape"]})
+    if kind in ("savedmodel", "tf_keras") and table:
+        for node in model.graph.node:
+            for name in node.output:
+                entry = table.get(name)
+                if not isinstance(entry, dict) or entry.get("tf_node") is None:
+                    continue
+                t = entry["tf_node"]
+                hist = getattr(t, "_keras_history", None)
+                layer = getattr(getattr(hist, "layer", None), "name", None) if hist else None
+                tshape = _tf_shape(t)
+                perm, known = shape_perm(onnx_shapes.get(name), tshape)
+                tensors.append({"source": name, "source_node": node.name, "source_op": node.op_type,
+                                "target": layer or getattr(t, "name", None), "layout": perm,
+                                "layout_known": known, "source_shape": onnx_shapes.get(name),
+                                "target_shape": tshape})
+        notes.append("targets are layer names of onnx2tf's tf_keras model (the SavedModel's op names "
+                     "start with them); a layout marked unknown needs a value check: same-shape "
+                     "transposes (square images, attention scores) cannot be told from shapes")
+    elif kind in ("savedmodel", "tf_keras"):
+        notes.append("onnx2tf's internal tensor table was not available (its internals changed); only "
+                     "inputs and outputs are mapped")
+    else:
+        notes.append("TFLite fuses activations into the preceding op and renames tensors; only inputs "
+                     "and outputs are mapped")
+    write_sidecar(out, hop="savedmodel_from_onnx", tool=tool_version("onnx2tf"), source=src,
+                  source_format="onnx", target_format=target_format, inputs=inputs, outputs=outputs,
+                  tensors=tensors, notes=notes, product=kind)
+
+
+def _target_io(out: str, kind: str) -> dict:
+    """Input/output names and shapes of the written product, in the ONNX graph's order where known."""
+    res = {"inputs": [], "outputs": []}
+    try:
+        if kind.startswith("tflite"):
+            from ai_edge_litert.interpreter import Interpreter
+            it = Interpreter(model_path=out)
+            for key, det in (("inputs", it.get_input_details()), ("outputs", it.get_output_details())):
+                res[key] = [{"name": d["name"], "shape": [None if s < 0 else int(s)
+                                                          for s in d.get("shape_signature", d["shape"])]}
+                            for d in det]
+        elif kind == "savedmodel":
+            from ._tf import savedmodel_io
+            res = savedmodel_io(out)
+    except Exception:
+        pass
+    return res
