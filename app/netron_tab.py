@@ -14,7 +14,42 @@ import socket
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-__all__ = ["NetronTab", "webengine_available", "free_port"]
+__all__ = ["NetronTab", "webengine_available", "free_port", "blocked_requests"]
+
+# Netron nags to update, forever and with no way past it offline, once its build date is 180 days old;
+# with no date it takes "now". Removed before Netron's start-up code (window 'load') reads it.
+_DROP_BUILD_DATE = """
+(function () {
+  var m = document.querySelector('meta[name="date"]');
+  if (m) { m.parentNode.removeChild(m); }
+})();
+"""
+
+_interceptor = None
+_blocked: list[str] = []
+
+
+def blocked_requests() -> list[str]:
+    """URLs the Netron view tried to load from anywhere but the local server (telemetry, geo-IP)."""
+    return list(_blocked)
+
+
+def _install_interceptor(profile) -> None:
+    """Only 127.0.0.1 may be reached from the web view: Netron's telemetry and look-ups are dropped."""
+    global _interceptor
+    if _interceptor is not None:
+        return
+    from PySide6.QtWebEngineCore import QWebEngineUrlRequestInterceptor
+
+    class LocalOnly(QWebEngineUrlRequestInterceptor):
+        def interceptRequest(self, info) -> None:  # noqa: N802 (Qt name)
+            url = info.requestUrl()
+            if url.scheme() in ("http", "https", "ws", "wss") and url.host() not in ("127.0.0.1", "localhost"):
+                _blocked.append(url.toString())
+                info.block(True)
+
+    _interceptor = LocalOnly()
+    profile.setUrlRequestInterceptor(_interceptor)
 
 _CLICK_ACCEPT = """
 (function () {
@@ -78,7 +113,17 @@ class NetronTab(QWidget):
         self.address = tuple(netron.start(path, address=("127.0.0.1", port), browse=False))
         url = QUrl(f"http://{self.address[0]}:{self.address[1]}/")
         self.view = QWebEngineView(self)
-        store = self.view.page().profile().cookieStore()
+        profile = self.view.page().profile()
+        _install_interceptor(profile)
+        from PySide6.QtWebEngineCore import QWebEngineScript
+
+        script = QWebEngineScript()
+        script.setName("tensorbridge-netron-date")
+        script.setSourceCode(_DROP_BUILD_DATE)
+        script.setInjectionPoint(QWebEngineScript.InjectionPoint.DocumentReady)
+        script.setWorldId(QWebEngineScript.ScriptWorldId.MainWorld)
+        self.view.page().scripts().insert(script)
+        store = profile.cookieStore()
         cookie = QNetworkCookie(b"consent", b"1")
         cookie.setPath("/")
         store.setCookie(cookie, url)

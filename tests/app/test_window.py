@@ -326,6 +326,16 @@ def test_view_in_netron_serves_locally_and_skips_consent(window, qtbot):
     assert page["nodes"] > 0
     assert "consent=" in page["cookie"]
     assert "notification" not in page["body"]  # no consent prompt waiting for a click
+    # Netron's build date is removed before it starts, so its update nag can never block the view
+    dated: dict = {}
+    nt.evaluate("document.querySelectorAll('meta[name=\"date\"]').length", lambda r: dated.__setitem__("n", r))
+    qtbot.waitUntil(lambda: "n" in dated, timeout=5000)
+    assert dated["n"] == 0
+    # nothing but the local server can be reached from the view
+    from app.netron_tab import blocked_requests
+
+    nt.evaluate("fetch('http://192.0.2.7/probe').catch(function () {}); 1", lambda r: None)
+    qtbot.waitUntil(lambda: any("192.0.2.7" in u for u in blocked_requests()), timeout=10_000)
     address = nt.address
     assert netron.status(address)
     window.close_tab(window.tabs.indexOf(nt))
