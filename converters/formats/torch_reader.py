@@ -842,7 +842,7 @@ def _read_legacy_pickle(path: str) -> tuple[Any, dict[str, int], bool]:
         magic = first.load()
         if magic != _LEGACY_MAGIC:
             return magic, first.unknown_globals, False
-        protocol = pickle.load(f)  # plain ints and a small dict, no globals
+        protocol = _RestrictedUnpickler(f, None).load()
         if protocol != 1001:
             raise CorruptFile(f"{path}: unsupported legacy torch.save protocol {protocol!r}")
         _sys_info = _RestrictedUnpickler(f, None).load()
@@ -1040,6 +1040,9 @@ def _state_dict_model(path: str, obj, unknown: dict[str, int], legacy: bool) -> 
                 ts: list = []
                 _flatten_tensors(v, "", ts)
                 summary[str(k)] = {"tensors": len(ts), "elements": _count(ts)}
+                groups = _param_groups(v)
+                if groups:
+                    summary[str(k)]["param_groups"] = groups
             extra["optimizer"] = summary
         for k, v in rest.items():
             if k in holders:
@@ -1055,6 +1058,18 @@ def _state_dict_model(path: str, obj, unknown: dict[str, int], legacy: bool) -> 
                         "imported or run, and are shown as data")
     weights = [_tensor_entry(n, t) for n, t in tensors]
     return Model("torch.state_dict", path, weights=weights, extra=extra, warnings=warnings)
+
+
+def _param_groups(v) -> list:
+    """The hyper-parameters of an optimizer state dict (lr, betas, …) without the parameter indices."""
+    states = v if isinstance(v, (list, tuple)) else [v]
+    out = []
+    for st in states:
+        if isinstance(st, dict) and isinstance(st.get("param_groups"), list):
+            for g in st["param_groups"]:
+                if isinstance(g, dict):
+                    out.append({str(k): _describe(x) for k, x in g.items() if k != "params"})
+    return out[:16]
 
 
 def _has_tensor(v, depth: int = 0) -> bool:
@@ -1210,7 +1225,10 @@ def _example_inputs(input_shapes, input_dtypes):
     out = []
     gen = torch.Generator().manual_seed(0)
     for i, shape in enumerate(input_shapes):
-        dt = getattr(torch, dtypes[i]) if i < len(dtypes) and dtypes[i] else torch.float32
+        dt = getattr(torch, str(dtypes[i]), None) if i < len(dtypes) and dtypes[i] else torch.float32
+        if not isinstance(dt, torch.dtype):
+            raise TensorbridgeError(f"input dtype {dtypes[i]!r} is not a torch dtype; use e.g. float32, "
+                                    f"int64, bool")
         shape = [int(d) for d in shape]
         if dt.is_floating_point:
             out.append(torch.randn(shape, generator=gen).to(dt))

@@ -192,6 +192,7 @@ def test_lightning_checkpoint_shows_weights_and_hyperparameters_without_running_
     _check_weights(m, f.facts)  # optimizer state is not counted
     assert m.extra["weights_key"] == "state_dict"
     assert m.extra["optimizer"]["optimizer_states"]["elements"] == f.facts["optimizer_elements"]
+    assert m.extra["optimizer"]["optimizer_states"]["param_groups"][0]["lr"] == 1e-3
     assert m.extra["epoch"] == 3 and m.extra["global_step"] == 120
     hp = m.extra["hyper_parameters"]
     assert hp["lr"] == 1e-3 and hp["layers"] == [8, 16]
@@ -208,6 +209,16 @@ def test_malicious_pickle_runs_nothing(tm):
         load(f.path)
     msg = ei.value.message
     assert f.path in msg and "--trust" in msg and "\n" not in msg
+    assert not os.path.exists(f.facts["marker"])
+
+
+def test_malicious_legacy_stream_runs_nothing(tm):
+    from converters.errors import TensorbridgeError
+
+    f = tm("evil_legacy.pt")
+    with pytest.raises(TensorbridgeError) as ei:
+        load(f.path)
+    assert f.path in ei.value.message
     assert not os.path.exists(f.facts["marker"])
 
 

@@ -350,6 +350,18 @@ def build_evil(out: str) -> dict:
     return {"marker": marker}
 
 
+def build_evil_legacy(out: str) -> dict:
+    """The legacy torch.save stream (magic number, protocol, sys info, object, ...) with a malicious
+    object where the protocol number belongs."""
+    import pickle
+
+    marker = out + ".pwned"
+    with open(out, "wb") as f:
+        pickle.dump(0x1950A86A20F9469CFC6C, f, protocol=2)
+        pickle.dump(Evil(marker), f, protocol=2)
+    return {"marker": marker}
+
+
 def build_evil_nested(out: str) -> dict:
     marker = out + ".pwned"
     sd = _cnn().state_dict()
@@ -395,6 +407,7 @@ MODELS = {
     "cnn_module.pt": build_pickled_module,
     "evil.pt": build_evil,
     "evil_nested.pth": build_evil_nested,
+    "evil_legacy.pt": build_evil_legacy,
     "cnn.safetensors": build_safetensors,
     "truncated.pt2": _truncated(build_cnn_pt2, 0.6),
     "truncated.pth": _truncated(build_cnn_state_dict, 0.5),
