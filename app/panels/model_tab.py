@@ -83,6 +83,42 @@ class Banner(QFrame):
         return None
 
 
+class FileHandle(QLabel):
+    """The model's file as something to drag: onto a convert target, or out to a file manager."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.path = ""
+        self._press = None
+        self.setCursor(Qt.CursorShape.OpenHandCursor)
+        self.setToolTip("Drag this file onto a convert target, or out of the window to copy it")
+
+    def set_path(self, path: str, detail: str = "") -> None:
+        self.path = path
+        name = os.path.basename(path.rstrip(os.sep)) or path
+        self.setText(f"⠿ {name}  ·  {detail}" if detail else f"⠿ {name}")
+
+    def mousePressEvent(self, e) -> None:
+        if e.button() == Qt.MouseButton.LeftButton:
+            self._press = e.position().toPoint()
+
+    def mouseMoveEvent(self, e) -> None:
+        from PySide6.QtGui import QDrag
+        from PySide6.QtWidgets import QApplication
+
+        if (self._press is not None and self.path and os.path.exists(self.path)
+                and (e.position().toPoint() - self._press).manhattanLength() >= QApplication.startDragDistance()):
+            from .convert import file_mime
+
+            self._press = None
+            drag = QDrag(self)
+            drag.setMimeData(file_mime(self.path))
+            drag.exec(Qt.DropAction.CopyAction)
+
+    def mouseReleaseEvent(self, e) -> None:
+        self._press = None
+
+
 class ModelTab(QWidget):
     """A model file opened in a worker job.
 
@@ -128,6 +164,14 @@ class ModelTab(QWidget):
         pl.addWidget(self.progress_text, 2)
         pl.addWidget(self.cancel_button)
 
+        self.handle = FileHandle(self)
+        self.handle_row = QWidget(self)
+        hl = QHBoxLayout(self.handle_row)
+        hl.setContentsMargins(8, 2, 8, 2)
+        hl.addWidget(self.handle)
+        hl.addStretch(1)
+        self.handle_row.hide()
+
         self.stack = QStackedWidget(self)
         self.placeholder = QLabel("", self.stack)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -138,6 +182,7 @@ class ModelTab(QWidget):
         lay.setSpacing(0)
         lay.addWidget(self.banner)
         lay.addWidget(self.progress_row)
+        lay.addWidget(self.handle_row)
         lay.addWidget(self.stack, 1)
         self.progress_row.hide()
 
@@ -253,6 +298,9 @@ class ModelTab(QWidget):
         self.doc = doc
         self.progress_row.hide()
         self.state = "ready"
+        self.handle.set_path(self.path, self._detail(doc))
+        self.handle_row.setToolTip(self.path + (f"\n{self.origin}" if self.origin else ""))
+        self.handle_row.show()
         warnings = doc.summary.get("warnings") or []
         if warnings:
             self.banner.show_message("; ".join(warnings[:3]), "warning")
@@ -261,6 +309,17 @@ class ModelTab(QWidget):
         else:
             self._show_graph(doc)
         self.loaded.emit()
+
+    @staticmethod
+    def _detail(doc: ModelDoc) -> str:
+        s = doc.summary
+        parts = [doc.format]
+        if "node_count" in s and not doc.weights_only:
+            parts.append(f"{int(s['node_count']):,} nodes")
+        if "weight_count" in s:
+            parts.append(f"{int(s['weight_count']):,} tensors")
+        parts.append(f"{int(s.get('param_count') or 0):,} parameters")
+        return "  ·  ".join(parts)
 
     # -- views -------------------------------------------------------------------------------------------
     def _show_weights(self, doc: ModelDoc) -> None:

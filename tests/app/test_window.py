@@ -264,6 +264,10 @@ def test_tab_drag_data_is_the_file(window, qtbot):
     _wait_ready(qtbot, tab)
     mime = window.tab_mime_data(0)
     assert [u.toLocalFile() for u in mime.urls()] == [str(SAMPLE)]
+    # the file handle above the graph drags the same file and says what it is
+    facts = _onnx_facts(SAMPLE)
+    assert tab.handle.path == str(SAMPLE) and not tab.handle_row.isHidden()
+    assert f"{len(facts['nodes'])} nodes" in tab.handle.text() and "onnx" in tab.handle.text()
 
 
 def test_screenshot_subprocess_keeps_frameworks_out(tmp_path):
