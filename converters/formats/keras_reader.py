@@ -640,6 +640,7 @@ class _Builder:
                     self._attach(mpath or self.graph.name or "model", key, ds, opener, ds.name)
         if "layers" not in group:
             return
+        expected = _expected_group_names(self.model_paths.get(mpath) or {})
         for gname in group["layers"]:
             g = group["layers"][gname]
             if not isinstance(g, h5py.Group):
@@ -649,7 +650,8 @@ class _Builder:
                 lname = g["vars"].attrs.get("name")
                 if isinstance(lname, bytes):
                     lname = lname.decode()
-            lname = str(lname) if lname else gname
+            # files without the name attribute (tf_keras .keras): groups are named after the layer class
+            lname = str(lname) if lname else expected.get(gname, gname)
             lpath = _join(mpath, lname)
             if lpath in self.model_paths:
                 self._attach_k3_model(g, lpath, opener)
@@ -779,6 +781,34 @@ def _str_list(x) -> list[str]:
         return [v.decode() if isinstance(v, bytes) else str(v) for v in list(x)]
     except TypeError:
         return []
+
+
+def _snake_case(name: str) -> str:
+    """Keras's own ``naming.to_snake_case`` (Conv2D -> conv2d, ReLU -> re_lu)."""
+    import re
+
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    s = re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
+    return "private" + s if s.startswith("_") else s
+
+
+def _expected_group_names(model_cfg: dict) -> dict[str, str]:
+    """Weights-file group name -> layer name, as Keras names the groups: the layer class in snake case plus
+    a counter, in ``model.layers`` order (Sequential leaves its InputLayer out, Functional keeps it)."""
+    inner = model_cfg.get("config") or {}
+    layers = [l for l in inner.get("layers", []) if isinstance(l, dict)] if isinstance(inner, dict) else []
+    sequential = model_cfg.get("class_name") == "Sequential" or "input_layers" not in inner
+    out: dict[str, str] = {}
+    used: dict[str, int] = {}
+    for l in layers:
+        cls = str(l.get("class_name", "layer"))
+        if sequential and cls == "InputLayer":
+            continue
+        base = _snake_case(cls)
+        n = used.get(base, 0)
+        used[base] = n + 1
+        out[base if n == 0 else f"{base}_{n}"] = l.get("name") or (l.get("config") or {}).get("name") or base
+    return out
 
 
 def _var_names(cls: str | None, cfg: dict, n: int) -> list[str]:

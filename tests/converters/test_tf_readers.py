@@ -92,6 +92,15 @@ def test_legacy_tf_keras_h5_infers_shapes(model_file):
     assert not model.warnings
 
 
+def test_tf_keras_keras_archive_weights_go_to_the_right_layers(model_file):
+    mf = model_file(M, "tk_cnn.keras")
+    model = load(mf.path)
+    g = model.graph
+    assert {k: list(t.shape) for k, t in g.initializers.items()} == mf.facts["weights"]
+    assert model.param_count == mf.facts["param_count"]
+    assert _shapes(g.output_values) == mf.facts["outputs"]
+
+
 def test_weights_only_h5(model_file):
     mf = model_file(M, "weights_only.h5")
     model = load(mf.path)

@@ -117,6 +117,22 @@ def build_legacy_tfkeras_h5(out: str) -> dict:
             "bn_shape": _shape(m.get_layer("bn1").output.shape)}
 
 
+def build_tfkeras_keras(out: str) -> dict:
+    """tf_keras's own .keras archive: weight groups carry no layer names, only class-name order."""
+    import tf_keras
+    from tf_keras import layers
+
+    inp = tf_keras.Input((16, 16, 3), name="image")
+    x = layers.Conv2D(4, 3, padding="same", name="conv")(inp)   # its weights sit in group "conv2d"
+    y = layers.Conv2D(4, 1)(x)                                    # auto-named "conv2d": group "conv2d_1"
+    out_t = layers.Dense(3, name="logits")(layers.Flatten()(layers.Add()([x, y])))
+    m = tf_keras.Model(inp, out_t, name="tk_keras")
+    m.save(out)
+    return {"param_count": int(m.count_params()),
+            "weights": {w.name.split(":")[0]: _shape(w.shape) for w in m.weights},
+            "outputs": [_shape(m.output.shape)]}
+
+
 def build_weights_only_h5(out: str) -> dict:
     import tf_keras
     from tf_keras import layers
@@ -415,6 +431,7 @@ MODELS = {
     "nested.keras": build_nested_keras,
     "tk_cnn.h5": build_legacy_tfkeras_h5,
     "weights_only.h5": build_weights_only_h5,
+    "tk_cnn.keras": build_tfkeras_keras,
     "lambda.keras": build_lambda_keras,
     "mobilenet_v2.keras": build_mobilenet_keras,
     "custom.keras": build_custom_layer_keras,  # also writes custom.weights.h5 (Keras 3 weights layout)
