@@ -237,9 +237,7 @@ def _screenshot(app, win, args) -> int:
     end = time.monotonic() + 0.3
     while time.monotonic() < end:
         app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-    if tabs and tabs[0].state == "ready" and tabs[0].doc is not None and not tabs[0].doc.weights_only:
-        tabs[0].canvas_call("fit")
-        app.processEvents()
+    # the view's own initial placement (start of the graph, readable) is what a user first sees
     ok = win.grab().save(out, "PNG")
     win.jobs.cancel_all()
     win.close()

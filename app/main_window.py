@@ -108,7 +108,7 @@ class MainWindow(QMainWindow):
         self.jobs_panel = JobsPanel(self.jobs, self)
         self.jobs_dock = self._dock("Jobs", "jobs", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.resizeDocks([self.inspector_dock], [340], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.jobs_dock], [150], Qt.Orientation.Vertical)
+        self.resizeDocks([self.jobs_dock], [120], Qt.Orientation.Vertical)
 
         # status bar: the latest conversion's progress and Cancel
         self.job_bar = QProgressBar(self)
