@@ -5,13 +5,17 @@ Trust model (what may run while a file is opened):
 * ``.pt2`` (``torch.export.save``) is read from the archive's JSON and raw weight files by this module;
   ``torch.export.load`` is not used because in torch 2.13 it can run code from the file (it unpickles
   sample inputs and tensor-subclass weights with ``weights_only=False``, ``pickle.loads`` opaque
-  constants and ``sympy.sympify`` s shape expressions). Reading it needs neither torch nor trust.
+  constants and passes shape expressions to ``sympy.sympify``, which evaluates them). Reading it needs
+  neither torch nor trust.
 * ``torch.save`` files (``.pt/.pth/.ckpt/.bin``, zip or legacy) are read with a restricted unpickler: a
   small allow-list of tensor-rebuilding globals is implemented here, every other global becomes an inert
   placeholder that only records its name, arguments and state. No class from the file is imported and
   no function from it is called, so a Lightning checkpoint shows its weights and hyper-parameters
-  without running its code. A file whose top object is a pickled Python object (a whole ``nn.Module``)
-  needs ``trust=True``, which loads it with ``torch.load(weights_only=False)``.
+  without running its code (and without importing torch; tensors are memory-mapped from the archive).
+  Only if that fails does torch's own ``torch.load(weights_only=True)`` get a try. A file whose top
+  object is a pickled Python object (a whole ``nn.Module``) needs ``trust=True``, which loads it with
+  ``torch.load(weights_only=False)``; without trust it raises :class:`TrustRequired`. A module stored
+  *inside* a checkpoint dict shows the weights found in its pickled state.
 * TorchScript archives are loaded with ``torch.jit.load`` without trust: TorchScript code is compiled
   by TorchScript itself and can only call TorchScript operators (no Python builtins, imports, or file
   access), and loading runs only scripted ``__setstate__`` methods. The forward graph is never run.
