@@ -125,6 +125,7 @@ class MainWindow(QMainWindow):
         self._stats_cache: dict[tuple[str, str], dict] = {}
         self.netron_tabs: list = []
         self.convert_dialog: ConvertDialog | None = None
+        self.attach_dialog = None
         self._make_actions()
         self._restore()
         self._update_actions()
@@ -633,9 +634,10 @@ class MainWindow(QMainWindow):
         from .panels.attach import AttachDialog
 
         dlg = AttachDialog(tab.path, self, settings=self.settings)
-        if dlg.exec() != AttachDialog.DialogCode.Accepted:
-            return
-        self.run_attach(tab.path, dlg.params(), trust=tab.trust)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.accepted.connect(lambda: self.run_attach(tab.path, dlg.params(), trust=tab.trust))
+        self.attach_dialog = dlg
+        dlg.open()
 
     def run_attach(self, path: str, params: dict, *, trust: bool = False) -> ModelTab:
         """Open the graph built from ``path``'s weights and the given class in a new tab.

@@ -1,8 +1,11 @@
 """The window with PyTorch files: trust prompt, weights-only tree with statistics, attach architecture."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QDialogButtonBox
 
 from app.main_window import MainWindow
 from converters.jobs.tasks import TASKS
@@ -76,9 +79,27 @@ def test_attach_architecture_opens_graph(window, qtbot, model_file):
     _wait_done(qtbot, tab)
     assert tab.state == "ready" and tab.doc.weights_only, tab.error
     f = mf.facts
-    graph_tab = window.run_attach(mf.path, {"spec": f["spec"], "kwargs": f["kwargs"],
-                                            "input_shapes": f["input_shapes"]})
-    assert window.current_tab() is graph_tab
+    # the weights tree's button opens the dialog; bad input is refused with a reason, not run
+    qtbot.mouseClick(tab.weights.attach_button, Qt.MouseButton.LeftButton)
+    dlg = window.attach_dialog
+    assert dlg is not None and dlg.isVisible()
+    dlg.spec.setText("no_colon_here")
+    with pytest.raises(ValueError, match="package.module:ClassName"):
+        dlg.params()
+    dlg.spec.setText(f["spec"])
+    dlg.kwargs.setPlainText("{not json")
+    with pytest.raises(ValueError, match="JSON"):
+        dlg.params()
+    dlg.kwargs.setPlainText(json.dumps(f["kwargs"]))
+    dlg.shapes.setText("; ".join(",".join(str(d) for d in s) for s in f["input_shapes"]))
+    assert dlg.params()["input_shapes"] == f["input_shapes"]
+    tabs_before = window.tabs.count()
+    qtbot.mouseClick(dlg.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok),
+                     Qt.MouseButton.LeftButton)
+    assert window.tabs.count() == tabs_before + 1
+    graph_tab = window.current_tab()
+    assert graph_tab is not tab and graph_tab.job.task == "attach_architecture"
+    assert window.settings.value("attach/spec") == f["spec"]  # remembered for next time
     _wait_done(qtbot, graph_tab)
     assert graph_tab.state == "ready", graph_tab.error
     assert graph_tab.path.endswith(".pt2")
