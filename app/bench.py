@@ -99,7 +99,18 @@ def _run(args) -> int:
         elif ev.kind == "error":
             got["error"] = ev.data.get("message") or "the job failed"
 
-    view.drawn.connect(lambda: drawn.__setitem__(0, drawn[0] + 1))
+    expanded_at: list[float] = []
+
+    drawn_at: list[float] = []
+
+    def on_drawn():
+        drawn[0] += 1
+        drawn_at.append(time.perf_counter() - t0)
+        if args.expand and not expanded_at and view.pack is not None and view.pack.n_nodes \
+                and view.drawn_nodes() == view.pack.n_nodes and len(view.expanded_groups) == view.pack.n_groups - 1:
+            expanded_at.append(time.perf_counter() - t0)
+
+    view.drawn.connect(on_drawn)
     bridge.event.connect(on_event, Qt.ConnectionType.QueuedConnection)
     pool = None
     if args.warm:
@@ -118,6 +129,7 @@ def _run(args) -> int:
     deadline = t0 + args.timeout
     last_sample = 0.0
     phase, seen, full_first = "wait", 0, False
+    full_swapped = [0]
     while phase != "done" and time.perf_counter() < deadline and not got["error"]:
         app.processEvents()
         now = time.perf_counter()
@@ -135,38 +147,32 @@ def _run(args) -> int:
             view.set_pack(ViewPack.load(got["overview"] or res["pack_dir"]))
             phase = "first"
         elif phase == "first" and drawn[0] > seen:
-            marks["first_view_s"] = now - t0
+            marks["first_view_s"] = drawn_at[seen]
             figures["drawn_first"] = view.drawn_count()
             figures["nodes_drawn_first"] = view.drawn_nodes()
             if args.screenshot:
                 view.grab().save(f"{args.screenshot}-first.png")
             if full_first:
                 marks["full_pack_s"] = marks["first_view_s"]
-                phase = "full-drawn"
-            else:
-                phase = "await-full"
-        elif phase == "await-full" and res is not None:
-            figures.update(nodes=res.get("node_count", 0), format=res.get("format"))
-            seen = drawn[0]
-            view.set_pack(ViewPack.load(res["pack_dir"]))
-            phase = "full"
-        elif phase == "full" and drawn[0] > seen:
-            marks["full_pack_s"] = now - t0
-            phase = "full-drawn"
-        elif phase == "full-drawn":
-            if not args.expand:
-                phase = "done"
-            else:
-                seen = drawn[0]
+            if args.expand:                # the user asks for everything as soon as the overview is up
                 view.expand_all()
-                phase = "expand"
-        elif phase == "expand" and drawn[0] > seen:
-            marks["expanded_s"] = now - t0
-            figures["nodes_drawn_expanded"] = view.drawn_nodes()
-            figures["layout_s"] = round(view.last_layout_seconds, 3)
-            if args.screenshot:
-                view.grab().save(f"{args.screenshot}-expanded.png")
-            phase = "done"
+            phase = "running"
+        elif phase == "running":
+            if "full_pack_s" not in marks and res is not None and not full_swapped[0]:
+                figures.update(nodes=res.get("node_count", 0), format=res.get("format"))
+                full_swapped[0] = drawn[0]
+                marks["full_result_s"] = now - t0
+                view.set_pack(ViewPack.load(res["pack_dir"]))
+            elif "full_pack_s" not in marks and full_swapped[0] and drawn[0] > full_swapped[0]:
+                marks["full_pack_s"] = drawn_at[full_swapped[0]]
+            if args.expand and "expanded_s" not in marks and expanded_at:
+                marks["expanded_s"] = expanded_at[0]
+                figures["nodes_drawn_expanded"] = view.drawn_nodes()
+                figures["layout_s"] = round(view.last_layout_seconds, 3)
+                if args.screenshot:
+                    view.grab().save(f"{args.screenshot}-expanded.png")
+            if "full_pack_s" in marks and (not args.expand or "expanded_s" in marks):
+                phase = "done"
         if now - last_sample > 0.05 and job.proc is not None and job.proc.poll() is None:
             worker_peak[0] = max(worker_peak[0], _rss_mb(job.proc.pid))
             last_sample = now

@@ -39,6 +39,7 @@ V_GAP = 38.0               # vertical space between layers (edges run here)
 PAD = 14.0                 # frame padding around an expanded group's content
 HEADER = 24.0              # frame title band of an expanded group
 DUMMY_W = 8.0              # width reserved for an edge passing through a layer
+_GROUP_KIND = -10.0        # template kind of a child group (nodes are their width, ports -1 / -2)
 
 
 def node_width(op_type: str) -> float:
@@ -215,26 +216,66 @@ def _depths(parent: np.ndarray) -> np.ndarray:
 # layout
 # ---------------------------------------------------------------------------------------------------
 @dataclass
-class _Structure:
-    """Size-independent layout of one group: items per layer in order, edges with their dummy chains."""
+class _Template:
+    """Size-independent layout shared by every group of the same shape (same child kinds and edges
+    in local indices): layers, order within layers, dummy chains of long edges. Real models repeat
+    blocks (ResNet stages, transformer layers), so most groups reuse one template."""
 
-    items: list[int]                 # local index -> item id (-1 = in port, -2 = out port, -3 = dummy)
-    layer: list[int]                 # local index -> layer
+    n: int                           # local items before dummies
+    kinds: tuple                     # local index -> node width, _GROUP_KIND, -1.0 / -2.0 in / out port
+    layer: list[int]                 # local index (dummies included) -> layer
     layers: list[list[int]]          # layer -> local indices in left-to-right order
-    edges: list[tuple[int, int, int, list[int], bool]]  # (src local, dst local, label, dummy chain, reversed)
+    edges: list[tuple[int, int, list[int], bool]]  # (src local, dst local, dummy chain, reversed)
     in_port: int                     # local index of the in port or -1
     out_port: int
+    up: list[list[int]]
+    down: list[list[int]]
+    placed: dict = field(default_factory=dict)     # sizes key -> _TPlaced
+
+
+@dataclass
+class _Structure:
+    """One group's template plus what is its own: item ids and the graph edge behind each edge."""
+
+    items: list[int]                 # local index -> item id (-1 = in port, -2 = out port, -3 = dummy)
+    refs: list[int]                  # template edge -> graph edge index (-1 for port edges)
+    t: _Template
+
+    @property
+    def layers(self) -> list[list[int]]:
+        return self.t.layers
+
+
+@dataclass
+class _TPlaced:
+    width: float
+    height: float
+    rect: np.ndarray
+    seg: np.ndarray
+    seg_e: np.ndarray
+    first: np.ndarray
+    a: np.ndarray                    # local start of each edge
+    b: np.ndarray
+    in_x: float                      # x of the in / out port (where outside edges meet the frame)
+    out_x: float
 
 
 @dataclass
 class _Placed:
+    """Coordinates of one group's children relative to its content origin, as numpy arrays."""
+
     width: float
     height: float
-    x: list[float]                   # local index -> left x (relative to the group's content origin)
-    y: list[float]                   # local index -> top y
-    w: list[float]
-    h: list[float]
-    edge_pts: list[tuple[int, int, int, list[tuple[float, float]]]]  # (src item, dst item, label, points)
+    items: np.ndarray                # local index -> item id (negative: ports and dummies)
+    rect: np.ndarray                 # local index -> x, y, w, h
+    seg: np.ndarray                  # S×4 segments of all polylines
+    seg_e: np.ndarray                # S: polyline of each segment
+    first: np.ndarray                # E: first segment of each polyline
+    ref: np.ndarray                  # E: graph edge index (-1 for port edges)
+    src_item: np.ndarray             # E: item at the start (-1: the group's in port)
+    dst_item: np.ndarray             # E: item at the end (-1: the group's out port)
+    in_x: float = 0.0                # x of the in / out port relative to the content origin
+    out_x: float = 0.0
 
 
 @dataclass
@@ -244,7 +285,8 @@ class Layout:
     Nodes: ``node_idx``, ``node_rect`` (k×4: x, y, w, h). Collapsed groups: ``box_idx``, ``box_rect``.
     Expanded groups (frames, drawn behind their content): ``frame_idx``, ``frame_rect``, in parent-first
     order. Edges: ``seg`` (m×4: x1, y1, x2, y2 segments), ``seg_edge`` (m: polyline index per segment),
-    ``edge_label`` (label id per polyline, -1 none), ``edge_src_item``/``edge_dst_item`` (visible items),
+    ``edge_ref`` (per polyline: index of one graph edge it stands for, -1 for edges drawn to a group's
+    in/out port; labels come from that edge), ``edge_src_item``/``edge_dst_item`` (visible items),
     ``edge_first_seg`` (first segment of each polyline). ``width``/``height``: the whole drawing.
     """
 
@@ -256,7 +298,7 @@ class Layout:
     frame_rect: np.ndarray
     seg: np.ndarray
     seg_edge: np.ndarray
-    edge_label: np.ndarray
+    edge_ref: np.ndarray
     edge_src_item: np.ndarray
     edge_dst_item: np.ndarray
     edge_first_seg: np.ndarray
@@ -274,11 +316,12 @@ class LayoutEngine:
 
     ``node_group`` (N): group of each node; ``group_parent`` (G): parent group, -1 for root 0;
     ``edge_src``/``edge_dst`` (E): node indices, topological order assumed (back edges are drawn upward);
-    ``edge_label`` (E): label id per edge or -1; ``node_w`` (N): node box widths.
+    ``node_w`` (N): node box widths. Layouts name graph edges by index (``edge_ref``), never by label,
+    so one engine serves every pack of the same graph structure.
     Thread safety: one engine may be used from one thread at a time.
     """
 
-    def __init__(self, node_group, group_parent, edge_src, edge_dst, edge_label=None, node_w=None):
+    def __init__(self, node_group, group_parent, edge_src, edge_dst, node_w=None):
         ng = np.asarray(node_group, dtype=np.int64)
         gp = np.asarray(group_parent, dtype=np.int64)
         self.N = N = len(ng)
@@ -313,7 +356,7 @@ class LayoutEngine:
         # lift edges to the group where both ends are children; record port crossings on the way
         src = np.asarray(edge_src, dtype=np.int64)
         dst = np.asarray(edge_dst, dtype=np.int64)
-        lab = np.full(len(src), -1, np.int64) if edge_label is None else np.asarray(edge_label, np.int64)
+        lab = np.arange(len(src), dtype=np.int64)
         keep = src != dst
         a, b, lab = src[keep].copy(), dst[keep].copy(), lab[keep]
         outs, ins = [], []        # (group, child item) pairs: child has an edge leaving / entering group
@@ -347,7 +390,15 @@ class LayoutEngine:
         self._ports_in = self._index_pairs(ins, G)
         self._ports_out = self._index_pairs(outs, G)
         self._structs: dict[int, _Structure] = {}
+        self._templates: dict[tuple, _Template] = {}
         self._placed: dict[tuple, _Placed] = {}
+        # plain-list copies: slicing lists is much cheaper than numpy for the many tiny groups
+        self._kl, self._ks = self._kid_order.tolist(), self._kid_starts.tolist()
+        self._ea, self._eb, self._el = self._e_a.tolist(), self._e_b.tolist(), self._e_lab.tolist()
+        self._es = self._e_starts.tolist()
+        self._pi, self._pis = self._ports_in[0].tolist(), self._ports_in[1].tolist()
+        self._po, self._pos = self._ports_out[0].tolist(), self._ports_out[1].tolist()
+        self._nw = self.node_w.tolist()
 
     @staticmethod
     def _index_pairs(chunks, G):
@@ -394,42 +445,50 @@ class LayoutEngine:
         return s
 
     def _build_structure(self, g: int) -> _Structure:
-        kids = self.children(g).tolist()
-        pin_items, pin_st = self._ports_in
-        pout_items, pout_st = self._ports_out
-        has_in = pin_st[g + 1] > pin_st[g]
-        has_out = pout_st[g + 1] > pout_st[g]
+        N = self.N
+        kids = self._kl[self._ks[g]:self._ks[g + 1]]
+        pin0, pin1 = self._pis[g], self._pis[g + 1]
+        pout0, pout1 = self._pos[g], self._pos[g + 1]
+        has_in = pin1 > pin0
+        has_out = pout1 > pout0
         items = ([-1] if has_in else []) + kids + ([-2] if has_out else [])
         loc = {it: k for k, it in enumerate(items)}
         n = len(items)
         in_port = 0 if has_in else -1
         out_port = n - 1 if has_out else -1
-        e0, e1 = self._e_starts[g], self._e_starts[g + 1]
+        e0, e1 = self._es[g], self._es[g + 1]
         raw: dict[tuple[int, int], int] = {}
-        for a, b, lb in zip(self._e_a[e0:e1].tolist(), self._e_b[e0:e1].tolist(), self._e_lab[e0:e1].tolist()):
+        for a, b, lb in zip(self._ea[e0:e1], self._eb[e0:e1], self._el[e0:e1]):
             key = (loc[a], loc[b])
             if key not in raw:
                 raw[key] = lb
         if has_in:
-            for it in pin_items[pin_st[g]:pin_st[g + 1]].tolist():
+            for it in self._pi[pin0:pin1]:
                 raw.setdefault((0, loc[it]), -1)
         if has_out:
-            for it in pout_items[pout_st[g]:pout_st[g + 1]].tolist():
+            for it in self._po[pout0:pout1]:
                 raw.setdefault((loc[it], out_port), -1)
+        keys = sorted(raw)
+        nw = self._nw
+        kinds = tuple(nw[it] if 0 <= it < N else (_GROUP_KIND if it >= N else float(it)) for it in items)
+        sig = (kinds, tuple(keys))
+        t = self._templates.get(sig)
+        if t is None:
+            t = self._templates[sig] = self._make_template(n, kinds, keys, in_port, out_port)
+        refs = [raw[k] for k in keys]
+        return _Structure(items + [-3] * (len(t.layer) - n), refs, t)
+
+    @staticmethod
+    def _make_template(n, kinds, keys, in_port, out_port) -> _Template:
         # forward = from lower to higher local index (topological rank order); reverse the others
         preds: list[list[int]] = [[] for _ in range(n)]
         succs: list[list[int]] = [[] for _ in range(n)]
-        edges = []
-        for (a, b), lb in raw.items():
-            rev = a > b
-            u, v = (b, a) if rev else (a, b)
-            if u == v:
-                continue
+        for a, b in keys:
+            u, v = (b, a) if a > b else (a, b)
             preds[v].append(u)
             succs[u].append(v)
-            edges.append((a, b, lb, u, v, rev))
         layer = [0] * n
-        base = 1 if has_in else 0
+        base = 1 if in_port >= 0 else 0
         for v in range(n):
             if v == in_port:
                 continue
@@ -442,24 +501,23 @@ class LayoutEngine:
         for v in range(n - 1, -1, -1):
             if v != in_port and not preds[v] and succs[v]:
                 layer[v] = max(base, min(layer[w] for w in succs[v]) - 1)
-        if has_out:
+        if out_port >= 0:
             layer[out_port] = max((layer[v] for v in range(n) if v != out_port), default=0) + 1
         nl = max(layer, default=0) + 1
         # dummy points for edges spanning several layers
-        out_edges = []
-        for a, b, lb, u, v, rev in edges:
+        edges = []
+        for a, b in keys:
+            rev = a > b
+            u, v = (b, a) if rev else (a, b)
             chain = []
             for L in range(layer[u] + 1, layer[v]):
-                items.append(-3)
                 layer.append(L)
-                k = len(items) - 1
-                chain.append(k)
-            out_edges.append((a, b, lb, chain, rev))
-        # adjacency over the proper (one-layer) graph for ordering
-        tot = len(items)
+                chain.append(len(layer) - 1)
+            edges.append((a, b, chain, rev))
+        tot = len(layer)
         up: list[list[int]] = [[] for _ in range(tot)]
         down: list[list[int]] = [[] for _ in range(tot)]
-        for a, b, lb, chain, rev in out_edges:
+        for a, b, chain, rev in edges:
             u, v = (b, a) if rev else (a, b)
             path = [u] + chain + [v]
             for x, y in zip(path, path[1:]):
@@ -472,8 +530,9 @@ class LayoutEngine:
         for lst in layers:
             for i, k in enumerate(lst):
                 pos[k] = float(i)
-        # barycentric sweeps: down, up, down
-        for direction in (0, 1, 0):
+        # barycentric sweeps: down, up, down (nothing to order when no layer holds two items)
+        sweeps = (0, 1, 0) if any(len(lst) > 1 for lst in layers) else ()
+        for direction in sweeps:
             rng = range(1, nl) if direction == 0 else range(nl - 2, -1, -1)
             nbrs = up if direction == 0 else down
             for L in rng:
@@ -488,54 +547,68 @@ class LayoutEngine:
                 lst[:] = [k for _, _, k in keyed]
                 for i, k in enumerate(lst):
                     pos[k] = float(i)
-        s = _Structure(items, layer, layers, out_edges, in_port, out_port)
-        s._up, s._down = up, down  # type: ignore[attr-defined]
-        return s
+        return _Template(n, kinds, layer, layers, edges, in_port, out_port, up, down)
 
     # -- placement -----------------------------------------------------------------------------------
-    def _item_size(self, it: int, sizes: dict[int, tuple[float, float]]) -> tuple[float, float]:
-        if it >= self.N:
-            return sizes.get(it, (GROUP_W, GROUP_H))
-        if it >= 0:
-            return float(self.node_w[it]), NODE_H
-        return (0.0, 0.0) if it != -3 else (DUMMY_W, 0.0)
-
     def place(self, g: int, sizes: dict[int, tuple[float, float]]) -> _Placed:
         """Coordinates of group g's children given the sizes of its expanded children (item -> (w, h))."""
         key = (g, tuple(sorted(sizes.items()))) if sizes else (g,)
         p = self._placed.get(key)
         if p is None:
-            p = self._placed[key] = self._place(g, sizes)
+            s = self.structure(g)
+            if sizes:
+                loc = {it: k for k, it in enumerate(s.items)}
+                skey = tuple(sorted((loc[it], wh) for it, wh in sizes.items()))
+            else:
+                skey = ()
+            tp = s.t.placed.get(skey)
+            if tp is None:
+                tp = s.t.placed[skey] = self._place_template(s.t, dict(skey))
+            items = np.array(s.items, dtype=np.int64)
+            ends = np.where(items < 0, -1, items)
+            p = self._placed[key] = _Placed(tp.width, tp.height, items, tp.rect, tp.seg, tp.seg_e, tp.first,
+                                            np.array(s.refs, dtype=np.int64), ends[tp.a], ends[tp.b],
+                                            tp.in_x, tp.out_x)
         return p
 
-    def _place(self, g: int, sizes) -> _Placed:
-        s = self.structure(g)
-        tot = len(s.items)
+    @classmethod
+    def _place_template(cls, t: _Template, sizes: dict[int, tuple[float, float]]) -> _TPlaced:
+        tot = len(t.layer)
         w = [0.0] * tot
         h = [0.0] * tot
-        for k, it in enumerate(s.items):
-            w[k], h[k] = self._item_size(it, sizes)
-        nl = len(s.layers)
-        lh = [max((h[k] for k in lst), default=0.0) for lst in s.layers]
+        for k, kind in enumerate(t.kinds):
+            if kind >= 0:
+                w[k], h[k] = kind, NODE_H
+            elif kind == _GROUP_KIND:
+                w[k], h[k] = sizes[k][:2] if k in sizes else (GROUP_W, GROUP_H)
+        for k in range(t.n, tot):
+            w[k] = DUMMY_W
+        if t.in_port >= 0:
+            w[t.in_port] = h[t.in_port] = 0.0
+        layers, lay_of = t.layers, t.layer
+        nl = len(layers)
+        lh = [max((h[k] for k in lst), default=0.0) for lst in layers]
         ytop = [0.0] * nl
         y = 0.0
         for L in range(nl):
             ytop[L] = y
             y += lh[L] + V_GAP
         height = max(0.0, y - V_GAP)
+        n = t.n
         cx = [0.0] * tot
-        for lst in s.layers:
+        for lst in layers:
             x = 0.0
             for k in lst:
                 cx[k] = x + w[k] / 2
-                x += w[k] + (H_GAP if s.items[k] != -3 else 4.0)
-        up, down = s._up, s._down  # type: ignore[attr-defined]
-        fit = self._ordered_fit
-        for direction in (0, 1, 0):
+                x += w[k] + (H_GAP if k < n else 4.0)
+        fit = cls._ordered_fit
+        up, down = t.up, t.down
+        # one pass down (align under predecessors) and one up (pull sources toward their consumers)
+        for direction in (0, 1) if any(len(lst) > 1 for lst in layers) else (0,):
             rng = range(1, nl) if direction == 0 else range(nl - 2, -1, -1)
             nbrs = up if direction == 0 else down
             for L in rng:
-                lst = s.layers[L]
+                lst = layers[L]
                 if len(lst) == 1:
                     k = lst[0]
                     nb = nbrs[k]
@@ -546,32 +619,52 @@ class LayoutEngine:
                 for k in lst:
                     nb = nbrs[k]
                     want.append((cx[nb[0]] if len(nb) == 1 else sum([cx[x] for x in nb]) / len(nb)) if nb else cx[k])
-                fit(lst, want, w, cx, s.items)
+                fit(lst, want, w, cx, n)
         minx = min((cx[k] - w[k] / 2 for k in range(tot)), default=0.0)
         maxx = max((cx[k] + w[k] / 2 for k in range(tot)), default=0.0)
         xs = [cx[k] - w[k] / 2 - minx for k in range(tot)]
-        ys = [ytop[s.layer[k]] + (lh[s.layer[k]] - h[k]) / 2 for k in range(tot)]
+        ys = [ytop[lay_of[k]] + (lh[lay_of[k]] - h[k]) / 2 for k in range(tot)]
         # ports sit on the frame edges
-        if s.in_port >= 0:
-            ys[s.in_port] = -PAD
-        if s.out_port >= 0:
-            ys[s.out_port] = height + PAD
-        pts_all = []
-        for a, b, lb, chain, rev in s.edges:
-            pa = (xs[a] + w[a] / 2, ys[a] + h[a]) if not rev else (xs[a] + w[a] / 2, ys[a])
-            pb = (xs[b] + w[b] / 2, ys[b]) if not rev else (xs[b] + w[b] / 2, ys[b] + h[b])
-            mids = [(xs[k] + w[k] / 2, ytop[s.layer[k]] + lh[s.layer[k]] / 2) for k in chain]
+        if t.in_port >= 0:
+            ys[t.in_port] = -PAD
+        if t.out_port >= 0:
+            ys[t.out_port] = height + PAD
+        seg, seg_e, first, ea, eb = [], [], [], [], []
+        # where an edge meets an item: its centre, or for an expanded group the port inside it
+        ox = [w[k] / 2 for k in range(tot)]
+        ix = list(ox)
+        for k, wh in sizes.items():
+            ix[k], ox[k] = wh[2], wh[3]
+        for e, (a, b, chain, rev) in enumerate(t.edges):
+            pa = (xs[a] + ox[a], ys[a] + h[a]) if not rev else (xs[a] + ix[a], ys[a])
+            pb = (xs[b] + ix[b], ys[b]) if not rev else (xs[b] + ox[b], ys[b] + h[b])
+            pts = [(xs[k] + w[k] / 2, ytop[lay_of[k]] + lh[lay_of[k]] / 2) for k in chain]
             if rev:
-                mids.reverse()
-            pts = [pa] + mids + [pb]
+                pts.reverse()
+            pts.insert(0, pa)
+            pts.append(pb)
             # edges entering through the in port start at the frame's top border, above the title band
-            if a == s.in_port:
+            if a == t.in_port:
                 pts.insert(0, (pa[0], -PAD - HEADER))
-            pts_all.append((s.items[a], s.items[b], lb, pts))
-        return _Placed(maxx - minx, height, xs, ys, w, h, pts_all)
+            first.append(len(seg))
+            for (x1, y1), (x2, y2) in zip(pts, pts[1:]):
+                seg.append((x1, y1, x2, y2))
+                seg_e.append(e)
+            ea.append(a)
+            eb.append(b)
+        rect = np.empty((tot, 4))
+        rect[:, 0] = xs
+        rect[:, 1] = ys
+        rect[:, 2] = w
+        rect[:, 3] = h
+        in_x = xs[t.in_port] if t.in_port >= 0 else (maxx - minx) / 2
+        out_x = xs[t.out_port] if t.out_port >= 0 else (maxx - minx) / 2
+        return _TPlaced(maxx - minx, height, rect, np.array(seg, dtype=np.float64).reshape(-1, 4),
+                        np.array(seg_e, dtype=np.int64), np.array(first, dtype=np.int64),
+                        np.array(ea, dtype=np.int64), np.array(eb, dtype=np.int64), in_x, out_x)
 
     @staticmethod
-    def _ordered_fit(lst, want, w, cx, items):
+    def _ordered_fit(lst, want, w, cx, n):
         """Move a layer's items toward wanted centres while keeping their order and minimum spacing."""
         m = len(lst)
         if m == 1:
@@ -582,7 +675,7 @@ class LayoutEngine:
         gaps = [0.0] * m
         for i in range(1, m):
             a, b = lst[i - 1], lst[i]
-            sep = H_GAP if items[a] != -3 and items[b] != -3 else 4.0
+            sep = H_GAP if a < n and b < n else 4.0
             gaps[i] = (w[a] + w[b]) / 2 + sep
         left = [0.0] * m
         left[0] = want[0]
@@ -599,64 +692,80 @@ class LayoutEngine:
             cx[lst[i]] = x
 
     # -- composition ---------------------------------------------------------------------------------
-    def group_size(self, g: int, expanded: frozenset) -> tuple[float, float, dict]:
-        """(width, height, sizes of expanded children) of group g's frame when expanded."""
+    def group_size(self, g: int, expanded: frozenset, memo: dict | None = None) -> tuple:
+        """(width, height, in-port x, out-port x, sizes of expanded children) of group g's frame when
+        expanded; port x in frame coordinates, sizes as ``{item: (w, h, in_x, out_x)}``."""
+        if memo is not None and g in memo:
+            return memo[g]
         sizes = {}
-        for it in self.children(g).tolist():
-            if it >= self.N and (it - self.N) in expanded:
-                cw, ch, _ = self.group_size(it - self.N, expanded)
-                sizes[it] = (cw, ch)
+        N = self.N
+        kids = self.children(g)
+        for it in kids[kids >= N].tolist():
+            if (it - N) in expanded:
+                sizes[it] = self.group_size(it - N, expanded, memo)[:4]
         p = self.place(g, sizes)
-        return max(p.width + 2 * PAD, 120.0), p.height + HEADER + 2 * PAD, sizes
+        width = max(p.width + 2 * PAD, 120.0)
+        # content is centred when the frame is wider than it (a minimum width, a long title)
+        shift = PAD + (width - 2 * PAD - p.width) / 2
+        out = (width, p.height + HEADER + 2 * PAD, p.in_x + shift, p.out_x + shift, sizes)
+        if memo is not None:
+            memo[g] = out
+        return out
 
     def layout(self, expanded) -> Layout:
         """Absolute layout with the given groups expanded (the root always is; a group whose parent is
         collapsed stays hidden)."""
         expanded = frozenset(int(x) for x in expanded) | {0}
-        nodes, nrect, boxes, brect, frames, frect = [], [], [], [], [], []
-        segs, seg_edge, elab, esrc, edst, efirst = [], [], [], [], [], []
         N = self.N
-        port_pos: dict[int, tuple[tuple[float, float] | None, tuple[float, float] | None]] = {}
+        memo: dict = {}
+        self.group_size(0, expanded, memo)
+        nodes, nrect, boxes, brect, frames, frect = [], [], [], [], [], []
+        segs, seg_edge, eref, esrc, edst, efirst = [], [], [], [], [], []
+        count = [0, 0]            # polylines, segments emitted so far
 
-        def emit(g: int, ox: float, oy: float) -> tuple[float, float]:
-            sizes = {}
-            for it in self.children(g).tolist():
-                if it >= N and (it - N) in expanded:
-                    cw, ch, _ = self.group_size(it - N, expanded)
-                    sizes[it] = (cw, ch)
-            p = self.place(g, sizes)
-            s = self.structure(g)
-            for k, it in enumerate(s.items):
-                if it < 0:
-                    continue
-                x, y = ox + p.x[k], oy + p.y[k]
-                if it < N:
-                    nodes.append(it)
-                    nrect.append((x, y, p.w[k], p.h[k]))
-                elif it - N in expanded:
-                    frames.append(it - N)
-                    frect.append((x, y, p.w[k], p.h[k]))
-                    emit(it - N, x + PAD, y + HEADER + PAD)
-                else:
-                    boxes.append(it - N)
-                    brect.append((x, y, p.w[k], p.h[k]))
-            for a, b, lb, pts in p.edge_pts:
-                e = len(elab)
-                elab.append(lb)
-                esrc.append(a if a >= 0 else N + g)
-                edst.append(b if b >= 0 else N + g)
-                efirst.append(len(segs))
-                q = [(ox + x, oy + y) for x, y in pts]
-                for (x1, y1), (x2, y2) in zip(q, q[1:]):
-                    segs.append((x1, y1, x2, y2))
-                    seg_edge.append(e)
-            return p.width, p.height
+        def emit(g: int, ox: float, oy: float) -> None:
+            p = self.place(g, memo[g][4])
+            it = p.items
+            r = p.rect + np.array([ox, oy, 0.0, 0.0])
+            m = (it >= 0) & (it < N)
+            nodes.append(it[m])
+            nrect.append(r[m])
+            gm = np.flatnonzero(it >= N)
+            if len(gm):
+                gi = (it[gm] - N).tolist()
+                ex = np.fromiter((x in expanded for x in gi), bool, len(gi))
+                boxes.append(it[gm[~ex]] - N)
+                brect.append(r[gm[~ex]])
+                for k in gm[ex].tolist():
+                    c = int(it[k] - N)
+                    x, y, w, h = r[k].tolist()
+                    frames.append(c)
+                    frect.append((x, y, w, h))
+                    cw = self.place(c, memo[c][4]).width
+                    emit(c, x + PAD + (w - 2 * PAD - cw) / 2, y + HEADER + PAD)
+            ne, ns = len(p.ref), len(p.seg)
+            if ne:
+                segs.append(p.seg + np.array([ox, oy, ox, oy]))
+                seg_edge.append(p.seg_e + count[0])
+                efirst.append(p.first + count[1])
+                eref.append(p.ref)
+                esrc.append(np.where(p.src_item >= 0, p.src_item, N + g))
+                edst.append(np.where(p.dst_item >= 0, p.dst_item, N + g))
+                count[0] += ne
+                count[1] += ns
 
-        w, h = emit(0, 0.0, 0.0)
-        f = lambda xs, k=4: np.array(xs, dtype=np.float64).reshape(-1, k)
-        i = lambda xs: np.array(xs, dtype=np.int64)
-        return Layout(i(nodes), f(nrect), i(boxes), f(brect), i(frames), f(frect), f(segs), i(seg_edge),
-                      i(elab), i(esrc), i(edst), i(efirst), float(w), float(h), expanded)
+        emit(0, 0.0, 0.0)
+        root = self.place(0, memo[0][4])
+
+        def cat(parts, k=None):
+            if not parts:
+                return np.zeros((0, k)) if k else np.zeros(0, np.int64)
+            return np.concatenate(parts)
+
+        return Layout(cat(nodes).astype(np.int64), cat(nrect, 4), cat(boxes).astype(np.int64), cat(brect, 4),
+                      np.array(frames, np.int64), np.array(frect, np.float64).reshape(-1, 4), cat(segs, 4),
+                      cat(seg_edge), cat(eref), cat(esrc), cat(edst), cat(efirst),
+                      float(root.width), float(root.height), expanded)
 
     def default_expanded(self, budget: int = 1000) -> set[int]:
         """Groups to expand for a first view: whole levels of the tree, from the root down, while the

@@ -31,7 +31,7 @@ from .layout import Layout, LayoutEngine, build_groups, node_width
 
 __all__ = ["ViewPack", "build_pack", "CATEGORIES", "op_category", "PACK_VERSION"]
 
-PACK_VERSION = 1
+PACK_VERSION = 2
 
 # Op categories drawn in distinct colours (the view owns the palette; the engine owns the mapping).
 CATEGORIES = ("conv", "linear", "norm", "activation", "pool", "shape", "elementwise", "attention",
@@ -190,7 +190,7 @@ def build_pack(model: Model, out_dir: str | os.PathLike, *, progress: Callable |
 
     prog(0.65, "laying out the overview")
     node_w = op_w[node_op] if n else np.zeros(0, np.float32)
-    eng = LayoutEngine(groups.node_group, groups.parent, src, dst, lab, node_w)
+    eng = LayoutEngine(groups.node_group, groups.parent, src, dst, node_w)
     expanded = sorted(eng.default_expanded(overview_budget))
     ov = eng.layout(expanded)
     timings["overview"] = time.perf_counter() - t0
@@ -245,14 +245,14 @@ def build_pack(model: Model, out_dir: str | os.PathLike, *, progress: Callable |
 
 
 _LAYOUT_FIELDS = ("node_idx", "node_rect", "box_idx", "box_rect", "frame_idx", "frame_rect", "seg", "seg_edge",
-                  "edge_label", "edge_src_item", "edge_dst_item", "edge_first_seg")
+                  "edge_ref", "edge_src_item", "edge_dst_item", "edge_first_seg")
 
 
 def _layout_arrays(lay: Layout) -> dict[str, np.ndarray]:
     out = {k: getattr(lay, k) for k in _LAYOUT_FIELDS}
     for k in ("node_rect", "box_rect", "frame_rect", "seg"):
         out[k] = out[k].astype(np.float32)
-    for k in ("node_idx", "box_idx", "frame_idx", "seg_edge", "edge_label", "edge_src_item", "edge_dst_item",
+    for k in ("node_idx", "box_idx", "frame_idx", "seg_edge", "edge_ref", "edge_src_item", "edge_dst_item",
               "edge_first_seg"):
         out[k] = out[k].astype(np.int32)
     return out
@@ -393,10 +393,32 @@ class ViewPack:
         out = exact + rest
         return out[:limit] if limit else out
 
+    def same_structure(self, other: "ViewPack") -> bool:
+        """Whether ``other`` holds the same nodes, groups and edges (a layout of one fits the other)."""
+        return (other is not None and self.n_nodes == other.n_nodes and self.n_groups == other.n_groups
+                and self.n_edges == other.n_edges and np.array_equal(self.node_group, other.node_group)
+                and np.array_equal(self.group_parent, other.group_parent)
+                and np.array_equal(self.edge_src, other.edge_src) and np.array_equal(self.edge_dst, other.edge_dst)
+                and np.array_equal(self.node_w, other.node_w))
+
+    def adopt_engine(self, other: "ViewPack") -> bool:
+        """Reuse ``other``'s layout engine (and its caches) when both packs have the same structure."""
+        if other._engine is not None and self._engine is None and self.same_structure(other):
+            self._engine = other._engine
+            return True
+        return False
+
+    def edge_text(self, ref: int) -> str:
+        """Label (``"1×64×56×56 float32"``) of graph edge ``ref``, '' when unknown or ref is -1."""
+        if ref < 0:
+            return ""
+        lb = int(self.edge_label[ref])
+        return self.labels[lb] if lb >= 0 else ""
+
     def engine(self) -> LayoutEngine:
         """The layout engine over this pack (built on first use, ~0.1 s per 50k nodes; thread-safe)."""
         with self._lock:
             if self._engine is None:
                 self._engine = LayoutEngine(self.node_group, self.group_parent, self.edge_src, self.edge_dst,
-                                            self.edge_label, self.node_w)
+                                            self.node_w)
             return self._engine

@@ -3,9 +3,10 @@
 No per-node items: a 50k-node graph is a few numpy arrays. Level of detail, by the zoom in screen
 pixels per scene unit (``lod``):
 
-* far (the whole graph would be many thousand primitives and a prerendered image has enough pixels):
-  the image, drawn scaled;
-* otherwise boxes and lines in batches (``drawRects``/``drawLines``, one brush per op category);
+* far: only what covers a few pixels: group frames and boxes at least ``MIN_PX`` on screen, edge
+  segments at least that long; nodes thinner than ~1.5 px are left to their frames when there are
+  more than ``MAX_TINY_NODES`` of them in view (so the cost of a frame is bounded at any zoom);
+* nearer, boxes and lines in batches (``drawRects``/``drawLines``, one brush per op category);
 * text only where it can be read: op types from ``lod`` ≥ 0.55, names ≥ 0.95, edge labels (shape
   and dtype) ≥ 1.1, group titles ≥ 0.45; arrow heads and rounded corners once they are visible.
 """
@@ -16,6 +17,7 @@ from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QImage, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
+from converters.layout import GROUP_H as GROUP_H_
 from converters.layout import Layout
 
 from . import palette
@@ -24,9 +26,8 @@ LOD_OP = 0.55
 LOD_NAME = 0.95
 LOD_EDGE_LABEL = 1.1
 LOD_GROUP_TITLE = 0.45
-IMAGE_MIN_PRIMITIVES = 4000       # below this many nodes+edges direct drawing is always fast enough
-IMAGE_MAX_SIDE = 8192
-IMAGE_MAX_PIXELS = 6_000_000      # 24 MB ARGB32
+MIN_PX = 3.0                      # frames and edges smaller than this on screen are not drawn
+MAX_TINY_NODES = 6000             # past this many sub-pixel nodes in view, frames stand for them
 
 
 def _fonts():
@@ -63,7 +64,7 @@ class LayoutData:
         self.node_row[lay.node_idx] = np.arange(len(lay.node_idx))
         self.box_row = {int(g): k for k, g in enumerate(lay.box_idx.tolist())}
         self.frame_row = {int(g): k for k, g in enumerate(lay.frame_idx.tolist())}
-        ne = len(lay.edge_label)
+        ne = len(lay.edge_ref)
         # numpy's set routines (unique, isin) import numpy.ma on first use (tens of ms): use masks
         self.is_last_seg = np.zeros(len(s), bool)
         self.is_first_seg = np.zeros(len(s), bool)
@@ -72,26 +73,9 @@ class LayoutData:
             self.is_first_seg[lay.edge_first_seg] = True
         self.frame_depth = pack_depths(pack)[lay.frame_idx] if len(lay.frame_idx) else np.zeros(0, np.int64)
         self.bounds = QRectF(-20, -20, lay.width + 40, lay.height + 40)
-        self.image: QImage | None = None
-        self.image_scale = 0.0
 
     def primitives(self) -> int:
         return len(self.lay.node_idx) + len(self.lay.box_idx) + len(self.lay.seg)
-
-    def render_image(self) -> None:
-        """Prerender the whole drawing (boxes and lines, no text) for far zoom. Safe off the GUI thread."""
-        if self.primitives() < IMAGE_MIN_PRIMITIVES:
-            return
-        W, H = max(self.lay.width, 1.0), max(self.lay.height, 1.0)
-        s = min(1.0, IMAGE_MAX_SIDE / max(W, H), (IMAGE_MAX_PIXELS / (W * H)) ** 0.5)
-        w, h = max(1, int(W * s) + 1), max(1, int(H * s) + 1)
-        img = QImage(w, h, QImage.Format.Format_ARGB32_Premultiplied)
-        img.fill(Qt.GlobalColor.transparent)
-        p = QPainter(img)
-        p.scale(s, s)
-        paint_layout(p, self, QRectF(0, 0, W, H), s, selected=-1, dark=False, text=False)
-        p.end()
-        self.image, self.image_scale = img, s
 
 
 _DEPTH_CACHE: dict[int, np.ndarray] = {}
@@ -124,6 +108,9 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
 
     # expanded groups: frames behind their content, parents first
     fi = _cull(d.f, r)
+    if len(fi) and lod < 1:
+        fr_ = lay.frame_rect[fi]
+        fi = fi[(fr_[:, 2] * lod >= MIN_PX) & (fr_[:, 3] * lod >= MIN_PX)]
     if len(fi):
         pen = QPen(fborder)
         pen.setCosmetic(True)
@@ -146,6 +133,9 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
 
     # edges
     si = _cull(d.s, r)
+    if len(si) and lod < 0.5:
+        sg_ = lay.seg[si]
+        si = si[(np.abs(sg_[:, 2] - sg_[:, 0]) + np.abs(sg_[:, 3] - sg_[:, 1])) * lod >= MIN_PX]
     if len(si):
         pen = QPen(palette.EDGE)
         pen.setCosmetic(True)
@@ -175,15 +165,15 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
                 p.setPen(ftext)
                 seg_edge = lay.seg_edge
                 for k in si[firsts].tolist():
-                    e = int(seg_edge[k])
-                    lb = int(lay.edge_label[e])
-                    if lb < 0:
-                        continue
-                    x1, y1, x2, y2 = lay.seg[k]
-                    p.drawText(QPointF(x1 + 4, y1 + 11), pack.labels[lb])
+                    t = pack.edge_text(int(lay.edge_ref[int(seg_edge[k])]))
+                    if t:
+                        x1, y1, x2, y2 = lay.seg[k]
+                        p.drawText(QPointF(x1 + 4, y1 + 11), t)
 
     # collapsed groups
     bi = _cull(d.b, r)
+    if len(bi) and lod * GROUP_H_ < MIN_PX and len(bi) > MAX_TINY_NODES:
+        bi = bi[:: max(1, len(bi) // MAX_TINY_NODES)]
     if len(bi):
         br = lay.box_rect
         pen = QPen(palette.GROUP_BORDER)
@@ -214,6 +204,8 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
 
     # nodes, one brush per category
     ni = _cull(d.n, r)
+    if len(ni) > MAX_TINY_NODES and lod * 34 < 1.5 and len(lay.frame_idx):
+        ni = ni[:0]
     if len(ni):
         nr = lay.node_rect
         cats = d.node_cat[ni]
@@ -291,27 +283,8 @@ class GraphItem(QGraphicsItem):
             return
         lod = QStyleOptionGraphicsItem.levelOfDetailFromTransform(p.worldTransform())
         r = option.exposedRect
-        if d.image is not None and lod <= d.image_scale * 1.05:
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-            p.drawImage(QRectF(0, 0, d.lay.width, d.lay.height), d.image)
-            paint_layout(p, _only_selection(d), r, lod, selected=self.selected, dark=self.dark, text=False) \
-                if self.selected >= 0 else None
-            return
         p.setRenderHint(QPainter.RenderHint.Antialiasing, lod >= 0.6)
         p.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
         paint_layout(p, d, r, lod, selected=self.selected, dark=self.dark)
 
 
-class _OnlySelection:
-    """A LayoutData view with nothing to draw but the selection outline."""
-
-    def __init__(self, d: LayoutData):
-        self.lay, self.pack, self.node_row = d.lay, d.pack, d.node_row
-        z = np.zeros(0)
-        self.f = self.s = self.b = self.n = (z, z, z, z)
-        self.node_cat = np.zeros(0, np.int8)
-        self.is_last_seg = self.is_first_seg = np.zeros(0, bool)
-
-
-def _only_selection(d: LayoutData) -> _OnlySelection:
-    return _OnlySelection(d)

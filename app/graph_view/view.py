@@ -174,12 +174,8 @@ def _thumbnail(d: LayoutData) -> QImage:
     img = QImage(max(1, int(W * s) + 1), max(1, int(H * s) + 1), QImage.Format.Format_ARGB32_Premultiplied)
     img.fill(Qt.GlobalColor.transparent)
     p = QPainter(img)
-    if d.image is not None:
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-        p.drawImage(QRectF(0, 0, W * s, H * s), d.image)
-    else:
-        p.scale(s, s)
-        paint_layout(p, d, QRectF(0, 0, W, H), s, selected=-1, dark=False, text=False)
+    p.scale(s, s)
+    paint_layout(p, d, QRectF(0, 0, W, H), s, selected=-1, dark=False, text=False)
     p.end()
     return img
 
@@ -235,8 +231,10 @@ class GraphView(QWidget):
         Setting a pack of the same graph again (same node and group counts, e.g. the full pack after a
         quick first one) keeps the expansion state, the selection and the viewport.
         """
-        same = (self.pack is not None and pack is not None and pack.n_nodes == self.pack.n_nodes
-                and pack.n_groups == self.pack.n_groups and self._data is not None)
+        old = self.pack
+        same = (old is not None and pack is not None and self._data is not None and pack.same_structure(old))
+        if same:
+            pack.adopt_engine(old)
         self.pack = pack
         self._latest = next(self._req)      # drop any layout still running for the old pack
         if pack is None or pack.weights_only or pack.n_nodes == 0:
@@ -360,7 +358,6 @@ class GraphView(QWidget):
                 d = LayoutData(lay, pack)
                 if rid != self._latest:
                     return
-                d.render_image()
                 d.thumb = _thumbnail(d)
                 d.seconds = time.perf_counter() - t
                 self._bridge.done.emit(rid, (d, keep_view, initial), None)
@@ -435,13 +432,30 @@ class GraphView(QWidget):
         self._canvas.centerOn(QPointF(x + w / 2, y + h / 2))
         self._minimap.update()
 
+    def _prefetch(self, pack, start: int) -> None:
+        """Layout thread: build the engine, then every group's layering and order, a slice at a time
+        so that a user's request waits at most one slice (~30 ms). Expanding anything is then quick."""
+        if pack is not self.pack:
+            return
+        eng = pack.engine()
+        t = time.perf_counter()
+        g = start
+        while g < eng.G and time.perf_counter() - t < 0.03:
+            eng.structure(g)
+            g += 1
+        if g < eng.G and pack is self.pack:
+            try:
+                self._pool.submit(self._prefetch, pack, g)
+            except RuntimeError:      # the view is closing
+                pass
+
     def _after_paint(self) -> None:
         if self._pending_drawn:
             self._pending_drawn = False
             QTimer.singleShot(0, self.drawn.emit)
             pack, self._prefetch_engine = self._prefetch_engine, None
             if pack is not None:
-                self._pool.submit(pack.engine)
+                self._pool.submit(self._prefetch, pack, 0)
 
     # -- interaction ---------------------------------------------------------------------------------
     def _zoom_by(self, f: float, anchor_under_mouse: bool = False) -> None:

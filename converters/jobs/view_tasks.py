@@ -14,8 +14,8 @@ def open_task(params: dict, ctx) -> dict:
     Result: ``Model.summary()`` plus ``pack_dir`` (str), ``weights_only`` (bool) and ``timings``
     (seconds since the task started: ``overview``, ``loaded``, ``packed``).
 
-    For big ONNX files (over ``QUICK_BYTES``, or ``options["quick_overview"]=True``) an ``overview``
-    event comes first: ``{"event": "overview", "pack_dir": ..., "seconds": ...}``, a pack made from the
+    For big ONNX graphs (files over ``QUICK_BYTES`` with over ``QUICK_NODES`` nodes, or
+    ``options["quick_overview"]=True``) an ``overview`` event comes first: ``{"event": "overview", "pack_dir": ..., "seconds": ...}``, a pack made from the
     graph's structure alone (names, op types, edges, scopes: no shape inference, no attributes), so the
     window can draw while the full read goes on. The final pack has the same nodes and groups.
     ``options["quick_overview"]=False`` turns it off.
@@ -95,7 +95,8 @@ def tensor_task(params: dict, ctx) -> dict:
             "histogram": {"counts": counts, "edges": edges}}
 
 
-QUICK_BYTES = 4 << 20     # ONNX files above this get a structure-only first pack
+QUICK_BYTES = 1 << 20     # ONNX files above this are parsed once up front for a structure-only first pack
+QUICK_NODES = 2000        # ... which is made when the graph has more nodes than this
 
 
 def _quick_pack(path: str, ctx, budget: int, force: bool = False) -> str | None:
@@ -117,6 +118,8 @@ def _quick_pack(path: str, ctx, budget: int, force: bool = False) -> str | None:
     except Exception:       # the full read below reports the problem properly
         return None
     gp = mp.graph
+    if not force and len(gp.node) <= QUICK_NODES:
+        return None
     g = Graph(name=gp.name, inputs=[v.name for v in gp.input], outputs=[v.name for v in gp.output])
     g.nodes = [Node(n.name or f"{n.op_type}_{i}", n.op_type, list(n.input), list(n.output), {},
                     _node_scope(n, len(n.metadata_props) > 0), n.domain)
