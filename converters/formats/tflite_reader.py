@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 from typing import Any, Callable
 
 from ..errors import CorruptFile, UnsupportedFormat
@@ -62,8 +63,11 @@ def load(path: str, *, trust: bool = False, progress: Callable = lambda *a: None
         return _parse(path, buf, size, schema, progress)
     except (CorruptFile, UnsupportedFormat):
         raise
-    except Exception as exc:  # flatbuffers raise struct/index/unicode errors on damaged data
-        raise CorruptFile(f"{path}: damaged or truncated .tflite file ({type(exc).__name__}: "
+    except (struct.error, IndexError, ValueError) as exc:  # flatbuffers read past the end of cut files
+        raise CorruptFile(f"{path}: damaged or truncated .tflite file (its tables point past the end of the "
+                          f"{size:,}-byte file); re-convert or re-download it") from None
+    except Exception as exc:
+        raise CorruptFile(f"{path}: damaged .tflite file ({type(exc).__name__}: "
                           f"{' '.join(str(exc).split())[:160]}); re-convert or re-download it") from None
 
 

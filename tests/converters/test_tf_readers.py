@@ -291,7 +291,8 @@ def test_tflite_while_subgraphs(model_file):
     json.dumps(model.to_dict())
 
 
-@pytest.mark.parametrize("name", ["truncated.keras", "truncated.tflite", "garbage.h5", "no_savedmodel"])
+@pytest.mark.parametrize("name", ["truncated.keras", "truncated.tflite", "garbage.h5", "no_savedmodel",
+                                  "plain.h5", "truncated_pb_savedmodel"])
 def test_corrupt_files_give_one_line_errors(model_file, name):
     mf = model_file(M, name)
     with pytest.raises(TensorbridgeError) as info:

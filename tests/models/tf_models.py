@@ -415,6 +415,30 @@ def build_garbage_h5(out: str) -> dict:
     return {}
 
 
+def build_plain_h5(out: str) -> dict:
+    """An HDF5 file that is not Keras at all (a data file)."""
+    import h5py
+    import numpy as np
+
+    with h5py.File(out, "w") as f:
+        f["measurements"] = np.arange(10.0)
+    return {}
+
+
+def build_truncated_pb_savedmodel(out: str) -> dict:
+    src = os.path.join(os.path.dirname(out), "module_savedmodel")
+    if not os.path.isdir(src):
+        build_module_savedmodel(src)
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    shutil.copytree(src, out)
+    pb = os.path.join(out, "saved_model.pb")
+    data = open(pb, "rb").read()
+    with open(pb, "wb") as f:
+        f.write(data[: len(data) // 2])
+    return {}
+
+
 def build_no_savedmodel_dir(out: str) -> dict:
     if os.path.isdir(out):
         shutil.rmtree(out)
@@ -447,4 +471,6 @@ MODELS = {
     "truncated.tflite": build_truncated_tflite,
     "garbage.h5": build_garbage_h5,
     "no_savedmodel": build_no_savedmodel_dir,
+    "plain.h5": build_plain_h5,
+    "truncated_pb_savedmodel": build_truncated_pb_savedmodel,
 }
