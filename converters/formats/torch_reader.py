@@ -26,7 +26,6 @@ loader returns a numpy array (``bfloat16`` becomes ``float32``; ``Tensor.dtype``
 """
 from __future__ import annotations
 
-import atexit
 import collections
 import importlib
 import importlib.util
@@ -1210,16 +1209,6 @@ def _module_tree_model(module, path: str) -> Model:
 # torch.export of a live module (trusted module or attached architecture)
 # --------------------------------------------------------------------------------------------------
 
-_TEMP_DIRS: list[str] = []
-
-
-def _temp_dir() -> str:
-    if not _TEMP_DIRS:
-        _TEMP_DIRS.append(tempfile.mkdtemp(prefix="tensorbridge-export-"))
-        atexit.register(lambda: shutil.rmtree(_TEMP_DIRS[0], ignore_errors=True))
-    return _TEMP_DIRS[0]
-
-
 def _example_inputs(input_shapes, input_dtypes):
     import torch
 
@@ -1257,12 +1246,28 @@ def _model_from_module(module, path: str, input_shapes, input_dtypes, progress, 
         raise TensorbridgeError(f"{path}: torch.export could not trace the model with inputs "
                                 f"{[list(a.shape) for a in args]} ({one_line(exc)[:300]}); check the input "
                                 f"shapes and dtypes") from None
-    out = save_to or os.path.join(_temp_dir(), f"export-{os.getpid()}-{len(os.listdir(_temp_dir()))}.pt2")
-    torch.export.save(ep, out)
-    progress(0.85, "reading exported program")
-    model = load_exported_program(out)
+    # Read back what torch.export.save wrote, so the Model is exactly what opening that .pt2 gives.
+    tmpdir = None if save_to else tempfile.mkdtemp(prefix="tensorbridge-export-")
+    out = save_to or os.path.join(tmpdir, "exported.pt2")
+    try:
+        torch.export.save(ep, out)
+        progress(0.85, "reading exported program")
+        model = load_exported_program(out)
+        if tmpdir is not None:
+            # Weights come from the live program instead of the temporary file, which goes now (workers
+            # end with os._exit, so an atexit clean-up would never run).
+            live = {**ep.state_dict, **{k: v for k, v in ep.constants.items() if hasattr(v, "detach")}}
+            for name, t in model.graph.initializers.items():
+                if name in live:
+                    t.loader = (lambda v=live[name]: _torch_to_numpy(v))
+                else:
+                    t.loader = None
+    finally:
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
     model.path = path
-    model.extra["exported_pt2"] = out
+    if save_to:
+        model.extra["exported_pt2"] = save_to
     model.extra["example_input_shapes"] = [list(a.shape) for a in args]
     return model
 

@@ -361,3 +361,11 @@ def test_damaged_members_give_a_model_or_a_one_line_error(tm, tmp_path, name, me
     assert "CorruptFile" in outcomes
     if "marker" in f.facts:
         assert not os.path.exists(f.facts["marker"])
+
+
+def test_attach_architecture_save_to_keeps_the_pt2(tm, tmp_path):
+    out = str(tmp_path / "attached.pt2")
+    m = attach_architecture(tm("cnn_state.pth").path, CNN, {}, [[1, 3, 32, 32]], save_to=out)
+    again = load(out)
+    assert m.extra["exported_pt2"] == out and again.node_count == m.node_count
+    assert again.param_count == m.param_count
