@@ -105,7 +105,7 @@ def load_keras(path: str, *, trust: bool = False, progress: Callable = lambda *a
     progress(0.7, "inferring shapes")
     builder.infer_shapes()
     model.graph = builder.graph
-    _describe(model, config)
+    _describe(model, config, builder)
     progress(1.0, "done")
     return model
 
@@ -146,7 +146,7 @@ def load_h5(path: str, *, trust: bool = False, progress: Callable = lambda *a: N
     progress(0.7, "inferring shapes")
     builder.infer_shapes()
     model.graph = builder.graph
-    _describe(model, config)
+    _describe(model, config, builder)
     progress(1.0, "done")
     return model
 
@@ -970,8 +970,11 @@ def _k3_weight_name(h5, parts: list[str]) -> str:
     return "/".join(out)
 
 
-def _describe(model: Model, config: dict) -> None:
+def _describe(model: Model, config: dict, builder: "_Builder | None" = None) -> None:
     model.extra["model_class"] = config.get("class_name")
+    if builder is not None and builder.untrusted_layers:
+        # layers whose shapes only running stored/custom code could tell; the window can offer "open trusted"
+        model.extra["code_layers"] = ", ".join(builder.untrusted_layers)
     g = model.graph
     if g is not None:
         model.extra["layers"] = len(g.nodes)

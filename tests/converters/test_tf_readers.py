@@ -123,6 +123,7 @@ def test_lambda_layer_runs_only_with_trust(model_file):
     assert model.graph.value("fc").shape == (None, 3)
     assert model.graph.output_values[0].shape is None  # only running the lambda could tell
     assert any("trust" in w for w in model.warnings)
+    assert model.extra["code_layers"] == "double"
     assert model.param_count == mf.facts["param_count"]
     try:
         trusted = load(mf.path, trust=True)
