@@ -77,7 +77,7 @@ def load_keras(path: str, *, trust: bool = False, progress: Callable = lambda *a
         metadata = json.loads(zf.read("metadata.json")) if "metadata.json" in names else {}
         weights_member = zf.getinfo("model.weights.h5") if "model.weights.h5" in names else None
         zf.close()
-    except (zipfile.BadZipFile, EOFError, zlib_error()) as exc:
+    except (zipfile.BadZipFile, EOFError, _zlib_error()) as exc:
         raise CorruptFile(f"{path}: damaged or truncated .keras archive ({exc}); re-save or re-download it") \
             from None
     except json.JSONDecodeError as exc:
@@ -152,7 +152,7 @@ def load_h5(path: str, *, trust: bool = False, progress: Callable = lambda *a: N
 
 
 # ---- helpers: files -----------------------------------------------------------------------------------
-def zlib_error():
+def _zlib_error():
     import zlib
 
     return zlib.error
@@ -727,7 +727,8 @@ class _Builder:
             data_ins = [self.graph.value(i) for i in n.inputs if i not in self.graph.initializers]
             if any(v.shape is None for v in data_ins):
                 continue
-            shapes = _rule_shape(layer, [v.shape for v in data_ins])
+            rule = _rule_shape(layer, [v.shape for v in data_ins])
+            shapes = None if rule is None else [(r, None) for r in rule]  # [(shape, dtype or None)]
             if shapes is None:
                 untrusted = n.attrs.get("untrusted", False)
                 if untrusted and not self.trust:
@@ -744,9 +745,7 @@ class _Builder:
                     continue
             in_dtype = next((v.dtype for v in data_ins if v.dtype), None)
             out_dtype = _dtype_name((layer.get("config") or {}).get("dtype"))
-            for v, s in zip(outs, shapes):
-                sh, dt = s if isinstance(s, tuple) and len(s) == 2 and isinstance(s[1], (str, type(None))) \
-                    and (s[0] is None or isinstance(s[0], tuple)) else (s, None)
+            for v, (sh, dt) in zip(outs, shapes):
                 if v.shape is None:
                     v.shape = sh
                 if v.dtype is None:
