@@ -213,7 +213,8 @@ class GraphView(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self._canvas)
-        self._minimap = _Minimap(self, self._canvas.viewport())
+        # a child of this widget, not of the viewport: QGraphicsView scrolls the viewport's children
+        self._minimap = _Minimap(self, self)
         self._minimap.hide()
         self.last_layout_seconds = 0.0
         self._prefetch_engine = None
@@ -469,7 +470,9 @@ class GraphView(QWidget):
 
     def _place_minimap(self) -> None:
         vp = self._canvas.viewport()
-        self._minimap.move(vp.width() - self._minimap.width() - 8, 8)
+        top_right = vp.mapTo(self, vp.rect().topRight())
+        self._minimap.move(top_right.x() - self._minimap.width() - 8, top_right.y() + 8)
+        self._minimap.raise_()
 
     def hit(self, pos: QPointF) -> tuple[str, int]:
         """What is at a scene point: ("node", i), ("box", g), ("frame", g), ("frame-marker", g),
