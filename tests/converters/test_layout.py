@@ -20,8 +20,7 @@ def _engine(graph: Graph, cap: int = DEFAULT_CAP):
             if v in prod:
                 src.append(prod[v])
                 dst.append(j)
-    eng = LayoutEngine(groups.node_group, groups.parent, src, dst, None,
-                       [node_width(n.op_type) for n in graph.nodes])
+    eng = LayoutEngine(groups.node_group, groups.parent, src, dst, [node_width(n.op_type) for n in graph.nodes])
     return groups, eng, np.array(src), np.array(dst)
 
 
@@ -140,7 +139,7 @@ def test_cycle_from_lifting_is_drawn_without_failing():
     g = Graph("cyc", nodes, ["x"], ["v3"])
     groups, eng, src, dst = _engine(g)
     lay = eng.layout(set())
-    assert lay.n_drawn == 2 and len(lay.edge_label) >= 2
+    assert lay.n_drawn == 2 and len(lay.edge_ref) >= 2
     full = eng.layout(range(groups.n_groups))
     assert sorted(full.node_idx.tolist()) == [0, 1, 2, 3]
 
