@@ -275,7 +275,10 @@ def _spawn_worker(job_dir: Path, env: dict[str, str] | None = None,
     params: a warm spare that a later job can take over without paying the import cost.
     """
     rfd, wfd = os.pipe()
-    cmd = [sys.executable, "-m", "converters.jobs.worker", str(job_dir), str(wfd)]
+    if getattr(sys, "frozen", False):  # a bundled app ships the worker as its own executable
+        cmd = [os.path.join(os.path.dirname(sys.executable), "tensorbridge-worker"), str(job_dir), str(wfd)]
+    else:
+        cmd = [sys.executable, "-m", "converters.jobs.worker", str(job_dir), str(wfd)]
     if preload is not None:
         cmd += ["--wait", ",".join(preload)]
     log = open(job_dir / "log.txt", "ab")
