@@ -168,3 +168,36 @@ def test_5000_node_graph_lays_out(model_file):
     node_y[lay.node_idx] = lay.node_rect[:, 1]
     node_b[lay.node_idx] = lay.node_rect[:, 1] + lay.node_rect[:, 3]
     assert (node_b[src] <= node_y[dst] + 1e-6).all()
+
+
+def test_same_shaped_groups_share_a_template_and_edges_meet_ports(model_file):
+    mf = model_file("view_models", "synthetic_200.onnx")
+    g = load(mf.path).graph
+    groups, eng, src, dst = _engine(g)
+    lay = eng.layout(range(groups.n_groups))
+    # every resnet block has the same shape: one template, and the same relative drawing
+    res = [groups.path.index(f"res{i}") for i in range(mf.facts["resnet_blocks"])]
+    assert len({id(eng.structure(r).t) for r in res}) == 1
+    assert len(eng._templates) < groups.n_groups
+    frames = {int(x): lay.frame_rect[k] for k, x in enumerate(lay.frame_idx.tolist())}
+
+    def rel(gid):
+        fx, fy = frames[gid][:2]
+        rows = [k for k, i in enumerate(lay.node_idx.tolist()) if groups.node_group[i] == gid]
+        return sorted((g.nodes[lay.node_idx[k]].name.rsplit("/", 1)[-1], round(lay.node_rect[k, 0] - fx, 3),
+                       round(lay.node_rect[k, 1] - fy, 3)) for k in rows)
+
+    assert rel(res[0]) == rel(res[-1])
+    # an edge that reaches an expanded group's frame continues inside from the same point (its port)
+    N = eng.N
+    firsts = lay.edge_first_seg
+    lasts = np.append(firsts[1:], len(lay.seg)) - 1
+    checked = 0
+    for gid, (fx, fy, fw, fh) in frames.items():
+        into = [e for e in np.flatnonzero(lay.edge_dst_item == N + gid) if abs(lay.seg[lasts[e], 3] - fy) < 1e-6]
+        starts = {(round(lay.seg[firsts[e], 0], 6), round(lay.seg[firsts[e], 1], 6))
+                  for e in np.flatnonzero(lay.edge_src_item == N + gid)}
+        for e in into:
+            assert (round(lay.seg[lasts[e], 2], 6), round(lay.seg[lasts[e], 3], 6)) in starts
+            checked += 1
+    assert checked >= len(res)
