@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QImage, QPainter, QPen, QPolygonF
+from PySide6.QtGui import QBrush, QFont, QFontMetricsF, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from converters.layout import GROUP_H as GROUP_H_
@@ -103,7 +103,8 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
     fills = palette.category_fills()
     borders = palette.category_borders()
     ffill, fborder, ftext = palette.frame_colors(dark)
-    op_font, name_font, title_font, small_font = _fonts()
+    # fonts only when text is drawn: the minimap thumbnail is painted off the GUI thread
+    op_font, name_font, title_font, small_font = _fonts() if text else (None, None, None, None)
     px = 1.0 / max(lod, 1e-9)       # one screen pixel in scene units
 
     # expanded groups: frames behind their content, parents first

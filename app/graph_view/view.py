@@ -11,7 +11,6 @@ top-right corner shows the whole graph and the visible part; click or drag in it
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
