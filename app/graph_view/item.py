@@ -91,6 +91,17 @@ def pack_depths(pack) -> np.ndarray:
     return d
 
 
+def _qrects(rows: np.ndarray, px: float) -> list[QRectF]:
+    """QRectF list from x, y, w, h rows, each at least one pixel (``px`` scene units) wide and high:
+    the raster engine drops thinner rectangles entirely."""
+    if len(rows) and (rows[:, 2:4] < px).any():
+        rows = rows.copy()
+        grow = np.maximum(px - rows[:, 2:4], 0.0)
+        rows[:, 0:2] -= grow / 2
+        rows[:, 2:4] += grow
+    return [QRectF(*row) for row in rows.tolist()]
+
+
 def _cull(b, r: QRectF) -> np.ndarray:
     x0, y0, x1, y1 = b
     return np.flatnonzero((x1 >= r.left()) & (x0 <= r.right()) & (y1 >= r.top()) & (y0 <= r.bottom()))
@@ -111,14 +122,15 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
     fi = _cull(d.f, r)
     if len(fi) and lod < 1:
         fr_ = lay.frame_rect[fi]
-        fi = fi[(fr_[:, 2] * lod >= MIN_PX) & (fr_[:, 3] * lod >= MIN_PX)]
+        # the longer side decides: a tall thin frame still shows as a 1 px line (cosmetic pen)
+        fi = fi[np.maximum(fr_[:, 2], fr_[:, 3]) * lod >= MIN_PX]
     if len(fi):
         pen = QPen(fborder)
         pen.setCosmetic(True)
         p.setPen(pen)
         p.setBrush(QBrush(ffill))
         fr = lay.frame_rect
-        p.drawRects([QRectF(*fr[k]) for k in fi.tolist()])
+        p.drawRects(_qrects(fr[fi], px))
         if text and lod >= LOD_GROUP_TITLE:
             p.setFont(title_font)
             p.setPen(ftext)
@@ -185,7 +197,7 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
         if lod >= 0.3:
             # a second outline behind suggests the stack of nodes inside
             p.drawRects([QRectF(x + 4, y + 4, w, h) for x, y, w, h in br[bi].tolist()])
-        p.drawRects([QRectF(*row) for row in br[bi].tolist()])
+        p.drawRects(_qrects(br[bi], px))
         if text and lod >= LOD_GROUP_TITLE:
             labels = pack.group_labels
             counts = pack.group_count
@@ -224,7 +236,7 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
                 for x, y, w, h in nr[rows].tolist():
                     p.drawRoundedRect(QRectF(x, y, w, h), 5, 5)
             else:
-                p.drawRects([QRectF(*row) for row in nr[rows].tolist()])
+                p.drawRects(_qrects(nr[rows], px))
         if text and lod >= LOD_OP:
             names = pack.names
             node_idx = lay.node_idx
