@@ -169,3 +169,15 @@ def test_bench_open_json(model_file, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "app", "bench", "open", str(tmp_path / "missing.onnx"), "--json"],
                          cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "no such file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_far_zoom_still_shows_the_graph(qtbot, view, packs):
+    pack = packs["synthetic_5000.onnx"]
+    _show(qtbot, view, pack)
+    _redraw(qtbot, view, view.expand_all)
+    view.fit()                                   # a tall, thin drawing: well under a pixel wide at this zoom
+    assert view._data.lay.width * view.canvas.transform().m11() < 1
+    view._minimap.hide()
+    img = view.grab().toImage()
+    colours = {img.pixel(x, y) for x in range(0, img.width(), 2) for y in range(0, img.height(), 5)}
+    assert len(colours) >= 2
