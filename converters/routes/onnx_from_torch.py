@@ -105,16 +105,63 @@ def run(src: str, out: str, opts: ConvertOptions, *, family: str, final: bool, l
         elif is_ep and not opts.dynamic_batch and not opts.input_shapes:
             torch.onnx.export(model, (), f=out, dynamo=True, **kwargs)
         else:
-            mod = model.module() if is_ep else model
-            torch.onnx.export(mod, args, f=out, dynamo=True, dynamic_shapes=dynamic_shapes, **kwargs)
+            example = args
+            if opts.dynamic_batch:
+                # torch.export specialises dims whose example size is 1: trace with a batch of 2.
+                args = tuple(torch.cat([a, a]) if a.dim() > 0 and a.shape[0] == 1 else a for a in args)
+            if is_ep:
+                # Re-export the program's graph with the new shapes; its guards pin the old ones.
+                ep = _reexport(src, model, args, dynamic_shapes, example)
+                torch.onnx.export(ep, (), f=out, dynamo=True, **kwargs)
+            else:
+                torch.onnx.export(model, args, f=out, dynamo=True, dynamic_shapes=dynamic_shapes, **kwargs)
     except TensorbridgeError:
         raise
     except Exception as exc:
         raise UnsupportedOp(f"{src}: torch.onnx.export failed: {_first_line(exc)}") from exc
     extra = [p for p in (out + ".data",) if os.path.exists(p)]
     mp = onnx.load(out, load_external_data=False)
+    if opts.dynamic_batch and not external and _name_batch_dim(mp):
+        onnx.save(mp, out)
     _write_map(src, out, family, mp, names, optimize)
     return {"output": out, "extra": extra}
+
+
+def _reexport(src, ep, args, dynamic_shapes, example):
+    import torch
+
+    mod = ep.module(check_guards=False)
+    try:
+        new = torch.export.export(mod, args, dynamic_shapes=dynamic_shapes)
+    except Exception as exc:
+        raise TensorbridgeError(f"{src}: the exported program was traced with fixed input shapes and cannot "
+                                f"be re-traced with a dynamic batch or new shapes ({_first_line(exc)}); "
+                                f"export it again with torch.export dynamic_shapes") from exc
+    with torch.no_grad():  # the new program must compute what the old one did (on the old shapes)
+        a, b = ep.module()(*example), new.module()(*example)
+    a = a[0] if isinstance(a, (tuple, list)) else a
+    b = b[0] if isinstance(b, (tuple, list)) else b
+    if not torch.allclose(a, b, rtol=1e-4, atol=1e-5):
+        raise TensorbridgeError(f"{src}: re-tracing the exported program with new input shapes changed its "
+                                f"results; export it again from the model's code with dynamic_shapes")
+    return new
+
+
+def _name_batch_dim(mp) -> bool:
+    """Call the exporter's batch symbol (``s77``) ``batch`` everywhere; True if anything changed."""
+    g = mp.graph
+    syms = {i.type.tensor_type.shape.dim[0].dim_param for i in g.input
+            if i.type.tensor_type.shape.dim and i.type.tensor_type.shape.dim[0].dim_param}
+    if len(syms) != 1:
+        return False
+    (sym,) = syms
+    changed = False
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        for d in vi.type.tensor_type.shape.dim:
+            if d.dim_param == sym:
+                d.dim_param = "batch"
+                changed = True
+    return changed
 
 
 def _param_bytes(model) -> int:

@@ -181,6 +181,20 @@ def test_torch_to_onnx_unoptimised_keeps_every_module(src):
     assert {"conv1", "bn1", "conv2", "bn2", "fc"} <= mods
 
 
+def test_torch_to_onnx_dynamic_batch_and_names(src):
+    path, x, y = src("cnn.pt2")  # exported with a fixed batch of 1
+    out = convert(path, "onnx", options={"dynamic_batch": True, "input_names": ["images"],
+                                         "output_names": ["logits"]})["output"]
+    import onnxruntime as ort
+    s = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+    assert [i.name for i in s.get_inputs()] == ["images"] and [o.name for o in s.get_outputs()] == ["logits"]
+    assert s.get_inputs()[0].shape == ["batch", 3, 16, 16]
+    x3 = np.concatenate([x, x * 0.5, -x])
+    y3 = s.run(None, {"images": x3})[0]
+    np.testing.assert_allclose(y3[:1], y, **FP32)
+    assert y3.shape == (3, 5) and not np.allclose(y3[1], y3[0])
+
+
 def test_torch_to_tflite_via_onnx_all_products(src):
     """torch -> ONNX -> onnx2tf: SavedModel, tf_keras .h5 and fp32/fp16 TFLite from one run."""
     path, x, y = src("cnn.pt2")
