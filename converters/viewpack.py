@@ -213,6 +213,7 @@ def build_pack(model: Model, out_dir: str | os.PathLike, *, progress: Callable |
     offs = np.zeros(n + 1, np.int64)
     pos = 0
     meta["has_details"] = bool(details)
+    encode = json.JSONEncoder(default=str).encode      # one encoder: json.dumps(default=...) makes one per call
     with open(out / "details.jsonl", "wb") as f:
         if not details:
             nodes = []
@@ -226,7 +227,7 @@ def build_pack(model: Model, out_dir: str | os.PathLike, *, progress: Callable |
                  "weights": [inits[v].to_dict() for v in nd.inputs if v in inits]}
             if nd.subgraphs:
                 d["subgraphs"] = {k: {"nodes": len(sg.nodes)} for k, sg in nd.subgraphs.items()}
-            line = (json.dumps(d, default=str) + "\n").encode("utf-8", "surrogatepass")
+            line = (encode(d) + "\n").encode("utf-8", "surrogatepass")
             buf.append(line)
             pos += len(line)
             offs[i + 1] = pos
