@@ -177,10 +177,15 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
                 p.setFont(small_font)
                 p.setPen(ftext)
                 seg_edge = lay.seg_edge
+                done = set()          # one label per output: fan-out edges share their start point
                 for k in si[firsts].tolist():
+                    x1, y1, x2, y2 = lay.seg[k]
+                    key = (round(x1, 1), round(y1, 1))
+                    if key in done:
+                        continue
                     t = pack.edge_text(int(lay.edge_ref[int(seg_edge[k])]))
                     if t:
-                        x1, y1, x2, y2 = lay.seg[k]
+                        done.add(key)
                         p.drawText(QPointF(x1 + 4, y1 + 11), t)
 
     # collapsed groups
