@@ -138,7 +138,9 @@ def compose(first: dict, second: dict) -> dict:
     out = {}
     for key in ("inputs", "outputs", "tensors"):
         by_src: dict[str, dict] = {}
-        for e in second.get(key, []) + (second.get("tensors", []) if key != "tensors" else []):
+        # A graph input/output of the middle model can be a layer's tensor too, and the other way round.
+        others = [k for k in ("tensors", "outputs", "inputs") if k != key]
+        for e in second.get(key, []) + [x for k in others for x in second.get(k, [])]:
             by_src.setdefault(e["source"], e)
         res = []
         for e in first.get(key, []):

@@ -284,12 +284,63 @@ def _write_map(src, out, kind, model, table, graph_inputs, opts) -> None:
     elif kind in ("savedmodel", "tf_keras"):
         notes.append("onnx2tf's internal tensor table was not available (its internals changed); only "
                      "inputs and outputs are mapped")
+    elif table:
+        tensors = _tflite_tensors(out, model, table, onnx_shapes)
+        notes.append("TFLite tensors are named after the fused TF ops ('a/relu/Relu;a/add/Add;…'); each is "
+                     "mapped to the latest ONNX node among those ops, keeping the last TFLite tensor per "
+                     "ONNX output. Outputs fused away (pre-activation Conv/Add/Gemm, MatMul before its "
+                     "bias, Reshape/Transpose chains) have no entry")
     else:
-        notes.append("TFLite fuses activations into the preceding op and renames tensors; only inputs "
-                     "and outputs are mapped")
+        notes.append("onnx2tf's internal tensor table was not available; only inputs and outputs are mapped")
     write_sidecar(out, hop="savedmodel_from_onnx", tool=tool_version("onnx2tf"), source=src,
                   source_format="onnx", target_format=target_format, inputs=inputs, outputs=outputs,
                   tensors=tensors, notes=notes, product=kind)
+
+
+def _tflite_tensors(path, model, table, onnx_shapes) -> list[dict]:
+    """ONNX output -> TFLite tensor, through the tf_keras layer names in the fused TFLite tensor names."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+        it = Interpreter(model_path=path)
+        details = {d["index"]: d for d in it.get_tensor_details()}
+        produced = [i for op in it._get_ops_details() for i in op["outputs"]]
+    except Exception:
+        return []
+    order = {}
+    layer_to_onnx: dict[str, tuple[int, str]] = {}
+    for k, node in enumerate(model.graph.node):
+        for name in node.output:
+            order[name] = k
+            entry = table.get(name)
+            t = entry.get("tf_node") if isinstance(entry, dict) else None
+            hist = getattr(t, "_keras_history", None)
+            layer = getattr(getattr(hist, "layer", None), "name", None) if hist else None
+            if layer:
+                layer_to_onnx[layer] = (k, name)
+    found: dict[str, tuple[int, dict]] = {}
+    for idx in produced:
+        d = details.get(idx)
+        if d is None:
+            continue
+        cands = []
+        for part in d["name"].split(";"):
+            segs = part.split("/")
+            if len(segs) >= 2 and segs[1] in layer_to_onnx:
+                cands.append(layer_to_onnx[segs[1]])
+        if not cands:
+            continue
+        _, onnx_name = max(cands)
+        shape = [int(v) for v in d.get("shape_signature", d["shape"])]
+        shape = [None if v < 0 else v for v in shape]
+        src_shape = onnx_shapes.get(onnx_name)
+        perm, known = shape_perm(src_shape, shape)
+        if src_shape and all(isinstance(v, int) for v in src_shape + shape) and \
+                sorted(src_shape) != sorted(shape):
+            continue  # not the same tensor in another layout
+        found[onnx_name] = (idx, {"source": onnx_name, "target": d["name"], "target_index": int(idx),
+                                  "layout": perm, "layout_known": known, "source_shape": src_shape,
+                                  "target_shape": shape})
+    return [e for _, (_, e) in sorted(found.items(), key=lambda kv: order.get(kv[0], 0))]
 
 
 def _target_io(out: str, kind: str) -> dict:

@@ -221,6 +221,14 @@ def test_torch_to_tflite_via_onnx_all_products(src):
     assert {"bn2", "relu", "fc"} <= {e["source"] for e in tf_doc["tensors"]}
     relu = [e for e in tf_doc["hops"][1]["tensors"] if e["source_op"] == "Relu"]
     assert relu and all(e["layout"] == [0, 2, 3, 1] for e in relu)
+    # TFLite: fused tensors mapped back to ONNX outputs through onnx2tf's layer names.
+    from ai_edge_litert.interpreter import Interpreter
+    names = {d["name"] for d in Interpreter(model_path=res["output"]).get_tensor_details()}
+    tfl = {e["source"]: e for e in doc["hops"][1]["tensors"]}
+    relu_names = {e["source"] for e in relu}
+    assert relu_names <= set(tfl) and all(e["target"] in names for e in tfl.values())
+    assert all(tfl[n]["layout"] == [0, 2, 3, 1] for n in relu_names)
+    assert {"relu", "fc"} <= {e["source"] for e in doc["tensors"]}  # torch modules -> TFLite tensors
     assert digest(path) == before and leftovers(folder) == []
     assert not [n for n in os.listdir(folder) if n.startswith("step")]
 
