@@ -39,6 +39,8 @@ V_GAP = 38.0               # vertical space between layers (edges run here)
 PAD = 14.0                 # frame padding around an expanded group's content
 HEADER = 24.0              # frame title band of an expanded group
 DUMMY_W = 8.0              # width reserved for an edge passing through a layer
+MAX_SPAN = 32              # edges spanning more layers run in lanes beside the group (no dummies)
+LANE_GAP = 6.0             # horizontal distance between those lanes
 _GROUP_KIND = -10.0        # template kind of a child group (nodes are their width, ports -1 / -2)
 
 
@@ -509,6 +511,9 @@ class LayoutEngine:
         for a, b in keys:
             rev = a > b
             u, v = (b, a) if rev else (a, b)
+            if layer[v] - layer[u] > MAX_SPAN:
+                edges.append((a, b, None, rev))      # drawn in a lane beside the group instead
+                continue
             chain = []
             for L in range(layer[u] + 1, layer[v]):
                 layer.append(L)
@@ -518,6 +523,8 @@ class LayoutEngine:
         up: list[list[int]] = [[] for _ in range(tot)]
         down: list[list[int]] = [[] for _ in range(tot)]
         for a, b, chain, rev in edges:
+            if chain is None:
+                continue
             u, v = (b, a) if rev else (a, b)
             path = [u] + chain + [v]
             for x, y in zip(path, path[1:]):
@@ -623,6 +630,10 @@ class LayoutEngine:
         minx = min((cx[k] - w[k] / 2 for k in range(tot)), default=0.0)
         maxx = max((cx[k] + w[k] / 2 for k in range(tot)), default=0.0)
         xs = [cx[k] - w[k] / 2 - minx for k in range(tot)]
+        content_w = maxx - minx
+        n_lanes = sum(1 for e in t.edges if e[2] is None)
+        maxx += (LANE_GAP * n_lanes + H_GAP / 2) if n_lanes else 0.0
+        lane = 0
         ys = [ytop[lay_of[k]] + (lh[lay_of[k]] - h[k]) / 2 for k in range(tot)]
         # ports sit on the frame edges
         if t.in_port >= 0:
@@ -638,11 +649,20 @@ class LayoutEngine:
         for e, (a, b, chain, rev) in enumerate(t.edges):
             pa = (xs[a] + ox[a], ys[a] + h[a]) if not rev else (xs[a] + ix[a], ys[a])
             pb = (xs[b] + ix[b], ys[b]) if not rev else (xs[b] + ox[b], ys[b] + h[b])
-            pts = [(xs[k] + w[k] / 2, ytop[lay_of[k]] + lh[lay_of[k]] / 2) for k in chain]
-            if rev:
-                pts.reverse()
-            pts.insert(0, pa)
-            pts.append(pb)
+            if chain is None:
+                # a very long edge: out into its own vertical lane right of the content, down (or up),
+                # and back in, the horizontal runs in the gaps between layers
+                lx = content_w + H_GAP / 2 + LANE_GAP * lane
+                lane += 1
+                ya = pa[1] + (V_GAP / 3 if not rev else -V_GAP / 3)
+                yb = pb[1] - (V_GAP / 3 if not rev else -V_GAP / 3)
+                pts = [pa, (pa[0], ya), (lx, ya), (lx, yb), (pb[0], yb), pb]
+            else:
+                pts = [(xs[k] + w[k] / 2, ytop[lay_of[k]] + lh[lay_of[k]] / 2) for k in chain]
+                if rev:
+                    pts.reverse()
+                pts.insert(0, pa)
+                pts.append(pb)
             # edges entering through the in port start at the frame's top border, above the title band
             if a == t.in_port:
                 pts.insert(0, (pa[0], -PAD - HEADER))

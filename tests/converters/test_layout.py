@@ -201,3 +201,25 @@ def test_same_shaped_groups_share_a_template_and_edges_meet_ports(model_file):
             assert (round(lay.seg[lasts[e], 2], 6), round(lay.seg[lasts[e], 3], 6)) in starts
             checked += 1
     assert checked >= len(res)
+
+
+def test_very_long_edge_runs_in_a_lane_without_dummies():
+    # a chain of 80 nodes in one scope; the first output is also read by the last node
+    nodes = [Node("blk/n0", "Relu", ["x"], ["v0"], scope="blk")]
+    for i in range(1, 80):
+        ins = [f"v{i - 1}"] + (["v0"] if i == 79 else [])
+        nodes.append(Node(f"blk/n{i}", "Add" if i == 79 else "Relu", ins, [f"v{i}"], scope="blk"))
+    g = Graph("long", nodes, ["x"], ["v79"])
+    groups, eng, src, dst = _engine(g)
+    lay = eng.layout(range(groups.n_groups))
+    _check_layout(groups, eng, lay, src, dst)
+    blk = groups.path.index("blk")
+    t = eng.structure(blk).t
+    assert len(t.layer) == t.n                       # no dummy points were made for the long edge
+    right = (lay.node_rect[:, 0] + lay.node_rect[:, 2]).max()
+    e = next(k for k in range(len(lay.edge_ref)) if lay.edge_ref[k] >= 0
+             and src[lay.edge_ref[k]] == 0 and dst[lay.edge_ref[k]] == 79)
+    pts = lay.seg[lay.seg_edge == e]
+    assert pts[:, [0, 2]].max() > right              # it leaves the column of boxes ...
+    fx, fy, fw, fh = lay.frame_rect[list(lay.frame_idx).index(blk)]
+    assert pts[:, [0, 2]].max() <= fx + fw           # ... and stays inside its group's frame
