@@ -89,6 +89,9 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-dir", default=None, metavar="DIR",
                    help="keep result.json, arrays.npz (inputs and both outputs) and the job logs here")
     p.add_argument("--timeout", type=float, default=None, help="seconds allowed per side (default: no limit)")
+    p.add_argument("--capture", action="append", default=[], metavar="A_TENSOR[=B_TENSOR]",
+                   help="also compare an intermediate tensor (module path / node output / layer / tensor name "
+                        "in A, and its name in B when it differs); repeatable")
 
 
 def params_from_args(args) -> dict:
@@ -98,6 +101,7 @@ def params_from_args(args) -> dict:
             "repeats": args.repeats, "trust": args.trust, "signature_a": args.signature_a,
             "signature_b": args.signature_b, "save_dir": args.save_dir, "report": args.report,
             "timeout": args.timeout,
+            "capture": [tuple(c.split("=", 1)) if "=" in c else (c, c) for c in args.capture],
             "image": {"size": args.image_size, "mean": args.mean, "std": args.std, "scale": not args.no_scale,
                       "layout": args.layout}}
 

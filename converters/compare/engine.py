@@ -34,7 +34,10 @@ class CompareOptions:
     ``dims`` {dim name: size}, ``shapes`` {input: shape}). ``tolerance`` (default fp32 preset) and
     ``overrides`` {output name of A: Tolerance}. Timing: ``warmup`` then ``repeats`` runs per side.
     ``save_dir``: keep result.json, arrays.npz and the inputs there (default: a temp folder, removed).
-    ``report``: write the HTML report to this path. ``timeout`` seconds per side (None: no limit)."""
+    ``report``: write the HTML report to this path. ``timeout`` seconds per side (None: no limit).
+    ``capture``: intermediate tensors to compare as well, as (name in A, name in B) pairs — runtime
+    names (module path or FX node for torch, node output for ONNX, layer for Keras, tensor for TFLite);
+    a per-layer comparison feeds the pairs of a converter's map here."""
 
     device_a: str = "cpu"
     device_b: str = "cpu"
@@ -55,6 +58,7 @@ class CompareOptions:
     report: str | None = None
     timeout: float | None = None
     parallel: bool = True
+    capture: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _score_fn(tol: Tolerance) -> Callable[[np.ndarray, np.ndarray], bool]:
@@ -67,14 +71,18 @@ def _score_fn(tol: Tolerance) -> Callable[[np.ndarray, np.ndarray], bool]:
 def compare_outputs(outs_a: dict[str, np.ndarray], outs_b: dict[str, np.ndarray], *,
                     tolerance: Tolerance | None = None, overrides: dict[str, Tolerance] | None = None,
                     sidecar: Sidecar | None = None, warnings: list[str] | None = None,
-                    names_a: list[str] | None = None, names_b: list[str] | None = None) -> list[OutputDiff]:
-    """Pair and compare two sets of outputs (A is the reference). Layout changes on B are undone first."""
+                    names_a: list[str] | None = None, names_b: list[str] | None = None,
+                    pairs: list[tuple[str, str]] | None = None) -> list[OutputDiff]:
+    """Pair and compare two sets of outputs (A is the reference). Layout changes on B are undone first.
+    ``pairs`` (A name, B name) are paired before anything else (captured intermediates)."""
     tol = tolerance or PRESETS["fp32"]
     overrides = overrides or {}
     warnings = warnings if warnings is not None else []
     names_a = names_a or list(outs_a)
     names_b = names_b or list(outs_b)
-    pairs, left_a, left_b = pair_outputs(names_a, names_b, outs_a, outs_b, sidecar=sidecar, warnings=warnings)
+    given = list(pairs or [])
+    pairs, left_a, left_b = pair_outputs(names_a, names_b, outs_a, outs_b, sidecar=sidecar, warnings=warnings,
+                                         explicit=given)
     diffs = []
     for p in pairs:
         t = overrides.get(p.a) or overrides.get(p.b) or tol
@@ -108,8 +116,11 @@ def _fill_side(side: SideInfo, res: dict, started: float, job) -> None:
 
 
 def compare_models(path_a: str, path_b: str, options: CompareOptions | None = None, *,
-                   progress: Callable[[float | None, str], None] | None = None) -> CompareResult:
+                   progress: Callable[[float | None, str], None] | None = None, pool=None) -> CompareResult:
     """Run both models in their own workers on the same inputs and compare their outputs.
+
+    ``pool`` (a :class:`converters.jobs.WorkerPool`) hands each side to a pre-started worker of its
+    framework family, so neither side waits for its framework import.
 
     Never raises for a failure of one side: the result's ``error`` says which side failed and why
     (``SideInfo.crashed`` when its process died). Raises TensorbridgeError only for bad options.
@@ -149,6 +160,8 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
                                 "outputs_out": os.path.join(work, "outputs_a.npz")}
     if o.signature_a:
         params_a["signature"] = o.signature_a
+    if o.capture:
+        params_a["capture"] = [a for a, _b in o.capture]
     if o.input_files:
         params_a["files"] = [os.path.abspath(f) for f in o.input_files]
         params_a["image"] = o.image
@@ -161,15 +174,23 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
                                 "wait_s": 24 * 3600, "perms": {k: list(v) for k, v in sidecar.target_perms().items()}}
     if o.signature_b:
         params_b["signature"] = o.signature_b
+    if o.capture:
+        params_b["capture"] = [b for _a, b in o.capture]
 
     jobs_dir = os.path.join(work, "jobs")
     os.makedirs(jobs_dir, exist_ok=True)
     prog(0.0, "starting both sides")
-    job_a = Job("run_model", params_a, job_dir=os.path.join(jobs_dir, "a")).start()
-    job_b = Job("run_model", params_b, job_dir=os.path.join(jobs_dir, "b"))
+    params_a["spawned_at"] = params_b["spawned_at"] = time.monotonic()
+    if pool is not None:
+        from ..jobs import family_of
+        job_a = pool.start("run_model", params_a, family=family_of(path_a))
+        job_b = pool.start("run_model", params_b, family=family_of(path_b))
+    else:
+        job_a = Job("run_model", params_a, job_dir=os.path.join(jobs_dir, "a")).start()
+        job_b = Job("run_model", params_b, job_dir=os.path.join(jobs_dir, "b"))
+        if o.parallel:
+            job_b.start()
     t_start = time.monotonic()
-    if o.parallel:
-        job_b.start()
     results: dict[str, dict] = {}
     try:
         for label, job, side in (("A", job_a, res.a), ("B", job_b, res.b)):
@@ -210,7 +231,7 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
         outs_b = {k: zb[k] for k in zb.files}
     res.outputs = compare_outputs(outs_a, outs_b, tolerance=o.tolerance, overrides=o.overrides, sidecar=sidecar,
                                   warnings=res.warnings, names_a=results["A"].get("output_names"),
-                                  names_b=results["B"].get("output_names"))
+                                  names_b=results["B"].get("output_names"), pairs=o.capture)
     if not res.outputs:
         res.error = "no output of A could be paired with an output of B (names and shapes all differ)"
     return _finish(res, work, keep, o, outs_a, outs_b)
@@ -260,7 +281,9 @@ def options_from_params(p: dict) -> CompareOptions:
                           warmup=int(p.get("warmup", 1)), repeats=int(p.get("repeats", 5)),
                           trust=bool(p.get("trust")), signature_a=p.get("signature_a"),
                           signature_b=p.get("signature_b"), save_dir=p.get("save_dir"), report=p.get("report"),
-                          timeout=p.get("timeout"))
+                          timeout=p.get("timeout"),
+                          capture=[(c[0], c[1]) if isinstance(c, (list, tuple)) else (c, c)
+                                   for c in (p.get("capture") or [])])
 
 
 def compare_task(params: dict, ctx) -> dict:

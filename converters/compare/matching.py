@@ -3,8 +3,9 @@ layout changes (NCHW vs NHWC) when one side's shape is a permutation of the othe
 
 The sidecar ``<model>.tbmap.json`` is written beside a converted model by the conversion engine. It is
 read leniently: any object in it that names a source tensor (``source``/``src``/``from``) and a target
-tensor (``target``/``dst``/``to``) is a pair, and a ``perm``/``permutation``/``transpose``/``layout_perm``
-list on it means ``target == source.transpose(perm)``. A top-level ``{source: target}`` mapping under
+tensor (``target``/``dst``/``to``) is a pair, and a ``layout`` (the conversion engine's key; also
+``perm``/``permutation``/``transpose``) list on it means ``target == source.transpose(perm)``; null means
+unchanged or unknown, and then shapes decide. A top-level ``{source: target}`` mapping under
 ``map``/``tensors``/``inputs``/``outputs`` is read too.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ __all__ = ["Sidecar", "read_sidecar", "pair_outputs", "OutputPair"]
 
 _SRC_KEYS = ("source", "src", "from", "source_name", "onnx")
 _DST_KEYS = ("target", "dst", "to", "target_name", "tf", "tflite")
-_PERM_KEYS = ("perm", "permutation", "transpose", "layout_perm")
+_PERM_KEYS = ("layout", "perm", "permutation", "transpose", "layout_perm")
 
 
 @dataclass
@@ -47,8 +48,7 @@ class Sidecar:
 
 
 def sidecar_path(model_path: str) -> str:
-    p = model_path.rstrip("/\\")
-    return p + ".tbmap.json"
+    return os.path.normpath(model_path) + ".tbmap.json"
 
 
 def read_sidecar(model_path: str, warnings: list[str] | None = None) -> Sidecar:
@@ -120,14 +120,21 @@ def _compatible(shape_a, shape_b) -> bool:
 
 def pair_outputs(names_a: list[str], names_b: list[str], arrays_a: dict[str, np.ndarray],
                  arrays_b: dict[str, np.ndarray], *, sidecar: Sidecar | None = None,
-                 warnings: list[str] | None = None) -> tuple[list[OutputPair], list[str], list[str]]:
-    """Pair A's outputs with B's: same name first, then the sidecar's map, then by position among the
-    rest (skipping B outputs whose shape cannot fit), each positional pair warned about.
-    Returns (pairs, A names left over, B names left over)."""
+                 warnings: list[str] | None = None,
+                 explicit: list[tuple[str, str]] | None = None) -> tuple[list[OutputPair], list[str], list[str]]:
+    """Pair A's outputs with B's: ``explicit`` pairs (A name, B name) first, then same name, then the
+    sidecar's map, then by position among the rest (skipping B outputs whose shape cannot fit), each
+    positional pair warned about. Returns (pairs, A names left over, B names left over)."""
     warnings = warnings if warnings is not None else []
     pairs: list[OutputPair] = []
     left_b = [n for n in names_b]
+    for na, nb in explicit or []:
+        if na in names_a and nb in left_b and not any(p.a == na for p in pairs):
+            pairs.append(OutputPair(na, nb, "given"))
+            left_b.remove(nb)
     for n in names_a:
+        if any(p.a == n for p in pairs):
+            continue
         if n in left_b:
             pairs.append(OutputPair(n, n, "name"))
             left_b.remove(n)

@@ -89,6 +89,7 @@ class CompareResult:
 
     @staticmethod
     def from_dict(d: dict) -> "CompareResult":
+        d = _json_restore(d)
         return CompareResult(a=SideInfo.from_dict(d["a"]), b=SideInfo.from_dict(d["b"]),
                              outputs=[OutputDiff.from_dict(o) for o in d.get("outputs", [])],
                              tolerance=d.get("tolerance", {}), inputs=d.get("inputs", {}),
@@ -128,6 +129,20 @@ class CompareResult:
                      f"FAIL: {len(self.failed_outputs)} of {len(self.outputs)} outputs differ"
                      if self.outputs else "FAIL: no outputs were compared")
         return lines
+
+
+_SPECIAL = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
+def _json_restore(x: Any) -> Any:
+    """Undo :func:`_json_safe` (the strings it wrote for NaN and infinities become floats again)."""
+    if isinstance(x, str) and x in _SPECIAL:
+        return _SPECIAL[x]
+    if isinstance(x, dict):
+        return {k: _json_restore(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_restore(v) for v in x]
+    return x
 
 
 def _json_safe(x: Any) -> Any:

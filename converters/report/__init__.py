@@ -129,7 +129,8 @@ def render_report(result, outs_a: dict | None = None, outs_b: dict | None = None
             if d.worst and d.mismatches:
                 h.append("<table><tr><th class=l>index</th><th>A</th><th>B</th><th>|A−B|</th></tr>" + "".join(
                     f"<tr><td class=l>[{', '.join(map(str, w['index']))}]</td><td>{_num(w['a'], 7)}</td>"
-                    f"<td>{_num(w['b'], 7)}</td><td>{_num(w['abs'])}</td></tr>" for w in d.worst[:10]) + "</table>")
+                    f"<td>{_num(w['b'], 7)}</td><td>{_num(w['abs'])}</td></tr>" for w in d.worst[:10] if w.get("mismatch"))
+                    + "</table>")
             figs = []
             if d.histogram:
                 tol = d.tolerance or {}

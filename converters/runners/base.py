@@ -111,6 +111,8 @@ class Runner:
         if not self.is_open:
             self._open_impl()
             self.is_open = True
+            self._specs_cache = None
+            self._plan_cache = None
         return self
 
     def close(self) -> None:
@@ -129,7 +131,10 @@ class Runner:
     # -- description -------------------------------------------------------------------------------
     def input_specs(self) -> list[TensorSpec]:
         self._require_open()
-        return self._input_specs_impl()
+        if getattr(self, "_specs_cache", None) is None:
+            # specs do not change while the model is open; infer() checks feeds against them every call
+            self._specs_cache = self._input_specs_impl()
+        return list(self._specs_cache)
 
     def output_specs(self) -> list[TensorSpec]:
         self._require_open()
@@ -147,33 +152,53 @@ class Runner:
         self.last_inference_time = time.perf_counter() - t0
         return out
 
+    def _feed_plan(self) -> list[tuple]:
+        """Per input: (name, numpy dtype or None, rank or None, [(axis, static size)], spec); made once
+        per open so that checking feeds costs microseconds per call."""
+        plan = getattr(self, "_plan_cache", None)
+        if plan is None:
+            plan = []
+            for spec in self.input_specs():
+                try:
+                    dt = np.dtype(spec.dtype) if spec.dtype and spec.dtype != "string" else None
+                except TypeError:
+                    dt = None
+                rank = None if spec.shape is None else len(spec.shape)
+                static = [] if spec.shape is None else [(i, d) for i, d in enumerate(spec.shape)
+                                                         if isinstance(d, int) and d >= 0]
+                plan.append((spec.name, dt, rank, static, spec))
+            self._plan_cache = plan
+        return plan
+
     def _check_feeds(self, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
-        specs = self.input_specs()
-        names = [s.name for s in specs]
-        missing = [n for n in names if n not in feeds]
-        extra = [n for n in feeds if n not in names]
-        if missing or extra:
+        plan = self._feed_plan()
+        if len(feeds) != len(plan) or any(p[0] not in feeds for p in plan):
+            names = [p[0] for p in plan]
+            missing = [n for n in names if n not in feeds]
+            extra = [n for n in feeds if n not in names]
             raise InvalidFeeds(f"{self.path}: inputs do not match the model: "
                                + (f"missing {missing} " if missing else "")
                                + (f"unknown {extra} " if extra else "")
                                + f"(the model expects {names})")
         out = {}
-        for spec in specs:
-            a = np.asarray(feeds[spec.name])
-            if spec.dtype and spec.dtype != "string" and a.dtype.name != spec.dtype:
+        for name, dt, rank, static, spec in plan:
+            a = feeds[name]
+            if type(a) is not np.ndarray:
+                a = np.asarray(a)
+            if dt is not None and a.dtype != dt:
                 if not _same_kind(spec.dtype, a.dtype):
-                    raise InvalidFeeds(f"{self.path}: input '{spec.name}' is {a.dtype.name} but the model "
+                    raise InvalidFeeds(f"{self.path}: input '{name}' is {a.dtype.name} but the model "
                                        f"expects {spec.dtype}; convert the data or pick another input file")
-                a = a.astype(spec.dtype)
-            if spec.shape is not None:
-                if a.ndim != len(spec.shape):
-                    raise InvalidFeeds(f"{self.path}: input '{spec.name}' has shape {list(a.shape)} but the "
-                                       f"model expects rank {len(spec.shape)} {list(spec.shape)}")
-                bad = [i for i, d in enumerate(spec.shape) if isinstance(d, int) and d >= 0 and a.shape[i] != d]
+                a = a.astype(dt)
+            if rank is not None:
+                if a.ndim != rank:
+                    raise InvalidFeeds(f"{self.path}: input '{name}' has shape {list(a.shape)} but the "
+                                       f"model expects rank {rank} {list(spec.shape)}")
+                bad = [i for i, d in static if a.shape[i] != d]
                 if bad:
-                    raise InvalidFeeds(f"{self.path}: input '{spec.name}' has shape {list(a.shape)} but the "
+                    raise InvalidFeeds(f"{self.path}: input '{name}' has shape {list(a.shape)} but the "
                                        f"model expects {list(spec.shape)} (dims {bad} differ)")
-            out[spec.name] = a
+            out[name] = a
         return out
 
     def _require_open(self) -> None:

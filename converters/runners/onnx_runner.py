@@ -67,6 +67,7 @@ class OnnxRuntimeRunner(Runner):
             from ..errors import one_line
             raise RunnerError(f"{self.path}: onnxruntime cannot load this model ({one_line(exc)})") from exc
         self._capture_sessions: dict[tuple, object] = {}
+        self._out_names = [o.name for o in self.session.get_outputs()]
 
     def _close_impl(self) -> None:
         self.session = None
@@ -109,9 +110,10 @@ class OnnxRuntimeRunner(Runner):
     def _infer_impl(self, feeds, capture):
         if capture:
             sess = self._capture_session(tuple(capture))
+            names = [o.name for o in sess.get_outputs()]
         else:
             sess = self.session
-        names = [o.name for o in sess.get_outputs()]
+            names = self._out_names
         values = sess.run(names, feeds)
         out = {n: np.asarray(v) for n, v in zip(names, values)}
         if capture:

@@ -7,9 +7,12 @@ import time
 import numpy as np
 
 
-def _boot_seconds() -> float | None:
-    # time from this process's creation to now: interpreter start + worker imports
-    try:
+def _boot_seconds(spawned_at: float | None) -> float | None:
+    # from the caller starting this worker (time.monotonic() is one clock for all processes here) to
+    # the task starting: interpreter start and worker imports, or the hand-over to a warm worker
+    if spawned_at is not None:
+        return max(0.0, time.monotonic() - float(spawned_at))
+    try:  # process creation time: coarser (clock ticks and boot-time rounding)
         import psutil
         return max(0.0, time.time() - psutil.Process().create_time())
     except Exception:
@@ -24,7 +27,8 @@ def run_model_task(params: dict, ctx) -> dict:
       one input source: ``generate`` {seed, dims, shapes, batch} | ``files`` [paths] with ``image``
       {size, scale, mean, std, layout} | ``inputs_npz`` (path; with ``wait_s`` it may appear later),
       ``perms`` {input name: perm} (layout hints from a converter map), ``inputs_out`` (path: save the
-      feeds used), ``capture`` [names], ``warmup`` (int, 1), ``repeats`` (int, 5).
+      feeds used), ``capture`` [names], ``warmup`` (int, 1), ``repeats`` (int, 5), ``spawned_at``
+      (the caller's time.monotonic() when it started the worker, for ``boot_s``).
     result: runtime, device, inputs/outputs specs, ``outputs_npz``, ``inputs_npz``, ``timing`` (ms),
       ``open_s``, ``boot_s``, ``warnings``, ``matches`` [{source, target, by, perm}].
     """
@@ -32,7 +36,7 @@ def run_model_task(params: dict, ctx) -> dict:
     from ..inputs import ImageOptions, inputs_from_files, load_inputs, match_arrays, random_inputs, save_inputs
     from . import runner_for
 
-    boot = _boot_seconds()
+    boot = _boot_seconds(params.get("spawned_at"))
     path = params["path"]
     warnings: list[str] = []
     ctx.progress(0.0, f"opening {os.path.basename(path)}")

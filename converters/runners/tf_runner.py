@@ -128,7 +128,9 @@ class TFRunner(Runner):
 
     @staticmethod
     def _keras_output_names(model) -> list[str]:
-        struct = getattr(model, "_outputs_struct", None) or getattr(model, "output", None)
+        struct = getattr(model, "_outputs_struct", None)
+        if struct is None:
+            struct = getattr(model, "output", None)
         if isinstance(struct, dict):
             # model.outputs is the dict flattened the framework's way (sorted keys); name them alike
             try:
@@ -153,6 +155,7 @@ class TFRunner(Runner):
         self.keras_model = None
         self._fn = None
         self._loaded = None
+        self._traced = None
 
     def _input_specs_impl(self):
         return list(self._in)
@@ -182,7 +185,10 @@ class TFRunner(Runner):
                 x = list(args)
             else:
                 x = args if len(args) > 1 else args[0]
-            res = model(x, training=False)
+            if capture:
+                res = model(x, training=False)
+            else:
+                res = self._graph_call(x)
         if isinstance(res, dict):
             flat = [res[k] for k in ([s.name for s in self._out] if not capture else res.keys())]
             if not capture:
@@ -192,6 +198,21 @@ class TFRunner(Runner):
             res = [res]
         names = [s.name for s in self._out] + (list(capture) if capture else [])
         return {n: to_numpy(v) for n, v in zip(names, res)}
+
+    def _graph_call(self, x):
+        # a traced graph, as served models run: eager Keras calls cost milliseconds of Python per run,
+        # which would make any timing against another runtime meaningless
+        fn = getattr(self, "_traced", None)
+        if fn is None:
+            model = self.keras_model
+            self._traced = fn = self._tf.function(lambda inp: model(inp, training=False), reduce_retracing=True)
+        if fn is not False:
+            try:
+                return fn(x)
+            except Exception as exc:  # a model that cannot be traced still runs eagerly
+                self._traced = False
+                self.warnings.append(f"running eagerly: the Keras model cannot be traced ({type(exc).__name__})")
+        return self.keras_model(x, training=False)
 
     def _capture_model(self, names: tuple):
         cache = getattr(self, "_capture_cache", {})

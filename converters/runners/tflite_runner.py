@@ -49,6 +49,7 @@ class TFLiteRunner(Runner):
             self._sig_out = {k: v["name"] for k, v in details_out.items()}
         self._tensor_in = {d["name"]: d for d in self._interp.get_input_details()}
         self._tensor_out = {d["name"]: d for d in self._interp.get_output_details()}
+        self._plans: dict[int, tuple] = {}
 
     def _make(self, preserve: bool):
         import warnings
@@ -66,6 +67,7 @@ class TFLiteRunner(Runner):
     def _close_impl(self) -> None:
         self._interp = None
         self._capture_interp = None
+        self._plans = {}
 
     @staticmethod
     def _spec(name: str, d: dict) -> TensorSpec:
@@ -89,31 +91,37 @@ class TFLiteRunner(Runner):
                 [self._spec(by_tensor.get(n, n), d) for n, d in self._tensor_out.items()]
         return [self._spec(n, d) for n, d in self._tensor_out.items()]
 
+    def _io_plan(self, it):
+        """(inputs [(feed name, tensor index, shape)], outputs [(name, tensor index)]) of one interpreter;
+        tensor indices do not change when inputs are resized, so this is worked out once."""
+        plan = self._plans.get(id(it))
+        if plan is None:
+            din = {d["name"]: d for d in it.get_input_details()}
+            dout = {d["name"]: d for d in it.get_output_details()}
+            ins = [[s.name, din[self._sig_in.get(s.name, s.name)]["index"],
+                    tuple(din[self._sig_in.get(s.name, s.name)]["shape"])] for s in self._input_specs_impl()]
+            outs = [(s.name, dout[self._sig_out.get(s.name, s.name)]["index"]) for s in self._output_specs_impl()]
+            plan = self._plans[id(it)] = (ins, outs)
+        return plan
+
     def _infer_impl(self, feeds, capture):
         if capture and self._capture_interp is None:
             self._capture_interp = self._make(preserve=True)
         it = self._capture_interp if capture else self._interp
-        in_specs = self._input_specs_impl()
-        details = {d["name"]: d for d in it.get_input_details()}
-        tensor_name = {s.name: (self._sig_in.get(s.name, s.name)) for s in in_specs}
+        ins, outs = self._io_plan(it)
         resized = False
-        for s in in_specs:
-            d = details[tensor_name[s.name]]
-            a = feeds[s.name]
-            if tuple(d["shape"]) != a.shape:
-                it.resize_tensor_input(d["index"], list(a.shape), strict=False)
+        for entry in ins:
+            a = feeds[entry[0]]
+            if entry[2] != a.shape:
+                it.resize_tensor_input(entry[1], list(a.shape), strict=False)
+                entry[2] = a.shape
                 resized = True
         if resized:
             it.allocate_tensors()
-        for s in in_specs:
-            d = details[tensor_name[s.name]]
-            it.set_tensor(d["index"], np.ascontiguousarray(feeds[s.name]))
+        for name, index, _shape in ins:
+            it.set_tensor(index, np.ascontiguousarray(feeds[name]))
         it.invoke()
-        out_details = {d["name"]: d for d in it.get_output_details()}
-        result = {}
-        for s in self._output_specs_impl():
-            tname = self._sig_out.get(s.name, s.name)
-            result[s.name] = np.array(it.get_tensor(out_details[tname]["index"]))
+        result = {name: it.get_tensor(index) for name, index in outs}  # get_tensor copies
         if capture:
             all_t = {d["name"]: d["index"] for d in it.get_tensor_details()}
             for name in capture:

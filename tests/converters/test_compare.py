@@ -56,6 +56,19 @@ def test_nan_and_inf_handling():
     assert {tuple(w["index"]) for w in bad.worst if w["mismatch"]} == {(0,), (3,)}
 
 
+def test_result_json_roundtrip_keeps_nan_and_inf(tmp_path):
+    from converters.compare import SideInfo
+    a = np.array([1.0, np.nan, 3.0], np.float32)
+    d = compare_arrays(a, np.array([np.nan, np.nan, 3.0], np.float32), tolerance("fp32"))
+    res = CompareResult(SideInfo("a.onnx"), SideInfo("b.onnx", "B"), [d])
+    path = res.save_json(str(tmp_path / "r.json"))
+    def no_constants(token):
+        raise AssertionError(f"non-standard JSON token {token}")
+    json.loads(open(path).read(), parse_constant=no_constants)  # strict JSON: no bare NaN/Infinity
+    back = CompareResult.load(path)
+    assert not back and back.outputs[0].max_abs == float("inf") and np.isnan(back.outputs[0].worst[0]["b"])
+
+
 def test_presets_and_overrides_change_the_verdict():
     a = np.linspace(-3, 3, 50, dtype=np.float32).reshape(5, 10)
     b = a + np.float32(2e-3)  # borderline: beyond fp32 rounding, within fp16's
@@ -101,10 +114,17 @@ def test_sidecar_map_pairs_outputs(tmp_path):
     a = np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4)
     model = tmp_path / "m.tflite"
     model.write_bytes(b"x")
+    # the conversion engine's format (converters.routes.common.write_sidecar)
     (tmp_path / "m.tflite.tbmap.json").write_text(json.dumps(
-        {"outputs": [{"source": "feat", "target": "Identity_1", "perm": [0, 2, 3, 1]}]}))
+        {"format": "tensorbridge.correspondence", "version": 1, "hop": "savedmodel_from_onnx",
+         "source": {"path": "/x/m.onnx", "format": "onnx"}, "target": {"path": str(model), "format": "tflite"},
+         "inputs": [{"source": "x", "target": "serving_x", "layout": [0, 2, 3, 1]}],
+         "outputs": [{"source": "feat", "target": "Identity_1", "layout": [0, 2, 3, 1]}],
+         "tensors": [{"source": "relu", "target": "tf.nn.relu", "layout": None, "layout_known": False}]}))
     sc = read_sidecar(str(model))
-    assert sc.pairs == {"feat": ("Identity_1", (0, 2, 3, 1))}
+    assert sc.pairs == {"x": ("serving_x", (0, 2, 3, 1)), "feat": ("Identity_1", (0, 2, 3, 1)),
+                        "relu": ("tf.nn.relu", None)}
+    assert sc.target_perms() == {"serving_x": (0, 2, 3, 1), "Identity_1": (0, 2, 3, 1)}
     d = compare_outputs({"feat": a}, {"Identity": a[:, 0], "Identity_1": a.transpose(0, 2, 3, 1)}, sidecar=sc)
     assert d[0].name_b == "Identity_1" and d[0].matched_by == "map" and d[0]
 
@@ -184,6 +204,16 @@ def test_perturbed_copy_fails_and_the_mismatch_is_located(model_file, tmp_path):
     assert json.loads(embedded)["passed"] is False
     with np.load(res.files["npz"]) as z:
         np.testing.assert_allclose(z["b/logits"][:, 3] - z["a/logits"][:, 3], facts["delta"], rtol=1e-4)
+
+
+def test_captured_intermediates_are_compared_too(model_file):
+    # the head's bias was changed: the conv2 output still agrees, the logits do not
+    res = _run(model_file, "cnn.pt2", "cnn_perturbed.onnx", capture=[("conv2", "conv2d_1")])
+    by = {d.name: d for d in res.outputs}
+    assert by["conv2"].name_b == "conv2d_1" and by["conv2"].matched_by == "given" and by["conv2"]
+    assert by["conv2"].shape == [1, 16, 8, 8]
+    assert not by["output_0"] and by["output_1"]
+    assert [d.name for d in res.failed_outputs] == ["output_0"]
 
 
 def test_presets_change_the_verdict_on_a_real_borderline_model(model_file):

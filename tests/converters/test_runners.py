@@ -94,6 +94,29 @@ def test_torch_pickle_needs_trust_and_an_architecture(model_file):
         runner_for(path, trust=True).open()
 
 
+def test_pickled_module_runs_only_with_trust(model_file, x, reference):
+    path = model_file(M, "cnn_pickled.pt").path
+    with pytest.raises(TrustRequired):
+        runner_for(path).open()
+    with runner_for(path, trust=True) as r:
+        assert [s.name for s in r.input_specs()] == ["x"]  # from forward's signature
+        out = r.infer({"x": x}, capture=["conv2"])  # a live module: hooks
+        np.testing.assert_allclose(out["output_0"], reference["logits"], atol=1e-5)
+        np.testing.assert_allclose(np.maximum(out["conv2"], 0), reference["features"], atol=1e-5)
+
+
+def test_keras2_h5_and_single_output_keras(model_file):
+    v = np.arange(12, dtype=np.float32).reshape(2, 6)
+    with runner_for(model_file(M, "tfk_dense.h5").path) as r:
+        assert [s.name for s in r.input_specs()] == ["v"]
+        out = r.infer({"v": v})
+        w = np.arange(18, dtype=np.float32).reshape(6, 3) / 10
+        np.testing.assert_allclose(list(out.values())[0], v @ w + 1, rtol=1e-5)
+    with runner_for(model_file(M, "keras_single.keras").path) as r:
+        assert [s.name for s in r.output_specs()] == ["out"]
+        assert r.infer({"v": v[:, :4]})["out"].shape == (2, 2)
+
+
 def test_tf_runners_keras_and_savedmodel(model_file, x, reference):
     xh = x.transpose(0, 2, 3, 1).copy()
     for name in ("keras_twin.keras", "keras_twin_savedmodel"):

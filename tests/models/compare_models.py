@@ -12,25 +12,43 @@ import os
 _SEED = 0
 
 
+_CLASSES: dict = {}
+
+
+def __getattr__(name):
+    # the torch module class is made on first use (importing this module must not import torch), and
+    # stays one object, so a pickled instance finds it again as tests.models.compare_models.SmallCNN
+    if name != "SmallCNN":
+        raise AttributeError(name)
+    if name not in _CLASSES:
+        import torch
+        from torch import nn
+
+        class SmallCNN(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+                self.bn1 = nn.BatchNorm2d(8)
+                self.pool = nn.MaxPool2d(2)
+                self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+                self.head = nn.Linear(16, 10)
+
+            def forward(self, x):
+                x = self.pool(torch.relu(self.bn1(self.conv1(x))))
+                features = torch.relu(self.conv2(x))
+                logits = self.head(features.mean(dim=(2, 3)))
+                return logits, features
+
+        SmallCNN.__module__ = __name__
+        SmallCNN.__qualname__ = "SmallCNN"
+        _CLASSES[name] = SmallCNN
+    return _CLASSES[name]
+
+
 def _torch_cnn():
     import torch
-    from torch import nn
 
-    class SmallCNN(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
-            self.bn1 = nn.BatchNorm2d(8)
-            self.pool = nn.MaxPool2d(2)
-            self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
-            self.head = nn.Linear(16, 10)
-
-        def forward(self, x):
-            x = self.pool(torch.relu(self.bn1(self.conv1(x))))
-            features = torch.relu(self.conv2(x))
-            logits = self.head(features.mean(dim=(2, 3)))
-            return logits, features
-
+    SmallCNN = __getattr__("SmallCNN")
     torch.manual_seed(_SEED)
     m = SmallCNN()
     with torch.no_grad():  # non-trivial BN statistics and biases, so a wrong mapping shows up
@@ -75,6 +93,35 @@ def build_state_dict(out):
     import torch
     torch.save(_torch_cnn().state_dict(), out)
     return {}
+
+
+def build_pickled(out):
+    # a whole pickled module: runnable only with trust (unpickling runs code)
+    import torch
+    torch.save(_torch_cnn(), out)
+    return _facts_io()
+
+
+def build_tf_keras_h5(out):
+    # a Keras 2 (tf_keras) HDF5 model, as onnx2tf writes them
+    import numpy as np
+    import tf_keras
+    inp = tf_keras.Input((6,), name="v")
+    y = tf_keras.layers.Dense(3, name="dense")(inp)
+    m = tf_keras.Model(inp, y)
+    m.layers[-1].set_weights([np.arange(18, dtype=np.float32).reshape(6, 3) / 10, np.ones(3, np.float32)])
+    m.save(out)
+    return {"inputs": [{"name": "v", "shape": [None, 6]}], "outputs": [{"name": "dense", "shape": [None, 3]}]}
+
+
+def _keras_single(out):
+    import keras
+    import numpy as np
+    inp = keras.Input((4,), name="v")
+    m = keras.Model(inp, keras.layers.Dense(2, name="out")(inp))
+    m(np.zeros((1, 4), np.float32))
+    m.save(out)
+    return {"outputs": [{"name": "out", "shape": [None, 2]}]}
 
 
 def build_onnx(out):
@@ -206,6 +253,9 @@ MODELS = {
     "cnn_ts.pt": build_torchscript,
     "cnn.onnx": build_onnx,
     "cnn_state_dict.pt": build_state_dict,
+    "cnn_pickled.pt": build_pickled,
+    "tfk_dense.h5": build_tf_keras_h5,
+    "keras_single.keras": _keras_single,
     "cnn_perturbed.onnx": build_perturbed,
     "cnn_nudged.onnx": build_nudged,
     "multi_io.onnx": build_multi_io,
