@@ -149,8 +149,12 @@ def tflite_convert(converter, opts, src: str) -> bytes:
         ops = re.findall(r"'([a-z_]+\.[A-Za-z0-9_]+)'", text) or re.findall(r"op: ([A-Za-z0-9_]+)", text)
         if ops:
             # Ops TFLite lacks can run through the TF (Flex) kernels, which the LiteRT runtime needs too.
+            hint = ""
+            if any("TensorList" in o for o in ops):
+                hint = ("; for recurrent Keras layers convert the .keras file instead (the batch is then "
+                        "fixed to 1)")
             raise TensorbridgeError(f"{src}: TFLite has no builtin kernel for {', '.join(sorted(set(ops))[:5])}; "
-                                    f"the model needs TF ops (Flex), which this conversion does not enable")
+                                    f"the model needs TF ops (Flex), which this conversion does not enable{hint}")
         first = next((ln for ln in text.splitlines() if ln.strip()), type(exc).__name__)
         raise TensorbridgeError(f"{src}: TFLite conversion failed: {first[:300]}") from exc
 

@@ -256,10 +256,14 @@ def test_transformer_torch_to_onnx_to_torch(src):
     assert len(doc["tensors"]) > 20 and all(e["target_kind"] == "module" for e in doc["tensors"])
 
 
-def test_gru_torch_to_onnx_works_and_onnx2torch_reports_gru(src):
+def test_gru_torch_to_onnx_and_tflite_work_and_onnx2torch_reports_gru(src):
     path, x, y = src("gru.pt2")
     onnx_path = convert(path, "onnx")["output"]
     np.testing.assert_allclose(run_onnx(onnx_path, x), y, **FP32)
+    res = convert(onnx_path, "tflite")
+    layout = sidecar(res["output"])["inputs"][0]["layout"]
+    assert layout == [0, 2, 1]  # onnx2tf read the (N, T, C) sequence as NCW and made it NWC
+    np.testing.assert_allclose(run_tflite(res["output"], np.transpose(x, layout)), y, **FP32)
     folder = os.path.dirname(path)
     with pytest.raises(UnsupportedOp) as ei:
         convert(onnx_path, "torch")
@@ -296,9 +300,12 @@ def test_keras_to_torch_via_onnx(src):
     assert digest(path) == before and leftovers(folder) == []
 
 
-def test_keras_lstm_to_onnx_works_and_onnx2torch_reports_lstm(src):
+def test_keras_lstm_to_onnx_and_tflite_work_and_onnx2torch_reports_lstm(src):
     path, x, y = src("klstm.keras")
     np.testing.assert_allclose(run_onnx(convert(path, "onnx")["output"], x), y, **FP32)
+    tfl = convert(path, "tflite")["output"]  # the LSTM loop lowers to builtins with a fixed batch
+    np.testing.assert_allclose(run_tflite(tfl, x), y, **FP32)
+    assert any("fixed batch of 1" in n for n in sidecar(tfl)["notes"])
     with pytest.raises(UnsupportedOp) as ei:
         convert(path, "torch")
     msg = ei.value.message
