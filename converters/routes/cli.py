@@ -22,8 +22,10 @@ def _args(p) -> None:
     p.add_argument("--output-names", help="comma-separated names for the ONNX outputs")
     p.add_argument("--dynamic-batch", action="store_true", help="make the batch dimension dynamic")
     p.add_argument("--fp16", action="store_true", help="TFLite with float16 weights")
-    p.add_argument("--keep-nchw", nargs="?", const=True, default=False, metavar="NAMES",
-                   help="keep channels-first inputs in onnx2tf (all, or comma-separated input names)")
+    p.add_argument("--keep-nchw", action="store_true",
+                   help="onnx2tf keeps every input channels-first (NCHW) instead of making it NHWC")
+    p.add_argument("--keep-nchw-inputs", metavar="NAMES",
+                   help="like --keep-nchw for some inputs only (comma-separated ONNX input names)")
     p.add_argument("--simplify", action="store_true", help="run onnxsim inside onnx2tf (slower)")
     p.add_argument("--no-optimize", action="store_true",
                    help="ONNX from torch: skip the ONNX optimizer (one node group per module; ONNX target only)")
@@ -43,9 +45,9 @@ def options_from_args(args) -> dict:
     for i, text in enumerate(args.input_shape):
         name, shape = parse_shape_arg(text)
         shapes[name or str(i)] = shape
-    keep = args.keep_nchw
-    if isinstance(keep, str):
-        keep = [k for k in keep.split(",") if k]
+    keep = bool(args.keep_nchw)
+    if args.keep_nchw_inputs:
+        keep = [k for k in args.keep_nchw_inputs.split(",") if k]
     opts = {"opset": args.opset, "dynamic_batch": args.dynamic_batch, "input_shapes": shapes or None,
             "input_names": args.input_names.split(",") if args.input_names else None,
             "output_names": args.output_names.split(",") if args.output_names else None,

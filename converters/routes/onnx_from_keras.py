@@ -8,7 +8,7 @@ into a generated ``Conv__N`` node have no tensor of their own.
 """
 from __future__ import annotations
 
-from ..errors import TensorbridgeError, UnsupportedOp
+from ..errors import UnsupportedOp
 from ._tf import keras_input_specs, keras_layer_map, load_keras, onnx_io
 from .common import tool_version, write_sidecar
 from .options import ConvertOptions

@@ -48,8 +48,9 @@ def run(src: str, out: str, opts: ConvertOptions, *, log=print, **_) -> dict:
             for o, t in zip(outputs, io["outputs"])]
     produced = {x for n in mp.graph.node for x in n.output}
     tf_ops = {n.name for n in graph_def.node}
+    graph_outputs = {o["name"] for o in io["outputs"]}
     tensors = [{"source": name, "target": name, "layout": None} for name in sorted(produced)
-               if name.split(":")[0] in tf_ops and name not in set(io["outputs"][i]["name"] for i in range(len(io["outputs"])))]
+               if name.split(":")[0] in tf_ops and name not in graph_outputs]
     write_sidecar(out, hop="onnx_from_savedmodel", tool=tool_version("tf2onnx"), source=folder,
                   source_format="savedmodel", target_format="onnx", inputs=ins, outputs=outs, tensors=tensors,
                   notes=["tensors are matched by name (tf2onnx keeps TF op names); layout changes inside "

@@ -35,16 +35,15 @@ def load_torch(src: str, family: str, opts: ConvertOptions):
     if family == "torch.export":
         ep = torch.export.load(src)
         names, args = [], []
-        for spec in ep.graph_signature.input_specs:
-            if spec.kind.name != "USER_INPUT":
-                continue
+        specs = [s for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+        for spec in specs:
             node = next(n for n in ep.graph.nodes if n.op == "placeholder" and n.name == spec.arg.name)
             val = node.meta.get("val")
             if val is None or not hasattr(val, "shape"):
                 raise TensorbridgeError(f"{src}: input '{spec.arg.name}' is not a tensor; only tensor "
                                         f"inputs can be exported to ONNX")
             names.append(spec.arg.name)
-            shape = opts.shape_for(spec.arg.name, len(names) - 1, 10**6) or \
+            shape = opts.shape_for(spec.arg.name, len(names) - 1, len(specs)) or \
                 [int(d) if isinstance(d, int) or str(d).isdigit() else 1 for d in val.shape]
             args.append(torch.zeros([int(d) for d in shape], dtype=val.dtype))
         return ep, tuple(args), names, True

@@ -111,10 +111,13 @@ def convert(src: str, to: str, out: str | None = None, options: ConvertOptions |
             move_into_place(staged, dst)
             move_into_place(sidecar_path(staged), sidecar_path(dst))
             written += [dst, sidecar_path(dst)]
-    for h in hops_done:  # report final paths, not staging ones
-        if h["output"].startswith(stage.path):
-            h["output"] = os.path.join(os.path.dirname(final), os.path.basename(h["output"])) \
-                if h is hops_done[-1] else None
+    # Report final paths, not staging ones; an intermediate that was not kept has output None.
+    moved = {staged: dst for staged, dst in kept}
+    for k, h in enumerate(hops_done):
+        if k == len(hops_done) - 1:
+            h["output"] = final
+        else:
+            h["output"] = moved.get(h["output"])
         h["extra"] = [os.path.join(os.path.dirname(final), os.path.basename(e)) for e in h["extra"]]
     progress(1.0, "done")
     return {"output": final, "outputs": written, "route": route.to_dict(), "hops": hops_done,

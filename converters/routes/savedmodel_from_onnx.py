@@ -246,11 +246,13 @@ def _write_map(src, out, kind, model, table, graph_inputs, opts) -> None:
     inputs, outputs, tensors = [], [], []
     tf_in = _target_io(out, kind)
     by_name = {t["name"]: t for t in tf_in["inputs"]}
+    names_match = bool(by_name.keys() & {i.name for i in graph_inputs})
     for idx, inp in enumerate(graph_inputs):
-        tgt = by_name.get(inp.name) or (tf_in["inputs"][idx] if idx < len(tf_in["inputs"]) and not by_name
-                                         .keys() & {i.name for i in graph_inputs} else None) \
-            or {"name": inp.name, "shape": None}
-        tgt = dict(tgt)
+        if names_match:  # SavedModel signatures keep the ONNX names
+            tgt = by_name.get(inp.name)
+        else:            # TFLite renames them (serving_default_x:0) but keeps the order
+            tgt = tf_in["inputs"][idx] if idx < len(tf_in["inputs"]) else None
+        tgt = dict(tgt or {"name": inp.name, "shape": None})
         if tgt["shape"] is None and table and inp.name in table:
             tgt["shape"] = _tf_shape(table[inp.name].get("tf_node"))
         perm, known = shape_perm(onnx_shapes.get(inp.name), tgt["shape"])
