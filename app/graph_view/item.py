@@ -267,6 +267,17 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
     if 0 <= selected < len(d.node_row):
         k = int(d.node_row[selected])
         if k >= 0:
+            # the selected node's own edges (to its neighbours or to its group's ports), highlighted
+            mine = np.flatnonzero((lay.edge_src_item == selected) | (lay.edge_dst_item == selected))
+            if len(mine) and len(mine) < 2000:
+                is_mine = np.zeros(len(lay.edge_ref), bool)
+                is_mine[mine] = True
+                segs = lay.seg[is_mine[lay.seg_edge]]
+                pen = QPen(palette.HIGHLIGHT_EDGE)
+                pen.setCosmetic(True)
+                pen.setWidthF(2.0)
+                p.setPen(pen)
+                p.drawLines([QLineF(*row) for row in segs.tolist()])
             x, y, w, h = lay.node_rect[k]
             pen = QPen(palette.SELECT)
             pen.setCosmetic(True)
