@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QWheelEvent
-from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QToolTip, QVBoxLayout, QWidget
 
 from . import palette
 from .item import GraphItem, LayoutData
@@ -90,6 +90,15 @@ class _Canvas(QGraphicsView):
             if moved < 4:
                 self.owner._click(self.mapToScene(event.position().toPoint()), double=False)
         self._press = None
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        super().mouseMoveEvent(event)
+        if not event.buttons():
+            text = self.owner._tooltip(self.mapToScene(event.position().toPoint()))
+            if text:
+                QToolTip.showText(event.globalPosition().toPoint(), text, self.viewport())
+            else:
+                QToolTip.hideText()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
@@ -498,6 +507,33 @@ class GraphView(QWidget):
                 return ("frame-marker" if x >= x1[j] - 26 else "frame"), g
             return "frame", g
         return "", -1
+
+    def _tooltip(self, pos: QPointF) -> str:
+        """Text for the item under a scene point: a node's op, name and output shapes, or a group's path."""
+        kind, idx = self.hit(pos)
+        pack = self.pack
+        if kind == "node":
+            out = [pack.edge_text(int(e)) for e in np.flatnonzero(pack.edge_src == idx)[:1]]
+            return "\n".join([f"{pack.op_type(idx)}  {pack.names[idx]}"] + [f"→ {t}" for t in out if t])
+        if kind.startswith(("box", "frame")) and idx > 0:
+            what = "double-click to expand" if kind.startswith("box") else "double-click the title to collapse"
+            return f"{pack.group_paths[idx]}  ({int(pack.group_count[idx]):,} nodes; {what})"
+        return ""
+
+    def keyPressEvent(self, event) -> None:
+        key = event.key()
+        if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self.zoom_in()
+        elif key == Qt.Key.Key_Minus:
+            self.zoom_out()
+        elif key == Qt.Key.Key_F:
+            self.fit()
+        elif key == Qt.Key.Key_Escape:
+            self.select(-1, center=False)
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
 
     def _click(self, pos: QPointF, double: bool) -> None:
         kind, idx = self.hit(pos)

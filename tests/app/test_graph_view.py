@@ -181,3 +181,19 @@ def test_far_zoom_still_shows_the_graph(qtbot, view, packs):
     img = view.grab().toImage()
     colours = {img.pixel(x, y) for x in range(0, img.width(), 2) for y in range(0, img.height(), 5)}
     assert len(colours) >= 2
+
+
+def test_tooltip_and_keys(qtbot, view, packs):
+    pack = packs["synthetic_200.onnx"]
+    _show(qtbot, view, pack)
+    i = pack.names.index("res0/conv1")
+    r = view.node_scene_rect(i)
+    text = view._tooltip(r.center())
+    assert text.startswith("Conv  res0/conv1") and "1×4×4×4 float32" in text
+    s0 = view.canvas.transform().m11()
+    QTest.keyClick(view, Qt.Key.Key_Plus)
+    assert view.canvas.transform().m11() == pytest.approx(s0 * 1.25)
+    view.select(i)
+    with qtbot.waitSignal(view.nodeSelected, timeout=5000) as sig:
+        QTest.keyClick(view, Qt.Key.Key_Escape)
+    assert sig.args == [-1]
