@@ -60,6 +60,7 @@ class OutputDiff:
     tolerance: dict = field(default_factory=dict)
     passed: bool = False
     reasons: list[str] = field(default_factory=list)
+    intermediate: bool = False  # a captured inner tensor, not a model output (diagnostic, not in the verdict)
 
     def __bool__(self) -> bool:
         return bool(self.passed)

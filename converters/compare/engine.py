@@ -37,7 +37,8 @@ class CompareOptions:
     ``report``: write the HTML report to this path. ``timeout`` seconds per side (None: no limit).
     ``capture``: intermediate tensors to compare as well, as (name in A, name in B) pairs — runtime
     names (module path or FX node for torch, node output for ONNX, layer for Keras, tensor for TFLite);
-    a per-layer comparison feeds the pairs of a converter's map here."""
+    a per-layer comparison feeds the pairs of a converter's map here. ``capture_map``: capture and compare
+    every inner tensor pair the converter's map (.tbmap.json) lists, in its order."""
 
     device_a: str = "cpu"
     device_b: str = "cpu"
@@ -58,7 +59,8 @@ class CompareOptions:
     report: str | None = None
     timeout: float | None = None
     parallel: bool = True
-    capture: list[tuple[str, str]] = field(default_factory=list)
+    capture: list[tuple] = field(default_factory=list)
+    capture_map: bool = False
 
 
 def _score_fn(tol: Tolerance) -> Callable[[np.ndarray, np.ndarray], bool]:
@@ -88,10 +90,11 @@ def compare_outputs(outs_a: dict[str, np.ndarray], outs_b: dict[str, np.ndarray]
         t = overrides.get(p.a) or overrides.get(p.b) or tol
         a, b = outs_a[p.a], outs_b[p.b]
         b2, perm, note = align(a, b, p.perm, _score_fn(t))
-        if perm is not None:
+        if perm is not None and p.by != "given":  # inner tensors: the perm is in their diff, not a warning each
             warnings.append(f"output '{p.b}' of B transposed by {list(perm)} to A's layout ({note})")
         d = compare_arrays(a, b2, t, name=p.a, name_b=p.b, matched_by=p.by, perm_b=list(perm) if perm else None)
         d.shape_b = list(b.shape)  # B's own layout, before the transpose
+        d.intermediate = p.by == "given"
         diffs.append(d)
     for n in left_a:
         warnings.append(f"output '{n}' of A has no counterpart in B; not compared")
@@ -160,8 +163,13 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
                                 "outputs_out": os.path.join(work, "outputs_a.npz")}
     if o.signature_a:
         params_a["signature"] = o.signature_a
-    if o.capture:
-        params_a["capture"] = [a for a, _b in o.capture]
+    capture = [tuple(c) for c in o.capture]
+    if o.capture_map:
+        if not sidecar.tensors:
+            res.warnings.append("no converter map with inner tensors beside either model; compared outputs only")
+        capture += [c for c in sidecar.tensors if c[0] not in {x[0] for x in capture}]
+    if capture:
+        params_a["capture"] = [c[0] for c in capture]
     if o.input_files:
         params_a["files"] = [os.path.abspath(f) for f in o.input_files]
         params_a["image"] = o.image
@@ -174,8 +182,8 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
                                 "wait_s": 24 * 3600, "perms": {k: list(v) for k, v in sidecar.target_perms().items()}}
     if o.signature_b:
         params_b["signature"] = o.signature_b
-    if o.capture:
-        params_b["capture"] = [b for _a, b in o.capture]
+    if capture:
+        params_b["capture"] = [c[1] for c in capture]
 
     jobs_dir = os.path.join(work, "jobs")
     os.makedirs(jobs_dir, exist_ok=True)
@@ -229,10 +237,12 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
     with np.load(results["A"]["outputs_npz"]) as za, np.load(results["B"]["outputs_npz"]) as zb:
         outs_a = {k: za[k] for k in za.files}
         outs_b = {k: zb[k] for k in zb.files}
+    # the map may name tensors the way the file stores them; the runners may call them otherwise
+    sidecar = sidecar.renamed(results["A"].get("aliases") or {}, results["B"].get("aliases") or {})
     res.outputs = compare_outputs(outs_a, outs_b, tolerance=o.tolerance, overrides=o.overrides, sidecar=sidecar,
                                   warnings=res.warnings, names_a=results["A"].get("output_names"),
-                                  names_b=results["B"].get("output_names"), pairs=o.capture)
-    if not res.outputs:
+                                  names_b=results["B"].get("output_names"), pairs=capture)
+    if not res.model_outputs:
         res.error = "no output of A could be paired with an output of B (names and shapes all differ)"
     return _finish(res, work, keep, o, outs_a, outs_b)
 
@@ -282,8 +292,9 @@ def options_from_params(p: dict) -> CompareOptions:
                           trust=bool(p.get("trust")), signature_a=p.get("signature_a"),
                           signature_b=p.get("signature_b"), save_dir=p.get("save_dir"), report=p.get("report"),
                           timeout=p.get("timeout"),
-                          capture=[(c[0], c[1]) if isinstance(c, (list, tuple)) else (c, c)
-                                   for c in (p.get("capture") or [])])
+                          capture=[tuple(c) if isinstance(c, (list, tuple)) else (c, c)
+                                   for c in (p.get("capture") or [])],
+                          capture_map=bool(p.get("capture_map")))
 
 
 def compare_task(params: dict, ctx) -> dict:

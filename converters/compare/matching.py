@@ -32,9 +32,17 @@ class Sidecar:
 
     path: str | None = None
     pairs: dict[str, tuple[str, tuple[int, ...] | None]] = field(default_factory=dict)
+    # intermediate tensors only (the map's "tensors" list), in the map's order (graph order)
+    tensors: list[tuple[str, str, tuple[int, ...] | None]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.pairs)
+
+    def renamed(self, source_aliases: dict[str, str], target_aliases: dict[str, str]) -> "Sidecar":
+        """The same map with names translated to what the runners call them."""
+        sa, ta = source_aliases or {}, target_aliases or {}
+        return Sidecar(self.path, {sa.get(s, s): (ta.get(t, t), p) for s, (t, p) in self.pairs.items()},
+                       [(sa.get(s, s), ta.get(t, t), p) for s, t, p in self.tensors])
 
     def target_perms(self) -> dict[str, tuple[int, ...]]:
         """target name -> perm (for feeding source-layout data to the target)."""
@@ -44,7 +52,7 @@ class Sidecar:
         inv = {}
         for s, (t, p) in self.pairs.items():
             inv[t] = (s, invert_perm(p) if p else None)
-        return Sidecar(self.path, inv)
+        return Sidecar(self.path, inv, [(t, s, invert_perm(p) if p else None) for s, t, p in self.tensors])
 
 
 def sidecar_path(model_path: str) -> str:
@@ -98,7 +106,15 @@ def read_sidecar(model_path: str, warnings: list[str] | None = None) -> Sidecar:
                 walk(v, depth + 1)
 
     walk(data)
-    return Sidecar(path, pairs)
+    tensors = []
+    if isinstance(data, dict) and isinstance(data.get("tensors"), list):
+        for x in data["tensors"]:
+            if isinstance(x, dict):
+                src = next((x[k] for k in _SRC_KEYS if isinstance(x.get(k), str)), None)
+                dst = next((x[k] for k in _DST_KEYS if isinstance(x.get(k), str)), None)
+                if src and dst:
+                    tensors.append((src, dst, perm_of(x)))
+    return Sidecar(path, pairs, tensors)
 
 
 @dataclass
@@ -122,21 +138,25 @@ def pair_outputs(names_a: list[str], names_b: list[str], arrays_a: dict[str, np.
                  arrays_b: dict[str, np.ndarray], *, sidecar: Sidecar | None = None,
                  warnings: list[str] | None = None,
                  explicit: list[tuple[str, str]] | None = None) -> tuple[list[OutputPair], list[str], list[str]]:
-    """Pair A's outputs with B's: ``explicit`` pairs (A name, B name) first, then same name, then the
+    """Pair A's outputs with B's: ``explicit`` pairs (A name, B name[, perm with B == A.transpose(perm)]) first, then same name, then the
     sidecar's map, then by position among the rest (skipping B outputs whose shape cannot fit), each
     positional pair warned about. Returns (pairs, A names left over, B names left over)."""
     warnings = warnings if warnings is not None else []
     pairs: list[OutputPair] = []
     left_b = [n for n in names_b]
-    for na, nb in explicit or []:
+    for given in explicit or []:
+        na, nb = given[0], given[1]
+        perm = tuple(given[2]) if len(given) > 2 and given[2] else None
         if na in names_a and nb in left_b and not any(p.a == na for p in pairs):
-            pairs.append(OutputPair(na, nb, "given"))
+            pairs.append(OutputPair(na, nb, "given", invert_perm(perm) if perm else None))
             left_b.remove(nb)
     for n in names_a:
         if any(p.a == n for p in pairs):
             continue
         if n in left_b:
-            pairs.append(OutputPair(n, n, "name"))
+            hit = sidecar.pairs.get(n) if sidecar else None
+            perm = invert_perm(hit[1]) if hit and hit[0] == n and hit[1] else None
+            pairs.append(OutputPair(n, n, "name", perm))
             left_b.remove(n)
     if sidecar:
         for n in names_a:
@@ -185,7 +205,20 @@ def align(a: np.ndarray, b: np.ndarray, hint: tuple[int, ...] | None,
             t = b.transpose(p)
             if score(a, t):
                 return np.ascontiguousarray(t), p, "value search (same shape, layout changed)"
+        if tried and a.size <= 4_000_000 and a.dtype.kind == "f":
+            # nothing matches in any layout: keep the identity unless another layout is far closer
+            ident_err = float(np.nanmean(np.abs(a.astype(np.float64) - b)))
+            errs = [float(np.nanmean(np.abs(a.astype(np.float64) - b.transpose(p)))) for p in tried]
+            i = int(np.argmin(errs))
+            if errs[i] < 0.5 * ident_err:
+                return np.ascontiguousarray(b.transpose(tried[i])), tried[i], "closest layout (same shape)"
         return b, None, None
+    if len(tried) > 1 and not score(a, b.transpose(tried[0])) and a.size <= 4_000_000:
+        # several layouts fit the shapes and none matches: keep the closest, so the error reported is
+        # the model's, not a wrong transpose's
+        errs = [float(np.nanmean(np.abs(a.astype(np.float64) - b.transpose(p)))) for p in tried]
+        best = tried[int(np.argmin(errs))]
+        return np.ascontiguousarray(b.transpose(best)), best, "closest of several layouts that fit"
     if len(tried) == 1 or score(a, b.transpose(tried[0])):
         return np.ascontiguousarray(b.transpose(tried[0])), tried[0], "layout change"
     for p in tried[1:]:

@@ -71,18 +71,35 @@ class CompareResult:
     seed: int | None = None
 
     @property
+    def model_outputs(self) -> list[OutputDiff]:
+        return [d for d in self.outputs if not d.intermediate]
+
+    @property
+    def intermediates(self) -> list[OutputDiff]:
+        """Captured inner tensors, in capture order (graph order when they come from a converter map)."""
+        return [d for d in self.outputs if d.intermediate]
+
+    @property
+    def first_divergence(self) -> OutputDiff | None:
+        """The first captured inner tensor that does not match, if any."""
+        return next((d for d in self.intermediates if not d.passed), None)
+
+    @property
     def passed(self) -> bool:
-        return self.error is None and bool(self.outputs) and all(self.outputs)
+        """Both sides ran and every model output matched (inner tensors inform, they do not decide)."""
+        outs = self.model_outputs
+        return self.error is None and bool(outs) and all(outs)
 
     def __bool__(self) -> bool:
         return self.passed
 
     @property
     def failed_outputs(self) -> list[OutputDiff]:
-        return [d for d in self.outputs if not d.passed]
+        return [d for d in self.model_outputs if not d.passed]
 
     def to_dict(self) -> dict:
-        d = {"passed": self.passed, "a": self.a.to_dict(), "b": self.b.to_dict(),
+        first = self.first_divergence
+        d = {"passed": self.passed, "first_divergence": first.name if first is not None else None, "a": self.a.to_dict(), "b": self.b.to_dict(),
              "outputs": [o.to_dict() for o in self.outputs], "tolerance": self.tolerance, "inputs": self.inputs,
              "warnings": list(self.warnings), "error": self.error, "files": dict(self.files), "seed": self.seed}
         return d
@@ -116,8 +133,15 @@ class CompareResult:
             return lines
         lines.append(f"tolerance: {self.tolerance.get('name', '?')} (atol {self.tolerance.get('atol')}, "
                      f"rtol {self.tolerance.get('rtol')})")
-        for o in self.outputs:
+        for o in self.model_outputs:
             lines.append(("  " + o.summary()))
+        inner = self.intermediates
+        if inner:
+            ok = sum(1 for d in inner if d.passed)
+            first = self.first_divergence
+            lines.append(f"inner tensors: {ok} of {len(inner)} match"
+                         + (f"; first divergence at '{first.name}' (B: '{first.name_b}'), max abs {first.max_abs:.3g}"
+                            if first is not None else ""))
         for side in (self.a, self.b):
             t = side.timing
             if t.get("repeats"):
@@ -126,8 +150,8 @@ class CompareResult:
         for w in self.warnings:
             lines.append(f"warning: {w}")
         lines.append("PASS: outputs match" if self.passed else
-                     f"FAIL: {len(self.failed_outputs)} of {len(self.outputs)} outputs differ"
-                     if self.outputs else "FAIL: no outputs were compared")
+                     f"FAIL: {len(self.failed_outputs)} of {len(self.model_outputs)} outputs differ"
+                     if self.model_outputs else "FAIL: no outputs were compared")
         return lines
 
 

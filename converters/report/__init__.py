@@ -26,7 +26,8 @@ tr.failrow td{background:#fdecea}
 .figs{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
 .warn{color:#8a6d3b;background:#fcf8e3;padding:6px 10px;border-radius:4px;margin:4px 0;font-size:13px}
 .err{color:#a94442;background:#f2dede;padding:8px 12px;border-radius:4px}
-code{font-size:12px;background:#f6f6f6;padding:1px 4px}
+code{font-size:12px;background:#f6f6f6;padding:1px 4px;word-break:break-all}
+td.l{max-width:420px}
 .small{font-size:12px;color:#666}
 """
 
@@ -103,11 +104,14 @@ def render_report(result, outs_a: dict | None = None, outs_b: dict | None = None
     for w in r.warnings:
         h.append(f"<div class=warn>⚠ {escape(w)}</div>")
 
-    if r.outputs:
+    outputs = [d for d in r.outputs if not d.intermediate]
+    inner = [d for d in r.outputs if d.intermediate]
+    first = next((d for d in inner if not d.passed), None)
+    if outputs:
         h.append("<h2>Outputs</h2><table><tr><th class=l>output (A / B)</th><th class=l>shape</th><th>verdict</th>"
                  "<th>max abs</th><th>mean abs</th><th>median abs</th><th>p99 abs</th><th>max rel</th><th>p99 rel</th>"
                  "<th>cosine</th><th>mismatches</th><th class=l>worst at</th><th class=l>top-k</th></tr>")
-        for d in r.outputs:
+        for d in outputs:
             worst = d.worst[0] if d.worst else None
             wtxt = (f"[{', '.join(map(str, worst['index']))}] {_num(worst['a'])} vs {_num(worst['b'])}"
                     if worst else "–")
@@ -122,8 +126,24 @@ def render_report(result, outs_a: dict | None = None, outs_b: dict | None = None
                      f"<td>{_num(d.cosine, 8)}</td><td>{d.mismatches} / {d.numel}</td><td class=l>{wtxt}</td>"
                      f"<td class=l>{topk}</td></tr>")
         h.append("</table>")
-        for d in r.outputs:
-            h.append(f"<h2>{escape(d.name)}</h2>")
+    if inner:
+        ok = sum(1 for d in inner if d.passed)
+        h.append(f"<h2>Inner tensors</h2><p>{ok} of {len(inner)} match"
+                 + (f"; <b>first divergence at <code>{escape(first.name)}</code></b> (B: <code>"
+                    f"{escape(first.name_b)}</code>)" if first is not None else "") + ". In capture order (graph order for "
+                 "a converter map); inner tensors inform, the verdict is on the outputs.</p>")
+        h.append("<table><tr><th>#</th><th class=l>A</th><th class=l>B</th><th class=l>shape</th><th>verdict</th>"
+                 "<th>max abs</th><th>p99 abs</th><th>cosine</th><th>mismatches</th></tr>")
+        for i, d in enumerate(inner):
+            h.append(f"<tr class=\"{'' if d.passed else 'failrow'}\"><td>{i}</td><td class=l><code>{escape(d.name)}</code></td>"
+                     f"<td class=l><code>{escape(d.name_b)}</code></td><td class=l>{'×'.join(map(str, d.shape))}</td>"
+                     f"<td>{'pass' if d.passed else 'FAIL'}</td><td>{_num(d.max_abs)}</td><td>{_num(d.p99_abs)}</td>"
+                     f"<td>{_num(d.cosine, 8)}</td><td>{d.mismatches} / {d.numel}</td></tr>")
+        h.append("</table>")
+    if r.outputs:
+        # figures for every output and for the first diverging inner tensor
+        for d in outputs + ([first] if first is not None else []):
+            h.append(f"<h2>{escape(d.name)}{' (first divergence)' if d.intermediate else ''}</h2>")
             if d.reasons:
                 h.append("".join(f"<p class=err>{escape(x)}</p>" for x in d.reasons))
             if d.worst and d.mismatches:

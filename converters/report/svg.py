@@ -33,10 +33,11 @@ def histogram_svg(counts: list[int], labels: list[str], *, title: str, width: in
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
              f'<text x="{left}" y="15" {_FONT} font-weight="600">{escape(title)}</text>']
-    for frac in (0.25, 0.5, 0.75, 1.0):
-        y = top + ph * (1 - frac)
+    ticks = sorted({int(round(cmax * f)) for f in (0.25, 0.5, 0.75, 1.0)} - {0})  # whole counts, no repeats
+    for tick in ticks:
+        y = top + ph * (1 - tick / cmax)
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="{_GRID}"/>')
-        parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" {_FONT}>{int(round(cmax * frac))}</text>')
+        parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" {_FONT}>{tick}</text>')
     for i, c in enumerate(counts):
         if c <= 0:
             continue

@@ -221,11 +221,16 @@ class Runner:
     def _infer_impl(self, feeds: dict[str, np.ndarray], capture: list[str] | None) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def aliases(self) -> dict[str, str]:
+        """Other names of the inputs/outputs -> the names this runner uses (e.g. a TFLite tensor name ->
+        its signature key), so maps written against the file's raw tensor names still apply."""
+        return {}
+
     def describe(self) -> dict:
         """Runtime, device and specs as plain JSON-able data."""
         return {"path": self.path, "runtime": self.runtime, "device": self.device,
                 "inputs": [s.to_dict() for s in self.input_specs()],
-                "outputs": [s.to_dict() for s in self.output_specs()]}
+                "outputs": [s.to_dict() for s in self.output_specs()], "aliases": self.aliases()}
 
 
 def to_numpy(x: Any) -> np.ndarray:

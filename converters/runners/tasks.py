@@ -68,8 +68,9 @@ def run_model_task(params: dict, ctx) -> dict:
             while not os.path.exists(src) and time.monotonic() < deadline:
                 time.sleep(0.02)
             arrays = load_inputs(src)
+            aliases = runner.aliases()
             feeds = match_arrays(arrays, in_specs, warnings=warnings, what="input",
-                                 perms={k: tuple(v) for k, v in (params.get("perms") or {}).items()},
+                                 perms={aliases.get(k, k): tuple(v) for k, v in (params.get("perms") or {}).items()},
                                  matches=matches)
         else:
             raise ValueError("run_model needs one of: generate, files, inputs_npz")
@@ -95,7 +96,7 @@ def run_model_task(params: dict, ctx) -> dict:
         warnings.extend(runner.warnings)
         ctx.progress(1.0, "done")
         return {"runtime": desc["runtime"], "device": desc["device"], "inputs": desc["inputs"],
-                "outputs": desc["outputs"], "output_names": list(out.keys()), "outputs_npz": out_path,
+                "outputs": desc["outputs"], "output_names": list(out.keys()), "aliases": desc.get("aliases", {}), "outputs_npz": out_path,
                 "inputs_npz": params.get("inputs_out"), "timing": timing_stats(times, warmup), "open_s": open_s,
                 "boot_s": boot, "warnings": warnings,
                 "feeds": {k: {"shape": list(v.shape), "dtype": v.dtype.name} for k, v in feeds.items()},

@@ -64,6 +64,13 @@ class TFLiteRunner(Runner):
             from ..errors import one_line
             raise RunnerError(f"{self.path}: the TFLite interpreter cannot load this model ({one_line(exc)})") from exc
 
+    def aliases(self) -> dict[str, str]:
+        out = {}
+        for key, tname in list(self._sig_in.items()) + list(self._sig_out.items()):
+            out[tname] = key
+            out[tname.split(":")[0]] = key
+        return out
+
     def _close_impl(self) -> None:
         self._interp = None
         self._capture_interp = None

@@ -216,6 +216,49 @@ def test_captured_intermediates_are_compared_too(model_file):
     assert [d.name for d in res.failed_outputs] == ["output_0"]
 
 
+def _twin_with_map(model_file, tmp_path):
+    """keras_twin.tflite (the CNN's NHWC twin) with a converter map in the conversion engine's format,
+    naming the TFLite tensors the way the file stores them."""
+    import shutil
+
+    from converters.runners import runner_for
+    tfl = tmp_path / "twin.tflite"
+    shutil.copy(model_file(M, "keras_twin.tflite").path, tfl)
+    with runner_for(str(tfl)) as r:
+        raw = {key: t for t, key in r.aliases().items() if ":" in t}  # signature key -> tensor name
+        names = [d["name"] for d in r._interp.get_tensor_details() if len(d["shape"]) == 4]
+    relu = next(n for n in names if "relu1" in n)
+    pool = next(n for n in names if n.endswith("MaxPool2d"))
+    nhwc = [0, 2, 3, 1]
+    (tmp_path / "twin.tflite.tbmap.json").write_text(json.dumps({
+        "format": "tensorbridge.correspondence", "version": 1, "hop": "test",
+        "inputs": [{"source": "x", "target": raw["x"], "layout": nhwc, "layout_known": True}],
+        "outputs": [{"source": "logits", "target": raw["logits"], "layout": None, "layout_known": True},
+                    {"source": "features", "target": raw["features"], "layout": nhwc, "layout_known": True}],
+        "tensors": [{"source": "relu", "target": relu, "layout": nhwc, "layout_known": True},
+                    {"source": "max_pool2d", "target": pool, "layout": None, "layout_known": False}]}))
+    return str(tfl)
+
+
+def test_converter_map_drives_layouts_and_inner_tensor_comparison(model_file, tmp_path):
+    twin = _twin_with_map(model_file, tmp_path)
+    res = compare_models(model_file(M, "cnn.onnx").path, twin, CompareOptions(repeats=1, capture_map=True))
+    assert res, res.summary_lines()
+    assert any("input 'x' transposed by [0, 2, 3, 1] to fit 'x' (converter map)" in w for w in res.warnings)
+    assert [d.name for d in res.model_outputs] == ["logits", "features"]
+    inner = {d.name: d for d in res.intermediates}
+    assert set(inner) == {"relu", "max_pool2d"} and all(inner.values())
+    assert inner["relu"].perm_b == [0, 3, 1, 2]
+    assert inner["max_pool2d"].perm_b == [0, 3, 1, 2]  # 1x8x8x8: found by value, the map did not know
+    assert res.first_divergence is None
+
+    bad = compare_models(model_file(M, "cnn_conv1_changed.onnx").path, twin,
+                         CompareOptions(repeats=1, capture_map=True, report=str(tmp_path / "r.html")))
+    assert not bad and bad.first_divergence is not None and bad.first_divergence.name == "relu"
+    assert "first divergence at '" + "relu" in "\n".join(bad.summary_lines())
+    assert "first divergence at <code>relu</code>" in (tmp_path / "r.html").read_text()
+
+
 def test_presets_change_the_verdict_on_a_real_borderline_model(model_file):
     fp32 = _run(model_file, "cnn.onnx", "cnn_nudged.onnx")
     fp16 = _run(model_file, "cnn.onnx", "cnn_nudged.onnx", tolerance=tolerance("fp16"))

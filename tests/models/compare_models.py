@@ -161,6 +161,21 @@ def build_perturbed(out):
     return _perturbed(out, f, {"perturbed_output": "logits", "perturbed_index": 3, "delta": 0.5})
 
 
+def build_conv1_changed(out):
+    # the first convolution changed: every tensor after it diverges (first divergence: its ReLU)
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(os.path.join(os.path.dirname(out), "cnn.onnx"))
+    w = next(i for i in model.graph.initializer if i.name == "conv1.weight")
+    a = numpy_helper.to_array(w).copy()
+    a[0] += 0.5
+    w.CopyFrom(numpy_helper.from_array(a.astype(np.float32), w.name))
+    onnx.save(model, out)
+    return _facts_io()
+
+
 def build_nudged(out):
     # a borderline copy: logits[:, 3] off by 2e-3 — outside fp32 tolerance, inside fp16's
     def f(a):
@@ -258,6 +273,7 @@ MODELS = {
     "keras_single.keras": _keras_single,
     "cnn_perturbed.onnx": build_perturbed,
     "cnn_nudged.onnx": build_nudged,
+    "cnn_conv1_changed.onnx": build_conv1_changed,
     "multi_io.onnx": build_multi_io,
     "keras_twin.keras": build_keras,
     "keras_twin.onnx": build_keras_onnx,
