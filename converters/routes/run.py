@@ -162,6 +162,15 @@ def compose(first: dict, second: dict) -> dict:
     return out
 
 
+def _compact(doc: dict) -> dict:
+    rows = lambda key: [[e.get("source"), e.get("target"), e.get("layout"), e.get("layout_known", True)]  # noqa: E731
+                        for e in doc.get(key, [])]
+    return {"hop": doc.get("hop"), "tool": doc.get("tool"),
+            "source_format": doc.get("source", {}).get("format"),
+            "target_format": doc.get("target", {}).get("format"),
+            "inputs": rows("inputs"), "outputs": rows("outputs"), "tensors": rows("tensors")}
+
+
 def _write_composed(path: str, src: str, final: str, route: Route, sidecars: list[dict]) -> None:
     acc = sidecars[0]
     for nxt in sidecars[1:]:
@@ -171,9 +180,11 @@ def _write_composed(path: str, src: str, final: str, route: Route, sidecars: lis
            "source": {"path": src, "format": route.source_format},
            "target": {"path": final, "format": sidecars[-1]["target"]["format"]},
            "inputs": acc["inputs"], "outputs": acc["outputs"], "tensors": acc["tensors"],
-           "notes": ["composed over the intermediate tensor names of each hop; see 'hops' for each hop's "
-                     "own map"] + [n for s in sidecars for n in s.get("notes", [])],
-           "hops": sidecars}
+           "notes": ["composed over the intermediate tensor names of each hop; 'hops' keeps each hop's "
+                     "own map as [source, target, layout, layout_known] rows (rows, not objects, so that "
+                     "readers of this file take only the composed pairs as source -> target)"]
+                    + [n for s in sidecars for n in s.get("notes", [])],
+           "hops": [_compact(s) for s in sidecars]}
     with open(path, "w") as f:
         json.dump(doc, f, indent=1, default=str)
 

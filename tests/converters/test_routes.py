@@ -219,15 +219,29 @@ def test_torch_to_tflite_via_onnx_all_products(src):
     tf_doc = sidecar(os.path.join(folder, "cnn.tf"))
     assert tf_doc["inputs"][0]["layout"] == [0, 2, 3, 1]
     assert {"bn2", "relu", "fc"} <= {e["source"] for e in tf_doc["tensors"]}
-    relu = [e for e in tf_doc["hops"][1]["tensors"] if e["source_op"] == "Relu"]
-    assert relu and all(e["layout"] == [0, 2, 3, 1] for e in relu)
+    # Per-hop rows: [source, target, layout, layout_known]; dynamo names ReLU outputs relu, relu_1, …
+    relu = [r for r in tf_doc["hops"][1]["tensors"] if r[0].startswith("relu")]
+    assert relu and all(r[2] == [0, 2, 3, 1] for r in relu)
     # TFLite: fused tensors mapped back to ONNX outputs through onnx2tf's layer names.
     from ai_edge_litert.interpreter import Interpreter
     names = {d["name"] for d in Interpreter(model_path=res["output"]).get_tensor_details()}
-    tfl = {e["source"]: e for e in doc["hops"][1]["tensors"]}
-    relu_names = {e["source"] for e in relu}
-    assert relu_names <= set(tfl) and all(e["target"] in names for e in tfl.values())
-    assert all(tfl[n]["layout"] == [0, 2, 3, 1] for n in relu_names)
+    tfl = {r[0]: r for r in doc["hops"][1]["tensors"]}
+    relu_names = {r[0] for r in relu}
+    assert relu_names <= set(tfl) and all(r[1] in names for r in tfl.values())
+    assert all(tfl[n][2] == [0, 2, 3, 1] for n in relu_names)
+    # Readers that take every {source, target} object find only the composed torch -> TFLite pairs.
+    objs = []
+    def walk(x):
+        if isinstance(x, dict):
+            if isinstance(x.get("source"), str) and isinstance(x.get("target"), str):
+                objs.append(x["source"])
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+    walk(doc)
+    assert sorted(objs) == sorted(e["source"] for k in ("inputs", "outputs", "tensors") for e in doc[k])
     assert {"relu", "fc"} <= {e["source"] for e in doc["tensors"]}  # torch modules -> TFLite tensors
     assert digest(path) == before and leftovers(folder) == []
     assert not [n for n in os.listdir(folder) if n.startswith("step")]
