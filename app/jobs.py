@@ -39,6 +39,7 @@ class QtJob(QObject):
     finished = Signal(dict)
     failed = Signal(str, str)
     ended = Signal()
+    overview = Signal(str)  # the ``open`` task's early, structure-only view pack (folder path)
     _event = Signal(object)
 
     def __init__(self, task: str, params: dict[str, Any], *, title: str = "", parent: QObject | None = None):
@@ -112,6 +113,8 @@ class QtJob(QObject):
             self.progress.emit(self.fraction, self.message)
         elif ev.kind == "log":
             self.log.emit(str(d.get("message", "")))
+        elif ev.kind == "overview" and d.get("pack_dir"):
+            self.overview.emit(str(d["pack_dir"]))
         elif ev.kind == "result":
             self.result = d.get("result") or {}
         elif ev.kind == "error":

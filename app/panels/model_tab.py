@@ -224,6 +224,7 @@ class ModelTab(QWidget):
         self.job = job
         job.progress.connect(lambda f, m, j=job: self._on_progress(j, f, m))
         job.finished.connect(lambda r, j=job: self._on_finished(j, r))
+        job.overview.connect(lambda d, j=job: self._on_overview(j, d))
         job.failed.connect(lambda m, k, j=job: self._on_failed(j, m, k))
         return job
 
@@ -281,6 +282,19 @@ class ModelTab(QWidget):
             dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
             dlg.show()
 
+    def _on_overview(self, job: QtJob, pack_dir: str) -> None:
+        """Draw the structure-only pack of a big model while the worker finishes shapes and details."""
+        if job is not self.job or self.doc is not None:
+            return
+        try:
+            doc = ModelDoc(self.path, self.trust, {"pack_dir": pack_dir, "weights_only": False})
+        except Exception:  # the full result follows anyway
+            return
+        if doc.weights_only or doc.pack is None:
+            return
+        self._show_graph(doc)
+        self.progress_text.setText("Drawn the structure; reading shapes and details…")
+
     def _on_finished(self, job: QtJob, result: dict) -> None:
         if job is not self.job:
             return
@@ -333,6 +347,14 @@ class ModelTab(QWidget):
         self.drawn.emit()
 
     def _show_graph(self, doc: ModelDoc) -> None:
+        cls = graph_view_class() if doc.pack is not None else None
+        if cls is not None and isinstance(self.canvas, cls):
+            # the full pack after the early overview: same graph, so the view keeps expansion and selection
+            try:
+                self.canvas.set_pack(doc.pack)
+                return
+            except Exception:
+                pass
         if self.canvas is not None:
             self.stack.removeWidget(self.canvas)
             self.canvas.deleteLater()

@@ -370,3 +370,21 @@ def test_theme_switch_changes_palette_and_is_remembered(window, qtbot):
         assert pal.window().color().lightness() > 180 and pal.text().color().lightness() < 100
     finally:
         window.set_theme("system")
+
+
+def test_big_model_draws_its_structure_before_the_full_read(window, qtbot, model_file):
+    """A large ONNX file is drawn from the early structure-only pack, then upgraded in place."""
+    path = model_file("view_models", "synthetic_5000.onnx").path
+    assert os.path.getsize(path) > 1_000_000
+    tab = window.open_path(path)
+    overview_packs: list[str] = []
+    qtbot.waitUntil(lambda: tab.job is not None, timeout=LOAD_TIMEOUT)
+    tab.job.overview.connect(overview_packs.append)
+    _wait_ready(qtbot, tab)
+    assert overview_packs, "the open task should have sent a structure-only pack first"
+    canvas = tab.canvas
+    assert canvas is not None and canvas.pack is not None
+    assert canvas.pack.n_nodes == tab.doc.node_count == model_file("view_models", "synthetic_5000.onnx").facts["node_count"]
+    # the final pack replaced the overview's in the same canvas, with details now complete
+    assert str(canvas.pack.dir) != overview_packs[0]
+    assert not tab.doc.pack.details(0).get("partial")
