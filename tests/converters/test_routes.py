@@ -213,6 +213,10 @@ def test_torch_to_tflite_via_onnx_all_products(src):
     import tf_keras
     km = tf_keras.models.load_model(os.path.join(folder, "cnn.tf_keras.h5"), compile=False)
     np.testing.assert_allclose(km(xt).numpy(), y, **FP32)
+    # onnx2tf's tf_keras file is itself a source: back to ONNX through tf2onnx (Keras 3 cannot load it).
+    back = convert(os.path.join(folder, "cnn.tf_keras.h5"), "onnx")["output"]
+    assert os.path.basename(back) == "cnn.onnx"
+    np.testing.assert_allclose(run_onnx(back, xt), y, **FP32)
     # The composed map goes from torch modules to TF layers, with the layout change on the input.
     doc = sidecar(res["output"])
     assert doc["inputs"][0]["layout"] == [0, 2, 3, 1]
