@@ -54,38 +54,50 @@ class Hop:
     tool: str           # the library doing the work
     description: str    # one line for people
     cost: float = 1.0   # relative wall time, used to pick between equally long routes
+    options: tuple[str, ...] = ()  # ConvertOptions fields this hop reads (beyond trust)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "from": self.src, "to": self.dst, "tool": self.tool,
-                "description": self.description}
+                "description": self.description, "options": list(self.options)}
 
+
+_ONNX2TF = ("keep_nchw", "input_shapes", "simplify", "all_outputs")
 
 # The hop table. Every entry is one module of this package. onnx2tf writes a SavedModel, a tf_keras model
 # and TFLite files in one run, so ONNX -> tflite and ONNX -> tf_keras are the same module with another product.
 HOPS: tuple[Hop, ...] = (
     Hop("onnx_from_torch", "torch", "onnx", "torch.onnx (dynamo)",
-        "export the PyTorch model to ONNX with torch.onnx.export (dynamo exporter)"),
+        "export the PyTorch model to ONNX with torch.onnx.export (dynamo exporter)",
+        options=("opset", "dynamic_batch", "input_shapes", "input_names", "output_names", "onnx_optimize")),
     Hop("onnx_from_keras", "keras", "onnx", "keras export / tf2onnx",
-        "export the Keras model to ONNX (Keras export(format='onnx'), which runs tf2onnx)"),
+        "export the Keras model to ONNX (Keras export(format='onnx'), which runs tf2onnx)",
+        options=("opset", "dynamic_batch", "input_shapes", "input_names", "output_names")),
     Hop("onnx_from_savedmodel", "savedmodel", "onnx", "tf2onnx",
-        "convert the SavedModel's serving signature to ONNX with tf2onnx"),
+        "convert the SavedModel's serving signature to ONNX with tf2onnx",
+        options=("opset", "input_shapes", "input_names", "output_names")),
     Hop("onnx_from_tflite", "tflite", "onnx", "tf2onnx",
-        "convert the TFLite flatbuffer to ONNX with tf2onnx (--tflite)", cost=1.2),
+        "convert the TFLite flatbuffer to ONNX with tf2onnx (--tflite)", cost=1.2,
+        options=("opset", "input_names", "output_names")),
     Hop("savedmodel_from_onnx", "onnx", "savedmodel", "onnx2tf",
-        "convert ONNX to a TensorFlow SavedModel with onnx2tf (NCHW becomes NHWC)", cost=2.0),
+        "convert ONNX to a TensorFlow SavedModel with onnx2tf (NCHW becomes NHWC)", cost=2.0,
+        options=_ONNX2TF),
     Hop("savedmodel_from_onnx", "onnx", "tflite", "onnx2tf",
-        "convert ONNX to TFLite with onnx2tf (via its SavedModel, one run; NCHW becomes NHWC)", cost=2.0),
+        "convert ONNX to TFLite with onnx2tf (via its SavedModel, one run; NCHW becomes NHWC)", cost=2.0,
+        options=_ONNX2TF + ("fp16",)),
     Hop("savedmodel_from_onnx", "onnx", "tf_keras", "onnx2tf",
-        "convert ONNX to a tf_keras (Keras 2) .h5 model with onnx2tf (NCHW becomes NHWC)", cost=2.0),
+        "convert ONNX to a tf_keras (Keras 2) .h5 model with onnx2tf (NCHW becomes NHWC)", cost=2.0,
+        options=_ONNX2TF),
     Hop("savedmodel_from_keras", "keras", "savedmodel", "keras export",
-        "export the Keras model as a SavedModel with Keras export()", cost=0.8),
+        "export the Keras model as a SavedModel with Keras export()", cost=0.8,
+        options=("dynamic_batch", "input_shapes")),
     Hop("tflite_from_savedmodel", "savedmodel", "tflite", "tf.lite.TFLiteConverter",
-        "convert the SavedModel to TFLite with tf.lite.TFLiteConverter"),
+        "convert the SavedModel to TFLite with tf.lite.TFLiteConverter", options=("fp16",)),
     Hop("tflite_from_keras", "keras", "tflite", "tf.lite.TFLiteConverter",
-        "convert the Keras model to TFLite with tf.lite.TFLiteConverter"),
+        "convert the Keras model to TFLite with tf.lite.TFLiteConverter",
+        options=("fp16", "dynamic_batch", "input_shapes")),
     Hop("torch_from_onnx", "onnx", "torch", "onnx2torch + torch.export",
         "rebuild the ONNX graph as PyTorch modules with onnx2torch and save it as a torch.export .pt2",
-        cost=1.5),
+        cost=1.5, options=("dynamic_batch", "input_shapes")),
 )
 
 
@@ -102,6 +114,18 @@ class Route:
     def names(self) -> list[str]:
         return [h.name for h in self.hops]
 
+    @property
+    def options(self) -> list[str]:
+        """The ConvertOptions fields some hop of this route reads (for a settings panel)."""
+        seen: list[str] = []
+        for i, h in enumerate(self.hops):
+            last = i == len(self.hops) - 1
+            # the unoptimised ONNX is only kept when ONNX is the final product
+            seen += [o for o in h.options if o not in seen and (last or o != "onnx_optimize")]
+        if len(self.hops) > 1:
+            seen.append("keep_intermediates")
+        return seen
+
     def describe(self) -> str:
         """Several lines: the chain of kinds, then one numbered line per hop."""
         chain = " -> ".join([self.source_format] + [_KIND_LABEL.get(h.dst, h.dst) for h in self.hops])
@@ -112,7 +136,7 @@ class Route:
 
     def to_dict(self) -> dict:
         return {"source": self.source, "source_format": self.source_format, "target": self.target,
-                "hops": [h.to_dict() for h in self.hops]}
+                "hops": [h.to_dict() for h in self.hops], "options": self.options}
 
 
 _KIND_LABEL = {"savedmodel": "tf (SavedModel)", "tf_keras": "keras (tf_keras .h5)", "torch": "torch (.pt2)"}

@@ -84,6 +84,19 @@ def _captured():
         cap.restore()
 
 
+@contextlib.contextmanager
+def _tools_on_path():
+    """onnx2tf runs ``onnxsim`` as a program found through PATH: put this interpreter's bin first."""
+    import sys
+
+    old = os.environ.get("PATH", "")
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + old
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = old
+
+
 def run(src: str, out: str, opts: ConvertOptions, *, product: str = "savedmodel", log=print,
         **_) -> dict:
     """Convert ONNX ``src``; ``product`` in {savedmodel, tflite, tf_keras} decides what ``out`` is.
@@ -98,7 +111,8 @@ def run(src: str, out: str, opts: ConvertOptions, *, product: str = "savedmodel"
     try:
         model = onnx.load(src)  # also reads external data, so the copy is self-contained
         copy = os.path.join(work, "model.onnx")
-        onnx.save(model, copy)
+        big = sum(len(t.raw_data) for t in model.graph.initializer) > 1_800_000_000
+        onnx.save(model, copy, save_as_external_data=big)  # protobuf cannot hold more than 2 GB
         # Synthetic calibration data: 20 images 128x128x3 float32 in [0, 1), what onnx2tf would download.
         rng = np.random.default_rng(0)
         np.save(os.path.join(work, CALIBRATION_NAME),
@@ -109,7 +123,7 @@ def run(src: str, out: str, opts: ConvertOptions, *, product: str = "savedmodel"
         tf_dir = os.path.join(work, "tf")
         log(f"onnx2tf.convert({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
         cap = None
-        with working_dir(work), offline(), _captured() as cap:
+        with working_dir(work), offline(), _tools_on_path(), _captured() as cap:
             try:
                 import onnx2tf
                 onnx2tf.convert(input_onnx_file_path=copy, output_folder_path=tf_dir, **kwargs)
