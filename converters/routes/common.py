@@ -148,8 +148,12 @@ def _stem(src: str) -> str:
     return os.path.splitext(base)[0] or base
 
 
-def default_output(src: str, target: str, *, fp16: bool = False) -> str:
-    """A path beside ``src`` that does not exist yet: model.tf, model_1.tf, model_2.tf, …"""
+def default_output(src: str, target: str, *, fp16: bool = False, companions: tuple[str, ...] = ()) -> str:
+    """A path beside ``src`` that does not exist yet: model.tf, model_1.tf, model_2.tf, …
+
+    ``companions``: other targets written beside it under the same stem (``tflite_fp16`` for
+    ``<stem>_fp16.tflite``); the stem is chosen so that none of them exists either.
+    """
     folder = os.path.dirname(os.path.abspath(os.path.normpath(src)))
     if os.path.basename(src) == "saved_model.pb":
         folder = os.path.dirname(folder)
@@ -157,10 +161,12 @@ def default_output(src: str, target: str, *, fp16: bool = False) -> str:
     suffix = TARGET_SUFFIX[target]
     if target == "tflite" and fp16:
         suffix = "_fp16.tflite"
+    extra = [("_fp16.tflite" if c == "tflite_fp16" else TARGET_SUFFIX[c]) for c in companions]
     for i in itertools.count():
-        name = f"{stem}{'' if i == 0 else f'_{i}'}{suffix}"
-        cand = os.path.join(folder, name)
-        if not os.path.lexists(cand) and not os.path.lexists(sidecar_path(cand)):
+        base = f"{stem}{'' if i == 0 else f'_{i}'}"
+        cand = os.path.join(folder, base + suffix)
+        others = [os.path.join(folder, base + sfx) for sfx in extra]
+        if not any(os.path.lexists(p) or os.path.lexists(sidecar_path(p)) for p in [cand] + others):
             return cand
     raise AssertionError("unreachable")
 

@@ -47,7 +47,11 @@ def convert(src: str, to: str, out: str | None = None, options: ConvertOptions |
 
     src = os.path.abspath(os.path.normpath(src))
     route = plan(src, to)
-    final = os.path.abspath(out) if out else default_output(src, route.target, fp16=opts.fp16)
+    companions = ()
+    if opts.all_outputs and route.hops and route.hops[-1].name == "savedmodel_from_onnx":
+        companions = ("tf", "tflite", "tflite_fp16", "keras")  # onnx2tf writes them all in one run
+    final = os.path.abspath(out) if out else default_output(src, route.target, fp16=opts.fp16,
+                                                            companions=companions)
     if os.path.abspath(final) == src:
         raise TensorbridgeError(f"{final}: the output would replace the source; choose another output")
     if out and not overwrite:
@@ -97,20 +101,24 @@ def convert(src: str, to: str, out: str | None = None, options: ConvertOptions |
                     own = json.load(f)
                 final_path = os.path.join(os.path.dirname(final), os.path.basename(product))
                 _write_composed(sidecar_path(product), src, final_path, route, sidecars[:-1] + [own])
-        # Everything succeeded: move the products out of the staging folder.
-        written = []
+        # Everything succeeded: move the products out of the staging folder, after checking that no
+        # move would replace a file the user has (so a conflict leaves nothing half-moved).
+        moves = []
         for staged in sorted(os.listdir(stage.path)):
-            p = os.path.join(stage.path, staged)
             if staged.startswith("step"):  # intermediates: dropped, or kept under their own names below
                 continue
             dst = os.path.join(os.path.dirname(final), staged)
-            move_into_place(p, dst, overwrite=overwrite and staged in
-                            (os.path.basename(final), os.path.basename(final) + SIDECAR_SUFFIX))
-            written.append(dst)
+            replace = overwrite and staged in (os.path.basename(final), os.path.basename(final) + SIDECAR_SUFFIX)
+            moves.append((os.path.join(stage.path, staged), dst, replace))
         for staged, dst in kept:
-            move_into_place(staged, dst)
-            move_into_place(sidecar_path(staged), sidecar_path(dst))
-            written += [dst, sidecar_path(dst)]
+            moves += [(staged, dst, False), (sidecar_path(staged), sidecar_path(dst), False)]
+        taken = [dst for _, dst, replace in moves if not replace and os.path.lexists(dst)]
+        if taken:
+            raise TensorbridgeError(f"{taken[0]}: already exists; move it away or choose another output")
+        written = []
+        for staged, dst, replace in moves:
+            move_into_place(staged, dst, overwrite=replace)
+            written.append(dst)
     # Report final paths, not staging ones; an intermediate that was not kept has output None.
     moved = {staged: dst for staged, dst in kept}
     for k, h in enumerate(hops_done):

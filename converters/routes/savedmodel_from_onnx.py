@@ -148,8 +148,13 @@ def run(src: str, out: str, opts: ConvertOptions, *, product: str = "savedmodel"
         os.replace(files[product], out)
         extra = []
         if opts.all_outputs:
-            base = out[: -len(".tf")] if out.endswith(".tf") else os.path.splitext(out)[0]
-            base = base[: -len(".tf_keras")] if base.endswith(".tf_keras") else base
+            base = out
+            for sfx in (".tf_keras.h5", "_fp16.tflite", ".tflite", ".tf"):
+                if base.endswith(sfx):
+                    base = base[: -len(sfx)]
+                    break
+            else:
+                base = os.path.splitext(base)[0]
             for kind, path in files.items():
                 if kind == product:
                     continue

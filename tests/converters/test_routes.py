@@ -198,29 +198,32 @@ def test_torch_to_onnx_dynamic_batch_and_names(src):
 def test_torch_to_tflite_via_onnx_all_products(src):
     """torch -> ONNX -> onnx2tf: SavedModel, tf_keras .h5 and fp32/fp16 TFLite from one run."""
     path, x, y = src("cnn.pt2")
+    folder = os.path.dirname(path)
+    mine = os.path.join(folder, "cnn_fp16.tflite")  # a user's file named like one of the products
+    Path(mine).write_bytes(b"not to be replaced")
     before = digest(path)
     res = convert(path, "tflite", options={"all_outputs": True})
-    folder = os.path.dirname(path)
     assert [h["name"] for h in res["hops"]] == ["onnx_from_torch", "savedmodel_from_onnx"]
-    assert res["output"] == os.path.join(folder, "cnn.tflite")
-    for name in ("cnn.tflite", "cnn.tf", "cnn_fp16.tflite", "cnn.tf_keras.h5"):
+    assert res["output"] == os.path.join(folder, "cnn_1.tflite")  # every product name was free
+    assert Path(mine).read_bytes() == b"not to be replaced"
+    for name in ("cnn_1.tflite", "cnn_1.tf", "cnn_1_fp16.tflite", "cnn_1.tf_keras.h5"):
         assert os.path.join(folder, name) in res["outputs"]
         assert os.path.exists(os.path.join(folder, name + ".tbmap.json"))
     xt = nhwc(x)  # onnx2tf made the image input NHWC
     np.testing.assert_allclose(run_tflite(res["output"], xt), y, **FP32)
-    np.testing.assert_allclose(run_tflite(os.path.join(folder, "cnn_fp16.tflite"), xt), y, rtol=2e-2, atol=2e-2)
-    np.testing.assert_allclose(run_savedmodel(os.path.join(folder, "cnn.tf"), xt), y, **FP32)
+    np.testing.assert_allclose(run_tflite(os.path.join(folder, "cnn_1_fp16.tflite"), xt), y, rtol=2e-2, atol=2e-2)
+    np.testing.assert_allclose(run_savedmodel(os.path.join(folder, "cnn_1.tf"), xt), y, **FP32)
     import tf_keras
-    km = tf_keras.models.load_model(os.path.join(folder, "cnn.tf_keras.h5"), compile=False)
+    km = tf_keras.models.load_model(os.path.join(folder, "cnn_1.tf_keras.h5"), compile=False)
     np.testing.assert_allclose(km(xt).numpy(), y, **FP32)
     # onnx2tf's tf_keras file is itself a source: back to ONNX through tf2onnx (Keras 3 cannot load it).
-    back = convert(os.path.join(folder, "cnn.tf_keras.h5"), "onnx")["output"]
-    assert os.path.basename(back) == "cnn.onnx"
+    back = convert(os.path.join(folder, "cnn_1.tf_keras.h5"), "onnx")["output"]
+    assert os.path.basename(back) == "cnn_1.onnx"
     np.testing.assert_allclose(run_onnx(back, xt), y, **FP32)
     # The composed map goes from torch modules to TF layers, with the layout change on the input.
     doc = sidecar(res["output"])
     assert doc["inputs"][0]["layout"] == [0, 2, 3, 1]
-    tf_doc = sidecar(os.path.join(folder, "cnn.tf"))
+    tf_doc = sidecar(os.path.join(folder, "cnn_1.tf"))
     assert tf_doc["inputs"][0]["layout"] == [0, 2, 3, 1]
     assert {"bn2", "relu", "fc"} <= {e["source"] for e in tf_doc["tensors"]}
     # Per-hop rows: [source, target, layout, layout_known]; dynamo names ReLU outputs relu, relu_1, …
