@@ -75,6 +75,7 @@ def keras_input_specs(model, opts):
 
     specs = []
     inputs = list(model.inputs)
+    opts.check_input_names([t.name.split(":")[0] for t in inputs], model.name)
     for idx, t in enumerate(inputs):
         name = t.name.split(":")[0]
         shape = list(t.shape)

@@ -36,6 +36,7 @@ def load_torch(src: str, family: str, opts: ConvertOptions):
         ep = torch.export.load(src)
         names, args = [], []
         specs = [s for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+        opts.check_input_names([s.arg.name for s in specs], src)
         for spec in specs:
             node = next(n for n in ep.graph.nodes if n.op == "placeholder" and n.name == spec.arg.name)
             val = node.meta.get("val")

@@ -70,6 +70,19 @@ class ConvertOptions:
                 raise BadOption(f"input shape for '{name}' must be a list of non-negative integers, "
                                 f"got {shape!r}")
 
+    def check_input_names(self, names: list[str], src: str) -> None:
+        """Refuse ``input_shapes`` / ``keep_nchw`` entries that name no input of the model."""
+        shapes = self.input_shapes or {}
+        if len(shapes) == 1 and len(names) == 1:
+            return  # a single shape applies to the only input whatever its name
+        unknown = [k for k in shapes if k not in names and not (k.isdigit() and int(k) < len(names))]
+        if isinstance(self.keep_nchw, list):
+            unknown += [k for k in self.keep_nchw if k not in names]
+        if unknown:
+            verb = "is not an input" if len(unknown) == 1 else "are not inputs"
+            raise BadOption(f"{src}: {', '.join(repr(u) for u in unknown)} {verb} of the model; "
+                            f"its inputs are {', '.join(names) or 'none'}")
+
     def shape_for(self, name: str, index: int, count: int) -> list[int] | None:
         """The user-given shape of input ``name`` (position ``index`` of ``count`` inputs)."""
         shapes = self.input_shapes or {}

@@ -119,6 +119,7 @@ def run(src: str, out: str, opts: ConvertOptions, *, product: str = "savedmodel"
                 rng.random((20, 128, 128, 3), dtype=np.float32))
         init = {i.name for i in model.graph.initializer}
         graph_inputs = [i for i in model.graph.input if i.name not in init]
+        opts.check_input_names([i.name for i in graph_inputs], src)
         kwargs = _onnx2tf_kwargs(opts, graph_inputs, product)
         tf_dir = os.path.join(work, "tf")
         log(f"onnx2tf.convert({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")

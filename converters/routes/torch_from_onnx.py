@@ -132,6 +132,7 @@ def _example_inputs(model, opts: ConvertOptions):
 
     init = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in init]
+    opts.check_input_names([i.name for i in inputs], "the ONNX model")
     args, dyn = [], []
     for idx, vi in enumerate(inputs):
         t = vi.type.tensor_type

@@ -390,6 +390,11 @@ def test_onnx2tf_unsupported_op_is_one_line(tmp_path):
     assert ei.value.message == (f"{path}: ONNX op 'CastLike' (node cast_like0) is not supported by onnx2tf; "
                                 f"replace it in the source model")
     assert sorted(os.listdir(tmp_path)) == ["castlike.onnx"]
+    from converters.routes.options import BadOption
+    with pytest.raises(BadOption) as ei:
+        convert(path, "tf", options={"input_shapes": {"x": [1, 4], "nope": [2]}})
+    assert ei.value.message == f"{path}: 'nope' is not an input of the model; its inputs are x"
+    assert sorted(os.listdir(tmp_path)) == ["castlike.onnx"]
 
 
 def test_output_names_never_overwrite(src):
