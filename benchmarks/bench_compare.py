@@ -157,18 +157,26 @@ def infer_overhead(models: dict, iters: int) -> list[dict]:
                 feeds = {name: x}
                 raw = _raw_callable(fmt, r, x)
                 wrapped = lambda: r.infer(feeds)  # noqa: E731
-                n = iters if size == "tiny" else max(20, iters // 10)
+                n = iters * 5 if size == "tiny" else max(100, iters)
                 for f in (raw, wrapped):  # warm both paths (traces, allocations)
-                    _median_per_call(f, max(5, n // 10))
+                    _median_per_call(f, max(5, n // 20))
+                # alternate call by call: both paths see the same machine load, which on a shared
+                # machine drifts far more than the difference being measured
                 raw_t, run_t = [], []
-                for _ in range(5):  # interleaved blocks: machine noise hits both alike
-                    raw_t.append(_median_per_call(raw, n))
-                    run_t.append(_median_per_call(wrapped, n))
-                # best block of each: the least disturbed by other processes on a shared machine
-                r_raw, r_run = min(raw_t), min(run_t)
+                clock = time.perf_counter
+                for _ in range(n):
+                    t0 = clock()
+                    raw()
+                    t1 = clock()
+                    wrapped()
+                    t2 = clock()
+                    raw_t.append(t1 - t0)
+                    run_t.append(t2 - t1)
+                r_raw, r_run = statistics.median(raw_t), statistics.median(run_t)
+                paired = statistics.median([b - a for a, b in zip(raw_t, run_t)])
                 rows.append({"model": size, "runtime": r.runtime, "format": fmt, "raw_ms": r_raw * 1e3,
-                             "runner_ms": r_run * 1e3, "ratio": r_run / r_raw,
-                             "overhead_us": (r_run - r_raw) * 1e6})
+                             "runner_ms": r_run * 1e3, "ratio": r_run / r_raw, "overhead_us": paired * 1e6,
+                             "calls": n})
     return rows
 
 
@@ -219,7 +227,7 @@ def startup(models: dict) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--iters", type=int, default=200, help="calls per timing block for the tiny model")
+    p.add_argument("--iters", type=int, default=300, help="timed calls per model (x5 for the tiny one)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -230,7 +238,8 @@ def main(argv=None) -> int:
         rows = infer_overhead(models, args.iters)
         if not args.json:
             print(f"models built in {build_s:.1f} s\n")
-            print("Infer loop: runner vs the runtime's own call (median per call)")
+            print("Infer loop: runner vs the runtime's own call, alternated call by call (medians; +µs = median of the"
+          " paired differences)")
             print(f"{'model':<6}{'runtime':<13}{'raw ms':>10}{'runner ms':>11}{'ratio':>8}{'+µs/call':>10}")
             for r in rows:
                 flag = "" if r["ratio"] <= 1.05 else "  (> 1.05)"

@@ -237,9 +237,16 @@ def to_numpy(x: Any) -> np.ndarray:
     """Framework tensor -> numpy array on the host (torch, TF, numpy, scalars)."""
     if isinstance(x, np.ndarray):
         return x
+    try:  # host tensors of numpy dtypes (torch CPU without grad, TF eager): no checks needed
+        a = x.numpy()
+        if isinstance(a, np.ndarray):
+            return a
+    except Exception:
+        pass
     if hasattr(x, "detach"):  # torch
-        x = x.detach()
-        if getattr(x, "device", None) is not None and str(x.device) != "cpu":
+        if x.requires_grad:
+            x = x.detach()
+        if x.device.type != "cpu":
             x = x.cpu()
         if str(x.dtype) == "torch.bfloat16":
             import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy)
@@ -261,6 +268,8 @@ def flatten_outputs(out: Any, prefix: str = "output") -> dict[str, Any]:
 
     Tuples/lists are named ``output_0``, ``output_1`` …; nested ones ``output_0_1``; dict keys are kept
     (nested dict keys joined by ``.``)."""
+    if type(out) in (tuple, list) and not any(isinstance(v, (dict, list, tuple)) for v in out):
+        return {f"{prefix}_{i}": v for i, v in enumerate(out)}  # the common case, without the walk
     flat: dict[str, Any] = {}
 
     def walk(x, name):

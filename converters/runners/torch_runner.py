@@ -55,6 +55,7 @@ class TorchRunner(Runner):
         family = self.options.get("family") or detect(self.path)
         self.family = family
         self._ep = None
+        self._names_cache = None
         self._in_specs: list[TensorSpec] = []
         self._out_names: list[str] | None = None
         try:
@@ -178,7 +179,9 @@ class TorchRunner(Runner):
     # -- run ---------------------------------------------------------------------------------------
     def _infer_impl(self, feeds, capture):
         torch = self._torch
-        args = [torch.from_numpy(np.ascontiguousarray(feeds[s.name])).to(self._dev) for s in self._in_specs]
+        args = [torch.from_numpy(np.ascontiguousarray(feeds[s.name])) for s in self._in_specs]
+        if self._dev.type != "cpu":
+            args = [a.to(self._dev) for a in args]
         hooks, captured = [], {}
         fx_names: dict[str, str] = {}
         if capture:
@@ -206,7 +209,9 @@ class TorchRunner(Runner):
             for h in hooks:
                 h.remove()
         flat = flatten_outputs(out)
-        names = [s.name for s in self._output_specs_impl()] if self._ep is not None else None
+        names = self._names_cache if self._ep is not None else None
+        if self._ep is not None and names is None:
+            names = self._names_cache = [s.name for s in self._output_specs_impl()]
         if names is None or len(names) != len(flat):
             names = list(flat)
             self._seen_out = [TensorSpec(n, dtype_name(getattr(v, "dtype", None)), tuple(v.shape))

@@ -275,6 +275,21 @@ def test_multi_input_model_with_int_inputs(model_file, tmp_path):
     assert sum("by position" in w for w in res.warnings) == 2  # a -> tokens, b -> scale
 
 
+def test_image_inputs_feed_both_layouts(model_file, tmp_path):
+    from PIL import Image
+    rgb = (np.random.default_rng(2).random((20, 24, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "cat.png")
+    res = _run(model_file, "cnn.onnx", "keras_twin.onnx", input_files=[str(tmp_path / "cat.png")],
+               image={"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}, save_dir=str(tmp_path / "s"))
+    assert res, res.summary_lines()
+    assert res.inputs["x"]["shape"] == [1, 3, 16, 16]  # resized to the model's 16x16, NCHW for A
+    with np.load(res.files["npz"]) as z:
+        x = z["inputs/x"]
+    assert x.min() < -1.0 and x.max() > 1.0  # (v / 255 - 0.5) / 0.25 spans [-2, 2]
+    assert any("transposed by [0, 2, 3, 1]" in w for w in res.warnings)  # NHWC for B
+    assert res.seed is None
+
+
 def test_a_failing_side_is_reported_as_that_side(model_file, tmp_path):
     broken = tmp_path / "broken.onnx"
     data = open(model_file(M, "cnn.onnx").path, "rb").read()
