@@ -198,7 +198,12 @@ def _write_composed(path: str, src: str, final: str, route: Route, sidecars: lis
 
 
 def convert_task(params: dict, ctx) -> dict:
-    """Worker task ``convert``: params {src, to, out (optional), overwrite, options} -> convert()'s result."""
+    """Worker task ``convert``: params {src, to, out (optional), overwrite, options} -> convert()'s result.
+
+    Paths must be absolute: the worker runs in its job folder, not in the caller's working folder."""
+    for key in ("src", "out"):
+        if params.get(key) and not os.path.isabs(params[key]):
+            raise TensorbridgeError(f"{params[key]}: the convert task needs an absolute path")
     return convert(params["src"], params["to"], params.get("out"), params.get("options") or {},
                    overwrite=bool(params.get("overwrite")), progress=ctx.progress,
                    log=lambda m: (print(m, flush=True), ctx.log(m)))
