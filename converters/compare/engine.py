@@ -133,7 +133,8 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
 
     o = options or CompareOptions()
     prog = progress or (lambda f=None, m="": None)
-    path_a, path_b = os.fspath(path_a), os.fspath(path_b)
+    # workers run in their job folders: relative paths must be made absolute here, in the caller
+    path_a, path_b = os.path.abspath(os.fspath(path_a)), os.path.abspath(os.fspath(path_b))
     res = CompareResult(a=_side(path_a, "A", o.device_a), b=_side(path_b, "B", o.device_b),
                         tolerance=o.tolerance.to_dict(), seed=None if o.input_files else o.seed)
     for side in (res.a, res.b):
@@ -302,6 +303,10 @@ def compare_task(params: dict, ctx) -> dict:
     ``save_dir`` defaults to the job folder. Result: the CompareResult as a dict (``passed``, ``outputs``,
     ``files`` …)."""
     params = dict(params)
+    for key in ("a", "b"):
+        if not os.path.isabs(str(params.get(key, ""))):
+            # this worker runs in its job folder, so a relative path would name the wrong file
+            raise TensorbridgeError(f"compare: '{params.get(key)}' is a relative path; pass absolute paths to the task")
     params.setdefault("save_dir", ctx.path("compare"))
     opts = options_from_params(params)
     res = compare_models(params["a"], params["b"], opts, progress=ctx.progress)

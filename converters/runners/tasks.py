@@ -38,6 +38,10 @@ def run_model_task(params: dict, ctx) -> dict:
 
     boot = _boot_seconds(params.get("spawned_at"))
     path = params["path"]
+    if not os.path.isabs(path):
+        from ..errors import TensorbridgeError
+        # this worker runs in its job folder, so a relative path would name the wrong file
+        raise TensorbridgeError(f"run_model: '{path}' is a relative path; pass an absolute path to the task")
     warnings: list[str] = []
     ctx.progress(0.0, f"opening {os.path.basename(path)}")
     t0 = time.perf_counter()

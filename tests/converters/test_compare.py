@@ -341,9 +341,9 @@ def test_compare_task_runs_in_a_worker(model_file):
 
 
 # ---- CLI -----------------------------------------------------------------------------------------
-def _cli(*args, timeout=120):
+def _cli(*args, timeout=120, cwd=ROOT):
     env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=timeout)
 
 
@@ -358,6 +358,13 @@ def test_cli_exit_codes(model_file, tmp_path):
     assert data["passed"] is False and data["outputs"][0]["worst"][0]["index"][1] == 3
     loose = _cli("compare", a, model_file(M, "cnn_nudged.onnx").path, "--atol", "0.01", "--repeats", "1")
     assert loose.returncode == 0, loose.stdout + loose.stderr
+    # relative paths, from the models' folder (the workers run elsewhere)
+    rel = _cli("compare", "cnn.onnx", "cnn_nudged.onnx", "--preset", "fp16", "--repeats", "1",
+               "--report", "rel.html", "--save-dir", str(tmp_path / "rel"), cwd=str(tmp_path))
+    assert rel.returncode == 2 and "cnn.onnx: no such file" in rel.stderr  # relative to the caller's cwd
+    rel = _cli("compare", os.path.basename(a), "cnn_nudged.onnx", "--preset", "fp16", "--repeats", "1",
+               "--save-dir", str(tmp_path / "rel"), cwd=os.path.dirname(a))
+    assert rel.returncode == 0, rel.stdout + rel.stderr
     err = _cli("compare", a, str(tmp_path / "missing.onnx"))
     assert err.returncode == 2
     lines = err.stderr.strip().splitlines()
