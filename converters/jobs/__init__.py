@@ -319,7 +319,8 @@ class _Spare:
 # Modules each framework family preloads in a warm worker.
 FAMILY_PRELOAD: dict[str, list[str]] = {
     "onnx": ["numpy", "onnx", "converters.formats.onnx_reader"],
-    "torch": ["numpy", "onnx", "torch"],
+    # torch.export.load and torch.onnx.export import dynamo and the serializer lazily (~2 s): do it ahead
+    "torch": ["numpy", "onnx", "torch", "torch.export.pt2_archive._package", "torch._export.serde.serialize"],
     "tf": ["numpy", "onnx", "tensorflow"],
 }
 
