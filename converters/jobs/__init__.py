@@ -321,7 +321,7 @@ FAMILY_PRELOAD: dict[str, list[str]] = {
     "onnx": ["numpy", "onnx", "converters.formats.onnx_reader"],
     # torch.export.load and torch.onnx.export import dynamo and the serializer lazily (~2 s): do it ahead
     "torch": ["numpy", "onnx", "torch", "torch.export.pt2_archive._package", "torch._export.serde.serialize"],
-    "tf": ["numpy", "onnx", "tensorflow"],
+    "tf": ["numpy", "onnx", "tensorflow", "keras"],
 }
 
 
