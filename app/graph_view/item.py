@@ -8,7 +8,7 @@ pixels per scene unit (``lod``):
   more than ``MAX_TINY_NODES`` of them in view (so the cost of a frame is bounded at any zoom);
 * nearer, boxes and lines in batches (``drawRects``/``drawLines``, one brush per op category);
 * text only where it can be read: op types from ``lod`` ≥ 0.55, names ≥ 0.95, edge labels (shape
-  and dtype) ≥ 1.1, group titles ≥ 0.45; arrow heads and rounded corners once they are visible.
+  and dtype) ≥ 0.8, group titles ≥ 0.45; arrow heads and rounded corners once they are visible.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from . import palette
 
 LOD_OP = 0.55
 LOD_NAME = 0.95
-LOD_EDGE_LABEL = 1.1
+LOD_EDGE_LABEL = 0.8
 LOD_GROUP_TITLE = 0.45
 MIN_PX = 3.0                      # frames and edges smaller than this on screen are not drawn
 MAX_TINY_NODES = 6000             # past this many sub-pixel nodes in view, frames stand for them
