@@ -20,6 +20,7 @@ from .panels.convert import TARGET_LABELS, ConvertDialog, ConvertStrip, engine_a
 from .panels.inspector import Inspector
 from .panels.jobs_panel import JobsPanel
 from .panels.model_tab import Banner, ModelTab
+from .panels.parity import ParityPanel, compare_params, node_for_value
 
 __all__ = ["MainWindow", "MAX_RECENT", "FILE_FILTER"]
 
@@ -107,6 +108,14 @@ class MainWindow(QMainWindow):
         self.inspector_dock = self._dock("Inspector", "inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
         self.jobs_panel = JobsPanel(self.jobs, self)
         self.jobs_dock = self._dock("Jobs", "jobs", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        # parity: how two models' outputs differ (after a conversion, or Model ▸ Compare with…)
+        self.parity = ParityPanel(self.jobs, self)
+        self.parity.divergenceRequested.connect(self.show_divergence)
+        self.parity_dock = self._dock("Parity", "parity", self.parity, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.jobs_dock, self.parity_dock)
+        self.jobs_dock.raise_()
+        self._devices: list[dict] | None = None  # the devices task's answer, asked once per window
+        self.compare_dialog = None
         self.resizeDocks([self.inspector_dock], [340], Qt.Orientation.Horizontal)
         self.resizeDocks([self.jobs_dock], [120], Qt.Orientation.Vertical)
 
@@ -206,6 +215,12 @@ class MainWindow(QMainWindow):
         self.act_attach = self._action("&Attach architecture…", self.attach_architecture,
                                        tip="Build a graph from a weights-only checkpoint with your model class")
         self.act_about = self._action("&About Tensorbridge", self.about)
+        self.act_compare = self._action("Compare &with…", self.compare_with, "Ctrl+Shift+K",
+                                        "Run two models on the same inputs and compare their outputs")
+        self.act_auto_parity = QAction("Check &parity after conversion", self, checkable=True)
+        self.act_auto_parity.setChecked(self.auto_parity)
+        self.act_auto_parity.setStatusTip("Compare each converted model with its source as soon as it opens")
+        self.act_auto_parity.toggled.connect(lambda on: self.settings.setValue("parity/auto", bool(on)))
 
         fm = mb.addMenu("&File")
         fm.addAction(self.act_open)
@@ -222,6 +237,8 @@ class MainWindow(QMainWindow):
             vm.addSeparator() if a is None else vm.addAction(a)
         vm.addAction(self.inspector_dock.toggleViewAction())
         vm.addAction(self.jobs_dock.toggleViewAction())
+        vm.addAction(self.parity_dock.toggleViewAction())
+        vm.addAction(self.act_auto_parity)
         theme = vm.addMenu("&Theme")
         group = QActionGroup(self)
         current = str(self.settings.value("theme", "system"))
@@ -242,6 +259,7 @@ class MainWindow(QMainWindow):
             a.triggered.connect(lambda _c=False, k=key: self.convert_current(k))
             conv.addAction(a)
             self.convert_actions[key] = a
+        mm.addAction(self.act_compare)
         mm.addAction(self.act_attach)
 
         hm = mb.addMenu("&Help")
@@ -263,6 +281,7 @@ class MainWindow(QMainWindow):
             tb.addAction(a)
         tb.addSeparator()
         tb.addAction(self.act_netron)
+        tb.addAction(self.act_compare)
         self.addToolBar(tb)
         self._rebuild_recent()
 
@@ -496,6 +515,7 @@ class MainWindow(QMainWindow):
         self.act_close.setEnabled(self.tabs.count() > 0)
         for a in self.convert_actions.values():
             a.setEnabled(tab is not None)
+        self.act_compare.setEnabled(tab is not None and task_available("compare"))
 
     # -- view actions ------------------------------------------------------------------------------------
     def _canvas(self, name: str, *args):
@@ -608,6 +628,8 @@ class MainWindow(QMainWindow):
             if out:
                 self.statusBar().showMessage(f"Converted to {out}", 8000)
                 self.open_path(out, origin=f"converted from {src}")
+                if self.auto_parity and task_available("compare"):
+                    self.start_parity_after_conversion(params, out)
 
         def failed(message: str, kind: str) -> None:
             if kind == "JobCancelled":
@@ -621,6 +643,101 @@ class MainWindow(QMainWindow):
         job.finished.connect(finished)
         job.failed.connect(failed)
         return job
+
+    # -- parity ------------------------------------------------------------------------------------------
+    @property
+    def auto_parity(self) -> bool:
+        """Whether a finished conversion starts a comparison of source and result (View menu; saved)."""
+        v = self.settings.value("parity/auto", True)
+        return v if isinstance(v, bool) else str(v).lower() in ("true", "1", "yes")
+
+    def run_compare(self, params: dict, title: str = ""):
+        """Run the ``compare`` task and show it in the Parity dock (raised). Returns the QtJob."""
+        self.parity_dock.show()
+        self.parity_dock.raise_()
+        if self.parity_dock.height() < 260 and not self.parity_dock.isFloating():
+            self.resizeDocks([self.parity_dock], [300], Qt.Orientation.Vertical)
+        return self.parity.start(params, title)
+
+    def start_parity_after_conversion(self, convert_params: dict, out: str):
+        """Compare a conversion's source with its output: CPU, seeded random inputs, the fp16 preset
+        when the conversion wrote float16 weights (else fp32), the converter's map when it wrote one."""
+        from converters.compare.matching import sidecar_path
+
+        opts = convert_params.get("options") or {}
+        params = compare_params(convert_params["src"], out, preset="fp16" if opts.get("fp16") else "fp32",
+                                capture_map=os.path.exists(sidecar_path(out)), trust=bool(opts.get("trust")))
+        return self.run_compare(params, f"{os.path.basename(convert_params['src'])} → "
+                                        f"{os.path.basename(out.rstrip(os.sep))}")
+
+    def request_devices(self, runtimes: list[str] | None = None):
+        """Ask the ``devices`` task (once per window and runtime set); fills an open Compare dialog."""
+        job = self.jobs.run("devices", {"runtimes": runtimes or None}, title="list devices")
+
+        def done(result: dict) -> None:
+            devs = list(result.get("devices") or [])
+            known = {(d.get("runtime"), d.get("device")) for d in devs}
+            self._devices = devs + [d for d in (self._devices or []) if (d.get("runtime"), d.get("device")) not in known]
+            if self.compare_dialog is not None:
+                self.compare_dialog.set_devices(self._devices)
+
+        def failed(message: str, _kind: str) -> None:
+            if self.compare_dialog is not None:
+                self.compare_dialog.set_devices_error(message)
+
+        job.finished.connect(done)
+        job.failed.connect(failed)
+        return job
+
+    def compare_with(self, b_path: str | None = None):
+        """Open the Compare dialog with the current tab as A (and ``b_path`` as B when given); the
+        comparison runs when it is accepted. Returns the (non-modal) dialog."""
+        from .panels.compare_dialog import CompareDialog
+
+        tabs = [t for t in self.model_tabs() if t.state != "failed"]
+        cur = self.current_tab()
+        if cur is None:
+            self.show_notice("Open a model first; it will be model A of the comparison.", "info")
+            return None
+        choices = [(f"{t.title} — {t.path}", t.path) for t in tabs]
+        dlg = CompareDialog(choices, cur.path, parent=self,
+                            start_dir=str(self.settings.value("last_dir", "") or os.getcwd()))
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        if b_path:
+            dlg.set_b(b_path)
+        self.compare_dialog = dlg
+        dlg.destroyed.connect(lambda *_: setattr(self, "compare_dialog", None))
+        have = {d.get("runtime") for d in (self._devices or [])}
+        if self._devices is not None:
+            dlg.set_devices(self._devices)
+        need = [r for r in dlg.runtimes() if r not in have]
+        if need:
+            self.request_devices(need)
+
+        def accepted() -> None:
+            trust = any(t.trust for t in self.model_tabs() if t.path in (dlg.path_a(), dlg.path_b()))
+            self.run_compare(dlg.params(trust=trust))
+
+        dlg.accepted.connect(accepted)
+        dlg.open()
+        return dlg
+
+    def show_divergence(self, path_a: str, name_a: str, path_b: str, name_b: str) -> int:
+        """Select and centre the node that makes the first diverging tensor in an open tab of B (else
+        A). Returns the node index, or -1 when no open graph has it."""
+        for path, name in ((path_b, name_b), (path_a, name_a)):
+            for tab in self.model_tabs():
+                if tab.path != os.path.abspath(path) or tab.doc is None or tab.doc.pack is None:
+                    continue
+                i = node_for_value(tab.doc.pack, name)
+                if i >= 0:
+                    self.tabs.setCurrentWidget(tab)
+                    tab.canvas_call("select", i)
+                    self.statusBar().showMessage(f"First divergence: '{name}' in {tab.title}", 8000)
+                    return i
+        self.statusBar().showMessage("The first diverging tensor is in no open graph; open the converted "
+                                     "model to see it", 8000)
+        return -1
 
     # -- weights-only checkpoints ------------------------------------------------------------------------
     def attach_architecture(self, tab: ModelTab | None = None) -> None:

@@ -1,0 +1,543 @@
+"""The Parity panel: how two models' outputs differ, from the worker task ``compare``.
+
+The comparison runs in a worker process (:mod:`converters.compare.engine`); this panel shows its result:
+a PASS/FAIL badge with the tolerance preset, one table row per output (errors in the output's units,
+relative errors unitless), each side's runtime, device and median time, the warnings, and two plots of
+the selected output read from the result's ``arrays.npz`` with numpy alone: a histogram of
+log10 |A - B| and A against B (subsampled to at most :data:`SCATTER_POINTS` points). pyqtgraph is
+imported when the first result arrives.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
+                               QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from ..jobs import JobRegistry, QtJob
+
+__all__ = ["ParityPanel", "COLUMNS", "SCATTER_POINTS", "compare_params", "error_histogram", "scatter_points"]
+
+# table columns: header -> how the row's OutputDiff dict is shown
+COLUMNS = ["Output A", "Output B", "Shape", "Verdict", "Max abs", "Mean abs", "P99 abs", "Max rel",
+           "Cosine", "Mismatches", "Worst index", "Top-1"]
+SCATTER_POINTS = 4000
+# log10 |A - B| bin edges, as in the engine; the open ends are drawn one bin wide (exact matches at the left)
+_EDGES = np.arange(-12.0, 4.5, 0.5)
+
+
+def _g(x: Any, spec: str = ".3g") -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, str):
+        return x
+    return format(float(x), spec)
+
+
+def compare_params(a: str, b: str, *, preset: str = "fp32", device_a: str = "cpu", device_b: str = "cpu",
+                   seed: int = 0, batch: int | None = None, inputs: list[str] | None = None,
+                   capture_map: bool = False, trust: bool = False, out_dir: str | None = None) -> dict:
+    """The ``compare`` task's params for paths ``a`` (reference) and ``b``. The result folder (arrays,
+    JSON, ``report.html``) is ``out_dir`` or a new folder under the jobs folder."""
+    if out_dir is None:
+        from converters.jobs import jobs_root
+
+        out_dir = tempfile.mkdtemp(prefix="parity-", dir=jobs_root())
+    p: dict[str, Any] = {"a": os.path.abspath(a), "b": os.path.abspath(b), "preset": preset,
+                         "device_a": device_a, "device_b": device_b, "seed": int(seed),
+                         "save_dir": out_dir, "report": os.path.join(out_dir, "report.html")}
+    if batch:
+        p["batch"] = int(batch)
+    if inputs:
+        p["inputs"] = [os.path.abspath(f) for f in inputs]
+    if capture_map:
+        p["capture_map"] = True
+    if trust:
+        p["trust"] = True
+    return p
+
+
+def error_histogram(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(edges, counts) of log10 |a - b| over finite element pairs; exact matches fall in the first bin
+    (drawn at -12.5 … -12), errors above 1e4 in the last."""
+    d = np.abs(a.astype(np.float64, copy=False) - b.astype(np.float64, copy=False)).ravel()
+    d = d[np.isfinite(d)]
+    with np.errstate(divide="ignore"):
+        lg = np.log10(d)
+    edges = np.concatenate([[_EDGES[0] - 0.5], _EDGES, [_EDGES[-1] + 0.5]])
+    lg = np.clip(lg, edges[0], edges[-1] - 1e-9)  # -inf (exact) to the first bin, huge to the last
+    counts, _ = np.histogram(lg, bins=edges)
+    return edges, counts
+
+
+def scatter_points(a: np.ndarray, b: np.ndarray, limit: int = SCATTER_POINTS, seed: int = 0):
+    """(x = A values, y = B values) for at most ``limit`` finite element pairs, picked at random (seeded)."""
+    x = np.asarray(a, np.float64).ravel()
+    y = np.asarray(b, np.float64).ravel()
+    ok = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+    if ok.size > limit:
+        ok = np.sort(np.random.default_rng(seed).choice(ok, limit, replace=False))
+    return x[ok], y[ok]
+
+
+class ParityPanel(QWidget):
+    """Shows one comparison at a time. :meth:`start` runs one; :meth:`show_result` shows a result dict.
+
+    Signals: ``started(QtJob)``, ``resultShown(dict)``, ``divergenceRequested(path_a, name_a, path_b,
+    name_b)`` when the user asks to see where the numbers first part ways.
+    """
+
+    started = Signal(object)
+    resultShown = Signal(dict)
+    divergenceRequested = Signal(str, str, str, str)
+
+    def __init__(self, registry: JobRegistry, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.registry = registry
+        self.job: QtJob | None = None
+        self.params: dict | None = None
+        self.title = ""
+        self.result: dict | None = None
+        self.arrays: dict[str, np.ndarray] = {}
+        self.diffs: list[dict] = []
+        self.hist_plot = self.scatter_plot = None
+        self.hist_item = self.scatter_item = self.diag_item = None
+        self.first_divergence: dict | None = None
+        self._capture_note = self._pending_note = ""
+
+        self.badge = QLabel("", self)
+        self.badge.setObjectName("parityBadge")
+        self.badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.badge.setMinimumWidth(64)
+        self.headline = QLabel("No comparison yet. Convert a model, or use Model ▸ Compare with…", self)
+        self.headline.setWordWrap(True)
+        self.headline.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.bar = QProgressBar(self)
+        self.bar.setMaximumWidth(180)
+        self.bar.setMaximumHeight(16)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.rerun_button = QPushButton("Re-run", self)
+        self.report_button = QPushButton("Open HTML report", self)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.rerun_button.clicked.connect(self.rerun)
+        self.report_button.clicked.connect(self.open_report)
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.badge)
+        top.addWidget(self.headline, 1)
+        for w in (self.bar, self.cancel_button, self.rerun_button, self.report_button):
+            top.addWidget(w)
+
+        self.sides = QLabel("", self)
+        self.sides.setWordWrap(True)
+        self.sides.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.divergence = QLabel("", self)
+        self.divergence.setWordWrap(True)
+        self.divergence_button = QPushButton("Show in graph", self)
+        self.divergence_button.setToolTip("Select the first tensor that differs in the open model's graph")
+        self.divergence_button.clicked.connect(self._request_divergence)
+        drow = QHBoxLayout()
+        drow.setContentsMargins(0, 0, 0, 0)
+        drow.addWidget(self.divergence, 1)
+        drow.addWidget(self.divergence_button)
+        self.warnings = QLabel("", self)
+        self.warnings.setWordWrap(True)
+        self.warnings.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.table = QTableWidget(0, len(COLUMNS), self)
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.itemSelectionChanged.connect(self._row_changed)
+
+        self.plots = QWidget(self)
+        self.plots_layout = QHBoxLayout(self.plots)
+        self.plots_layout.setContentsMargins(0, 0, 0, 0)
+        self.plots.hide()
+
+        body = QWidget(self)
+        bl = QVBoxLayout(body)
+        bl.setContentsMargins(0, 0, 0, 0)
+        bl.addWidget(self.table, 1)
+        bl.addWidget(self.sides)
+        bl.addLayout(drow)
+        bl.addWidget(self.warnings)
+        self.split = QSplitter(Qt.Orientation.Horizontal, self)
+        self.split.addWidget(body)
+        self.split.addWidget(self.plots)
+        self.split.setStretchFactor(0, 3)
+        self.split.setStretchFactor(1, 2)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 4, 6, 4)
+        lay.addLayout(top)
+        lay.addWidget(self.split, 1)
+        self._set_running(False)
+        self.report_button.setEnabled(False)
+        self.rerun_button.setEnabled(False)
+        self._set_badge("", "")
+        self.divergence.hide()
+        self.divergence_button.hide()
+        self.warnings.hide()
+
+    # -- running ---------------------------------------------------------------------------------------
+    def start(self, params: dict, title: str = "") -> QtJob:
+        """Run the ``compare`` task with ``params`` (see :func:`compare_params`); a running one is cancelled."""
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+        self._capture_note = self._pending_note
+        self._pending_note = ""
+        self.params, self.title = dict(params), title or self._default_title(params)
+        self.result, self.arrays, self.diffs = None, {}, []
+        self.table.setRowCount(0)
+        self.sides.setText("")
+        self.warnings.hide()
+        self.divergence.hide()
+        self.divergence_button.hide()
+        self.plots.hide()
+        self.report_button.setEnabled(False)
+        self._set_badge("…", "running")
+        self.headline.setText(f"Comparing {self.title}…")
+        job = self.registry.run("compare", self.params, title=f"compare {self.title}")
+        self.job = job
+        self._set_running(True)
+        job.progress.connect(lambda f, m, j=job: self._on_progress(j, f, m))
+        job.finished.connect(lambda r, j=job: self._on_finished(j, r))
+        job.failed.connect(lambda m, k, j=job: self._on_failed(j, m, k))
+        self.started.emit(job)
+        return job
+
+    @staticmethod
+    def _default_title(p: dict) -> str:
+        return f"{os.path.basename(str(p.get('a', '?')).rstrip(os.sep))} ↔ {os.path.basename(str(p.get('b', '?')).rstrip(os.sep))}"
+
+    def rerun(self) -> QtJob | None:
+        """The last comparison again, same settings (a new result folder)."""
+        if self.params is None:
+            return None
+        p = dict(self.params)
+        if p.get("save_dir"):
+            fresh = compare_params(p["a"], p["b"])  # only for its new folder
+            p["save_dir"], p["report"] = fresh["save_dir"], fresh["report"]
+        return self.start(p, self.title)
+
+    def cancel(self) -> None:
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None and self.job.running
+
+    def _set_running(self, on: bool) -> None:
+        self.bar.setVisible(on)
+        self.cancel_button.setVisible(on)
+        self.rerun_button.setEnabled(not on and self.params is not None)
+        if on:
+            self.bar.setRange(0, 0)
+
+    def _on_progress(self, job: QtJob, f, m: str) -> None:
+        if job is not self.job:
+            return
+        if f is None:
+            self.bar.setRange(0, 0)
+        else:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(int(float(f) * 1000))
+        if m:
+            self.headline.setText(f"Comparing {self.title}: {m}")
+
+    def _on_failed(self, job: QtJob, message: str, kind: str) -> None:
+        if job is not self.job:
+            return
+        self._set_running(False)
+        if kind == "JobCancelled":
+            self._set_badge("—", "cancelled")
+            self.headline.setText(f"Comparison of {self.title} was cancelled.")
+        else:
+            self._set_badge("ERROR", "error")
+            self.headline.setText(f"Comparison of {self.title} failed: {message}")
+
+    def _on_finished(self, job: QtJob, result: dict) -> None:
+        if job is not self.job:
+            return
+        err = str(result.get("error") or "")
+        if self.params and self.params.get("capture_map") and "capture" in err:
+            # a converter map whose inner names the runtime cannot find must not cost the output verdict:
+            # compare the outputs alone and say why the inner tensors are missing
+            self._pending_note = f"inner tensors not compared: {err}"
+            p = dict(self.params)
+            p.pop("capture_map", None)
+            fresh = compare_params(p["a"], p["b"])
+            p["save_dir"], p["report"] = fresh["save_dir"], fresh["report"]
+            self.start(p, self.title)
+            return
+        self._set_running(False)
+        self.show_result(result)
+
+    # -- showing ---------------------------------------------------------------------------------------
+    def _set_badge(self, text: str, state: str) -> None:
+        self.badge.setText(text)
+        self.badge.setProperty("verdict", state)
+        colours = {"pass": "#1e8e3e", "fail": "#c5221f", "error": "#c5221f", "running": "#5f6368",
+                   "cancelled": "#5f6368"}
+        c = colours.get(state)
+        self.badge.setStyleSheet(f"QLabel{{background:{c};color:white;font-weight:bold;border-radius:3px;"
+                                 f"padding:2px 8px}}" if c else "")
+        self.badge.setVisible(bool(text))
+
+    def show_result(self, result: dict) -> None:
+        """Show a ``compare`` result (CompareResult.to_dict(), JSON-safe)."""
+        from converters.compare.results import CompareResult
+
+        self.result = result
+        res = CompareResult.from_dict(result)
+        tol = res.tolerance or {}
+        preset = tol.get("name", "?")
+        desc = f"{preset} (atol {_g(tol.get('atol'), 'g')}, rtol {_g(tol.get('rtol'), 'g')})"
+        if res.error:
+            self._set_badge("ERROR", "error")
+            self.headline.setText(f"{self.title or self._default_title({'a': res.a.path, 'b': res.b.path})}: "
+                                  f"{res.error}")
+        elif res.passed:
+            self._set_badge("PASS", "pass")
+            self.headline.setText(f"{self._names(res)}: all {len(res.model_outputs)} output"
+                                  f"{'s' * (len(res.model_outputs) != 1)} match within {desc}")
+        else:
+            self._set_badge("FAIL", "fail")
+            self.headline.setText(f"{self._names(res)}: {len(res.failed_outputs)} of {len(res.model_outputs)} "
+                                  f"outputs differ beyond {desc}")
+        self.diffs = [d.to_dict() for d in res.model_outputs]
+        self._fill_table(self.diffs)
+        self.sides.setText("\n".join(self._side_line(s) for s in (res.a, res.b)))
+        first = res.first_divergence
+        inner = res.intermediates
+        if inner:
+            ok = sum(1 for d in inner if d.passed)
+            if first is not None:
+                self.divergence.setText(f"Inner tensors: {ok} of {len(inner)} match. First divergence: "
+                                        f"'{first.name}' (B: '{first.name_b}'), max abs {first.max_abs:.3g}")
+            else:
+                self.divergence.setText(f"Inner tensors: all {len(inner)} match.")
+            self.divergence.show()
+            self.divergence_button.setVisible(first is not None)
+        self.first_divergence = first.to_dict() if first is not None else None
+        notes = list(res.warnings) + ([self._capture_note] if self._capture_note else [])
+        if notes:
+            self.warnings.setText("Warnings:\n" + "\n".join(f"• {w}" for w in notes))
+            self.warnings.show()
+        self.report_button.setEnabled(bool(res.files.get("report")) and os.path.exists(res.files.get("report", "")))
+        self.arrays = {}
+        npz = res.files.get("npz")
+        if npz and os.path.exists(npz):
+            with np.load(npz, allow_pickle=False) as z:
+                self.arrays = {k: z[k] for k in z.files}
+        if self.diffs:
+            self.table.selectRow(0)
+        self.resultShown.emit(result)
+
+    def _names(self, res) -> str:
+        return self.title or self._default_title({"a": res.a.path, "b": res.b.path})
+
+    @staticmethod
+    def _side_line(s) -> str:
+        line = f"{s.label}: {os.path.basename(s.path.rstrip(os.sep))} — {s.runtime or '?'} on {s.device}"
+        t = s.timing or {}
+        if t.get("repeats"):
+            line += f", median {t['median_ms']:.3f} ms (min {t['min_ms']:.3f} ms, {t['repeats']} runs)"
+        if s.error:
+            line += f" — {'crashed' if s.crashed else 'failed'}: {s.error}"
+        return line
+
+    def _fill_table(self, diffs: list[dict]) -> None:
+        self.table.setRowCount(len(diffs))
+        for r, d in enumerate(diffs):
+            worst = d.get("worst") or []
+            topk = d.get("topk") or {}
+            cells = [d["name"], d["name_b"], "×".join(str(x) for x in d.get("shape") or []) or "scalar",
+                     "PASS" if d.get("passed") else "FAIL", _g(d.get("max_abs")), _g(d.get("mean_abs")),
+                     _g(d.get("p99_abs")), _g(d.get("max_rel")),
+                     _g(d.get("cosine"), ".6f") if d.get("cosine") is not None else "–",
+                     f"{int(d.get('mismatches', 0)):,} ({float(d.get('mismatch_fraction', 0)):.2%})",
+                     str(list(worst[0]["index"])) if worst else "–",
+                     f"{topk['top1']:.0%}" if "top1" in topk else "–"]
+            for c, text in enumerate(cells):
+                it = QTableWidgetItem(text)
+                if c >= 4:
+                    it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if c == 3:
+                    f = it.font()
+                    f.setBold(True)
+                    it.setFont(f)
+                    it.setForeground(Qt.GlobalColor.darkGreen if d.get("passed") else Qt.GlobalColor.red)
+                if c == 10 and worst:
+                    w = worst[0]
+                    it.setToolTip(f"A = {w.get('a')}, B = {w.get('b')}, |A−B| = {w.get('abs')}")
+                if d.get("reasons") and c == 3:
+                    it.setToolTip("\n".join(d["reasons"]))
+                self.table.setItem(r, c, it)
+
+    def cell(self, row: int, column: str) -> str:
+        """The text shown in ``row`` under the header ``column`` (for checks and copy)."""
+        it = self.table.item(row, COLUMNS.index(column))
+        return it.text() if it is not None else ""
+
+    # -- plots -----------------------------------------------------------------------------------------
+    def _row_changed(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            self.plot_output(rows[0].row())
+
+    def pair_arrays(self, row: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(A, B) arrays of table row ``row`` from the result's npz, B in A's layout; None when absent."""
+        d = self.diffs[row]
+        a = self.arrays.get(f"a/{d['name']}")
+        b = self.arrays.get(f"b/{d['name_b']}")
+        if a is None or b is None:
+            return None
+        if d.get("perm_b"):
+            b = np.transpose(b, d["perm_b"])
+        if a.shape != b.shape:
+            return None
+        return a, b
+
+    def plot_output(self, row: int) -> None:
+        """Draw the histogram and scatter of table row ``row``."""
+        pair = self.pair_arrays(row) if 0 <= row < len(self.diffs) else None
+        if pair is None:
+            self.plots.hide()
+            return
+        self._ensure_plots()
+        a, b = pair
+        edges, counts = error_histogram(a, b)
+        self.hist_item.setData(edges, counts)
+        x, y = scatter_points(a, b)
+        self.scatter_item.setData(x, y)
+        lo = float(min(x.min(), y.min())) if x.size else 0.0
+        hi = float(max(x.max(), y.max())) if x.size else 1.0
+        self.diag_item.setData([lo, hi], [lo, hi])
+        self.hist_plot.setTitle(f"log10 |A − B|: {self.diffs[row]['name']}")
+        self.scatter_plot.setTitle(f"B against A ({x.size:,} of {a.size:,} values)")
+        self.hist_plot.enableAutoRange()
+        self.scatter_plot.enableAutoRange()
+        self.plots.show()
+
+    def _ensure_plots(self) -> None:
+        if self.hist_plot is not None:
+            self._follow_palette()
+            return
+        import pyqtgraph as pg
+
+        self.hist_plot = pg.PlotWidget(self.plots)
+        self.scatter_plot = pg.PlotWidget(self.plots)
+        for p in (self.hist_plot, self.scatter_plot):
+            p.setMenuEnabled(False)
+            p.hideButtons()
+            p.setMinimumSize(220, 160)
+            self.plots_layout.addWidget(p)
+        self.hist_plot.setLabel("bottom", "log10 |A − B|")
+        self.hist_plot.setLabel("left", "elements")
+        self.scatter_plot.setLabel("bottom", "A")
+        self.scatter_plot.setLabel("left", "B")
+        self.hist_item = pg.PlotDataItem(stepMode="center", fillLevel=0)
+        self.hist_plot.addItem(self.hist_item)
+        self.diag_item = pg.PlotDataItem()
+        self.scatter_plot.addItem(self.diag_item)
+        self.scatter_item = pg.PlotDataItem(pen=None, symbol="o", symbolSize=3)
+        self.scatter_plot.addItem(self.scatter_item)
+        self._follow_palette()
+
+    def _follow_palette(self) -> None:
+        import pyqtgraph as pg
+
+        pal = self.palette()
+        fg = pal.text().color()
+        hl = pal.highlight().color()
+        fill = pg.mkColor(hl)
+        fill.setAlpha(150)
+        for p in (self.hist_plot, self.scatter_plot):
+            p.setBackground(pal.base().color())
+            for ax in ("left", "bottom"):
+                p.getAxis(ax).setPen(fg)
+                p.getAxis(ax).setTextPen(fg)
+            p.getPlotItem().titleLabel.setAttr("color", fg.name())
+        self.hist_item.setPen(pg.mkPen(hl))
+        self.hist_item.setBrush(pg.mkBrush(fill))
+        self.scatter_item.setSymbolPen(None)
+        self.scatter_item.setSymbolBrush(pg.mkBrush(fill))
+        mid = pg.mkColor(fg)
+        mid.setAlpha(120)
+        self.diag_item.setPen(pg.mkPen(mid, style=Qt.PenStyle.DashLine))
+
+    def changeEvent(self, e) -> None:
+        from PySide6.QtCore import QEvent
+
+        if e.type() == QEvent.Type.PaletteChange and self.hist_plot is not None:
+            self._follow_palette()
+        super().changeEvent(e)
+
+    # -- actions ---------------------------------------------------------------------------------------
+    def report_path(self) -> str | None:
+        f = (self.result or {}).get("files") or {}
+        p = f.get("report")
+        return p if p and os.path.exists(p) else None
+
+    def open_report(self) -> bool:
+        p = self.report_path()
+        return bool(p) and QDesktopServices.openUrl(QUrl.fromLocalFile(p))
+
+    def _request_divergence(self) -> None:
+        d = self.first_divergence
+        if d is None or self.result is None:
+            return
+        self.divergenceRequested.emit(self.result["a"]["path"], d["name"], self.result["b"]["path"], d["name_b"])
+
+
+def node_for_value(pack, name: str) -> int:
+    """Index of the node of view pack ``pack`` that produces the value ``name`` (or is named so); -1 when
+    none does. Reads the pack's details file once, looking only at entries whose text holds the name."""
+    if pack is None or not name or getattr(pack, "weights_only", False):
+        return -1
+    import json
+
+    names = pack.names
+    for cand in (name, name.replace(".", "_"), name.replace("/", ".")):
+        if cand in names:
+            hit = names.index(cand)
+            if cand == name:
+                return hit
+            break
+    else:
+        hit = -1
+    offs = getattr(pack, "_details_off", None)
+    path = os.path.join(str(pack.dir), "details.jsonl")
+    if offs is not None and len(offs) > 1 and os.path.exists(path):
+        with open(path, "rb") as f:
+            data = f.read()
+        needle = json.dumps(name).encode()
+        start = 0
+        while True:  # only entries that mention the name are parsed
+            k = data.find(needle, start)
+            if k < 0:
+                break
+            i = int(np.searchsorted(offs, k, side="right")) - 1
+            if 0 <= i < pack.n_nodes:
+                try:
+                    d = json.loads(data[int(offs[i]):int(offs[i + 1])])
+                except ValueError:
+                    d = {}
+                if any(o.get("name") == name for o in d.get("outputs") or []):
+                    return i
+                start = int(offs[i + 1])
+            else:
+                break
+    return hit
