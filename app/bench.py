@@ -7,7 +7,10 @@ worker process, and reports
 * ``full_pack_s``: seconds until the full pack (shapes, inspector details) is on screen;
 * ``expanded_s`` (with ``--expand``): seconds until every group is expanded and drawn;
 * ``frame_ms``: time to repaint the viewport at a few zoom levels of the expanded graph;
-* nodes drawn, and the peak resident memory of the window process and of the worker (MB).
+* nodes drawn, and the peak resident memory of the window process and of the worker (MB);
+* ``max_gui_stall_ms``: the longest the GUI thread was busy in one go (event handling, painting,
+  handing a pack to the view) between opening and the last figure — how long the window could not
+  respond to the user at worst.
 """
 from __future__ import annotations
 
@@ -130,8 +133,17 @@ def _run(args) -> int:
     last_sample = 0.0
     phase, seen, full_first = "wait", 0, False
     full_swapped = [0]
+    stall = [0.0]
+
+    def busy(fn, *a):
+        """Run fn on the GUI thread and keep the longest time it held it."""
+        t = time.perf_counter()
+        out = fn(*a)
+        stall[0] = max(stall[0], time.perf_counter() - t)
+        return out
+
     while phase != "done" and time.perf_counter() < deadline and not got["error"]:
-        app.processEvents()
+        busy(app.processEvents)
         now = time.perf_counter()
         res = got["result"]
         if phase == "wait" and (got["overview"] or res is not None):
@@ -144,7 +156,7 @@ def _run(args) -> int:
             full_first = got["overview"] is None
             seen = drawn[0]
             marks["set_pack_s"] = now - t0
-            view.set_pack(ViewPack.load(got["overview"] or res["pack_dir"]))
+            busy(lambda: view.set_pack(ViewPack.load(got["overview"] or res["pack_dir"])))
             phase = "first"
         elif phase == "first" and drawn[0] > seen:
             marks["first_view_s"] = drawn_at[seen]
@@ -155,14 +167,14 @@ def _run(args) -> int:
             if full_first:
                 marks["full_pack_s"] = marks["first_view_s"]
             if args.expand:                # the user asks for everything as soon as the overview is up
-                view.expand_all()
+                busy(view.expand_all)
             phase = "running"
         elif phase == "running":
             if "full_pack_s" not in marks and res is not None and not full_swapped[0]:
                 figures.update(nodes=res.get("node_count", 0), format=res.get("format"))
                 full_swapped[0] = drawn[0]
                 marks["full_result_s"] = now - t0
-                view.set_pack(ViewPack.load(res["pack_dir"]))
+                busy(lambda: view.set_pack(ViewPack.load(res["pack_dir"])))
             elif "full_pack_s" not in marks and full_swapped[0] and drawn[0] > full_swapped[0]:
                 marks["full_pack_s"] = drawn_at[full_swapped[0]]
             if args.expand and "expanded_s" not in marks and expanded_at:
@@ -192,6 +204,7 @@ def _run(args) -> int:
     if pool is not None:
         pool.close()
     figures["worker"] = "warm" if args.warm else "cold"
+    figures["max_gui_stall_ms"] = round(stall[0] * 1000, 1)
     res = got["result"] or {}
     figures["worker_timings"] = {k: round(v, 3) for k, v in (res.get("timings") or {}).items()}
     if args.expand:
@@ -271,6 +284,7 @@ def _table(f: dict) -> None:
         rows += [("fully expanded drawn (s)", f.get("expanded_s")), ("nodes drawn expanded", f.get("nodes_drawn_expanded")),
                  ("layout (s)", f.get("layout_s")), ("frame ms by zoom", f.get("frame_ms"))]
     rows += [("items drawn first", f.get("drawn_first")), ("window up (s)", f.get("window_up_s")),
+             ("longest GUI-thread stall (ms)", f.get("max_gui_stall_ms")),
              ("window peak RSS (MB)", f.get("window_peak_rss_mb")), ("worker peak RSS (MB)", f.get("worker_peak_rss_mb")),
              ("total peak RSS (MB)", f.get("total_peak_rss_mb")), ("worker timings (s)", f.get("worker_timings"))]
     width = max(len(k) for k, _ in rows)
