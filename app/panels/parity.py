@@ -156,7 +156,6 @@ class ParityPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
         self.table.itemSelectionChanged.connect(self._row_changed)
 
         self.plots = QWidget(self)
@@ -425,11 +424,15 @@ class ParityPanel(QWidget):
         lo = float(min(x.min(), y.min())) if x.size else 0.0
         hi = float(max(x.max(), y.max())) if x.size else 1.0
         self.diag_item.setData([lo, hi], [lo, hi])
-        self.hist_plot.setTitle(f"log10 |A − B|: {self.diffs[row]['name']}")
-        self.scatter_plot.setTitle(f"B against A ({x.size:,} of {a.size:,} values)")
+        exact = f" · {int(counts[0]):,} exact (left bar)" if counts.size and counts[0] else ""
+        self.hist_plot.setTitle(f"{self.diffs[row]['name']}: |A − B|{exact}")
+        self.scatter_plot.setTitle(f"B against A: {x.size:,} of {a.size:,} values")
         self.hist_plot.enableAutoRange()
         self.scatter_plot.enableAutoRange()
-        self.plots.show()
+        if not self.plots.isVisible():
+            self.plots.show()
+            w = max(self.split.width(), 600)
+            self.split.setSizes([int(w * 0.52), w - int(w * 0.52)])  # the table's 12 columns need the room
 
     def _ensure_plots(self) -> None:
         if self.hist_plot is not None:
@@ -452,7 +455,7 @@ class ParityPanel(QWidget):
         self.hist_plot.addItem(self.hist_item)
         self.diag_item = pg.PlotDataItem()
         self.scatter_plot.addItem(self.diag_item)
-        self.scatter_item = pg.PlotDataItem(pen=None, symbol="o", symbolSize=3)
+        self.scatter_item = pg.PlotDataItem(pen=None, symbol="o", symbolSize=5)
         self.scatter_plot.addItem(self.scatter_item)
         self._follow_palette()
 
@@ -463,7 +466,7 @@ class ParityPanel(QWidget):
         fg = pal.text().color()
         hl = pal.highlight().color()
         fill = pg.mkColor(hl)
-        fill.setAlpha(150)
+        fill.setAlpha(170)
         for p in (self.hist_plot, self.scatter_plot):
             p.setBackground(pal.base().color())
             for ax in ("left", "bottom"):

@@ -196,3 +196,7 @@ def test_drop_conversion_starts_parity_and_passes(window, qtbot, tmp_path):
     assert window.parity.badge.text() == "PASS" and window.parity.table.rowCount() >= 1
     assert window.parity_dock.isVisible()
     assert res["b"]["runtime"] == "torch" and res["a"]["runtime"] == "onnxruntime"
+    # the converter's map: inner tensors compared, or (when the runtime cannot find them) said so
+    inner = [o for o in res["outputs"] if o.get("intermediate")]
+    assert window.parity.divergence.isVisible() if inner else \
+        "inner tensors not compared" in window.parity.warnings.text()
