@@ -323,8 +323,9 @@ class ParityPanel(QWidget):
         if inner:
             ok = sum(1 for d in inner if d.passed)
             if first is not None:
-                self.divergence.setText(f"Inner tensors: {ok} of {len(inner)} match. First divergence: "
-                                        f"'{first.name}' (B: '{first.name_b}'), max abs {first.max_abs:.3g}")
+                b_name = f" (B: '{first.name_b}')" if first.name_b != first.name else ""
+                self.divergence.setText(f"Inner tensors: {ok} of {len(inner)} match. The numbers first part "
+                                        f"ways at '{first.name}'{b_name}: max abs {first.max_abs:.3g}")
             else:
                 self.divergence.setText(f"Inner tensors: all {len(inner)} match.")
             self.divergence.show()
