@@ -185,6 +185,8 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
         params_b["signature"] = o.signature_b
     if capture:
         params_b["capture"] = [c[1] for c in capture]
+        if o.capture_map:  # map names may not exist in a runner: compare what can be captured, warn of the rest
+            params_a["capture_optional"] = params_b["capture_optional"] = True
 
     jobs_dir = os.path.join(work, "jobs")
     os.makedirs(jobs_dir, exist_ok=True)
@@ -240,9 +242,19 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
         outs_b = {k: zb[k] for k in zb.files}
     # the map may name tensors the way the file stores them; the runners may call them otherwise
     sidecar = sidecar.renamed(results["A"].get("aliases") or {}, results["B"].get("aliases") or {})
+    names_a, names_b = results["A"].get("output_names"), results["B"].get("output_names")
+    if capture:
+        # an inner tensor captured on one side only has no partner: keep it out of output pairing
+        kept = [c for c in capture if c[0] in outs_a and c[1] in outs_b]
+        lone_a = {c[0] for c in capture} - {c[0] for c in kept}
+        lone_b = {c[1] for c in capture} - {c[1] for c in kept}
+        model_out_a = {s["name"] for s in results["A"].get("outputs", []) if isinstance(s, dict)}
+        model_out_b = {s["name"] for s in results["B"].get("outputs", []) if isinstance(s, dict)}
+        names_a = [n for n in (names_a or list(outs_a)) if n not in lone_a or n in model_out_a]
+        names_b = [n for n in (names_b or list(outs_b)) if n not in lone_b or n in model_out_b]
+        capture = kept
     res.outputs = compare_outputs(outs_a, outs_b, tolerance=o.tolerance, overrides=o.overrides, sidecar=sidecar,
-                                  warnings=res.warnings, names_a=results["A"].get("output_names"),
-                                  names_b=results["B"].get("output_names"), pairs=capture)
+                                  warnings=res.warnings, names_a=names_a, names_b=names_b, pairs=capture)
     if not res.model_outputs:
         res.error = "no output of A could be paired with an output of B (names and shapes all differ)"
     return _finish(res, work, keep, o, outs_a, outs_b)

@@ -19,6 +19,32 @@ def _boot_seconds(spawned_at: float | None) -> float | None:
         return None
 
 
+def _capturable(runner, feeds, names: list[str], warnings: list[str], label: str) -> list[str] | None:
+    """The names among ``names`` this runner can capture (tensors a converter map names may not exist
+    under that name in the saved file); the rest are reported in ``warnings`` instead of failing."""
+    try:
+        runner.infer(feeds, capture=names)
+        return names
+    except Exception:
+        pass
+    if len(names) > 64:  # probing one by one would cost a run each
+        warnings.append(f"the {len(names)} inner tensors named by the converter map cannot all be captured "
+                        f"in {label}; compared the outputs only")
+        return None
+    ok = []
+    for n in names:
+        try:
+            runner.infer(feeds, capture=[n])
+            ok.append(n)
+        except Exception:
+            continue
+    missing = [n for n in names if n not in ok]
+    if missing:
+        warnings.append(f"{len(missing)} of {len(names)} inner tensors named by the converter map cannot be "
+                        f"captured in {label} (e.g. '{missing[0]}'); those are not compared")
+    return ok or None
+
+
 def run_model_task(params: dict, ctx) -> dict:
     """Open one model, feed it, run it ``warmup`` + ``repeats`` times, save the outputs.
 
@@ -83,6 +109,8 @@ def run_model_task(params: dict, ctx) -> dict:
         warmup = max(0, int(params.get("warmup", 1)))
         repeats = max(1, int(params.get("repeats", 5)))
         capture = params.get("capture") or None
+        if capture and params.get("capture_optional"):
+            capture = _capturable(runner, feeds, capture, warnings, os.path.basename(path))
         ctx.progress(0.2, "running")
         out = None
         for _ in range(warmup):

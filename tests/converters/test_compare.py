@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import os
 import subprocess
 import sys
@@ -378,3 +379,19 @@ def test_cli_devices_json():
     assert {"runtime": "onnxruntime", "device": "cpu"}.items() <= devs[0].items()
     assert all(d["runtime"] == "onnxruntime" for d in devs)
     assert all(d["available"] or d["reason"] for d in devs)
+
+
+def test_map_tensors_a_runner_cannot_capture_are_skipped_with_a_warning(model_file, tmp_path):
+    """A converter map may name tensors the saved file no longer has: those are reported, the rest compared."""
+    twin = _twin_with_map(model_file, tmp_path)
+    side = Path(twin + ".tbmap.json")
+    m = json.loads(side.read_text())
+    m["tensors"].append({"source": "relu", "target": "no/such/tensor", "layout": None, "layout_known": False})
+    m["tensors"].append({"source": "no_such_source", "target": m["tensors"][0]["target"], "layout": None,
+                         "layout_known": False})
+    side.write_text(json.dumps(m))
+    res = compare_models(model_file(M, "cnn.onnx").path, twin, CompareOptions(repeats=1, capture_map=True))
+    assert res, res.summary_lines()
+    assert [d.name for d in res.model_outputs] == ["logits", "features"]   # nothing mis-paired by position
+    assert {d.name for d in res.intermediates} >= {"max_pool2d"}
+    assert any("cannot be captured" in w for w in res.warnings)
