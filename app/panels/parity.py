@@ -108,7 +108,6 @@ class ParityPanel(QWidget):
         self.hist_plot = self.scatter_plot = None
         self.hist_item = self.scatter_item = self.diag_item = None
         self.first_divergence: dict | None = None
-        self._capture_note = self._pending_note = ""
 
         self.badge = QLabel("", self)
         self.badge.setObjectName("parityBadge")
@@ -193,8 +192,6 @@ class ParityPanel(QWidget):
         """Run the ``compare`` task with ``params`` (see :func:`compare_params`); a running one is cancelled."""
         if self.job is not None and self.job.running:
             self.job.cancel()
-        self._capture_note = self._pending_note
-        self._pending_note = ""
         self.params, self.title = dict(params), title or self._default_title(params)
         self.result, self.arrays, self.diffs = None, {}, []
         self.table.setRowCount(0)
@@ -269,17 +266,6 @@ class ParityPanel(QWidget):
     def _on_finished(self, job: QtJob, result: dict) -> None:
         if job is not self.job:
             return
-        err = str(result.get("error") or "")
-        if self.params and self.params.get("capture_map") and "capture" in err:
-            # a converter map whose inner names the runtime cannot find must not cost the output verdict:
-            # compare the outputs alone and say why the inner tensors are missing
-            self._pending_note = f"inner tensors not compared: {err}"
-            p = dict(self.params)
-            p.pop("capture_map", None)
-            fresh = compare_params(p["a"], p["b"])
-            p["save_dir"], p["report"] = fresh["save_dir"], fresh["report"]
-            self.start(p, self.title)
-            return
         self._set_running(False)
         self.show_result(result)
 
@@ -331,7 +317,7 @@ class ParityPanel(QWidget):
             self.divergence.show()
             self.divergence_button.setVisible(first is not None)
         self.first_divergence = first.to_dict() if first is not None else None
-        notes = list(res.warnings) + ([self._capture_note] if self._capture_note else [])
+        notes = list(res.warnings)
         if notes:
             self.warnings.setText("Warnings:\n" + "\n".join(f"• {w}" for w in notes))
             self.warnings.show()
