@@ -29,6 +29,9 @@ FILE_FILTER = ("Models (*.onnx *.pt2 *.pt *.pth *.ckpt *.bin *.safetensors *.ker
                "saved_model.pb);;All files (*)")
 
 
+DOCK_LAYOUT_VERSION = 2  # inspector, jobs, parity
+
+
 class DragTabBar(QTabBar):
     """Tab bar whose tabs can be dragged out as files (to a file manager or onto a convert target)."""
 
@@ -294,11 +297,13 @@ class MainWindow(QMainWindow):
             self.resize(1280, 800)
         state = self.settings.value("window/state")
         if isinstance(state, (QByteArray, bytes)) and state:
-            self.restoreState(state)
+            # a layout saved before the current set of docks existed is ignored (Qt would place the new
+            # docks oddly); bump DOCK_LAYOUT_VERSION whenever docks are added or removed
+            self.restoreState(state, DOCK_LAYOUT_VERSION)
 
     def save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/state", self.saveState(DOCK_LAYOUT_VERSION))
         self.settings.sync()
 
     def recent_files(self) -> list[str]:
