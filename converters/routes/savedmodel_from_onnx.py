@@ -236,21 +236,6 @@ def _failure(src: str, cap, exc: BaseException) -> TensorbridgeError:
                          f"see the job log for onnx2tf's own messages")
 
 
-def _onnx_shapes(model) -> dict[str, list]:
-    import onnx
-
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:
-        inferred = model
-    shapes = {}
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-        t = vi.type.tensor_type
-        if t.HasField("shape"):
-            shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
-    return shapes
-
-
 def _tf_shape(t):
     try:
         return [None if d is None else int(d) for d in t.shape]
@@ -259,6 +244,8 @@ def _tf_shape(t):
 
 
 def _write_map(src, out, kind, model, table, graph_inputs, opts) -> None:
+    from ._tf import onnx_shapes as _onnx_shapes
+
     onnx_shapes = _onnx_shapes(model)
     target_format = {"savedmodel": "savedmodel", "tflite": "tflite", "tflite_fp16": "tflite",
                      "tf_keras": "keras.h5"}[kind]

@@ -20,14 +20,9 @@ JOB_TIMEOUT = 120_000
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    win = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    yield win
-    win.jobs.close()
-    win.close()
+def window(window):
+    window.resize(1400, 900)  # room for the parity table and plots
+    return window
 
 
 def _open(window, qtbot, path) -> object:

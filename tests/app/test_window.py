@@ -27,16 +27,6 @@ SAMPLE = ROOT / "resources" / "samples" / "tiny_cnn.onnx"
 LOAD_TIMEOUT = 60_000
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings)
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    yield win
-    win.jobs.close()
-    win.close()
 
 
 def _onnx_facts(path: Path) -> dict:

@@ -17,15 +17,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "resources" / "samples" / "tiny_cnn.onnx"
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    win = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    yield win
-    win.jobs.close()
-    win.close()
 
 
 def _drop(widget, path: str) -> QDropEvent:

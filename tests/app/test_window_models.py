@@ -13,15 +13,6 @@ from converters.jobs.tasks import TASKS
 LOAD_TIMEOUT = 120_000
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    win = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    yield win
-    win.jobs.close()
-    win.close()
 
 
 def _wait_done(qtbot, tab):
