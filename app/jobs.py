@@ -26,6 +26,16 @@ def task_available(name: str) -> bool:
     return name in TASKS or ":" in name
 
 
+
+def show_fraction(bar, fraction) -> None:
+    """Show a job's progress on a QProgressBar: busy (no end) when the fraction is unknown."""
+    if fraction is None:
+        bar.setRange(0, 0)
+    else:
+        bar.setRange(0, 1000)
+        bar.setValue(int(max(0.0, min(1.0, float(fraction))) * 1000))
+
+
 class QtJob(QObject):
     """One task in a worker process, reported through signals in the GUI thread.
 

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
                                QListWidgetItem, QMainWindow, QMessageBox, QProgressBar, QPushButton,
                                QStackedWidget, QTabBar, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
-from .jobs import JobRegistry, QtJob, task_available
+from .jobs import JobRegistry, QtJob, show_fraction, task_available
 from .panels.convert import TARGET_LABELS, ConvertDialog, ConvertStrip, engine_available, file_mime, local_paths
 from .panels.inspector import Inspector
 from .panels.jobs_panel import JobsPanel
@@ -615,11 +615,7 @@ class MainWindow(QMainWindow):
 
         def progress(f, m) -> None:
             if job is self._status_job:
-                if f is None:
-                    self.job_bar.setRange(0, 0)
-                else:
-                    self.job_bar.setRange(0, 1000)
-                    self.job_bar.setValue(int(f * 1000))
+                show_fraction(self.job_bar, f)
                 if m:
                     self.job_label.setText(f"{label}: {m}")
 

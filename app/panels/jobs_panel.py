@@ -6,7 +6,7 @@ from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit,
                                QProgressBar, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from ..jobs import JobRegistry, QtJob
+from ..jobs import JobRegistry, QtJob, show_fraction
 
 __all__ = ["JobsPanel", "LogDialog"]
 
@@ -57,11 +57,7 @@ class _Row:
         job.ended.connect(self.on_end)
 
     def on_progress(self, fraction, message: str) -> None:
-        if fraction is None:
-            self.bar.setRange(0, 0)
-        else:
-            self.bar.setRange(0, 1000)
-            self.bar.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
+        show_fraction(self.bar, fraction)
         if message:
             self.item.setText(1, message)
             self.item.setToolTip(1, message)

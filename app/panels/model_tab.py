@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QStackedWidget,
                                QStyle, QVBoxLayout, QWidget)
 
-from ..jobs import JobRegistry, QtJob
+from ..jobs import JobRegistry, QtJob, show_fraction
 from .doc import ModelDoc, open_task_name
 from .weights_tree import WeightsTree
 
@@ -248,11 +248,7 @@ class ModelTab(QWidget):
     def _on_progress(self, job: QtJob, fraction, message: str) -> None:
         if job is not self.job:
             return
-        if fraction is None:
-            self.bar.setRange(0, 0)
-        else:
-            self.bar.setRange(0, 1000)
-            self.bar.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
+        show_fraction(self.bar, fraction)
         if message:
             self.progress_text.setText(message)
 

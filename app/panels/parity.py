@@ -19,7 +19,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..jobs import JobRegistry, QtJob
+from ..jobs import JobRegistry, QtJob, show_fraction
 
 __all__ = ["ParityPanel", "COLUMNS", "SCATTER_POINTS", "compare_params", "error_histogram", "scatter_points"]
 
@@ -244,11 +244,7 @@ class ParityPanel(QWidget):
     def _on_progress(self, job: QtJob, f, m: str) -> None:
         if job is not self.job:
             return
-        if f is None:
-            self.bar.setRange(0, 0)
-        else:
-            self.bar.setRange(0, 1000)
-            self.bar.setValue(int(float(f) * 1000))
+        show_fraction(self.bar, f)
         if m:
             self.headline.setText(f"Comparing {self.title}: {m}")
 
