@@ -36,6 +36,9 @@ def _inspect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the whole graph as JSON")
     p.add_argument("--trust", action="store_true",
                    help="allow running code stored in the file (pickled modules, Keras Lambda layers)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="1,3,224,224",
+                   help="shape of an input (repeat per input): a trusted pickled module is then traced into "
+                        "its full graph instead of its module tree")
     p.add_argument("--in-process", action="store_true",
                    help="load in this process instead of a worker (faster start, no crash isolation)")
 
@@ -45,13 +48,25 @@ def _fmt_values(values: list[dict]) -> str:
                      f"{v.get('dtype') or '?'}" for v in values) or "-"
 
 
+def _parse_shape(text: str) -> list[int]:
+    try:
+        dims = [int(d) for d in text.replace("x", ",").split(",") if d.strip()]
+    except ValueError:
+        dims = []
+    if not dims or any(d <= 0 for d in dims):
+        raise TensorbridgeError(f"--input-shape {text!r}: give positive sizes separated by commas, e.g. 1,3,224,224")
+    return dims
+
+
 def _inspect_run(args) -> int:
+    options = {"input_shapes": [_parse_shape(s) for s in args.input_shape]} if args.input_shape else {}
     if args.in_process:
         from .formats import load
-        model_dict = load(args.path, trust=args.trust).to_dict()
+        model_dict = load(args.path, trust=args.trust, **options).to_dict()
     else:
         from .jobs import run_job
-        result, job = run_job("load", {"path": os.path.abspath(args.path), "trust": args.trust})
+        result, job = run_job("load", {"path": os.path.abspath(args.path), "trust": args.trust,
+                                       "options": options})
         with open(result["model_json"]) as f:
             model_dict = json.load(f)
         job.cleanup()

@@ -87,3 +87,17 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path):
     assert r.returncode == 2 and "no such file" in r.stderr
     r = run_cli("--debug", "inspect", str(bad))
     assert r.returncode == 2 and "Traceback" in r.stderr  # --debug shows the details
+
+
+def test_cli_inspect_traces_a_trusted_module_with_input_shapes(model_file):
+    mod = model_file("torch_models", "cnn_module.pt")
+    r = run_cli("inspect", mod.path, "--json")
+    assert r.returncode == 2 and "--trust" in r.stderr          # refused without trust
+    r = run_cli("inspect", mod.path, "--trust", "--input-shape", "1,3,32,32", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["format"] == "torch.export"
+    assert d["node_count"] == model_file("torch_models", "cnn.pt2").facts["node_count"]
+    assert d["inputs"][0]["shape"] == [1, 3, 32, 32]
+    r = run_cli("inspect", mod.path, "--trust", "--input-shape", "1,a,3")
+    assert r.returncode == 2 and "--input-shape" in r.stderr
