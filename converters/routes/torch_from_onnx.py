@@ -57,12 +57,37 @@ def import_onnx2torch():
     return onnx2torch
 
 
+def _inline_identity_weights(model) -> None:
+    """Replace ``Identity(initializer)`` nodes by a copy of the initializer under the output's name.
+
+    The legacy torch exporter shares equal weights this way (for example folded Conv biases), and
+    onnx2torch looks weights up in the initializers only (``KeyError: 'onnx::Conv_504'``).
+    """
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    graph_outputs = {o.name for o in g.output}
+    keep = []
+    for n in g.node:
+        if n.op_type == "Identity" and len(n.input) == 1 and n.input[0] in inits \
+                and n.output[0] not in graph_outputs and n.output[0] not in inits:
+            t = g.initializer.add()
+            t.CopyFrom(inits[n.input[0]])
+            t.name = n.output[0]
+            inits[t.name] = t
+        else:
+            keep.append(n)
+    if len(keep) != len(g.node):
+        del g.node[:]
+        g.node.extend(keep)
+
+
 def prepare_onnx(model):
     """Rewrite what onnx2torch cannot read (see module docs); returns the (possibly new) ModelProto."""
     import numpy as np
     import onnx
     from onnx import numpy_helper
 
+    _inline_identity_weights(model)
     consts = {i.name: i for i in model.graph.initializer}
     for n in model.graph.node:
         if n.op_type == "Constant":

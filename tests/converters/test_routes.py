@@ -468,3 +468,23 @@ def test_cli_convert_and_plan(src):
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"tensorbridge: error: {out}: already exists; choose another output or pass --overwrite"
+
+
+def test_onnx_with_identity_shared_weights_to_torch(tmp_path):
+    """The legacy torch exporter shares equal weights through Identity nodes; onnx2torch needs them inlined."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b")
+    nodes = [helper.make_node("Identity", ["b"], ["onnx::Conv_7"], name="Identity_0"),
+             helper.make_node("Conv", ["x", "w", "onnx::Conv_7"], ["c"], name="/conv/Conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"], name="/relu/Relu")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], initializer=[w, b])
+    src = tmp_path / "shared.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), src)
+    x = rng.random((1, 3, 8, 8)).astype(np.float32)
+    res = convert(str(src), "torch")
+    np.testing.assert_allclose(run_pt2(res["output"], x), run_onnx(str(src), x), **FP32)
