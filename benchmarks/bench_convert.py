@@ -10,7 +10,8 @@ route / direct of medians and of minima (target <= 1.1). Converter output goes t
 stdout/stderr; redirect it (the table is printed at the end on stdout, progress lines on stderr).
 
 Models: the test suite's tiny CNN (torch and Keras twins, 16x16 input) and, with ``--mid``, a mid-size
-torch CNN (3x128x128, five Conv-BN-ReLU blocks), where the converter's own work dominates.
+CNN (3x128x128, five Conv-BN-ReLU blocks; torch, its ONNX, and a Keras twin as TFLite), where the
+converter's own work dominates.
 
     .venv/bin/python benchmarks/bench_convert.py [--repeat 3] [--mid] [--json]
 """
@@ -108,6 +109,24 @@ def direct_torch_from_onnx(src, out):
     torch.export.save(ep, out)
 
 
+def _mid_tflite(path: str) -> None:
+    """A Keras twin of the mid CNN (five Conv-BN-ReLU-MaxPool blocks on 128x128x3) as TFLite."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((128, 128, 3), batch_size=1)
+    x = inp
+    for c in (16, 32, 32, 64, 64):
+        x = keras.layers.Conv2D(c, 3, padding="same")(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+        x = keras.layers.MaxPooling2D()(x)
+    out = keras.layers.Dense(10)(keras.layers.Flatten()(x))
+    with open(path, "wb") as f:
+        f.write(tf.lite.TFLiteConverter.from_keras_model(keras.Model(inp, out)).convert())
+
+
 def direct_onnx_from_tflite(src, out):
     from keras.src.export.tf2onnx_lib import patch_tf2onnx
     from tf2onnx.convert import from_tflite
@@ -128,6 +147,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--mid", action="store_true", help="add the mid-size CNN (slower)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--only", metavar="TEXT", help="run only the routes whose label contains TEXT")
     args = ap.parse_args(argv)
 
     from converters.routes.run import convert
@@ -154,8 +174,12 @@ def main(argv=None) -> int:
     if args.mid:
         _mid_torch(p("mid.pt2"))
         direct_onnx_from_torch(p("mid.pt2"), p("mid.onnx"))
+        _mid_tflite(p("mid.tflite"))
         cases += [("mid torch -> onnx", p("mid.pt2"), "onnx", direct_onnx_from_torch, ".onnx"),
-                  ("mid onnx -> tflite (onnx2tf)", p("mid.onnx"), "tflite", direct_onnx2tf, ".tf")]
+                  ("mid onnx -> tflite (onnx2tf)", p("mid.onnx"), "tflite", direct_onnx2tf, ".tf"),
+                  ("mid tflite -> onnx (tf2onnx)", p("mid.tflite"), "onnx", direct_onnx_from_tflite, ".onnx")]
+    if args.only:
+        cases = [c for c in cases if args.only in c[0]]
     rows = []
     counter = [0]
 

@@ -47,7 +47,7 @@ def run(src: str, out: str, opts: ConvertOptions, *, family: str = "keras", log=
     return {"output": out, "extra": []}
 
 
-def _rename(mp, out: str, opts: ConvertOptions) -> None:
+def _rename(mp, out: str | None, opts: ConvertOptions) -> None:
     """Apply user input/output names to an ONNX file written by a converter."""
     if not opts.input_names and not opts.output_names:
         return
@@ -72,7 +72,8 @@ def _rename(mp, out: str, opts: ConvertOptions) -> None:
         for i, x in enumerate(n.output):
             if x in ren:
                 n.output[i] = ren[x]
-    onnx.save(mp, out)
+    if out:  # None: rename in memory only, the caller saves
+        onnx.save(mp, out)
 
 
 rename_io = _rename

@@ -26,11 +26,10 @@ def run(src: str, out: str, opts: ConvertOptions, *, log=print, **_) -> dict:
 
     tio = tflite_io(src)
     try:
-        from_tflite(src, opset=opts.opset, output_path=out)
+        mp, _ = from_tflite(src, opset=opts.opset)  # in memory: renamed and checked, then written once
     except Exception as exc:
         text = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
         raise UnsupportedOp(f"{src}: tf2onnx could not convert the TFLite model: {text[:300]}") from exc
-    mp = onnx.load(out)
     # Friendlier I/O names unless the user chose some.
     if not opts.input_names and not opts.output_names:
         from .options import ConvertOptions as CO
@@ -39,14 +38,14 @@ def run(src: str, out: str, opts: ConvertOptions, *, log=print, **_) -> dict:
         cleaned_out = [_clean(o["name"]) if not o["name"].startswith("StatefulPartitionedCall")
                        else f"output_{k}" for k, o in enumerate(io0["outputs"])]
         if len(set(cleaned_in + cleaned_out)) == len(cleaned_in + cleaned_out):
-            rename_io(mp, out, CO(input_names=cleaned_in, output_names=cleaned_out))
+            rename_io(mp, None, CO(input_names=cleaned_in, output_names=cleaned_out))
     else:
-        rename_io(mp, out, opts)
-    mp = onnx.load(out)
+        rename_io(mp, None, opts)
     io = onnx_io(mp)
     unsupported = sorted({n.op_type for n in mp.graph.node if n.domain not in ("", "ai.onnx", "ai.onnx.ml")})
     if unsupported:
         raise UnsupportedOp(f"{src}: TFLite op(s) {', '.join(unsupported)} have no ONNX equivalent in tf2onnx")
+    onnx.save(mp, out)
     write_sidecar(out, hop="onnx_from_tflite", tool=tool_version("tf2onnx"), source=src, source_format="tflite",
                   target_format="onnx", inputs=pair_io(tio["inputs"], io["inputs"]),
                   outputs=pair_io(tio["outputs"], io["outputs"]),
