@@ -171,7 +171,7 @@ def test_auto_parity_setting_is_remembered(tmp_path, qtbot):
 
 
 def test_drop_conversion_starts_parity_and_passes(window, qtbot, tmp_path):
-    from tests.app.test_window_convert import _drop
+    from tests.app.dnd import drop_file as _drop
 
     src = tmp_path / "tiny_cnn.onnx"
     shutil.copy(SAMPLE, src)

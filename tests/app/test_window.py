@@ -20,6 +20,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication
 
 from app.main_window import MainWindow
+from tests.app.dnd import drop_file
 from app.panels.model_tab import ModelTab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,15 +72,7 @@ def test_open_file_shows_summary_and_remembers_recent(window, qtbot):
 
 
 def test_drop_file_on_window_opens_it(window, qtbot):
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(SAMPLE))])
-    pos = QPointF(window.width() / 2, window.height() / 2)
-    enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(window, enter)
-    assert enter.isAccepted()
-    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(window, drop)
+    drop = drop_file(window, str(SAMPLE))
     assert drop.isAccepted()
     assert window.tabs.count() == 1
     tab = window.current_tab()
@@ -106,6 +99,7 @@ def test_drop_file_on_window_opens_it(window, qtbot):
     # a drag without files is refused
     empty = QMimeData()
     empty.setText("not a file")
+    pos = QPointF(window.width() / 2, window.height() / 2)
     enter2 = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, empty, Qt.MouseButton.LeftButton,
                              Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, enter2)

@@ -12,6 +12,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from app.main_window import MainWindow
+from tests.app.dnd import drop_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "resources" / "samples" / "tiny_cnn.onnx"
@@ -19,17 +20,7 @@ SAMPLE = ROOT / "resources" / "samples" / "tiny_cnn.onnx"
 
 
 
-def _drop(widget, path: str) -> QDropEvent:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(path)])
-    pos = QPointF(widget.width() / 2, widget.height() / 2)
-    enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, enter)
-    assert enter.isAccepted()
-    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, drop)
-    return drop
+_drop = drop_file
 
 
 def test_drop_on_target_converts_and_opens_result(window, qtbot, tmp_path):
