@@ -64,6 +64,16 @@ _ELEMENTWISE_MERGE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Mini
 
 
 # ---- entry points -----------------------------------------------------------------------------------
+def _finish(model: Model, config, builder: "_Builder", progress: Callable) -> Model:
+    """Shapes, the graph and the description: the last steps of both Keras readers."""
+    progress(0.7, "inferring shapes")
+    builder.infer_shapes()
+    model.graph = builder.graph
+    _describe(model, config, builder)
+    progress(1.0, "done")
+    return model
+
+
 def load_keras(path: str, *, trust: bool = False, progress: Callable = lambda *a: None, **options) -> Model:
     """Read a Keras 3 ``.keras`` archive (config.json + metadata.json + model.weights.h5) without running it."""
     progress(0.05, "reading the archive")
@@ -102,12 +112,7 @@ def load_keras(path: str, *, trust: bool = False, progress: Callable = lambda *a
         except OSError as exc:
             raise CorruptFile(f"{path}: model.weights.h5 inside the archive cannot be read ({exc}); the file "
                               f"is damaged or truncated") from None
-    progress(0.7, "inferring shapes")
-    builder.infer_shapes()
-    model.graph = builder.graph
-    _describe(model, config, builder)
-    progress(1.0, "done")
-    return model
+    return _finish(model, config, builder, progress)
 
 
 def load_h5(path: str, *, trust: bool = False, progress: Callable = lambda *a: None, **options) -> Model:
@@ -143,12 +148,7 @@ def load_h5(path: str, *, trust: bool = False, progress: Callable = lambda *a: N
             builder.attach_legacy_weights(h5["model_weights"], "model_weights", opener)
         else:
             model.warnings.append("the file holds no model_weights group; weights are not shown")
-    progress(0.7, "inferring shapes")
-    builder.infer_shapes()
-    model.graph = builder.graph
-    _describe(model, config, builder)
-    progress(1.0, "done")
-    return model
+    return _finish(model, config, builder, progress)
 
 
 # ---- helpers: files -----------------------------------------------------------------------------------
