@@ -27,6 +27,10 @@ class TrustRequired(TensorbridgeError):
     """Opening the file would execute code stored in it; the user must say they trust it."""
 
 
+class ResourceLimit(TensorbridgeError):
+    """A job went past a budget (time, memory, declared sizes in a file); the message names the limit."""
+
+
 class UnsupportedOp(TensorbridgeError):
     """A converter or runtime does not support an operation in the model."""
 
