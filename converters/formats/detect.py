@@ -64,11 +64,12 @@ def _detect_dir(path: str) -> str:
 
 
 def _detect_zip(path: str) -> str:
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise CorruptFile(f"{path}: damaged or truncated archive ({exc}); re-save or re-download it") from None
+    from ..safety.archives import open_zip
+
+    # Members are checked here (declared sizes, bomb ratios), so no reader or runner after detect can be
+    # made to inflate one.
+    with open_zip(path, "archive") as z:
+        names = z.namelist()
     base = {n.split("/", 1)[-1] for n in names}
     if "config.json" in names and any(n.endswith(".weights.h5") or n == "metadata.json" for n in names):
         return "keras"

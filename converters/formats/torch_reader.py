@@ -16,9 +16,11 @@ Trust model (what may run while a file is opened):
   object is a pickled Python object (a whole ``nn.Module``) needs ``trust=True``, which loads it with
   ``torch.load(weights_only=False)``; without trust it raises :class:`TrustRequired`. A module stored
   *inside* a checkpoint dict shows the weights found in its pickled state.
-* TorchScript archives are loaded with ``torch.jit.load`` without trust: TorchScript code is compiled
-  by TorchScript itself and can only call TorchScript operators (no Python builtins, imports, or file
-  access), and loading runs only scripted ``__setstate__`` methods. The forward graph is never run.
+* TorchScript archives are checked first (:mod:`converters.safety.torchscript`: no scripted
+  ``__setstate__``, which ``torch.jit.load`` would run, no operator with effects outside the model such
+  as ``torch.from_file``, every pickle pre-scanned), then loaded with ``torch.jit.load``; anything else
+  needs trust. TorchScript code is compiled by TorchScript itself and can only call TorchScript
+  operators (no Python builtins or imports). The forward graph is never run.
 * ``.safetensors`` holds no code; only the header is read until a weight is asked for.
 
 Every reader returns a :class:`converters.graph.Model`; weights are lazy :class:`Tensor` objects whose
@@ -43,8 +45,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import CorruptFile, TensorbridgeError, TrustRequired, UnsupportedFormat
+from ..errors import CorruptFile, ResourceLimit, TensorbridgeError, TrustRequired, UnsupportedFormat
 from ..graph import Graph, Model, Node, Tensor, Value, WeightEntry
+from ..safety import archives, pickles
 from ..scopes import scope_from_module_chain
 
 __all__ = ["load_exported_program", "load_torchscript", "load_pickle", "load_safetensors",
@@ -196,11 +199,11 @@ def _zip_index(path: str) -> dict[str, tuple[int, int, int]]:
 
 
 def _open_zip(path: str, what: str) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise CorruptFile(f"{path}: damaged or truncated {what} archive ({exc}); re-save or re-download it") \
-            from None
+    return archives.open_zip(path, f"{what} archive")
+
+
+# JSON and text members of a .pt2 (the program, configs) are never near this size.
+_MAX_JSON_MEMBER = 2 * 1024 ** 3
 
 
 # --------------------------------------------------------------------------------------------------
@@ -439,8 +442,9 @@ def load_exported_program(path: str, *, trust: bool = False, progress: Callable 
         names = z.namelist()
         prefix, model_name = _pt2_root(names, path)
         try:
-            ep = json.loads(z.read(f"{prefix}models/{model_name}.json"))
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
+            ep = json.loads(archives.read_member(path, z, f"{prefix}models/{model_name}.json",
+                                                 _MAX_JSON_MEMBER, ".pt2 archive"))
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise CorruptFile(f"{path}: cannot read the program JSON ({exc}); the file may be damaged") from None
         weights_cfg = _read_json_member(z, f"{prefix}data/weights/{model_name}_weights_config.json")
         consts_cfg = _read_json_member(z, f"{prefix}data/constants/{model_name}_constants_config.json")
@@ -530,19 +534,19 @@ def load_exported_program(path: str, *, trust: bool = False, progress: Callable 
 
 
 def _read_json_member(z: zipfile.ZipFile, name: str):
-    try:
-        return json.loads(z.read(name))
-    except KeyError:
+    if name not in z.NameToInfo:
         return None
-    except (ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise CorruptFile(f"{z.filename}: cannot read {name} ({exc}); the file may be damaged") from None
+    try:
+        return json.loads(archives.read_member(z.filename, z, name, _MAX_JSON_MEMBER))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        text = " ".join(str(exc).split())[:160]
+        raise CorruptFile(f"{z.filename}: cannot read {name} ({text}); the file may be damaged") from None
 
 
 def _read_text_member(z: zipfile.ZipFile, name: str) -> str | None:
-    try:
-        return z.read(name).decode("utf-8").strip()
-    except KeyError:
+    if name not in z.NameToInfo:
         return None
+    return archives.read_member(z.filename, z, name, 4096).decode("utf-8", "replace").strip()
 
 
 def _pt2_loader(path: str, member: str, tmeta: dict, byteorder: str):
@@ -830,7 +834,9 @@ def _read_zip_pickle(path: str, z: zipfile.ZipFile) -> tuple[Any, dict[str, int]
         return cache[key]
 
     name_set = set(names)
-    up = _RestrictedUnpickler(io.BytesIO(z.read(pkl)), storage)
+    data = archives.read_member(path, z, pkl, _MAX_JSON_MEMBER, "torch.save archive")
+    pickles.scan_bytes(data, path=path, what="checkpoint's data.pkl")
+    up = _RestrictedUnpickler(io.BytesIO(data), storage)
     obj = up.load()
     return obj, up.unknown_globals
 
@@ -840,15 +846,15 @@ _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 def _read_legacy_pickle(path: str) -> tuple[Any, dict[str, int], bool]:
     """Legacy (pre-1.6) torch.save stream, or a bare pickle. Returns (object, unknown globals, is_torch)."""
+    archives.require_regular_file(path, "torch.save file")
     with open(path, "rb") as f:
-        first = _RestrictedUnpickler(f, None)
-        magic = first.load()
+        magic, first = _scanned_load(f, path, None)
         if magic != _LEGACY_MAGIC:
             return magic, first.unknown_globals, False
-        protocol = _RestrictedUnpickler(f, None).load()
+        protocol, _ = _scanned_load(f, path, None)
         if protocol != 1001:
-            raise CorruptFile(f"{path}: unsupported legacy torch.save protocol {protocol!r}")
-        _sys_info = _RestrictedUnpickler(f, None).load()
+            raise CorruptFile(f"{path}: unsupported legacy torch.save protocol {protocol!r:.40}")
+        _sys_info, _ = _scanned_load(f, path, None)
         storages: dict[str, _StorageRef] = {}
         pending: dict[str, tuple[str, int]] = {}
 
@@ -871,9 +877,10 @@ def _read_legacy_pickle(path: str) -> tuple[Any, dict[str, int], bool]:
                                                                                       (o + n) * _itemsize(b.dtype)])
             return storages[key]
 
-        main = _RestrictedUnpickler(f, storage)
-        obj = main.load()
-        keys = _RestrictedUnpickler(f, None).load()
+        obj, main = _scanned_load(f, path, storage)
+        keys, _ = _scanned_load(f, path, None)
+        if not isinstance(keys, (list, tuple)):
+            raise CorruptFile(f"{path}: the legacy torch.save storage list is damaged")
         start = f.tell()
     size = os.path.getsize(path)
     offsets: dict[str, tuple[int, int]] = {}
@@ -893,6 +900,15 @@ def _read_legacy_pickle(path: str) -> tuple[Any, dict[str, int], bool]:
             pos += 8 + nbytes
     _legacy_data = _LazyMap(path, offsets)
     return obj, main.unknown_globals, True
+
+
+def _scanned_load(f, path: str, storages) -> tuple[Any, "_RestrictedUnpickler"]:
+    """Pre-scan the next pickle in ``f`` (memo indices, sizes), then unpickle it restrictedly."""
+    pos = f.tell()
+    pickles.scan_stream(f, path=path, what="pickle")
+    f.seek(pos)
+    up = _RestrictedUnpickler(f, storages)
+    return up.load(), up
 
 
 class _LazyMap:
@@ -953,9 +969,17 @@ def _flatten_tensors(obj, prefix: str, out: list, depth: int = 0, seen=None) -> 
             _flatten_tensors(st, prefix, out, depth + 1, seen)
 
 
-def _describe(obj, depth: int = 0):
+# Items one _describe call renders at most: a pickle can share one list many times over (a 250-byte file
+# can describe 100**6 items), so the rendering is bounded by items visited, not only by depth.
+_DESCRIBE_BUDGET = 20_000
+
+
+def _describe(obj, depth: int = 0, budget: list | None = None):
     """A JSON-friendly rendering of non-tensor data (hyper-parameters, placeholders), bounded in size."""
-    if depth > 6:
+    if budget is None:
+        budget = [_DESCRIBE_BUDGET]
+    budget[0] -= 1
+    if depth > 6 or budget[0] < 0:
         return "…"
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
@@ -970,26 +994,26 @@ def _describe(obj, depth: int = 0):
         return obj.item()
     if isinstance(obj, dict):
         items = list(obj.items())
-        d = {str(k): _describe(v, depth + 1) for k, v in items[:200]}
+        d = {str(k): _describe(v, depth + 1, budget) for k, v in items[:200]}
         if len(items) > 200:
             d["…"] = f"{len(items) - 200} more"
         return d
     if isinstance(obj, (list, tuple, set, frozenset)):
         seq = list(obj)
-        out = [_describe(v, depth + 1) for v in seq[:100]]
+        out = [_describe(v, depth + 1, budget) for v in seq[:100]]
         if len(seq) > 100:
             out.append(f"… {len(seq) - 100} more")
         return out
     if isinstance(obj, PickledObject):
         d: dict[str, Any] = {"__class__": obj.qualname()}
         if obj._tb_args:
-            d["args"] = _describe(list(obj._tb_args), depth + 1)
+            d["args"] = _describe(list(obj._tb_args), depth + 1, budget)
         if obj._tb_kwargs:
-            d["kwargs"] = _describe(obj._tb_kwargs, depth + 1)
+            d["kwargs"] = _describe(obj._tb_kwargs, depth + 1, budget)
         if obj._tb_state is not None:
-            d["state"] = _describe(obj._tb_state, depth + 1)
+            d["state"] = _describe(obj._tb_state, depth + 1, budget)
         if obj._tb_items:
-            d["items"] = _describe(obj._tb_items, depth + 1)
+            d["items"] = _describe(obj._tb_items, depth + 1, budget)
         return d
     if isinstance(obj, _DtypeMarker):
         return repr(obj)
@@ -1075,17 +1099,25 @@ def _param_groups(v) -> list:
     return out[:16]
 
 
-def _has_tensor(v, depth: int = 0) -> bool:
+def _has_tensor(v, depth: int = 0, seen: set | None = None) -> bool:
+    """Whether a tensor is reachable from ``v`` (each container visited once: pickles can share and nest
+    one container in itself)."""
     if _is_tensor(v):
         return True
-    if depth > 20:
+    if depth > 50:
         return False
+    if seen is None:
+        seen = set()
+    if isinstance(v, (dict, list, tuple, PickledObject)):
+        if id(v) in seen:
+            return False
+        seen.add(id(v))
     if isinstance(v, dict):
-        return any(_has_tensor(x, depth + 1) for x in v.values())
+        return any(_has_tensor(x, depth + 1, seen) for x in v.values())
     if isinstance(v, (list, tuple)):
-        return any(_has_tensor(x, depth + 1) for x in v)
+        return any(_has_tensor(x, depth + 1, seen) for x in v)
     if isinstance(v, PickledObject):
-        return _has_tensor(v._tb_state, depth + 1)
+        return _has_tensor(v._tb_state, depth + 1, seen)
     return False
 
 
@@ -1125,16 +1157,29 @@ def load_pickle(path: str, *, trust: bool = False, progress: Callable = _noop, i
         unknown, legacy = {}, not zipfile.is_zipfile(path)
     progress(0.6, "classifying")
     if isinstance(obj, PickledObject):
-        cls = obj.qualname()
         if not trust:
             raise TrustRequired(
-                f"{path}: contains a pickled Python object (class {cls}) whose loading runs code from the "
-                f"file; open it with --trust (or 'Trust and open' in the window) only if you trust its "
-                f"source, or save a state_dict / torch.export .pt2 instead")
+                f"{path}: contains a pickled Python object that {_what_runs(obj)} when loaded; open it with "
+                f"--trust (or 'Trust and open' in the window) only if you trust its source, or save a "
+                f"state_dict / torch.export .pt2 instead")
         return _load_trusted_object(path, progress, input_shapes, input_dtypes)
     model = _state_dict_model(path, obj, unknown, legacy)
     progress(1.0, "done")
     return model
+
+
+def _what_runs(obj: PickledObject) -> str:
+    """``calls posix.system('touch …')`` / ``builds a __main__.Net object``: what unpickling would do."""
+    args = obj._tb_args
+    plain = [a for a in args if isinstance(a, (str, int, float, bool, bytes))]
+    if args and len(plain) == len(args):
+        shown = ", ".join(repr(a)[:60] for a in args[:3])
+        text = f"calls {obj.qualname()}({shown}{', …' if len(args) > 3 else ''})"
+    elif args:
+        text = f"calls {obj.qualname()}(…)"
+    else:
+        text = f"builds a {obj.qualname()} object (its class's code runs)"
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _torch_weights_only(path: str):
@@ -1633,6 +1678,10 @@ def load_torchscript(path: str, *, trust: bool = False, progress: Callable = _no
     (``features/0``, from TorchScript's module hierarchy); constants and literal lists become attributes;
     weights are the module's state dict. Shapes are known only where the archive recorded them.
     """
+    from ..safety.torchscript import check_torchscript
+
+    progress(0.05, "checking the archive's code")
+    check_torchscript(path, trust=trust, action="read")
     import torch
 
     progress(0.1, "loading TorchScript archive")
