@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 from ..errors import CorruptFile, UnsupportedFormat
 from ..graph import Graph, Model, Node, Tensor, Value, WeightEntry
+from ..safety.archives import open_zip, read_member
 
 __all__ = ["load_keras", "load_h5"]
 
@@ -74,23 +75,28 @@ def _finish(model: Model, config, builder: "_Builder", progress: Callable) -> Mo
     return model
 
 
+# config.json / metadata.json: text describing layers; even huge models stay far below this.
+_MAX_CONFIG = 512 * 1024 ** 2
+
+
 def load_keras(path: str, *, trust: bool = False, progress: Callable = lambda *a: None, **options) -> Model:
     """Read a Keras 3 ``.keras`` archive (config.json + metadata.json + model.weights.h5) without running it."""
     progress(0.05, "reading the archive")
     try:
-        zf = zipfile.ZipFile(path)
+        zf = open_zip(path, ".keras archive")
         names = set(zf.namelist())
         if "config.json" not in names:
             raise CorruptFile(f"{path}: the .keras archive has no config.json; re-save the model with "
                               f"model.save('model.keras')")
-        config = json.loads(zf.read("config.json"))
-        metadata = json.loads(zf.read("metadata.json")) if "metadata.json" in names else {}
+        config = json.loads(read_member(path, zf, "config.json", _MAX_CONFIG, ".keras archive"))
+        metadata = json.loads(read_member(path, zf, "metadata.json", _MAX_CONFIG, ".keras archive")) \
+            if "metadata.json" in names else {}
         weights_member = zf.getinfo("model.weights.h5") if "model.weights.h5" in names else None
         zf.close()
     except (zipfile.BadZipFile, EOFError, _zlib_error()) as exc:
         raise CorruptFile(f"{path}: damaged or truncated .keras archive ({exc}); re-save or re-download it") \
             from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise CorruptFile(f"{path}: config.json inside the archive is not valid JSON ({exc}); the file is "
                           f"damaged") from None
     if not isinstance(config, dict):
