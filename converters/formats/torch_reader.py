@@ -1173,7 +1173,7 @@ def _what_runs(obj: PickledObject) -> str:
     args = obj._tb_args
     plain = [a for a in args if isinstance(a, (str, int, float, bool, bytes))]
     if args and len(plain) == len(args):
-        shown = ", ".join(repr(a)[:60] for a in args[:3])
+        shown = ", ".join(repr(a)[:160] for a in args[:3])
         text = f"calls {obj.qualname()}({shown}{', …' if len(args) > 3 else ''})"
     elif args:
         text = f"calls {obj.qualname()}(…)"
