@@ -1,6 +1,7 @@
 """PyTorch -> ONNX with ``torch.onnx.export`` (the dynamo exporter, torch's default in 2.x).
 
-Sources: a ``torch.export`` ``.pt2`` archive (reopened with ``torch.export.load``; no user code needed), a
+Sources: a ``torch.export`` ``.pt2`` archive (reopened by ``converters.safety.pt2.load_pt2_safely``; no user
+code needed, nothing from the file runs without trust), a
 TorchScript archive (exported with the TorchScript-based exporter, since the dynamo exporter cannot trace
 a ScriptModule), or a pickled ``nn.Module`` (only with ``trust``: unpickling runs code from the file).
 
@@ -33,7 +34,8 @@ def load_torch(src: str, family: str, opts: ConvertOptions):
     import torch
 
     if family == "torch.export":
-        ep = torch.export.load(src)
+        from ..safety.pt2 import load_pt2_safely
+        ep = load_pt2_safely(src, trust=opts.trust)
         names, args = [], []
         specs = [s for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
         opts.check_input_names([s.arg.name for s in specs], src)
@@ -49,6 +51,8 @@ def load_torch(src: str, family: str, opts: ConvertOptions):
             args.append(torch.zeros([int(d) for d in shape], dtype=val.dtype))
         return ep, tuple(args), names, True
     if family == "torchscript":
+        from ..safety.torchscript import check_torchscript
+        check_torchscript(src, trust=opts.trust, action="run")
         model = torch.jit.load(src, map_location="cpu")
     elif family == "torch.pickle":
         if not opts.trust:

@@ -1,4 +1,5 @@
-"""PyTorch runner: ExportedProgram (.pt2, ``torch.export.load``), TorchScript (``torch.jit.load``) and,
+"""PyTorch runner: ExportedProgram (.pt2, checked and loaded by ``converters.safety.pt2``; plain
+``torch.export.load`` only with trust), TorchScript (``torch.jit.load``) and,
 only with trust, a pickled ``nn.Module`` (``torch.load(weights_only=False)``).
 
 Devices: "cpu", "cuda:N", "mps" where torch has them. Input names: the ExportedProgram's user input
@@ -13,7 +14,7 @@ import inspect
 
 import numpy as np
 
-from ..errors import TrustRequired
+from ..errors import TensorbridgeError, TrustRequired
 from .base import DeviceUnavailable, Runner, RunnerError, TensorSpec, dtype_name, flatten_outputs, to_numpy
 
 
@@ -60,11 +61,14 @@ class TorchRunner(Runner):
         self._out_names: list[str] | None = None
         try:
             if family == "torch.export":
-                ep = torch.export.load(self.path)
+                from ..safety.pt2 import load_pt2_safely
+                ep = load_pt2_safely(self.path, trust=self.trust)
                 self._ep = ep
                 self.module = ep.module()
                 self._in_specs = self._ep_input_specs(ep)
             elif family == "torchscript":
+                from ..safety.torchscript import check_torchscript
+                check_torchscript(self.path, trust=self.trust, action="run")
                 self.module = torch.jit.load(self.path, map_location="cpu")
                 self._in_specs = self._script_input_specs(self.module)
             elif family == "torch.pickle":
@@ -80,7 +84,7 @@ class TorchRunner(Runner):
             else:
                 raise RunnerError(f"{self.path}: a {family} file cannot be run by torch; use a .pt2 "
                                   f"(torch.export), a TorchScript file or a pickled module")
-        except (RunnerError, TrustRequired):
+        except TensorbridgeError:
             raise
         except Exception as exc:
             from ..errors import one_line
