@@ -122,6 +122,8 @@ def _parse(path: str, buf, size: int, schema, progress) -> Model:
     sub_names: list[str] = []
     pending_calls: list[tuple[Node, dict[str, int]]] = []
     quantized = 0
+    # Every tensor reference costs the file at least 4 bytes unless tables are shared (see below).
+    refs, ref_budget = 0, size // 4 + 10_000
     for si in range(n_sub):
         progress(0.1 + 0.8 * si / n_sub, f"reading subgraph {si}")
         sg = fb.Subgraphs(si)
@@ -130,6 +132,10 @@ def _parse(path: str, buf, size: int, schema, progress) -> Model:
         names: list[str] = []
         seen: set[str] = set()
         quant: dict[int, dict] = {}
+        refs += sg.TensorsLength()
+        if refs > ref_budget:
+            raise CorruptFile(f"{path}: subgraph {si} lists more tensors than a {size:,}-byte file can hold; "
+                              f"the file is forged or damaged")
         for ti in range(sg.TensorsLength()):
             t = sg.Tensors(ti)
             name = (t.Name() or b"").decode(errors="replace") or f"tensor_{ti}"
@@ -152,18 +158,31 @@ def _parse(path: str, buf, size: int, schema, progress) -> Model:
         g.inputs = [names[i] for i in sg.InputsAsNumpy().tolist()] if sg.InputsLength() else []
         g.outputs = [names[i] for i in sg.OutputsAsNumpy().tolist()] if sg.OutputsLength() else []
         node_names: set[str] = set()
+        next_suffix: dict[str, int] = {}
+        op_tables: set[int] = set()
         for oi in range(sg.OperatorsLength()):
             op = sg.Operators(oi)
+            # A converter writes one table per operator; a file that points many operators at one table
+            # describes a graph far bigger than itself (300,000 operators from 1 MB): refuse it.
+            if op._tab.Pos in op_tables:
+                raise CorruptFile(f"{path}: operators {oi} and an earlier one share one table, which no "
+                                  f"converter writes; the file is forged or damaged")
+            op_tables.add(op._tab.Pos)
+            refs += op.InputsLength() + op.OutputsLength() + 1
+            if refs > ref_budget:
+                raise CorruptFile(f"{path}: its operators list more tensor references ({refs:,}) than a "
+                                  f"{size:,}-byte file can hold; the file is forged or damaged")
             ci = int(op.OpcodeIndex())
             op_type, domain = codes[ci] if ci < len(codes) else (f"OPCODE_{ci}", "")
             ins = [names[i] if i >= 0 else "" for i in (op.InputsAsNumpy().tolist() if op.InputsLength() else [])]
             outs = [names[i] for i in (op.OutputsAsNumpy().tolist() if op.OutputsLength() else [])]
             first = (outs[0] if outs else op_type).split(";")[0]
             nname = first
-            k = 1
-            while nname in node_names:
+            k = next_suffix.get(first, 1)
+            while nname in node_names:  # amortised linear: each base name resumes where it stopped
                 nname = f"{first}_{k}"
                 k += 1
+            next_suffix[first] = k
             node_names.add(nname)
             attrs, calls = _options(schema, op, opts_names, acts, pads)
             qs = {names[i]: quant[i] for i in (list(op.InputsAsNumpy()) if op.InputsLength() else []) +
@@ -191,6 +210,9 @@ def _parse(path: str, buf, size: int, schema, progress) -> Model:
         model.extra["quantized_tensors"] = quantized
 
     sig_io = {}
+    index_names: dict[int, dict[int, str]] = {}
+    if fb.SignatureDefsLength() > 10_000:
+        raise CorruptFile(f"{path}: lists {fb.SignatureDefsLength():,} signatures; the file is forged or damaged")
     for i in range(fb.SignatureDefsLength()):
         sd = fb.SignatureDefs(i)
         key = (sd.SignatureKey() or b"").decode(errors="replace") or f"signature_{i}"
@@ -203,7 +225,9 @@ def _parse(path: str, buf, size: int, schema, progress) -> Model:
         ins = {(sd.Inputs(j).Name() or b"").decode(): int(sd.Inputs(j).TensorIndex()) for j in range(sd.InputsLength())}
         outs = {(sd.Outputs(j).Name() or b"").decode(): int(sd.Outputs(j).TensorIndex())
                 for j in range(sd.OutputsLength())}
-        by_index_in = _index_names(base, sub)
+        if gi not in index_names:
+            index_names[gi] = _index_names(base, sub)
+        by_index_in = index_names[gi]
         g = Graph(key, base.nodes, [by_index_in[t] for t in ins.values() if t in by_index_in],
                   [by_index_in[t] for t in outs.values() if t in by_index_in], base.values, base.initializers)
         model.signatures[key] = g if gi != 0 or g.inputs != base.inputs or g.outputs != base.outputs else base
