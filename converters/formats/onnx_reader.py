@@ -200,7 +200,46 @@ def load(path: str, *, trust: bool = False, progress=None, infer_shapes: bool = 
             mp = inferred
         except Exception as exc:  # keep the file's own info; inference is best effort
             warnings.append(f"shape inference failed ({str(exc).splitlines()[0][:200]}); some shapes are unknown")
+    _check_external_locations(path, mp)
     progress(0.5, "building graph")
+    try:
+        return _build(path, mp, base_dir, warnings, progress)
+    except TypeError as exc:
+        if "bytes" not in str(exc):
+            raise
+        # protobuf hands back bytes for a proto2 string that is not UTF-8 (a name, a doc string)
+        raise CorruptFile(f"{path}: holds names or text that are not valid UTF-8, which ONNX requires; the "
+                          f"file is damaged or was written by a faulty exporter") from None
+
+
+def _check_external_locations(path: str, mp) -> None:
+    """External weight files must lie beside the model: no absolute paths, no '..', regular files only.
+
+    A forged location could otherwise read any file the user can read (shown as weight statistics) or
+    block forever on a FIFO.
+    """
+    import onnx
+
+    base = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    for t in mp.graph.initializer:
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        for e in t.external_data:
+            if e.key != "location":
+                continue
+            loc = e.value if isinstance(e.value, str) else "?"
+            full = os.path.realpath(os.path.join(base, loc))
+            if os.path.isabs(loc) or not (full == base or full.startswith(base + os.sep)):
+                raise CorruptFile(f"{path}: weight '{t.name}' points at '{loc[:120]}', outside the model's "
+                                  f"folder; refusing to read it (external data must lie beside the model)")
+            if os.path.exists(full) and not os.path.isfile(full):
+                raise CorruptFile(f"{path}: weight '{t.name}' points at '{loc[:120]}', which is not a regular "
+                                  f"file; refusing to read it")
+
+
+def _build(path: str, mp, base_dir: str, warnings: list[str], progress) -> Model:
+    import onnx
+
     graph = _graph_from_proto(mp.graph, base_dir)
     functions = {}
     for fp in mp.functions:

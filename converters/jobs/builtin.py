@@ -23,8 +23,15 @@ def model_result(model, ctx) -> dict:
     ctx.progress(0.9, "writing graph")
     out = ctx.path("model.json")
     with open(out, "w") as f:
-        json.dump(model.to_dict(), f)
+        json.dump(model.to_dict(), f, default=_jsonable)
     summary = model.summary()
     summary["model_json"] = out
     ctx.progress(1.0, "done")
     return summary
+
+
+def _jsonable(obj):
+    """What JSON cannot hold, as text: protobuf strings that are not UTF-8 arrive as bytes."""
+    if isinstance(obj, (bytes, bytearray)):
+        return bytes(obj).decode("utf-8", "replace")
+    return str(obj)
