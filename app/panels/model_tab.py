@@ -259,7 +259,7 @@ class ModelTab(QWidget):
         self.state = "failed"
         self.error = (message, kind)
         if kind == "TrustRequired":
-            self.banner.show_message(message, "warning", [("Trust and open", lambda: self.retry(trust=True))])
+            self.banner.show_message(message, "warning", [("Trust and open…", lambda: self.ask_trust(message))])
             self.placeholder.setText("This file can only be opened by running code stored in it.\n"
                                      "Open it only if you trust where it came from.")
         elif kind == "JobCancelled":
@@ -269,6 +269,15 @@ class ModelTab(QWidget):
             self.banner.show_message(message, "error", actions + [("Retry", self.retry)])
         self.failed.emit(message, kind)
         self.drawn.emit()
+
+    def ask_trust(self, reason: str):
+        """Ask (window-modal, Cancel by default) before opening the file with its code allowed to run."""
+        from .trust import TrustDialog
+
+        dlg = TrustDialog(self.path, reason, lambda: self.retry(trust=True), self)
+        self.trust_dialog = dlg
+        dlg.open()
+        return dlg
 
     def _show_log(self) -> None:
         from .jobs_panel import LogDialog

@@ -27,14 +27,26 @@ def test_pickled_module_asks_for_trust_then_opens(window, qtbot, model_file):
     message, kind = tab.error
     assert kind == "TrustRequired"
     assert "module.pt" in tab.banner.text.text()
-    button = tab.banner.button("Trust and open")
+    assert "builds a" in message and "object" in message  # the refusal names what would run
+    button = tab.banner.button("Trust and open…")
     assert button is not None
+    # one click only asks: a window-modal confirmation whose default is Cancel
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    dlg = tab.trust_dialog
+    qtbot.waitUntil(dlg.isVisible)
+    assert dlg.defaultButton() is dlg.cancel_button and dlg.escapeButton() is dlg.cancel_button
+    assert "What would run" in dlg.informativeText() and "object" in dlg.informativeText()
+    qtbot.mouseClick(dlg.cancel_button, Qt.MouseButton.LeftButton)
+    assert tab.state == "failed"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    dlg = tab.trust_dialog
+    qtbot.waitUntil(dlg.isVisible)
+    qtbot.mouseClick(dlg.run_button, Qt.MouseButton.LeftButton)
     assert tab.state == "loading" and tab.job.params["trust"] is True
     _wait_done(qtbot, tab)
     assert tab.state == "ready", tab.error
     assert tab.trust and tab.doc.format.startswith("torch")
-    assert tab.banner.button("Trust and open") is None
+    assert tab.banner.button("Trust and open…") is None
 
 
 def test_weights_only_checkpoint_opens_as_tree_with_stats(window, qtbot, model_file):
