@@ -66,6 +66,7 @@ class QtJob(QObject):
         self.error_kind: str | None = None
         self.created = time.time()
         self.job: Job | None = None
+        self._log_cache: str | None = None   # the log of a failed job, read before its folder goes
         self._event.connect(self._on_event, Qt.ConnectionType.QueuedConnection)
 
     # -- control -------------------------------------------------------------------------------------
@@ -96,7 +97,9 @@ class QtJob(QObject):
 
     @property
     def log_path(self) -> str | None:
-        return str(self.job.log_path) if self.job is not None else None
+        if self.job is None or not self.job.log_path.exists():
+            return None
+        return str(self.job.log_path)
 
     @property
     def elapsed(self) -> float | None:
@@ -106,6 +109,8 @@ class QtJob(QObject):
         """The worker's captured stdout/stderr (the last ``limit`` characters)."""
         if self.job is None:
             return ""
+        if self._log_cache is not None and not self.job.log_path.exists():
+            return self._log_cache[-limit:]
         try:
             with open(self.job.log_path, "rb") as f:
                 data = f.read()
@@ -142,6 +147,19 @@ class QtJob(QObject):
                 self.state, self.error, self.error_kind = "failed", "the job ended without a result", "WorkerCrashed"
                 self.failed.emit(self.error, self.error_kind)
             self.ended.emit()
+            self.release(finished=True)
+
+    def release(self, finished: bool = False) -> None:
+        """Remove the job folder once nothing reads it (its log is kept in memory for the log view): at
+        the end of the job unless its result names a file in it; else when the registry closes."""
+        job = self.job
+        if job is None or not job.done:
+            return
+        if finished and self.state == "done" and job.result_uses_folder():
+            return  # a tab reads the view pack / model.json in there while it is open
+        if self._log_cache is None:
+            self._log_cache = self.log_text()
+        job.cleanup()
 
 
 class JobRegistry(QObject):
@@ -158,6 +176,13 @@ class JobRegistry(QObject):
         super().__init__(parent)
         self.jobs: list[QtJob] = []
         self.pool = None
+        import threading
+
+        from converters.jobs import jobs_root
+        from converters.jobs.limits import sweep_stale
+
+        # folders that windows or runs which died left behind, over a day old
+        threading.Thread(target=lambda: sweep_stale(jobs_root()), daemon=True, name="sweep-jobs").start()
 
     def use_warm_workers(self, families: tuple[str, ...] = ("onnx",)) -> None:
         """Start warm workers for ``families`` now (in the background) and keep one per family used."""
@@ -190,11 +215,16 @@ class JobRegistry(QObject):
         return job
 
     def close(self) -> None:
-        """Cancel running jobs and end the warm workers."""
+        """Cancel running jobs, end the warm workers and remove every job folder."""
+        running = [j for j in self.running() if j.job is not None]
         self.cancel_all()
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+        for j in running:
+            j.job._done.wait(3)
+        for j in self.jobs:
+            j.release()
 
     def running(self) -> list[QtJob]:
         return [j for j in self.jobs if j.running]

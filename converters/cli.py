@@ -67,9 +67,11 @@ def _inspect_run(args) -> int:
         from .jobs import run_job
         result, job = run_job("load", {"path": os.path.abspath(args.path), "trust": args.trust,
                                        "options": options})
-        with open(result["model_json"]) as f:
-            model_dict = json.load(f)
-        job.cleanup()
+        try:
+            with open(result["model_json"]) as f:
+                model_dict = json.load(f)
+        finally:
+            job.cleanup()
     if args.json:
         json.dump(model_dict, sys.stdout)
         sys.stdout.write("\n")
@@ -132,8 +134,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     debug = getattr(args, "debug", False)
+    from .jobs import Stopped, cli_run
+
+    # Ends the run's jobs on SIGTERM/SIGINT/SIGHUP and removes its job folders at the end (--debug keeps
+    # those of failed jobs, for their logs).
+    try:
+        with cli_run(keep_failed=debug):
+            return _dispatch(args, debug, Stopped)
+    except Stopped as exc:  # a signal while an error was being reported
+        _err(f"stopped by {exc.signal_name}; its running jobs were ended")
+        return 2
+    except KeyboardInterrupt:
+        _err("cancelled")
+        return 130
+
+
+def _dispatch(args, debug: bool, Stopped) -> int:
     try:
         return COMMANDS[args.command][2](args)
+    except Stopped as exc:
+        _err(f"stopped by {exc.signal_name}; its running jobs were ended")
+        return 2
     except KeyboardInterrupt:
         _err("cancelled")
         return 130
@@ -142,12 +163,13 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
             traceback.print_exc()
             log = getattr(exc, "log_path", None)
-            if log:
+            if log and os.path.exists(log):
                 print(f"--- worker log {log} ---", file=sys.stderr)
                 try:
                     print(open(log).read()[-8000:], file=sys.stderr)
                 except OSError:
                     pass
+                print(f"--- the job folder is kept: {os.path.dirname(log)} ---", file=sys.stderr)
         _err(exc.message)
         return exc.exit_code
     except Exception as exc:  # anything else: still one line unless --debug

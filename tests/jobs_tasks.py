@@ -44,3 +44,31 @@ def spawn_child_task(params, ctx):
     ctx.progress(0.5, "child started")
     time.sleep(60)
     return {}
+
+
+def sleep_spawn_task(params, ctx):
+    """Write "worker_pid child_pid" to ``pidfile``, then sleep with a grandchild sleeping too."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    with open(params["pidfile"] + ".tmp", "w") as f:
+        f.write(f"{os.getpid()} {child.pid}")
+    os.replace(params["pidfile"] + ".tmp", params["pidfile"])
+    ctx.progress(0.5, "child started")
+    time.sleep(float(params.get("seconds", 120)))
+    return {}
+
+
+def alloc_task(params, ctx):
+    """Allocate (and touch) ``mb`` MiB in 16 MiB pieces."""
+    keep = []
+    for _ in range(int(params["mb"]) // 16):
+        keep.append(b"\x01" * (16 << 20))
+    return {"allocated_mb": 16 * len(keep)}
+
+
+def children_alloc_task(params, ctx):
+    """Start ``n`` programs that each hold ``mb`` MiB: each under a per-process limit, together over it."""
+    code = f"import time; x = b'\\x01' * ({int(params['mb'])} << 20); time.sleep(60)"
+    kids = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(int(params["n"]))]
+    for k in kids:
+        k.wait()
+    return {}

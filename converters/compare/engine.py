@@ -146,7 +146,12 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
             return res
 
     keep = o.save_dir is not None
-    work = os.path.abspath(o.save_dir) if keep else tempfile.mkdtemp(prefix="compare-")
+    if keep:
+        work = os.path.abspath(o.save_dir)
+    else:
+        from ..jobs import jobs_root, own_folder
+        work = tempfile.mkdtemp(prefix="compare-", dir=jobs_root())
+        own_folder(work)  # a CLI run removes it at its end, even when stopped by a signal
     os.makedirs(work, exist_ok=True)
     inputs_path = os.path.join(work, "inputs.npz")
     for stale in (inputs_path,):
@@ -283,8 +288,9 @@ def _finish(res: CompareResult, work: str, keep: bool, o: CompareOptions, outs_a
         if keep:
             res.save_json(res.files["json"])
     finally:
-        # a failed side's job log stays on disk (the error names it); otherwise the temp folder goes
-        if not keep and res.error is None:
+        # a failed side's job log stays on disk when failed jobs are kept (--debug); else the folder goes
+        from ..jobs.limits import keep_failed_jobs
+        if not keep and (res.error is None or not keep_failed_jobs()):
             shutil.rmtree(work, ignore_errors=True)
     return res
 

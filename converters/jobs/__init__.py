@@ -13,9 +13,17 @@ Everything the task or its libraries print goes to ``JOB_DIR/log.txt`` (stdout a
 event channel. Big results are files in the job folder named by the result. Cancel ends the whole
 process group (converters start children of their own). A worker that dies without a result — a signal,
 out of memory, ``os._exit`` in a library — becomes an error for the caller, never a crash of the caller.
+
+Lifetime: a worker dies with the process that started it (see :mod:`converters.jobs.worker`). Jobs
+that open a user's file run under a time and memory budget (:mod:`converters.jobs.limits`); a job past
+it is ended and fails with kind ``ResourceLimit``. Job folders are removed once the caller is done with
+the result (:meth:`Job.cleanup`; :func:`run_job` removes the folder of a job that failed); a CLI run
+wraps itself in :func:`cli_run`, which ends its jobs on SIGTERM/SIGINT/SIGHUP and removes every job
+folder of the run at the end.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -25,13 +33,16 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..errors import JobCancelled, TensorbridgeError, WorkerCrashed
+from .limits import Limits, keep_failed_jobs, keep_jobs, limits_for, sweep_stale, write_owner
 
-__all__ = ["Job", "JobFailed", "WorkerPool", "family_of", "run_job", "jobs_root"]
+__all__ = ["Job", "JobFailed", "Limits", "Stopped", "WorkerPool", "cli_run", "family_of", "kill_all",
+           "own_folder", "run_job", "jobs_root"]
 
 _PKG_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -52,10 +63,139 @@ def jobs_root() -> Path:
     return root
 
 
+class Stopped(KeyboardInterrupt):
+    """The process was told to stop (SIGTERM, SIGHUP) while jobs ran; they have been ended.
+
+    A KeyboardInterrupt, so code that cancels its jobs on Ctrl-C does the same for it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def signal_name(self) -> str:
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
+
+
 @dataclass
 class Event:
     kind: str
     data: dict = field(default_factory=dict)
+
+
+# ---- what this process started: for ending everything at once and removing its folders -------------
+_live: "weakref.WeakSet[Job]" = weakref.WeakSet()        # jobs whose worker may still run
+_pools: "weakref.WeakSet[WorkerPool]" = weakref.WeakSet()
+_made: list[list] = []    # [folder, state] in creation order; state: "job" | "failed" | "owned" (caller's)
+_made_lock = threading.Lock()
+
+
+def _register_folder(folder: Path, state: str) -> list:
+    entry = [Path(folder), state]
+    with _made_lock:
+        _made.append(entry)
+    write_owner(folder)
+    return entry
+
+
+def own_folder(folder: str | os.PathLike) -> None:
+    """Register a work folder a caller made under :func:`jobs_root` (e.g. a comparison's), so the end of
+    a CLI run removes it with the job folders (unless kept), and a later sweep knows its owner."""
+    _register_folder(Path(folder), "owned")
+
+
+def kill_all() -> None:
+    """End every running job's process group and every warm spare of this process, at once (SIGKILL).
+
+    Takes no locks: safe in a signal handler."""
+    for job in list(_live):
+        job.cancelled = True
+        proc = job.proc
+        if proc is not None and proc.returncode is None:
+            _killpg(proc.pid)
+    for pool in list(_pools):
+        for sp in list(pool._spares.values()):
+            _killpg(sp.proc.pid)
+
+
+def _killpg(pid: int, sig: int = signal.SIGKILL) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _remove_since(mark: int) -> None:
+    """Remove the folders registered since ``mark`` (their jobs ended), unless the user keeps them."""
+    if keep_jobs():
+        return
+    with _made_lock:
+        entries = _made[mark:]
+    for entry in entries:
+        folder, state = entry
+        if state in ("failed", "owned") and keep_failed_jobs():
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def cli_run(keep_failed: bool = False):
+    """Wrap one command-line run: stale job folders (dead owners, over a day old) are swept first;
+    SIGTERM and SIGHUP end the running jobs and raise :class:`Stopped`, SIGINT ends them and raises
+    KeyboardInterrupt; at the end every job folder of the run is removed, except those of failed jobs
+    with ``keep_failed`` (``--debug``), or all with ``TENSORBRIDGE_KEEP_JOBS=1``."""
+    from . import limits
+
+    old_keep = limits._keep_failed
+    limits.set_keep_failed(keep_failed or old_keep)
+    with _made_lock:
+        mark = len(_made)
+    try:
+        sweep_stale(jobs_root())
+    except OSError:
+        pass
+    installed: dict[int, Any] = {}
+    stopping: list[int] = []
+
+    def on_signal(signum, frame):
+        kill_all()
+        if stopping:  # a second signal while unwinding: the jobs are ended again, the unwinding goes on
+            return
+        stopping.append(signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Stopped(signum)
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            try:
+                installed[sig] = signal.signal(sig, on_signal)
+            except (ValueError, OSError):
+                pass
+    try:
+        yield
+    finally:
+        try:
+            with _made_lock:
+                mine = {str(e[0]) for e in _made[mark:]}
+            left = [j for j in list(_live) if str(j.job_dir) in mine]
+            for job in left:
+                job.cancelled = True
+                if job.proc is not None and job.proc.returncode is None:
+                    _killpg(job.proc.pid)
+            for job in left:
+                job._done.wait(5)
+            _remove_since(mark)
+        finally:
+            for sig, handler in installed.items():
+                try:
+                    signal.signal(sig, handler)
+                except (ValueError, OSError):
+                    pass
+            limits.set_keep_failed(old_keep)
 
 
 def _signal_name(code: int) -> str:
@@ -74,13 +214,24 @@ class Job:
 
     ``on_event`` (optional) is called from a reader thread for every event; ``events()`` yields them in
     the caller's thread instead. Use one of the two.
+
+    ``limits``: the job's budget (:class:`converters.jobs.limits.Limits`); by default the load limits
+    for tasks that open a user's file (:data:`converters.jobs.limits.LOAD_TASKS`), none for the others.
+    A job past its budget is ended and fails with kind ``ResourceLimit``.
     """
 
     def __init__(self, task: str, params: dict[str, Any], *, job_dir: str | os.PathLike | None = None,
-                 on_event: Callable[[Event], None] | None = None, env: dict[str, str] | None = None):
+                 on_event: Callable[[Event], None] | None = None, env: dict[str, str] | None = None,
+                 limits: Limits | None = None):
         self.task = task
         self.params = params
-        self.job_dir = Path(job_dir) if job_dir else Path(tempfile.mkdtemp(prefix=f"{task}-", dir=jobs_root()))
+        self.limits = limits if limits is not None else limits_for(task, params)
+        self._entry: list | None = None
+        if job_dir:
+            self.job_dir = Path(job_dir)
+        else:
+            self.job_dir = Path(tempfile.mkdtemp(prefix=f"{task.rpartition(':')[2]}-", dir=jobs_root()))
+            self._entry = _register_folder(self.job_dir, "job")
         self.job_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.job_dir / "log.txt"
         self.on_event = on_event
@@ -98,13 +249,21 @@ class Job:
         self._cond = threading.Condition()
         self._done = threading.Event()
         self._reader: threading.Thread | None = None
+        self._limit_error: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
+    def _spec(self) -> str:
+        spec: dict[str, Any] = {"task": self.task, "params": self.params}
+        if self.limits:
+            spec["limits"] = self.limits.to_dict()
+        return json.dumps(spec)
+
     def start(self, spare: "_Spare | None" = None) -> "Job":
         """Start the worker; with ``spare``, hand the task to that pre-started (warm) worker instead."""
         if spare is not None and spare.proc.poll() is None:
             self.job_dir, self.log_path = spare.job_dir, spare.job_dir / "log.txt"
-            (self.job_dir / "params.json").write_text(json.dumps({"task": self.task, "params": self.params}))
+            self._entry = spare.entry
+            (self.job_dir / "params.json").write_text(self._spec())
             self.proc, rfd = spare.proc, spare.rfd
             try:
                 spare.proc.stdin.write(b"go\n")
@@ -114,13 +273,39 @@ class Job:
         else:
             if spare is not None:
                 spare.discard()
-            (self.job_dir / "params.json").write_text(json.dumps({"task": self.task, "params": self.params}))
+                if self.job_dir == spare.job_dir:  # that folder went with the dead spare
+                    self.job_dir = Path(tempfile.mkdtemp(prefix=f"{self.task.rpartition(':')[2]}-", dir=jobs_root()))
+                    self.log_path = self.job_dir / "log.txt"
+                    self._entry = _register_folder(self.job_dir, "job")
+            (self.job_dir / "params.json").write_text(self._spec())
             self.proc, rfd = _spawn_worker(self.job_dir, self.env)
         self.started_at = time.monotonic()
+        _live.add(self)
         self._reader = threading.Thread(target=self._read, args=(rfd,), daemon=True,
                                         name=f"job-{self.task}-reader")
         self._reader.start()
+        if self.limits:
+            threading.Thread(target=self._watch, daemon=True, name=f"job-{self.task}-budget").start()
         return self
+
+    def _watch(self) -> None:
+        """Enforce the budget from outside: wall-clock time, and the memory of the whole process group."""
+        lim, proc = self.limits, self.proc
+        if proc is None:
+            return
+        interval = 0.2
+        while not self._done.wait(interval):
+            if lim.timeout is not None and time.monotonic() - (self.started_at or 0) > lim.timeout:
+                self._stop_for(lim.time_message())
+                return
+            if lim.memory is not None and _group_memory(proc.pid) > lim.memory:
+                self._stop_for(lim.memory_message())
+                return
+
+    def _stop_for(self, message: str) -> None:
+        self._limit_error = message
+        if self.proc is not None and self.proc.returncode is None:
+            _killpg(self.proc.pid)
 
     def _read(self, rfd: int) -> None:
         got_final = False
@@ -144,7 +329,10 @@ class Job:
                 self._emit(Event(kind, msg))
         rc = self.proc.wait() if self.proc else None
         self.ended_at = time.monotonic()
-        if self.cancelled and not got_final:
+        if self._limit_error and not got_final:
+            self.error, self.error_kind = self._limit_error, "ResourceLimit"
+            self._emit(Event("error", {"message": self.error, "kind": self.error_kind}))
+        elif self.cancelled and not got_final:
             self.error, self.error_kind = "cancelled", "JobCancelled"
             self._emit(Event("error", {"message": self.error, "kind": self.error_kind}))
         elif not got_final:
@@ -156,11 +344,17 @@ class Job:
             else:
                 self.error = f"the worker process exited with code {rc} without a result while running '{self.task}'"
             tail = self.log_tail(1)
-            if tail:
+            if self.limits.memory and rc is not None and rc in (-signal.SIGABRT, -signal.SIGKILL) \
+                    and any(t in self.log_tail(5).lower() for t in ("bad_alloc", "out of memory", "allocate memory")):
+                self.error_kind, self.error = "ResourceLimit", self.limits.memory_message()
+            elif tail:
                 self.error += f"; last log line: {tail.strip()[:200]}"
             self._emit(Event("error", {"message": self.error, "kind": self.error_kind}))
-        self._emit(Event("end", {"returncode": rc}))
+        if self.error is not None and self._entry is not None:
+            self._entry[1] = "failed"
+        _live.discard(self)
         self._done.set()
+        self._emit(Event("end", {"returncode": rc}))
 
     def _emit(self, ev: Event) -> None:
         with self._cond:
@@ -243,10 +437,28 @@ class Job:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def cleanup(self) -> None:
-        """Remove the job folder (only once the job has ended)."""
-        if self.done:
-            shutil.rmtree(self.job_dir, ignore_errors=True)
+    def cleanup(self) -> bool:
+        """Remove the job folder once the job has ended and the caller is done with the files its result
+        names; kept with ``TENSORBRIDGE_KEEP_JOBS=1``. Returns whether the folder is gone."""
+        if not self.done or keep_jobs():
+            return False
+        shutil.rmtree(self.job_dir, ignore_errors=True)
+        return not self.job_dir.exists()
+
+    def result_uses_folder(self) -> bool:
+        """Whether the result (or an event) names a file in the job folder, which a caller may still read."""
+        root = str(self.job_dir)
+
+        def names(v) -> bool:
+            if isinstance(v, str):
+                return v.startswith(root)
+            if isinstance(v, dict):
+                return any(names(x) for x in v.values())
+            if isinstance(v, (list, tuple)):
+                return any(names(x) for x in v)
+            return False
+
+        return names(self.result) or any(names(ev.data) for ev in self._events if ev.kind not in ("log", "progress"))
 
     @property
     def elapsed(self) -> float | None:
@@ -255,9 +467,30 @@ class Job:
         return (self.ended_at or time.monotonic()) - self.started_at
 
 
+def _group_memory(pid: int) -> int:
+    """Anonymous resident memory (bytes) of a worker and every process it started (file-backed pages,
+    such as a memory-mapped model, are not counted: the kernel can drop them)."""
+    try:
+        import psutil
+
+        root = psutil.Process(pid)
+        procs = [root] + root.children(recursive=True)
+    except Exception:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            mi = p.memory_info()
+            total += max(0, mi.rss - getattr(mi, "shared", 0))
+        except Exception:
+            pass
+    return total
+
+
 def _worker_env(extra: dict[str, str] | None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra or {})
+    env["TENSORBRIDGE_PARENT_PID"] = str(os.getpid())  # the worker dies with this process
     env["PYTHONPATH"] = _PKG_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -299,6 +532,7 @@ class _Spare:
     proc: subprocess.Popen
     rfd: int
     family: str
+    entry: list | None = None
 
     def discard(self) -> None:
         try:
@@ -353,6 +587,7 @@ class WorkerPool:
         self._spares: dict[str, _Spare] = {}
         self._lock = threading.Lock()
         self._closed = False
+        _pools.add(self)
         for f in families:
             self.warm(f)
 
@@ -365,8 +600,9 @@ class WorkerPool:
             if sp is not None and sp.proc.poll() is None:
                 return
             job_dir = Path(tempfile.mkdtemp(prefix=f"warm-{family}-", dir=jobs_root()))
+            entry = _register_folder(job_dir, "job")
             proc, rfd = _spawn_worker(job_dir, self.env, FAMILY_PRELOAD.get(family, ["numpy"]))
-            self._spares[family] = _Spare(job_dir, proc, rfd, family)
+            self._spares[family] = _Spare(job_dir, proc, rfd, family, entry)
 
     def start(self, task: str, params: dict[str, Any], *, family: str = "onnx",
               on_event: Callable[[Event], None] | None = None) -> Job:
@@ -394,18 +630,27 @@ class WorkerPool:
 
 
 def run_job(task: str, params: dict[str, Any], *, on_event: Callable[[Event], None] | None = None,
-            timeout: float | None = None, job_dir: str | os.PathLike | None = None) -> tuple[dict, Job]:
-    """Run a task to completion in a worker; return (result, job). Ctrl-C cancels the worker."""
-    job = Job(task, params, on_event=on_event, job_dir=job_dir).start()
+            timeout: float | None = None, job_dir: str | os.PathLike | None = None,
+            limits: Limits | None = None) -> tuple[dict, Job]:
+    """Run a task to completion in a worker; return (result, job). Ctrl-C cancels the worker.
+
+    The caller calls ``job.cleanup()`` once it is done with the files the result names. A job that
+    fails, is cancelled or crashes has its folder removed here, unless failed jobs are kept
+    (``--debug``, ``TENSORBRIDGE_KEEP_JOBS=1``); the error's ``log_path`` is then None."""
+    job = Job(task, params, on_event=on_event, job_dir=job_dir, limits=limits).start()
     try:
-        result = job.wait(timeout)
-    except KeyboardInterrupt:
-        job.cancel(grace=0.5)
-        job._done.wait(5)
+        try:
+            result = job.wait(timeout)
+        except TimeoutError:
+            job.cancel(grace=0.5)
+            job._done.wait(5)
+            raise JobFailed(f"'{task}' did not finish within {timeout:g} s and was stopped", "Timeout",
+                            str(job.log_path)) from None
+    except BaseException as exc:  # KeyboardInterrupt / Stopped included: nothing may keep running
+        if not job.done:
+            job.cancel(grace=0.5)
+            job._done.wait(5)
+        if job.done and not keep_failed_jobs() and job.cleanup() and isinstance(exc, JobFailed):
+            exc.log_path = None
         raise
-    except TimeoutError:
-        job.cancel(grace=0.5)
-        job._done.wait(5)
-        raise JobFailed(f"'{task}' did not finish within {timeout:g} s and was stopped", "Timeout",
-                        str(job.log_path)) from None
     return result, job

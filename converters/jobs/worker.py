@@ -1,13 +1,21 @@
 """Worker process entry point: ``python -m converters.jobs.worker JOB_DIR EVENT_FD``.
 
 Runs exactly one task and reports on the event FD. See :mod:`converters.jobs` for the protocol.
+
+A worker never outlives the process that started it (``TENSORBRIDGE_PARENT_PID``): the kernel sends it
+SIGHUP when its parent dies (``PR_SET_PDEATHSIG``), and a watchdog thread polls ``os.getppid()`` as
+well; either way it ends its whole process group (itself and every program a converter started).
+The kernel sends the parent-death signal when the *thread* that spawned the worker ends, so the handler
+acts only once the parent process itself is gone.
 """
 from __future__ import annotations
 
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 
 
@@ -42,10 +50,107 @@ def _be_the_oom_victim() -> None:
         pass
 
 
+# ---- never outlive the parent ------------------------------------------------------------------------
+_PR_SET_PDEATHSIG = 1
+_parent_pid: int | None = None
+
+
+def _parent_gone() -> bool:
+    return _parent_pid is not None and os.getppid() != _parent_pid
+
+
+def _end_group() -> None:
+    """Kill every process this worker started, then the worker's own process group (itself included)."""
+    try:
+        import psutil  # children that started a session of their own have left the group
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+    except Exception:
+        pass
+    try:
+        if os.getpgid(0) == os.getpid():  # started with start_new_session: the group is this job's own
+            os.killpg(0, signal.SIGKILL)
+    except OSError:
+        pass
+    os._exit(137)
+
+
+def _on_parent_death_signal(signum, frame) -> None:
+    if _parent_gone():
+        _end_group()
+    # else: only the parent's spawning thread ended; the kernel re-arms the signal for the next parent
+
+
+def _watch_parent(interval: float) -> None:
+    import time
+
+    while True:
+        if _parent_gone():
+            _end_group()
+        time.sleep(interval)
+
+
+def guard_parent(interval: float = 0.25) -> None:
+    """Make this process (and its group) die with the process named by ``TENSORBRIDGE_PARENT_PID``."""
+    global _parent_pid
+    try:
+        _parent_pid = int(os.environ["TENSORBRIDGE_PARENT_PID"])
+    except (KeyError, ValueError):
+        _parent_pid = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            signal.signal(signal.SIGHUP, _on_parent_death_signal)
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGHUP), 0, 0, 0)
+        except (OSError, AttributeError, ValueError):
+            pass  # the watchdog below still covers it
+    if _parent_gone():  # it died before the signal was armed
+        _end_group()
+    threading.Thread(target=_watch_parent, args=(interval,), daemon=True, name="parent-watchdog").start()
+
+
+# ---- budgets --------------------------------------------------------------------------------------------
+_OOM_TEXT = ("can't allocate memory", "cannot allocate memory", "out of memory", "oom when allocating",
+             "std::bad_alloc", "failed to allocate")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, MemoryError):
+            return True
+        text = str(exc).lower()
+        if any(t in text for t in _OOM_TEXT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def _apply_limits(limits: dict | None) -> None:
+    memory = (limits or {}).get("memory")
+    if memory:
+        import resource
+
+        try:
+            _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+            soft = int(memory) if hard == resource.RLIM_INFINITY else min(int(memory), hard)
+            resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+        except (ValueError, OSError):
+            pass  # the parent's memory watchdog still ends the job
+
+
 def main(argv: list[str]) -> int:
     job_dir, fd = argv[1], int(argv[2])
+    guard_parent()
     ctx = Context(job_dir, fd)
     _be_the_oom_victim()
+    limits: dict | None = None
     if len(argv) > 4 and argv[3] == "--wait":
         # A warm spare: import the framework now, then wait until a job is handed over.
         for mod in filter(None, argv[4].split(",")):
@@ -58,6 +163,8 @@ def main(argv: list[str]) -> int:
     try:
         with open(os.path.join(job_dir, "params.json")) as f:
             spec = json.load(f)
+        limits = spec.get("limits")
+        _apply_limits(limits)
         from .tasks import resolve
 
         fn = resolve(spec["task"])
@@ -71,8 +178,13 @@ def main(argv: list[str]) -> int:
             traceback.print_exc()
         sys.stdout.flush()
         sys.stderr.flush()
-        kind = type(exc).__name__
-        ctx.send("error", message=one_line(exc), kind=kind)
+        kind, message = type(exc).__name__, None
+        if limits and limits.get("memory") and kind != "ResourceLimit" and _out_of_memory(exc):
+            from .limits import memory_message
+
+            kind = "ResourceLimit"
+            message = memory_message(limits.get("file"), limits.get("memory"), limits.get("what") or "reading it")
+        ctx.send("error", message=message or one_line(exc), kind=kind)
         return 1
     finally:
         sys.stdout.flush()
