@@ -181,8 +181,11 @@ class Staging:
 
     def __init__(self, final_output: str):
         folder = os.path.dirname(os.path.abspath(final_output)) or "."
-        os.makedirs(folder, exist_ok=True)
-        self.path = tempfile.mkdtemp(prefix=f".{os.path.basename(final_output)}.partial-", dir=folder)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            self.path = tempfile.mkdtemp(prefix=f".{os.path.basename(final_output)}.partial-", dir=folder)
+        except OSError as exc:  # name the output the user asked for, not the hidden staging folder
+            raise output_error(final_output, exc) from None
         code = ("import shutil,sys\nsys.stdin.read()\nshutil.rmtree(sys.argv[1], ignore_errors=True)\n")
         try:
             self._watch = subprocess.Popen([sys.executable, "-S", "-c", code, self.path],
@@ -219,3 +222,25 @@ def move_into_place(src: str, dst: str, *, overwrite: bool = False) -> None:
         else:
             os.remove(dst)
     os.replace(src, dst)
+
+
+def output_error(output: str, exc: OSError):
+    """A one-line error for an OS failure while writing ``output`` (disk full, read-only, no permission)."""
+    import errno
+
+    from ..errors import TensorbridgeError
+
+    folder = os.path.dirname(os.path.abspath(output)) or "."
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = f"the disk holding {folder} is full"
+        todo = "free some space there or choose another output folder with -o"
+    elif exc.errno == errno.EROFS:
+        what = f"{folder} is on a read-only file system"
+        todo = "choose another output folder with -o"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        what = f"you may not write in {folder}"
+        todo = "choose another output folder with -o or change its permissions"
+    else:
+        what = f"writing in {folder} failed ({exc.strerror or exc})"
+        todo = "choose another output folder with -o"
+    return TensorbridgeError(f"{output}: cannot be written: {what}; {todo}")

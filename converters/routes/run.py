@@ -9,11 +9,12 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import time
 from typing import Callable
 
 from ..errors import TensorbridgeError
-from .common import SIDECAR_SUFFIX, Staging, default_output, move_into_place, sidecar_path
+from .common import SIDECAR_SUFFIX, Staging, default_output, move_into_place, output_error, sidecar_path
 from .options import ConvertOptions
 from .planner import Route, plan
 
@@ -85,6 +86,15 @@ def convert(src: str, to: str, out: str | None = None, options: ConvertOptions |
                     exc.args = (exc.message.replace(cur, where),) + exc.args[1:]
                 exc.args = (exc.message.replace(stage.path + os.sep, ""),) + exc.args[1:]
                 raise
+            except Exception as exc:
+                import errno
+
+                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS,
+                                                              errno.EACCES, errno.EPERM):
+                    raise output_error(final, exc) from None
+                if _disk_full(stage.path):  # converters report a full disk in their own words, or not at all
+                    raise output_error(final, OSError(errno.ENOSPC, "No space left on device")) from None
+                raise
             secs = time.perf_counter() - t0
             say(f"[{i + 1}/{n}] {hop.name} done in {secs:.2f} s")
             hops_done.append({"name": hop.name, "tool": hop.tool, "seconds": round(secs, 3),
@@ -117,7 +127,10 @@ def convert(src: str, to: str, out: str | None = None, options: ConvertOptions |
             raise TensorbridgeError(f"{taken[0]}: already exists; move it away or choose another output")
         written = []
         for staged, dst, replace in moves:
-            move_into_place(staged, dst, overwrite=replace)
+            try:
+                move_into_place(staged, dst, overwrite=replace)
+            except OSError as exc:
+                raise output_error(dst, exc) from None
             written.append(dst)
     # Report final paths, not staging ones; an intermediate that was not kept has output None.
     moved = {staged: dst for staged, dst in kept}
@@ -130,6 +143,13 @@ def convert(src: str, to: str, out: str | None = None, options: ConvertOptions |
     progress(1.0, "done")
     return {"output": final, "outputs": written, "route": route.to_dict(), "hops": hops_done,
             "sidecar": sidecar_path(final), "log": lines}
+
+
+def _disk_full(folder: str) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
 
 
 def _target_of(kind: str) -> str:
