@@ -180,12 +180,20 @@ def cli_run(keep_failed: bool = False):
     finally:
         try:
             with _made_lock:
-                mine = {str(e[0]) for e in _made[mark:]}
-            left = [j for j in list(_live) if str(j.job_dir) in mine]
+                mine = tuple(str(e[0]) for e in _made[mark:])
+
+            def of_run(folder) -> bool:
+                return any(str(folder) == m or str(folder).startswith(m + os.sep) for m in mine)
+
+            left = [j for j in list(_live) if of_run(j.job_dir)]
             for job in left:
                 job.cancelled = True
                 if job.proc is not None and job.proc.returncode is None:
                     _killpg(job.proc.pid)
+            for pool in list(_pools):
+                for sp in list(pool._spares.values()):
+                    if of_run(sp.job_dir):
+                        _killpg(sp.proc.pid)
             for job in left:
                 job._done.wait(5)
             _remove_since(mark)

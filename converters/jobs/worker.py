@@ -116,7 +116,7 @@ def guard_parent(interval: float = 0.25) -> None:
 
 # ---- budgets --------------------------------------------------------------------------------------------
 _OOM_TEXT = ("can't allocate memory", "cannot allocate memory", "out of memory", "oom when allocating",
-             "std::bad_alloc", "failed to allocate")
+             "std::bad_alloc")
 
 
 def _out_of_memory(exc: BaseException) -> bool:
