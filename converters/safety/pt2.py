@@ -148,6 +148,27 @@ def _int_literal(node: ast.AST) -> int | None:
     return None
 
 
+def _symbolic(node: ast.AST) -> bool:
+    """Whether the expression has a free symbol (sympy leaves such a power unevaluated)."""
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id not in _SYMPY_CONSTANTS and sub.id not in _SYMPY_FUNCS:
+            return True
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "Symbol":
+            return True
+    return False
+
+
+def _huge_power(base: ast.AST, exponent: ast.AST) -> bool:
+    """A power sympy would compute eagerly and that could exhaust time or memory: a constant exponent
+    must be an integer literal up to 64, and a constant base under it an integer literal (no towers)."""
+    if _symbolic(exponent):
+        return False
+    e = _int_literal(exponent)
+    if e is None or abs(e) > _MAX_EXPONENT:
+        return True
+    return not _symbolic(base) and _int_literal(base) is None
+
+
 def check_sym_expr(expr: str) -> str | None:
     """None if ``expr`` is plain shape arithmetic (what ``torch.export`` writes), else why it is not."""
     if not isinstance(expr, str):
@@ -160,7 +181,7 @@ def check_sym_expr(expr: str) -> str | None:
         return "not an arithmetic expression"
     count = 0
 
-    def bad(node: ast.AST, power_depth: int) -> str | None:
+    def bad(node: ast.AST) -> str | None:
         nonlocal count
         count += 1
         if count > _MAX_EXPR_NODES:
@@ -179,27 +200,23 @@ def check_sym_expr(expr: str) -> str | None:
         if isinstance(node, ast.BinOp):
             if not isinstance(node.op, _BINOPS):
                 return f"the operator {type(node.op).__name__}"
-            depth = power_depth
-            if isinstance(node.op, (ast.Pow, ast.LShift, ast.RShift)):
-                depth += 1
-                e = _int_literal(node.right)
-                if (e is not None and abs(e) > _MAX_EXPONENT) or depth > 3:
-                    return "a power too large to compute"
-            return bad(node.left, depth) or bad(node.right, depth)
+            if isinstance(node.op, (ast.Pow, ast.LShift, ast.RShift)) and _huge_power(node.left, node.right):
+                return "a power too large to compute"
+            return bad(node.left) or bad(node.right)
         if isinstance(node, ast.UnaryOp):
             if not isinstance(node.op, _UNARY):
                 return f"the operator {type(node.op).__name__}"
-            return bad(node.operand, power_depth)
+            return bad(node.operand)
         if isinstance(node, ast.Compare):
             if not all(isinstance(o, _COMPARE) for o in node.ops):
                 return "a comparison other than == != < <= > >="
             for sub in [node.left, *node.comparators]:
-                if (why := bad(sub, power_depth)):
+                if (why := bad(sub)):
                     return why
             return None
         if isinstance(node, ast.BoolOp):
             for sub in node.values:
-                if (why := bad(sub, power_depth)):
+                if (why := bad(sub)):
                     return why
             return None
         if isinstance(node, ast.Call):
@@ -229,20 +246,16 @@ def check_sym_expr(expr: str) -> str | None:
                 for kw in node.keywords:
                     if kw.arg not in ("precision", "dps") or _int_literal(kw.value) is None:
                         return f"a Float option {kw.arg!r}"
-                return next((w for a in args if (w := bad(a, power_depth))), None)
+                return next((w for a in args if (w := bad(a))), None)
             if node.keywords:
                 return f"keyword arguments to {name}"
-            depth = power_depth
-            if name in _POWERS:
-                depth += 1
-                e = _int_literal(node.args[1]) if len(node.args) > 1 else None
-                if (e is not None and abs(e) > _MAX_EXPONENT) or depth > 3:
-                    return "a power too large to compute"
-            return next((w for a in node.args if (w := bad(a, depth))), None)
+            if name in _POWERS and (len(node.args) != 2 or _huge_power(*node.args)):
+                return "a power too large to compute"
+            return next((w for a in node.args if (w := bad(a))), None)
         return f"a {type(node).__name__} expression"
 
     try:
-        return bad(tree.body, 0)
+        return bad(tree.body)
     except RecursionError:
         return "nested too deeply"
 
