@@ -308,3 +308,27 @@ def test_shape_arithmetic_is_accepted(expr):
 ])
 def test_anything_else_is_refused(expr):
     assert check_sym_expr(expr) is not None
+
+
+def test_transformers_export_with_dynamic_length_loads_safely(tmp_path):
+    """A real transformers model (GPT-2 from a tiny config, offline) exported with a dynamic sequence
+    length: its shape expressions (Min, Mul of symbols) pass the grammar and the safe load computes
+    exactly what torch.export.load's program does."""
+    import torch
+    transformers = pytest.importorskip("transformers")
+
+    cfg = transformers.GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=2, n_positions=64,
+                                  use_cache=False)
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(cfg).eval()
+    ids = torch.randint(0, 100, (2, 8))
+    seq = torch.export.Dim("seq", min=2, max=32)
+    ep = torch.export.export(model, (ids,), dynamic_shapes=({1: seq},), strict=False)
+    path = tmp_path / "gpt2.pt2"
+    torch.export.save(ep, str(path))
+    check_pt2(str(path), trust=False, loader="torch")
+    safe, ref = load_pt2_safely(str(path), trust=False), torch.export.load(str(path))
+    assert safe.range_constraints == ref.range_constraints and len(safe.range_constraints) == 1
+    other = torch.randint(0, 100, (2, 13))
+    for x in (ids, other):
+        assert torch.equal(safe.module()(x)[0], ref.module()(x)[0])
