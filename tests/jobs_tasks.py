@@ -72,3 +72,19 @@ def children_alloc_task(params, ctx):
     for k in kids:
         k.wait()
     return {}
+
+
+def gil_hog_task(params, ctx):
+    """Hold the GIL in one long C call (no bytecode runs meanwhile, so no Python signal handler or
+    thread either), with a grandchild sleeping."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    with open(params["pidfile"] + ".tmp", "w") as f:
+        f.write(f"{os.getpid()} {child.pid}")
+    os.replace(params["pidfile"] + ".tmp", params["pidfile"])
+    return {"sum": sum(range(int(params.get("n", 10 ** 11))))}
+
+
+def leave_child_task(params, ctx):
+    """Return at once, leaving a program running that the job started."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    return {"child": child.pid}

@@ -107,16 +107,25 @@ def own_folder(folder: str | os.PathLike) -> None:
     _register_folder(Path(folder), "owned")
 
 
+def _snapshot(ws) -> list:
+    for _ in range(5):
+        try:
+            return list(ws)
+        except RuntimeError:  # another thread changed it meanwhile
+            continue
+    return []
+
+
 def kill_all() -> None:
     """End every running job's process group and every warm spare of this process, at once (SIGKILL).
 
     Takes no locks: safe in a signal handler."""
-    for job in list(_live):
+    for job in _snapshot(_live):
         job.cancelled = True
         proc = job.proc
         if proc is not None and proc.returncode is None:
             _killpg(proc.pid)
-    for pool in list(_pools):
+    for pool in _snapshot(_pools):
         for sp in list(pool._spares.values()):
             _killpg(sp.proc.pid)
 
@@ -185,12 +194,12 @@ def cli_run(keep_failed: bool = False):
             def of_run(folder) -> bool:
                 return any(str(folder) == m or str(folder).startswith(m + os.sep) for m in mine)
 
-            left = [j for j in list(_live) if of_run(j.job_dir)]
+            left = [j for j in _snapshot(_live) if of_run(j.job_dir)]
             for job in left:
                 job.cancelled = True
                 if job.proc is not None and job.proc.returncode is None:
                     _killpg(job.proc.pid)
-            for pool in list(_pools):
+            for pool in _snapshot(_pools):
                 for sp in list(pool._spares.values()):
                     if of_run(sp.job_dir):
                         _killpg(sp.proc.pid)
@@ -336,6 +345,7 @@ class Job:
                     self.message = msg.get("message") or self.message
                 self._emit(Event(kind, msg))
         rc = self.proc.wait() if self.proc else None
+        _cut_lifeline(self.proc)
         self.ended_at = time.monotonic()
         if self._limit_error and not got_final:
             self.error, self.error_kind = self._limit_error, "ResourceLimit"
@@ -516,6 +526,10 @@ def _spawn_worker(job_dir: Path, env: dict[str, str] | None = None,
     params: a warm spare that a later job can take over without paying the import cost.
     """
     rfd, wfd = os.pipe()
+    # The lifeline: this process holds its write end and never writes. When this process ends, however
+    # it ends, the kernel closes it, and a tiny helper the worker starts in its group (blocked reading
+    # the other end, no Python, no GIL) ends the whole group; the job's end closes it the same way.
+    life_r, life_w = os.pipe()
     if getattr(sys, "frozen", False):  # a bundled app ships the worker as its own executable
         cmd = [os.path.join(os.path.dirname(sys.executable), "tensorbridge-worker"), str(job_dir), str(wfd)]
     else:
@@ -523,15 +537,33 @@ def _spawn_worker(job_dir: Path, env: dict[str, str] | None = None,
     if preload is not None:
         cmd += ["--wait", ",".join(preload)]
     log = open(job_dir / "log.txt", "ab")
+    worker_env = _worker_env(env)
+    worker_env["TENSORBRIDGE_LIFELINE_FD"] = str(life_r)
     try:
         proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE if preload is not None else subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, pass_fds=(wfd,), start_new_session=True, env=_worker_env(env),
+            stderr=subprocess.STDOUT, pass_fds=(wfd, life_r), start_new_session=True, env=worker_env,
             cwd=str(job_dir), close_fds=True)
+    except BaseException:
+        os.close(life_w)
+        raise
     finally:
         os.close(wfd)
+        os.close(life_r)
         log.close()
+    proc._tb_lifeline = life_w  # type: ignore[attr-defined]
     return proc, rfd
+
+
+def _cut_lifeline(proc: subprocess.Popen | None) -> None:
+    """Close the worker's lifeline: its helper then ends whatever is left of the worker's group."""
+    fd = getattr(proc, "_tb_lifeline", None)
+    if fd is not None:
+        proc._tb_lifeline = None  # type: ignore[attr-defined]
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 @dataclass
@@ -551,6 +583,7 @@ class _Spare:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             pass
+        _cut_lifeline(self.proc)
         try:
             os.close(self.rfd)
         except OSError:

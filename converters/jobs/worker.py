@@ -2,11 +2,15 @@
 
 Runs exactly one task and reports on the event FD. See :mod:`converters.jobs` for the protocol.
 
-A worker never outlives the process that started it (``TENSORBRIDGE_PARENT_PID``): the kernel sends it
-SIGHUP when its parent dies (``PR_SET_PDEATHSIG``), and a watchdog thread polls ``os.getppid()`` as
-well; either way it ends its whole process group (itself and every program a converter started).
-The kernel sends the parent-death signal when the *thread* that spawned the worker ends, so the handler
-acts only once the parent process itself is gone.
+A worker never outlives the process that started it (``TENSORBRIDGE_PARENT_PID``), in three ways that
+each end its whole process group (itself and every program a converter started):
+
+* the lifeline: a ``/bin/sh`` helper in the group blocks reading a pipe whose other end only the parent
+  holds; when the parent dies the read ends and the helper kills the group. It needs no Python, so it
+  works while the worker's main thread holds the GIL in a long C call;
+* the kernel sends the worker SIGHUP when its parent dies (``PR_SET_PDEATHSIG``). It sends it when the
+  *thread* that spawned the worker ends, too, so the handler acts only once the parent process is gone;
+* a watchdog thread polls ``os.getppid()``.
 """
 from __future__ import annotations
 
@@ -93,9 +97,27 @@ def _watch_parent(interval: float) -> None:
         time.sleep(interval)
 
 
+def _start_lifeline_helper() -> None:
+    fd = os.environ.pop("TENSORBRIDGE_LIFELINE_FD", None)
+    if not fd:
+        return
+    try:
+        fd_n = int(fd)
+        if os.path.exists("/bin/sh") and os.getpgid(0) == os.getpid():
+            import subprocess
+
+            # "kill 0": this process group; the helper is in it, so it ends with the rest
+            subprocess.Popen(["/bin/sh", "-c", "read _ ; kill -KILL 0"], stdin=fd_n, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, close_fds=True)
+        os.close(fd_n)
+    except (ValueError, OSError):
+        pass
+
+
 def guard_parent(interval: float = 0.25) -> None:
     """Make this process (and its group) die with the process named by ``TENSORBRIDGE_PARENT_PID``."""
     global _parent_pid
+    _start_lifeline_helper()
     try:
         _parent_pid = int(os.environ["TENSORBRIDGE_PARENT_PID"])
     except (KeyError, ValueError):

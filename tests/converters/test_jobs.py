@@ -157,7 +157,8 @@ PARENT = textwrap.dedent("""
         print(pool._spares["slow"].proc.pid, flush=True)
     else:
         def start():
-            job = Job("tests.jobs_tasks:sleep_spawn_task", {"pidfile": pidfile}).start()
+            task = "gil_hog_task" if mode == "gil" else "sleep_spawn_task"
+            job = Job("tests.jobs_tasks:" + task, {"pidfile": pidfile}).start()
             print(job.proc.pid, flush=True)
             if mode == "thread":  # the spawning thread ends once the worker runs its task
                 for ev in job.events():
@@ -173,7 +174,7 @@ PARENT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("mode", ["main", "thread", "spare"])
+@pytest.mark.parametrize("mode", ["main", "thread", "spare", "gil"])
 def test_kill_9_of_the_parent_ends_worker_and_grandchild(mode, tmp_path, jobs_dir):
     script = tmp_path / "parent.py"
     script.write_text(PARENT)
@@ -203,6 +204,12 @@ def test_kill_9_of_the_parent_ends_worker_and_grandchild(mode, tmp_path, jobs_di
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_programs_a_job_left_running_end_with_it():
+    result, job = run_job(T + "leave_child_task", {})
+    job.cleanup()
+    assert not _wait_gone([result["child"]], 5.0)
 
 
 def test_job_started_from_a_short_lived_thread_survives_it():
