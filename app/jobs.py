@@ -12,6 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
+from converters.errors import TensorbridgeError
 from converters.jobs import Event, Job
 
 __all__ = ["QtJob", "JobRegistry", "task_available"]
@@ -83,6 +84,9 @@ class QtJob(QObject):
                 self.job.start()
         except OSError as exc:  # could not even start a process (fd limit, missing interpreter)
             self._event.emit(Event("error", {"message": f"could not start a worker: {exc}", "kind": "WorkerCrashed"}))
+            self._event.emit(Event("end", {}))
+        except TensorbridgeError as exc:  # a bad setting, e.g. TENSORBRIDGE_LOAD_MEMORY=lots
+            self._event.emit(Event("error", {"message": exc.message, "kind": type(exc).__name__}))
             self._event.emit(Event("end", {}))
         return self
 

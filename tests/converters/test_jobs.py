@@ -438,3 +438,18 @@ def test_cli_load_past_its_time_limit(model_file, jobs_dir):
         f"tensorbridge: error: {path}: reading it took longer than 0.3 s (the load time limit); if the file is "
         f"genuine, raise it with TENSORBRIDGE_LOAD_TIMEOUT (seconds, 0 for none)"]
     assert os.listdir(jobs_dir) == []
+
+
+def test_budget_settings_are_parsed_and_bad_ones_are_one_line_errors(monkeypatch):
+    from converters.errors import TensorbridgeError
+    from converters.jobs.limits import GiB, default_load_memory, limits_for, parse_size
+
+    assert parse_size("6G") == 6 * GiB and parse_size("512M") == 512 << 20 and parse_size("1.5GiB") == 3 * GiB // 2
+    assert default_load_memory() <= 8 * GiB
+    monkeypatch.setenv("TENSORBRIDGE_LOAD_MEMORY", "0")
+    monkeypatch.setenv("TENSORBRIDGE_LOAD_TIMEOUT", "off")
+    assert not limits_for("load", {"path": "/x.onnx"})
+    monkeypatch.setenv("TENSORBRIDGE_LOAD_MEMORY", "lots")
+    with pytest.raises(TensorbridgeError) as ei:
+        Job("load", {"path": "/x.onnx"})
+    assert ei.value.message == "TENSORBRIDGE_LOAD_MEMORY='lots': give a size such as 6G or 512M (0 for no limit)"
