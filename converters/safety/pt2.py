@@ -349,7 +349,11 @@ def _check_program(ep: dict) -> None:
             if not _is_identifier(d["as_graph"].get("name")):
                 raise _Refusal(f"subgraph name {str(d['as_graph'].get('name'))[:80]!r} is not an identifier; "
                                f"torch would write it into generated Python code")
-        if "as_custom_obj" in d or "custom_obj" in d:
+        if "as_operator" in d:
+            why = _target_problem(d["as_operator"])
+            if why:
+                raise _Refusal(f"its graph passes {why}")
+        if "as_custom_obj" in d or "custom_obj" in d or d.get("custom_obj_values"):
             raise _Refusal("it holds a script object, which torch would unpickle with code allowed")
         if "forward_arg_names" in d:
             for name in d["forward_arg_names"] or []:
