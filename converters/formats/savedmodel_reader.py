@@ -10,6 +10,14 @@
   function, recursively, so the user sees the layers' ops rather than one call node. A body node's
   ``scope`` is the call's scope joined with the node's own name prefix (``sequential/conv2d/Conv2D`` ->
   ``sequential/conv2d``); its ``name`` is prefixed by the call path so names stay unique.
+* Bounded: a function body is copied once per call site, so calls fanning out k-fold over d levels would
+  make k**d nodes from a few KB of file. Past :data:`NODE_BUDGET` emitted nodes (all signatures together),
+  deeper than 64 nested calls, or on a recursive call, a call stays a single call node (op
+  ``StatefulPartitionedCall``, attribute ``f`` names the function) and the model gets a warning: the
+  user still sees the model, rather than an error or a worker out of memory.
+* Files: ``saved_model.pb`` and ``variables/`` are read only as regular files inside the folder, with
+  ``saved_model.pb`` below 2 GiB (:func:`converters.safety.savedmodel.read_saved_model`); a FIFO, a
+  device or a link out of the folder is a one-line error.
 * Filtered: ``NoOp`` nodes and control-dependency edges (``^node``), which carry no data. Kept:
   ``Identity`` and ``ReadVariableOp`` nodes, so node counts are the op counts of the inlined functions.
 * Variables captured by a signature become graph initializers named by their object path
@@ -22,17 +30,25 @@
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Callable
 
 from ..errors import CorruptFile, UnsupportedFormat
 from ..graph import Graph, Model, Node, Tensor, Value
+from ..safety.savedmodel import read_saved_model
 
 __all__ = ["load"]
 
 _CALL_OPS = {"StatefulPartitionedCall", "PartitionedCall"}
 _VAR_OPS = {"VarHandleOp", "VariableV2", "Variable"}
 _INIT_SIG = "__saved_model_init_op"
+# Expanding function calls copies a body per call site: calls that fan out k-fold over d levels emit
+# k**d nodes from a few KB of file. Past this many emitted nodes (all signatures together), or deeper than
+# _MAX_CALL_DEPTH nested calls, or on a recursive call, a call stays one call node (with a warning).
+NODE_BUDGET = 100_000
+_MAX_CALL_DEPTH = 64
+_SHAPE_INFERENCE_SECONDS = 5.0  # re-importing function bodies for missing shapes stops after this
 
 
 def load(path: str, *, trust: bool = False, progress: Callable = lambda *a: None, **options) -> Model:
@@ -40,30 +56,15 @@ def load(path: str, *, trust: bool = False, progress: Callable = lambda *a: None
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     pb = os.path.join(folder, "saved_model.pb")
     pbtxt = os.path.join(folder, "saved_model.pbtxt")
-    if not os.path.exists(pb) and not os.path.exists(pbtxt):
+    if not os.path.lexists(pb) and not os.path.lexists(pbtxt):
         raise UnsupportedFormat(f"{path}: no saved_model.pb in this folder, so not a SavedModel; open a "
                                 f"SavedModel folder or a model file")
     progress(0.02, "importing TensorFlow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        from google.protobuf import message, text_format
-        from tensorflow.core.protobuf import saved_model_pb2
-    except ImportError as exc:
-        raise UnsupportedFormat(f"{path}: reading SavedModels needs TensorFlow; install tensorflow-cpu and "
-                                f"try again") from exc
     progress(0.1, "parsing saved_model.pb")
-    sm = saved_model_pb2.SavedModel()
-    try:
-        if os.path.exists(pb):
-            with open(pb, "rb") as f:
-                sm.ParseFromString(f.read())
-        else:
-            with open(pbtxt) as f:
-                text_format.Parse(f.read(), sm)
-    except (message.DecodeError, text_format.ParseError, UnicodeDecodeError, ValueError) as exc:
-        raise CorruptFile(f"{pb if os.path.exists(pb) else pbtxt}: cannot be parsed as a SavedModel "
-                          f"({' '.join(str(exc).split())[:200] or type(exc).__name__}); the file is damaged or "
-                          f"truncated") from None
+    # regular files only, no link out of the folder, at most 2 GiB: a FIFO, /dev/zero or a huge file
+    # named saved_model.pb (or under variables/) is a one-line error, not a hang
+    _pb_path, sm = read_saved_model(folder)
     if not sm.meta_graphs:
         raise CorruptFile(f"{path}: saved_model.pb holds no meta graph; the file is damaged or empty")
     mg = next((m for m in sm.meta_graphs if "serve" in m.meta_info_def.tags), sm.meta_graphs[0])
@@ -78,9 +79,12 @@ def load(path: str, *, trust: bool = False, progress: Callable = lambda *a: None
     sig_names = [k for k in mg.signature_def if k != _INIT_SIG]
     if not sig_names:
         model.warnings.append("the SavedModel has no signatures; nothing callable to show")
+    budget = _Budget(int(options.get("node_budget") or NODE_BUDGET))
     for i, name in enumerate(sig_names):
         progress(0.15 + 0.8 * i / max(1, len(sig_names)), f"reading signature {name}")
-        model.signatures[name] = _SignatureBuilder(name, mg.signature_def[name], top, lib, reader, mg).build()
+        model.signatures[name] = _SignatureBuilder(name, mg.signature_def[name], top, lib, reader, mg,
+                                                   budget).build()
+    model.warnings.extend(budget.warnings())
     if model.signatures:
         model.graph = model.signatures.get("serving_default") or model.signatures[sig_names[0]]
     model.extra["signature_names"] = ",".join(sig_names)
@@ -155,6 +159,7 @@ class _VariableReader:
 
 
 # ---- protobuf helpers -----------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
 def _dtype_name(enum: int) -> str | None:
     if not enum:
         return None
@@ -218,9 +223,34 @@ def _attr_value(v) -> Any:
     return None
 
 
+class _Budget:
+    """Nodes left to emit (shared by all signatures of a model) and the calls kept unexpanded, by reason."""
+
+    def __init__(self, nodes: int):
+        self.total = self.left = nodes
+        self.over_budget = self.too_deep = self.recursive = 0
+        self.functions: dict[str, tuple] = {}  # function name -> its body, prepared once (_function_info)
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.over_budget:
+            out.append(f"expanding the function calls would make more than {self.total:,} nodes; "
+                       f"{self.over_budget:,} call(s) past that are shown as single call nodes (their "
+                       f"function name is the node's 'f' attribute)")
+        if self.too_deep:
+            out.append(f"{self.too_deep:,} function call(s) nested deeper than {_MAX_CALL_DEPTH} levels are "
+                       f"shown as single call nodes")
+        if self.recursive:
+            out.append(f"{self.recursive:,} recursive function call(s) are shown as single call nodes")
+        return out
+
+
 class _SignatureBuilder:
-    def __init__(self, sig_name: str, sig, top: dict, lib: dict, reader: _VariableReader, mg):
+    def __init__(self, sig_name: str, sig, top: dict, lib: dict, reader: _VariableReader, mg,
+                 budget: _Budget | None = None):
         self.sig_name, self.sig, self.top, self.lib, self.reader, self.mg = sig_name, sig, top, lib, reader, mg
+        self.budget = budget or _Budget(NODE_BUDGET)
+        self.call_stack: list[str] = []  # functions being expanded, outermost first
         self.graph = Graph(sig_name)
         self.alias: dict[str, str] = {}
         self.emitted_top: set[str] = set()
@@ -327,10 +357,14 @@ class _SignatureBuilder:
             except Exception:
                 pass
         fg = None
+        import time
+        deadline = time.monotonic() + _SHAPE_INFERENCE_SECONDS
         for k, (prefix, fdef, ins) in enumerate(self.inlined):
             names = [n.name for n in fdef.node_def if f"{prefix}/{n.name}:0" in missing]
             if not names:
                 continue
+            if time.monotonic() > deadline:
+                break
             try:
                 if fg is None:  # one graph holding the function library, so nested calls resolve
                     fg = tf.Graph()
@@ -439,28 +473,59 @@ class _SignatureBuilder:
             return obj.variable.name, nid
         return None, nid
 
-    def _emit(self, node, full: str, scope: str, ins: list[str], out_name: Callable[[int], str]) -> None:
-        """Emit one NodeDef (inlining it when it calls a library function)."""
+    def _node_info(self, node) -> tuple:
+        """What emitting a NodeDef needs, computed once per NodeDef of a function body (cached)."""
         layout, dtypes = self._output_layout(node)
         n_out = sum(c for _, c in layout)
         fname = node.attr["f"].func.name if (node.op in _CALL_OPS and "f" in node.attr) else \
             (node.op if node.op in self.lib else None)
-        if fname and fname in self.lib:
-            rets = self._inline(self.lib[fname], full, scope, ins)
-            for i in range(n_out):
-                if i < len(rets):
-                    self.alias[out_name(i)] = rets[i]
-            return
-        if node.op == "NoOp":
-            return
-        outs = [out_name(i) for i in range(n_out)]
         shapes = [_shape(s) for s in node.attr["_output_shapes"].list.shape] if "_output_shapes" in node.attr \
             else []
-        for i, o in enumerate(outs):
-            self.graph.values[o] = Value(o, dtypes[i] if i < len(dtypes) else None,
-                                         shapes[i] if i < len(shapes) else None)
         attrs = {k: _attr_value(v) for k, v in node.attr.items() if not k.startswith("_")}
-        self.graph.nodes.append(Node(full, node.op, ins, outs, attrs, scope))
+        return layout, dtypes, n_out, fname, shapes, attrs
+
+    def _function_info(self, fdef) -> tuple:
+        """(body nodes in topological order, their infos, output layouts by node name) of a function."""
+        key = fdef.signature.name
+        hit = self.budget.functions.get(key)
+        if hit is None:
+            nodes = list(fdef.node_def)
+            order = _topo(nodes, {n.name: n for n in nodes})
+            infos = [self._node_info(n) for n in order]
+            hit = (order, infos, {n.name: info[0] for n, info in zip(order, infos)})
+            self.budget.functions[key] = hit
+        return hit
+
+    def _emit(self, node, full: str, scope: str, ins: list[str], out_name: Callable[[int], str],
+              info: tuple | None = None) -> None:
+        """Emit one NodeDef (inlining it when it calls a library function)."""
+        layout, dtypes, n_out, fname, shapes, attrs = info or self._node_info(node)
+        if fname and fname in self.lib:
+            b = self.budget
+            if fname in self.call_stack:
+                b.recursive += 1
+            elif len(self.call_stack) >= _MAX_CALL_DEPTH:
+                b.too_deep += 1
+            elif b.left <= 0:
+                b.over_budget += 1
+            else:
+                self.call_stack.append(fname)
+                try:
+                    rets = self._inline(self.lib[fname], full, scope, ins)
+                finally:
+                    self.call_stack.pop()
+                for i in range(n_out):
+                    if i < len(rets):
+                        self.alias[out_name(i)] = rets[i]
+                return
+        if node.op == "NoOp":
+            return
+        self.budget.left -= 1
+        outs = [out_name(i) for i in range(n_out)]
+        values = self.graph.values
+        for i, o in enumerate(outs):
+            values[o] = Value(o, dtypes[i] if i < len(dtypes) else None, shapes[i] if i < len(shapes) else None)
+        self.graph.nodes.append(Node(full, node.op, ins, outs, dict(attrs), scope))
 
     def _inline(self, fdef, prefix: str, call_scope: str, ins: list[str]) -> list[str]:
         sig = fdef.signature
@@ -472,8 +537,7 @@ class _SignatureBuilder:
                 if shapes and v is not None and v.shape is None:
                     v.shape = _shape(shapes[0])
         self.inlined.append((prefix, fdef, list(ins)))
-        body = {n.name: n for n in fdef.node_def}
-        layouts = {n.name: self._output_layout(n)[0] for n in fdef.node_def}
+        order, infos, layouts = self._function_info(fdef)
 
         def resolve(ref: str) -> str:
             parts = ref.split(":")
@@ -492,10 +556,10 @@ class _SignatureBuilder:
                 base += cnt
             return f"{prefix}/{node_name}:{idx}"
 
-        for n in _topo(fdef.node_def, body):
+        for n, info in zip(order, infos):
             full = f"{prefix}/{n.name}"
             data = [resolve(r) for r in n.input if not r.startswith("^")]
-            self._emit(n, full, _join(call_scope, _dirname(n.name)), data, lambda i, full=full: f"{full}:{i}")
+            self._emit(n, full, _join(call_scope, _dirname(n.name)), data, lambda i, full=full: f"{full}:{i}", info)
         return [resolve(fdef.ret[a.name]) for a in sig.output_arg]
 
     def _finish(self, outs) -> None:
