@@ -58,6 +58,11 @@ def _parse_shape(text: str) -> list[int]:
     return dims
 
 
+def _has_alias(m: dict) -> bool:
+    tensors = (m.get("graph") or {}).get("initializers") or m.get("weights") or []
+    return any(t.get("alias_of") for t in tensors)
+
+
 def _inspect_run(args) -> int:
     options = {"input_shapes": [_parse_shape(s) for s in args.input_shape]} if args.input_shape else {}
     if args.in_process:
@@ -87,7 +92,10 @@ def _inspect_run(args) -> int:
         print(f"signature:  {name}: ({_fmt_values(sig['inputs'])}) -> ({_fmt_values(sig['outputs'])})")
     if "weight_count" in m:
         print(f"weights:    {m['weight_count']:,} tensors (weights only; attach an architecture for a graph)")
-    print(f"parameters: {m['param_count']:,}")
+    print(f"parameters: {m['param_count']:,}" + (" (tied weights counted once)" if _has_alias(m) else ""))
+    if m.get("buffer_count"):
+        print(f"buffers:    {m['buffer_count']:,} (stored tensors that are not parameters: running statistics, "
+              f"ids, constants)")
     for k, v in (m.get("extra") or {}).items():
         if isinstance(v, (str, int, float)):
             print(f"{k + ':':<12}{v}")

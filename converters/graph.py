@@ -89,6 +89,23 @@ class Tensor:
     shape: Shape
     loader: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
     _cache: Any = field(default=None, repr=False, compare=False)
+    # "parameter", "buffer" or "constant" where the format says; None where it does not (see is_parameter)
+    kind: str | None = None
+    # the name of another tensor this one shares its storage with (tied weights: lm_head = wte)
+    alias_of: str | None = None
+
+    @property
+    def is_parameter(self) -> bool:
+        """A trainable weight: what ``sum(p.numel() for p in model.parameters())`` counts in torch.
+
+        Where the format does not say, integer and boolean tensors (step counters, position ids, masks)
+        and batch-norm running statistics are buffers; every other tensor counts as a parameter.
+        """
+        if self.kind is not None:
+            return self.kind == "parameter"
+        if self.dtype is not None and (self.dtype.startswith(("int", "uint")) or self.dtype == "bool"):
+            return False
+        return self.name.rsplit(".", 1)[-1] not in _BN_STATS
 
     @property
     def numel(self) -> int:
@@ -116,7 +133,34 @@ class Tensor:
         return tensor_stats(self.numpy())
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "dtype": self.dtype, "shape": None if self.shape is None else list(self.shape)}
+        d = {"name": self.name, "dtype": self.dtype, "shape": None if self.shape is None else list(self.shape)}
+        if self.kind is not None:
+            d["kind"] = self.kind
+        if self.alias_of is not None:
+            d["alias_of"] = self.alias_of
+        return d
+
+    @staticmethod
+    def from_dict(d: dict) -> "Tensor":
+        s = d.get("shape")
+        return Tensor(d["name"], d.get("dtype"), None if s is None else tuple(s), kind=d.get("kind"),
+                      alias_of=d.get("alias_of"))
+
+
+_BN_STATS = {"running_mean", "running_var", "num_batches_tracked"}
+
+
+def count_params(tensors) -> tuple[int, int]:
+    """(parameter elements, buffer elements) of ``tensors``, each shared storage counted once."""
+    params = buffers = 0
+    for t in tensors:
+        if t.alias_of is not None:
+            continue
+        if t.is_parameter:
+            params += t.numel
+        else:
+            buffers += t.numel
+    return params, buffers
 
 
 @dataclass(slots=True)
@@ -187,7 +231,13 @@ class Graph:
 
     @property
     def param_count(self) -> int:
-        return sum(t.numel for t in self.initializers.values())
+        """Elements of the trainable weights (tied ones once; buffers and constants not)."""
+        return count_params(self.initializers.values())[0]
+
+    @property
+    def buffer_count(self) -> int:
+        """Elements of the stored tensors that are not parameters (buffers, constants)."""
+        return count_params(self.initializers.values())[1]
 
     def producers(self) -> dict[str, int]:
         """value name -> index of the node producing it."""
@@ -224,7 +274,7 @@ class Graph:
             g.values[v["name"]] = Value.from_dict(v)
         for t in d.get("initializers", []):
             s = t.get("shape")
-            g.initializers[t["name"]] = Tensor(t["name"], t.get("dtype"), None if s is None else tuple(s))
+            g.initializers[t["name"]] = Tensor.from_dict(t)
             g.values.setdefault(t["name"], Value(t["name"], t.get("dtype"), None if s is None else tuple(s)))
         return g
 
@@ -237,8 +287,7 @@ class WeightEntry:
     tensor: Tensor
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "dtype": self.tensor.dtype,
-                "shape": None if self.tensor.shape is None else list(self.tensor.shape)}
+        return dict(self.tensor.to_dict(), name=self.name)
 
 
 @dataclass
@@ -272,10 +321,19 @@ class Model:
 
     @property
     def param_count(self) -> int:
-        """Elements of every stored weight (parameters and buffers)."""
+        """Elements of the trainable weights, as the framework counts them (tied weights once, buffers
+        apart; Keras files count non-trainable weights too, as ``count_params()`` does)."""
+        return self._counts()[0]
+
+    @property
+    def buffer_count(self) -> int:
+        """Elements of stored tensors that are not parameters (buffers, running statistics, constants)."""
+        return self._counts()[1]
+
+    def _counts(self) -> tuple[int, int]:
         if self.graph is not None:
-            return self.graph.param_count
-        return sum(w.tensor.numel for w in self.weights or [])
+            return count_params(self.graph.initializers.values())
+        return count_params(w.tensor for w in self.weights or [])
 
     def summary(self) -> dict[str, Any]:
         """The facts ``tensorbridge inspect`` prints."""
@@ -290,7 +348,7 @@ class Model:
                                for k, g in self.signatures.items()}
         if self.weights is not None:
             d["weight_count"] = len(self.weights)
-        d["param_count"] = self.param_count
+        d["param_count"], d["buffer_count"] = self._counts()
         if self.extra:
             d["extra"] = _jsonable(self.extra)
         if self.warnings:
@@ -325,9 +383,7 @@ class Model:
         for k, g in d.get("functions", {}).items():
             m.functions[k] = Graph.from_dict(g)
         if "weights" in d:
-            m.weights = [WeightEntry(w["name"], Tensor(w["name"], w.get("dtype"),
-                                                       None if w.get("shape") is None else tuple(w["shape"])))
-                         for w in d["weights"]]
+            m.weights = [WeightEntry(w["name"], Tensor.from_dict(w)) for w in d["weights"]]
         m.extra = dict(d.get("extra", {}))
         m.warnings = list(d.get("warnings", []))
         return m

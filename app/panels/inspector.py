@@ -127,6 +127,8 @@ class Inspector(QWidget):
         if "weight_count" in s:
             self._row(top, "weights", f"{_fmt(int(s['weight_count']))} tensors (weights only)")
         self._row(top, "parameters", _fmt(int(s.get("param_count") or 0)))
+        if s.get("buffer_count"):
+            self._row(top, "buffers", _fmt(int(s["buffer_count"])))
         for key, title in (("inputs", "Inputs"), ("outputs", "Outputs")):
             if s.get(key):
                 sec = self._section(title)

@@ -500,6 +500,7 @@ def load_exported_program(path: str, *, trust: bool = False, progress: Callable 
     w_entries = (weights_cfg or {}).get("config") or {}
     c_entries = (consts_cfg or {}).get("config") or {}
     warnings: list[str] = warnings_pre
+    stored_at: dict[tuple, str] = {}  # tied weights are saved once and listed under each name
     for pname, fqn, kind in stored:
         meta = tensor_values.get(pname)
         entry, folder = (w_entries.get(fqn), "weights") if fqn in w_entries else (c_entries.get(fqn), "constants")
@@ -510,16 +511,23 @@ def load_exported_program(path: str, *, trust: bool = False, progress: Callable 
             loader = _pt2_loader(path, f"{prefix}data/{folder}/{entry['path_name']}", tmeta, byteorder)
         elif entry and entry.get("use_pickle"):
             warnings.append(f"weight {fqn} is a pickled tensor subclass; its values are not read without trust")
-        graph.initializers[fqn] = Tensor(fqn, dtype, shape, loader)
+        alias = None
+        if entry and entry.get("path_name"):
+            key = (folder, entry["path_name"], json.dumps(tmeta.get("storage_offset")), json.dumps(tmeta.get("sizes")),
+                   json.dumps(tmeta.get("strides"))) if tmeta else (folder, entry["path_name"])
+            first = stored_at.setdefault(key, fqn)
+            alias = None if first == fqn else first
+        graph.initializers[fqn] = Tensor(fqn, dtype, shape, loader,
+                                         kind="constant" if kind == "tensor_constant" else kind, alias_of=alias)
         graph.values[fqn] = Value(fqn, dtype, shape)
 
     extra: dict[str, Any] = {
         "torch_version": ep.get("torch_version"),
         "schema_version": ep.get("schema_version"),
         "opset_version": ep.get("opset_version"),
-        "buffers": sum(1 for _, _, k in stored if k == "buffer"),
-        "parameters": sum(1 for _, _, k in stored if k == "parameter"),
-        "constants": sum(1 for _, _, k in stored if k == "tensor_constant"),
+        "buffer_tensors": sum(1 for _, _, k in stored if k == "buffer"),
+        "parameter_tensors": sum(1 for _, _, k in stored if k == "parameter"),
+        "constant_tensors": sum(1 for _, _, k in stored if k == "tensor_constant"),
     }
     ranges = ep.get("range_constraints") or {}
     if ranges:
@@ -1026,12 +1034,30 @@ def _tensor_dtype(t) -> str | None:
     return str(t.dtype).replace("torch.", "")
 
 
-def _tensor_entry(name: str, t) -> WeightEntry:
+def _tensor_entry(name: str, t, seen: dict | None = None) -> WeightEntry:
+    alias = _alias(seen, name, t) if seen is not None else None
     if isinstance(t, _TensorRef):
         loader = t.numpy if t.storage is not None else None
-        return WeightEntry(name, Tensor(name, _tensor_dtype(t), t.shape, loader))
+        return WeightEntry(name, Tensor(name, _tensor_dtype(t), t.shape, loader,
+                                        kind="parameter" if t.is_param else None, alias_of=alias))
     return WeightEntry(name, Tensor(name, _tensor_dtype(t), tuple(int(s) for s in t.shape),
-                                    lambda t=t: _torch_to_numpy(t)))
+                                    lambda t=t: _torch_to_numpy(t), alias_of=alias))
+
+
+def _alias(seen: dict, name: str, t) -> str | None:
+    """The first name under which the same stored data (storage, offset, shape, strides) appeared: tied
+    weights (GPT-2's lm_head.weight = wte.weight) are one tensor saved under two names."""
+    if isinstance(t, _TensorRef):
+        key = (id(t.storage), t.offset, t.shape, t.stride)
+    else:
+        try:
+            key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
+        except Exception:
+            return None
+        if key[0] == 0:  # meta or empty tensors share the null pointer
+            return None
+    first = seen.setdefault(key, name)
+    return None if first == name else first
 
 
 def _torch_to_numpy(t) -> np.ndarray:
@@ -1083,7 +1109,8 @@ def _state_dict_model(path: str, obj, unknown: dict[str, int], legacy: bool) -> 
         extra["pickled_classes"] = dict(sorted(unknown.items()))
         warnings.append("the file names Python classes or functions (see pickled_classes); they were not "
                         "imported or run, and are shown as data")
-    weights = [_tensor_entry(n, t) for n, t in tensors]
+    seen: dict = {}
+    weights = [_tensor_entry(n, t, seen) for n, t in tensors]
     return Model("torch.state_dict", path, weights=weights, extra=extra, warnings=warnings)
 
 
@@ -1219,10 +1246,12 @@ def _module_tree_model(module, path: str) -> Model:
     graph = Graph(name=type(module).__name__)
     containers = (torch.nn.ModuleList, torch.nn.ModuleDict)
     called: dict[str, bool] = {}
+    seen_storage: dict = {}
     for name, mod in module.named_modules():
         called[name] = not isinstance(mod, containers)
     for name, mod in module.named_modules():
-        own = list(mod.named_parameters(recurse=False)) + list(mod.named_buffers(recurse=False))
+        own = [(n, t, "parameter") for n, t in mod.named_parameters(recurse=False)] + \
+            [(n, t, "buffer") for n, t in mod.named_buffers(recurse=False)]
         if list(mod.children()) and not own:
             continue
         # The node stands for the module's own operations, so its scope includes the module itself
@@ -1231,12 +1260,13 @@ def _module_tree_model(module, path: str) -> Model:
         chain = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
         scope = scope_from_module_chain([c for c in chain if called.get(c, True)])
         inputs = []
-        for pname, t in own:
+        for pname, t, kind in own:
             fqn = f"{name}.{pname}" if name else pname
             if t is None:
                 continue
             graph.initializers[fqn] = Tensor(fqn, str(t.dtype).replace("torch.", ""), tuple(t.shape),
-                                             lambda t=t: _torch_to_numpy(t))
+                                             lambda t=t: _torch_to_numpy(t), kind=kind,
+                                             alias_of=_alias(seen_storage, fqn, t))
             graph.values[fqn] = Value(fqn, str(t.dtype).replace("torch.", ""), tuple(t.shape))
             inputs.append(fqn)
         cls = type(mod)
@@ -1706,9 +1736,13 @@ def load_torchscript(path: str, *, trust: bool = False, progress: Callable = _no
     walker.graph.outputs = [walker.name(o) for o in g.outputs() if o not in walker.consts]
     graph = walker.graph
     sd = mod.state_dict()
+    params = {k for k, _ in mod.named_parameters()}
+    seen_storage: dict = {}
     for k, t in sd.items():
         dtype = str(t.dtype).replace("torch.", "")
-        graph.initializers[k] = Tensor(k, dtype, tuple(t.shape), lambda t=t: _torch_to_numpy(t))
+        graph.initializers[k] = Tensor(k, dtype, tuple(t.shape), lambda t=t: _torch_to_numpy(t),
+                                       kind="parameter" if k in params else "buffer",
+                                       alias_of=_alias(seen_storage, k, t))
         graph.values[k] = Value(k, dtype, tuple(t.shape))
     progress(1.0, "done")
     extra = {"module_class": mod.original_name}
@@ -1747,12 +1781,15 @@ def load_safetensors(path: str, *, trust: bool = False, progress: Callable = _no
         header = json.loads(fh.read(n))
     base = 8 + n
     weights = []
+    first_at: dict[tuple, str] = {}
     for k in keys:
         st_dtype, shape = info[k]
         dtype = _ST_DTYPES.get(st_dtype, st_dtype.lower())
         start, end = header[k]["data_offsets"]
+        alias = first_at.setdefault((start, end), k) if end > start else k
         weights.append(WeightEntry(k, Tensor(k, dtype, shape, _safetensors_loader(path, base + start,
-                                                                                 end - start, dtype, shape))))
+                                                                                 end - start, dtype, shape),
+                                             alias_of=None if alias == k else alias)))
     progress(1.0, "done")
     return Model("safetensors", path, weights=weights, extra={"metadata": metadata} if metadata else {})
 

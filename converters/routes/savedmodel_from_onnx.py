@@ -26,6 +26,7 @@ import os
 import shutil
 
 from ..errors import TensorbridgeError, UnsupportedOp
+from ..onnx_fold import fold_constants
 from .common import offline, shape_perm, tool_version, working_dir, write_sidecar
 from .options import ConvertOptions
 
@@ -110,6 +111,8 @@ def run(src: str, out: str, opts: ConvertOptions, *, product: str = "savedmodel"
     os.makedirs(work)
     try:
         model = onnx.load(src)  # also reads external data, so the copy is self-contained
+        if not opts.simplify:  # onnxsim folds constants itself; without it, weights computed by nodes
+            fold_constants(model, log=log)  # (Constant / ConstantOfShape / Identity chains) become initializers
         copy = os.path.join(work, "model.onnx")
         big = sum(len(t.raw_data) for t in model.graph.initializer) > 1_800_000_000
         onnx.save(model, copy, save_as_external_data=big)  # protobuf cannot hold more than 2 GB

@@ -24,6 +24,7 @@ import sys
 import types
 
 from ..errors import TensorbridgeError, UnsupportedOp
+from ..onnx_fold import fold_constants
 from .common import tool_version, write_sidecar
 from .options import ConvertOptions
 
@@ -87,6 +88,7 @@ def prepare_onnx(model):
     import onnx
     from onnx import numpy_helper
 
+    fold_constants(model)  # weights computed by Constant / ConstantOfShape / Identity chains
     _inline_identity_weights(model)
     consts = {i.name: i for i in model.graph.initializer}
     for n in model.graph.node:

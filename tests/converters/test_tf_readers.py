@@ -249,7 +249,9 @@ def test_tflite(model_file):
         assert [v.dtype for v in vals] == [f["dtype"] for f in facts]
     assert len(g.values) >= mf.facts["tensor_count"] - 1
     assert len(g.initializers) == mf.facts["const_count"]
-    assert model.param_count == mf.facts["const_elements"]
+    # integer constants (Reshape's shape) are stored tensors but not parameters
+    assert model.param_count + model.buffer_count == mf.facts["const_elements"]
+    assert model.buffer_count == sum(t.numel for t in g.initializers.values() if t.dtype.startswith("int"))
     assert list(model.signatures) == mf.facts["signatures"]
     conv = g.nodes[0]
     assert conv.attrs["padding"] == "SAME" and conv.attrs["fusedActivationFunction"] == "RELU"

@@ -51,6 +51,7 @@ def test_exported_program_matches_what_torch_exported(tm, name):
     assert _values(g.output_values) == [{k: v[k] for k in ("name", "shape", "dtype")} for v in f.facts["outputs"]]
     assert m.node_count == f.facts["node_count"]
     assert m.param_count == f.facts["param_count"]
+    assert m.buffer_count == f.facts["buffer_count"]
     assert sorted(g.initializers) == f.facts["weight_names"]
     assert sorted(n.attrs["target"] for n in g.nodes) == f.facts["targets"]
     # scopes are the module paths torch recorded, with a '/' per module call
@@ -126,6 +127,7 @@ def test_torchscript_graph_ops_scopes_and_weights(tm):
     assert sorted(f"{n.domain}::{n.op_type}" for n in g.nodes if n.domain == "aten") == f.facts["aten_ops"]
     assert len(g.inputs) == f.facts["input_count"] and len(g.outputs) == f.facts["output_count"]
     assert m.param_count == f.facts["param_count"]
+    assert m.buffer_count == f.facts["buffer_count"]
     assert sorted(g.initializers) == f.facts["weight_names"]
     by_op = {n.op_type: n for n in reversed(g.nodes)}  # the first node of each op
     assert by_op["linear"].scope == "classifier"
@@ -240,6 +242,7 @@ def test_pickled_module_needs_trust_then_loads(tm):
     assert m.format == "torch.module"
     assert [n.name for n in m.graph.nodes] == f.facts["leaf_modules"]
     assert m.param_count == f.facts["param_count"]
+    assert m.buffer_count == f.facts["buffer_count"]
     assert m.graph.nodes[0].scope == "features/0" and m.warnings
     full = load(f.path, trust=True, input_shapes=[[1, 3, 32, 32]])
     assert full.format == "torch.export" and full.path == f.path

@@ -19,7 +19,11 @@ def _facts_from_onnx(path):
 
     return {
         "node_count": len(m.graph.node),
-        "param_count": sum(math.prod(t.dims) for t in m.graph.initializer),
+        # ONNX does not tell parameters from buffers: float initializers are weights, integer ones
+        # (shapes, indices, step counters) and batch-norm running statistics are not
+        "param_count": sum(math.prod(t.dims) for t in m.graph.initializer
+                           if t.data_type in (1, 10, 11, 16, 14, 15)
+                           and t.name.rsplit(".", 1)[-1] not in ("running_mean", "running_var")),
         "inputs": [vi(v) for v in m.graph.input if v.name not in inits],
         "outputs": [vi(v) for v in m.graph.output],
         "node_names": [n.name for n in m.graph.node],

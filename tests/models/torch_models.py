@@ -200,7 +200,10 @@ def _ep_facts(ep) -> dict:
         "inputs": inputs,
         "outputs": outputs,
         "node_count": _op_count(ep),
-        "param_count": sum(t.numel() for t in stored),
+        # torch's own counts: parameters, then buffers and tensor constants
+        "param_count": sum(t.numel() for t in ep.parameters()),
+        "buffer_count": sum(t.numel() for t in ep.buffers())
+        + sum(c.numel() for c in ep.constants.values() if isinstance(c, torch.Tensor)),
         "weight_names": sorted(list(ep.state_dict) + list(ep.constants)),
         "module_paths": module_paths,
         "targets": sorted(_target_name(n.target) for n in ep.graph.nodes
@@ -208,9 +211,16 @@ def _ep_facts(ep) -> dict:
     }
 
 
-def _sd_facts(sd: dict) -> dict:
+def _sd_facts(sd: dict, module=None, prefix: str = "") -> dict:
+    """Facts of a state dict; parameter vs buffer from the module that made it (torch's own split), or,
+    for a dict built by hand, from the dtype (integer and bool tensors cannot be parameters)."""
+    if module is not None:
+        params = {prefix + k for k, _ in module.named_parameters()}
+    else:
+        params = {k for k, v in sd.items() if v.is_floating_point() or v.is_complex()}
     return {
-        "param_count": sum(t.numel() for t in sd.values()),
+        "param_count": sum(v.numel() for k, v in sd.items() if k in params),
+        "buffer_count": sum(v.numel() for k, v in sd.items() if k not in params),
         "weights": {k: {"shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", ""),
                         "sum": float(v.double().sum()), "first": v.flatten()[:4].double().tolist()}
                     for k, v in sd.items()},
@@ -265,7 +275,8 @@ def build_cnn_torchscript(out: str) -> dict:
         "aten_ops": sorted(n.kind() for n in graph.nodes() if n.kind().startswith("aten::")),
         "input_count": len(list(graph.inputs())) - 1,  # minus self
         "output_count": len(list(graph.outputs())),
-        "param_count": sum(t.numel() for t in sd.values()),
+        "param_count": sum(t.numel() for t in loaded.parameters()),
+        "buffer_count": sum(t.numel() for t in loaded.buffers()),
         "weight_names": sorted(sd),
     }
 
@@ -275,25 +286,28 @@ def build_gated_script(out: str) -> dict:
     m = torch.jit.script(Gated().eval())
     m.save(out)
     sd = m.state_dict()
-    return {"param_count": sum(t.numel() for t in sd.values()), "weight_names": sorted(sd)}
+    return {"param_count": sum(t.numel() for t in m.parameters()),
+            "buffer_count": sum(t.numel() for t in m.buffers()), "weight_names": sorted(sd)}
 
 
 def build_module_in_dict(out: str) -> dict:
     m = _cnn()
     torch.save({"model": m, "epoch": 5}, out)  # the layout some training scripts use
-    return _sd_facts(m.state_dict())
+    return _sd_facts(m.state_dict(), m)
 
 
 def build_cnn_state_dict(out: str) -> dict:
-    sd = _cnn().state_dict()
+    m = _cnn()
+    sd = m.state_dict()
     torch.save(sd, out)
-    return _sd_facts(sd)
+    return _sd_facts(sd, m)
 
 
 def build_cnn_legacy(out: str) -> dict:
-    sd = _cnn().state_dict()
+    m = _cnn()
+    sd = m.state_dict()
     torch.save(sd, out, _use_new_zipfile_serialization=False)
-    return _sd_facts(sd)
+    return _sd_facts(sd, m)
 
 
 def build_mixed_dtypes(out: str) -> dict:
@@ -328,7 +342,7 @@ def build_lightning_ckpt(out: str) -> dict:
     torch.save(ckpt, out)
     if os.path.exists(marker):
         os.remove(marker)
-    facts = _sd_facts(sd)
+    facts = _sd_facts(sd, m, "model.")
     facts["marker"] = marker
     facts["optimizer_elements"] = sum(t.numel() for s in opt.state_dict()["state"].values()
                                       for t in s.values() if isinstance(t, torch.Tensor))
@@ -338,9 +352,9 @@ def build_lightning_ckpt(out: str) -> dict:
 def build_pickled_module(out: str) -> dict:
     m = _cnn()
     torch.save(m, out)
-    sd = m.state_dict()
     leaves = [name for name, mod in m.named_modules() if not list(mod.children())]
-    return {"param_count": sum(t.numel() for t in sd.values()), "leaf_modules": leaves,
+    return {"param_count": sum(t.numel() for t in m.parameters()),
+            "buffer_count": sum(t.numel() for t in m.buffers()), "leaf_modules": leaves,
             "class": f"{SmallCNN.__module__}.SmallCNN"}
 
 
@@ -364,9 +378,10 @@ def build_evil_legacy(out: str) -> dict:
 
 def build_evil_nested(out: str) -> dict:
     marker = out + ".pwned"
-    sd = _cnn().state_dict()
+    m = _cnn()
+    sd = m.state_dict()
     torch.save({"state_dict": sd, "note": Evil(marker)}, out)
-    facts = _sd_facts(sd)
+    facts = _sd_facts(sd, m)
     facts["marker"] = marker
     return facts
 
@@ -374,10 +389,14 @@ def build_evil_nested(out: str) -> dict:
 def build_safetensors(out: str) -> dict:
     from safetensors.torch import save_file
 
-    sd = {k: v.contiguous() for k, v in _cnn().state_dict().items()}
+    m = _cnn()
+    sd = {k: v.contiguous() for k, v in m.state_dict().items()}
     sd["extra.bf16"] = torch.linspace(-2, 2, 8).to(torch.bfloat16)
     save_file(sd, out, metadata={"format": "pt", "note": "tiny cnn"})
-    return _sd_facts(sd)
+    facts = _sd_facts(sd, m)
+    facts["param_count"] += 8  # extra.bf16: a float tensor outside the module, a parameter to any reader
+    facts["buffer_count"] -= 8
+    return facts
 
 
 def _truncated(src_builder, keep: float):

@@ -1,0 +1,132 @@
+"""Fold the constant part of an ONNX graph into initializers, cheaply, before a converter sees it.
+
+Model-zoo files often compute their weights with nodes: ``Constant`` nodes instead of initializers,
+``ConstantOfShape`` biases, ``Identity`` chains, ``Reshape``/``Transpose``/``Cast`` of constants.
+onnx2tf then meets a weight it cannot transpose ("axes don't match array") and onnx2torch looks the
+weight up among the initializers only (``KeyError``). onnx2tf's own default run survives these files
+because it runs onnxsim first, which costs seconds on every model; this pass does only the folding,
+in time proportional to the constant subgraph, and nothing at all on a graph without one.
+
+Folded: every node whose inputs are all constants (initializers, ``Constant`` outputs, earlier folds) and
+whose op is deterministic and has no subgraph, when its result is small enough (:data:`MAX_ELEMENTS`).
+Values come from ``onnx.reference`` (ONNX's own reference implementation). A graph output is never folded
+away, and the pass never changes what the graph computes.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["fold_constants", "MAX_ELEMENTS"]
+
+MAX_ELEMENTS = 1 << 26  # 64M elements: no weight worth folding is larger; bigger results stay as nodes
+
+_NON_DETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
+                      "Bernoulli", "Dropout"}
+_SOURCES = {"Constant"}  # ops with no inputs that are constant
+
+
+def _has_subgraph(node) -> bool:
+    from onnx import AttributeProto
+
+    return any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for a in node.attribute)
+
+
+def _opset(model) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+
+
+def fold_constants(model, *, log=None) -> int:
+    """Fold in place; returns how many nodes were folded (0: the model is untouched)."""
+    from onnx import numpy_helper
+
+    g = model.graph
+    consts: dict[str, Any] = {t.name: t for t in g.initializer}
+    graph_outputs = {o.name for o in g.output}
+    # Folding starts from a Constant node or a node fed by initializers alone; without one there is
+    # nothing to do, and the pass costs one look at each node.
+    if not any(n.op_type in _SOURCES or (n.input and all(i == "" or i in consts for i in n.input))
+               for n in g.node):
+        return 0
+    opset = _opset(model)
+    values: dict[str, Any] = {}
+    folded: list = []
+    for n in g.node:
+        if n.domain not in ("", "ai.onnx") or _has_subgraph(n) or n.op_type in _NON_DETERMINISTIC:
+            continue
+        if not n.output or any(o in graph_outputs for o in n.output):
+            continue
+        if n.op_type not in _SOURCES and (not n.input or not all(i == "" or i in consts for i in n.input)):
+            continue
+        try:
+            outs = _evaluate(n, consts, values, opset)
+        except Exception as exc:  # an op the reference cannot run: leave it to the converter
+            if log:
+                log(f"constant folding: kept {n.op_type} node {n.name or n.output[0]} ({type(exc).__name__})")
+            continue
+        if outs is None or any(o is None or getattr(o, "size", 0) > MAX_ELEMENTS for o in outs):
+            continue
+        for name, arr in zip(n.output, outs):
+            if not name:
+                continue
+            values[name] = arr
+            consts[name] = name
+        folded.append(n)
+    if not folded:
+        return 0
+    gone = {id(n) for n in folded}
+    kept = [n for n in g.node if id(n) not in gone]
+    used = {i for n in kept for i in n.input} | graph_outputs | {i.name for i in g.input}
+    for sub in kept:  # names read inside subgraphs (If/Loop bodies) count as used too
+        used |= _subgraph_inputs(sub)
+    for name, arr in values.items():
+        if name in used:
+            t = g.initializer.add()
+            t.CopyFrom(numpy_helper.from_array(arr, name))
+    # initializers only the folded nodes read are dropped (a weight fed through Identity stays once)
+    keep_inits = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep_inits)
+    del g.node[:]
+    g.node.extend(kept)
+    folded_names = set(values)
+    keep_vi = [vi for vi in g.value_info if vi.name not in folded_names]
+    del g.value_info[:]
+    g.value_info.extend(keep_vi)
+    if log:
+        log(f"constant folding: {len(folded)} node(s) folded into initializers")
+    return len(folded)
+
+
+def _subgraph_inputs(node) -> set[str]:
+    from onnx import AttributeProto
+
+    names: set[str] = set()
+    for a in node.attribute:
+        graphs = [a.g] if a.type == AttributeProto.GRAPH else list(a.graphs) if a.type == AttributeProto.GRAPHS else []
+        for sg in graphs:
+            for n in sg.node:
+                names.update(n.input)
+                names |= _subgraph_inputs(n)
+    return names
+
+
+def _evaluate(node, consts: dict, values: dict, opset: int):
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    feeds = {}
+    for i in node.input:
+        if not i:
+            continue
+        if i in values:
+            feeds[i] = values[i]
+        else:
+            feeds[i] = numpy_helper.to_array(consts[i])
+        if getattr(feeds[i], "size", 0) > MAX_ELEMENTS:
+            return None
+    model = helper.make_model(
+        helper.make_graph([node], "fold", [helper.make_tensor_value_info(i, 0, None) for i in feeds],
+                          [helper.make_tensor_value_info(o, 0, None) for o in node.output if o]),
+        opset_imports=[helper.make_opsetid("", opset)])
+    outs = ReferenceEvaluator(model).run(None, feeds)
+    return [o if hasattr(o, "dtype") else None for o in outs]
