@@ -116,7 +116,9 @@ _SYMPY_FUNCS = {
     # sympy classes as str()/srepr() write them
     "Symbol", "Integer", "Rational", "Float", "Add", "Mul", "Pow", "Max", "Min", "Abs", "Mod",
     "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "Equality", "Unequality", "StrictLessThan", "StrictGreaterThan",
-    "LessThan", "GreaterThan", "And", "Or", "Not", "floor", "ceiling", "sqrt",
+    "LessThan", "GreaterThan", "And", "Or", "Not", "Xor", "floor", "ceiling", "sqrt",
+    # conditional sizes of data-dependent ops (e.g. ``Piecewise(ExprCondPair(1, Eq(u0, 1)), …)``)
+    "Piecewise", "ExprCondPair", "ITE",
     # torch.utils._sympy.functions, the locals torch's deserialiser gives sympify
     "FloorDiv", "ModularIndexing", "Where", "PythonMod", "CleanDiv", "CeilToInt", "FloorToInt", "CeilDiv",
     "LShift", "RShift", "PowByNatural", "FloatPow", "FloatTrueDiv", "IntTrueDiv",
