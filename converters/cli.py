@@ -27,6 +27,8 @@ def command(name: str, help: str):
 
 
 def _err(msg: str) -> None:
+    if sys.stderr.isatty():  # a progress line may be standing on the terminal's last line: clear it
+        print("\r\x1b[2K", end="", file=sys.stderr)
     print(f"tensorbridge: error: {msg}", file=sys.stderr)
 
 

@@ -36,6 +36,8 @@ def _args(p) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--trust", action="store_true", help="allow running code stored in the source file")
     p.add_argument("--timeout", type=float, help="give up after this many seconds")
+    p.add_argument("--progress", action="store_true",
+                   help="print progress lines on stderr even when it is not a terminal")
 
 
 def options_from_args(args) -> dict:
@@ -74,9 +76,10 @@ def _run(args) -> int:
     from ..jobs import run_job
 
     tty = sys.stderr.isatty()
+    show = tty or args.progress  # piped or logged: an error stays the only line unless asked for more
 
     def on_event(ev) -> None:
-        if ev.kind == "progress":
+        if ev.kind == "progress" and show:
             frac = ev.data.get("fraction")
             pct = "" if frac is None else f"{frac * 100:3.0f}% "
             end = "\r" if tty else "\n"

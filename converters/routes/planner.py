@@ -139,6 +139,9 @@ class Route:
                 "hops": [h.to_dict() for h in self.hops], "options": self.options}
 
 
+_FAMILY_NAMES = {"onnx": "an ONNX", "tflite": "a TFLite", "savedmodel": "a TensorFlow SavedModel",
+                 "keras": "a Keras", "keras.h5": "a Keras", "torch.export": "a PyTorch (.pt2)",
+                 "torchscript": "a TorchScript", "torch.pickle": "a PyTorch"}
 _KIND_LABEL = {"savedmodel": "tf (SavedModel)", "tf_keras": "keras (tf_keras .h5)", "torch": "torch (.pt2)"}
 
 
@@ -182,7 +185,8 @@ def plan(src: str, to: str) -> Route:
     goal = _TARGET_KIND[target]
     route = Route(source=src, source_format=family, target=target)
     if kind == goal or (kind == "keras" and target == "keras"):
-        raise NoRoute(f"{src}: is already a {family} model; pick another target than '{target}'")
+        raise NoRoute(f"{src}: is already {_FAMILY_NAMES.get(family, 'a ' + family)} model; pick another target "
+                      f"than '{target}'")
     # Breadth-first over kinds; among routes of equal length keep the cheaper one.
     best: dict[str, tuple[int, float, list[Hop]]] = {kind: (0, 0.0, [])}
     queue = deque([kind])
