@@ -203,13 +203,30 @@ def load(path: str, *, trust: bool = False, progress=None, infer_shapes: bool = 
     _check_external_locations(path, mp)
     progress(0.5, "building graph")
     try:
-        return _build(path, mp, base_dir, warnings, progress)
+        model = _build(path, mp, base_dir, warnings, progress)
+        _check_text(model)
+        return model
     except TypeError as exc:
         if "bytes" not in str(exc):
             raise
         # protobuf hands back bytes for a proto2 string that is not UTF-8 (a name, a doc string)
         raise CorruptFile(f"{path}: holds names or text that are not valid UTF-8, which ONNX requires; the "
                           f"file is damaged or was written by a faulty exporter") from None
+
+
+def _check_text(model: Model) -> None:
+    """Raise TypeError (handled by the caller) when a node's op type, domain, name or edge is bytes: protobuf
+    hands those back for non-UTF-8 strings, and they would break every later step (packs, JSON, layout)."""
+    graphs = [model.graph] + list(model.functions.values())
+    while graphs:
+        g = graphs.pop()
+        if g is None:
+            continue
+        for n in g.nodes:
+            if not isinstance(n.op_type, str) or not isinstance(n.domain, str) or not isinstance(n.name, str) \
+                    or any(not isinstance(x, str) for x in n.inputs) or any(not isinstance(x, str) for x in n.outputs):
+                raise TypeError("node text is bytes, not str")
+            graphs.extend(n.subgraphs.values())
 
 
 def _check_external_locations(path: str, mp) -> None:
