@@ -74,9 +74,10 @@ def compare_outputs(outs_a: dict[str, np.ndarray], outs_b: dict[str, np.ndarray]
                     tolerance: Tolerance | None = None, overrides: dict[str, Tolerance] | None = None,
                     sidecar: Sidecar | None = None, warnings: list[str] | None = None,
                     names_a: list[str] | None = None, names_b: list[str] | None = None,
-                    pairs: list[tuple[str, str]] | None = None) -> list[OutputDiff]:
+                    pairs: list[tuple[str, str]] | None = None, only_given: bool = False) -> list[OutputDiff]:
     """Pair and compare two sets of outputs (A is the reference). Layout changes on B are undone first.
-    ``pairs`` (A name, B name) are paired before anything else (captured intermediates)."""
+    ``pairs`` (A name, B name) are paired before anything else (captured intermediates); with
+    ``only_given`` nothing else is paired, and one B tensor may serve several given pairs."""
     tol = tolerance or PRESETS["fp32"]
     overrides = overrides or {}
     warnings = warnings if warnings is not None else []
@@ -84,7 +85,7 @@ def compare_outputs(outs_a: dict[str, np.ndarray], outs_b: dict[str, np.ndarray]
     names_b = names_b or list(outs_b)
     given = list(pairs or [])
     pairs, left_a, left_b = pair_outputs(names_a, names_b, outs_a, outs_b, sidecar=sidecar, warnings=warnings,
-                                         explicit=given)
+                                         explicit=given, explicit_only=only_given)
     diffs = []
     for p in pairs:
         t = overrides.get(p.a) or overrides.get(p.b) or tol
@@ -96,10 +97,11 @@ def compare_outputs(outs_a: dict[str, np.ndarray], outs_b: dict[str, np.ndarray]
         d.shape_b = list(b.shape)  # B's own layout, before the transpose
         d.intermediate = p.by == "given"
         diffs.append(d)
-    for n in left_a:
-        warnings.append(f"output '{n}' of A has no counterpart in B; not compared")
-    for n in left_b:
-        warnings.append(f"output '{n}' of B has no counterpart in A; not compared")
+    if not only_given:
+        for n in left_a:
+            warnings.append(f"output '{n}' of A has no counterpart in B; not compared")
+        for n in left_b:
+            warnings.append(f"output '{n}' of B has no counterpart in A; not compared")
     return diffs
 
 
@@ -255,11 +257,18 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
         lone_b = {c[1] for c in capture} - {c[1] for c in kept}
         model_out_a = {s["name"] for s in results["A"].get("outputs", []) if isinstance(s, dict)}
         model_out_b = {s["name"] for s in results["B"].get("outputs", []) if isinstance(s, dict)}
-        names_a = [n for n in (names_a or list(outs_a)) if n not in lone_a or n in model_out_a]
-        names_b = [n for n in (names_b or list(outs_b)) if n not in lone_b or n in model_out_b]
+        inner_a, inner_b = {c[0] for c in capture}, {c[1] for c in capture}
+        # The model's outputs pair among themselves, as without a map: an inner tensor that the map pairs
+        # with one of them (``encoder`` -> ``last_hidden_state``) must not take it away from its output.
+        names_a = [n for n in (names_a or list(outs_a)) if n not in inner_a or n in model_out_a]
+        names_b = [n for n in (names_b or list(outs_b)) if n not in inner_b or n in model_out_b]
         capture = kept
     res.outputs = compare_outputs(outs_a, outs_b, tolerance=o.tolerance, overrides=o.overrides, sidecar=sidecar,
-                                  warnings=res.warnings, names_a=names_a, names_b=names_b, pairs=capture)
+                                  warnings=res.warnings, names_a=names_a, names_b=names_b)
+    if capture:
+        res.outputs += compare_outputs(outs_a, outs_b, tolerance=o.tolerance, overrides=o.overrides,
+                                       warnings=res.warnings, names_a=[c[0] for c in capture],
+                                       names_b=[c[1] for c in capture], pairs=capture, only_given=True)
     if not res.model_outputs:
         res.error = "no output of A could be paired with an output of B (names and shapes all differ)"
     return _finish(res, work, keep, o, outs_a, outs_b)

@@ -137,7 +137,8 @@ def _compatible(shape_a, shape_b) -> bool:
 def pair_outputs(names_a: list[str], names_b: list[str], arrays_a: dict[str, np.ndarray],
                  arrays_b: dict[str, np.ndarray], *, sidecar: Sidecar | None = None,
                  warnings: list[str] | None = None,
-                 explicit: list[tuple[str, str]] | None = None) -> tuple[list[OutputPair], list[str], list[str]]:
+                 explicit: list[tuple[str, str]] | None = None,
+                 explicit_only: bool = False) -> tuple[list[OutputPair], list[str], list[str]]:
     """Pair A's outputs with B's: ``explicit`` pairs (A name, B name[, perm with B == A.transpose(perm)]) first, then same name, then the
     sidecar's map, then by position among the rest (skipping B outputs whose shape cannot fit), each
     positional pair warned about. Returns (pairs, A names left over, B names left over)."""
@@ -147,9 +148,15 @@ def pair_outputs(names_a: list[str], names_b: list[str], arrays_a: dict[str, np.
     for given in explicit or []:
         na, nb = given[0], given[1]
         perm = tuple(given[2]) if len(given) > 2 and given[2] else None
+        if explicit_only:  # inner tensors: one B tensor may be the counterpart of several A tensors
+            if na in names_a and nb in names_b and not any(p.a == na for p in pairs):
+                pairs.append(OutputPair(na, nb, "given", invert_perm(perm) if perm else None))
+            continue
         if na in names_a and nb in left_b and not any(p.a == na for p in pairs):
             pairs.append(OutputPair(na, nb, "given", invert_perm(perm) if perm else None))
             left_b.remove(nb)
+    if explicit_only:
+        return pairs, [n for n in names_a if not any(p.a == n for p in pairs)], []
     for n in names_a:
         if any(p.a == n for p in pairs):
             continue

@@ -29,6 +29,20 @@ from .options import BadOption, ConvertOptions
 TWO_GB = 2 * 1024 ** 3
 
 
+def _output_keys(ep) -> list[str] | None:
+    """The names a program gives its outputs (a dict, or a library's output class such as transformers'
+    ``BaseModelOutput``, whose keys are ``last_hidden_state``, ``pooler_output``), when every output is one
+    tensor; ONNX outputs then keep those names instead of the last op's (``layer_norm_4``)."""
+    try:
+        spec = ep.call_spec.out_spec
+        keys = spec.context if spec is not None and spec.type is dict else None
+        if keys and all(isinstance(k, str) for k in keys) and all(c.is_leaf() for c in spec.children_specs):
+            return list(keys)
+    except Exception:
+        return None
+    return None
+
+
 def load_torch(src: str, family: str, opts: ConvertOptions):
     """(module or ExportedProgram, example args, input names, is_exported_program)."""
     import torch
@@ -93,7 +107,7 @@ def run(src: str, out: str, opts: ConvertOptions, *, family: str, final: bool, l
         batch = torch.export.Dim("batch", min=1, max=4096)
         dynamic_shapes = tuple({0: batch} if a.dim() > 0 else None for a in args)
     kwargs = dict(external_data=external, optimize=optimize, input_names=opts.input_names or names,
-                  output_names=opts.output_names)
+                  output_names=opts.output_names or (_output_keys(model) if is_ep else None))
     if opts.opset:
         kwargs["opset_version"] = int(opts.opset)
     log(f"torch.onnx.export(dynamo=True, optimize={optimize}, external_data={external})")

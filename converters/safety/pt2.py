@@ -388,7 +388,72 @@ def _sanitised_program(ep: dict) -> dict:
             meta["stack_trace"] = meta["stack_trace"].replace("\r", " ")
 
     _walk(ep, visit)
+    for entry in (ep.get("graph_module") or {}).get("module_call_graph") or []:
+        sig = entry.get("signature") if isinstance(entry, dict) else None
+        if isinstance(sig, dict):
+            for key in ("in_spec", "out_spec"):
+                if isinstance(sig.get(key), str):
+                    sig[key] = plain_treespec(sig[key])
     return ep
+
+
+def _import_output_types(path: str) -> None:
+    """With trust: import the libraries that define the program's input/output classes (transformers'
+    ``BaseModelOutput`` …) so that ``torch.export.load``, which only logs the cause when a class is not
+    registered, can rebuild them."""
+    import importlib
+    import zipfile
+
+    from torch.utils import _pytree as pytree
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if re.search(r"(^|/)models/[^/]+\.json$", n)]
+            text = " ".join(z.read(n).decode("utf-8", "replace") for n in names[:4])
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return
+    for t in set(re.findall(r'\\"type\\": \\"([A-Za-z_][\w.]*)\\"', text)):
+        if t in pytree.SERIALIZED_TYPE_TO_PYTHON_TYPE or "." not in t:
+            continue
+        try:
+            importlib.import_module(t.rsplit(".", 1)[0])
+        except Exception:
+            pass
+
+
+def plain_treespec(spec: str) -> str:
+    """A serialised pytree spec with node types this process has not registered (a library's output
+    classes, e.g. transformers' ``BaseModelOutput``) replaced by the containers they flatten like: a
+    keyed node becomes a ``dict`` with the same keys, an unkeyed one a ``tuple``. The leaves and their
+    order stay, so the program computes exactly the same tensors; only the Python type that wraps the
+    outputs changes. No module named in the file is imported."""
+    from torch.utils import _pytree as pytree
+
+    try:
+        protocol, tree = json.loads(spec)
+    except (ValueError, TypeError):
+        return spec
+    known = pytree.SERIALIZED_TYPE_TO_PYTHON_TYPE
+
+    def fix(node) -> None:
+        if not isinstance(node, dict):
+            return
+        t = node.get("type")
+        if isinstance(t, str) and t not in known:
+            try:
+                ctx = json.loads(node.get("context") or "null")
+            except ValueError:
+                ctx = None
+            if isinstance(ctx, list) and all(isinstance(k, str) for k in ctx) \
+                    and len(ctx) == len(node.get("children_spec") or []):
+                node["type"] = "builtins.dict"
+            elif ctx is None:
+                node["type"] = "builtins.tuple"
+        for child in node.get("children_spec") or []:
+            fix(child)
+
+    fix(tree)
+    return json.dumps([protocol, tree])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -561,6 +626,7 @@ def load_pt2_safely(path: str, *, trust: bool):
     import torch
 
     if trust:
+        _import_output_types(path)
         return torch.export.load(path)
     arc, name, ep = _check(path, "safe")
     arc.close()

@@ -1,0 +1,62 @@
+"""Hugging Face transformers models, built offline from small configs, through the real commands."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from converters.formats import load
+from converters.jobs import run_job
+
+transformers = pytest.importorskip("transformers")  # a declared dependency: the import must work
+
+
+@pytest.fixture(scope="module")
+def hf(tmp_path_factory):
+    import torch
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
+
+    d = tmp_path_factory.mktemp("hf")
+    torch.manual_seed(0)
+    ids = torch.randint(0, 100, (1, 8))
+    bert = BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                                vocab_size=100, max_position_embeddings=64)).eval()
+    torch.export.save(torch.export.export(bert, (ids,)), d / "bert.pt2")
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=100, n_positions=64,
+                                      use_cache=False)).eval()
+    torch.export.save(torch.export.export(gpt2, (ids,)), d / "gpt2.pt2")
+    torch.save(gpt2.state_dict(), d / "gpt2_state.pt")
+    counts = {name: (sum(p.numel() for p in m.parameters()), sum(b.numel() for b in m.buffers()))
+              for name, m in (("bert", bert), ("gpt2", gpt2))}
+    return d, counts
+
+
+def test_transformers_pt2_compares_and_converts_without_trust(hf, tmp_path):
+    d, _ = hf
+    src = str(d / "bert.pt2")
+    same, job = run_job("compare", {"a": src, "b": src, "repeats": 1})
+    job.cleanup()
+    assert same["passed"] is True
+    out = str(tmp_path / "bert.onnx")
+    res, job = run_job("convert", {"src": src, "to": "onnx", "out": out, "options": {}})
+    job.cleanup()
+    # the ONNX outputs keep the names of transformers' output class
+    assert [v.name for v in load(out).graph.output_values] == ["last_hidden_state", "pooler_output"]
+    cmp, job = run_job("compare", {"a": src, "b": out, "repeats": 1, "capture_map": True})
+    job.cleanup()
+    assert cmp["passed"] is True and not [w for w in cmp.get("warnings", []) if "by position" in w]
+    assert max(o["max_abs"] for o in cmp["outputs"]) < 1e-4
+
+
+@pytest.mark.parametrize("name", ["bert", "gpt2"])
+def test_parameter_counts_match_torch(hf, name):
+    d, counts = hf
+    m = load(str(d / f"{name}.pt2"))
+    assert (m.param_count, m.buffer_count) == counts[name]
+
+
+def test_tied_weights_in_a_state_dict_are_counted_once(hf):
+    d, counts = hf
+    m = load(str(d / "gpt2_state.pt"))
+    names = {w.name: w.tensor for w in m.weights}
+    assert names["lm_head.weight"].alias_of == "transformer.wte.weight"
+    assert (m.param_count, m.buffer_count) == counts["gpt2"]
