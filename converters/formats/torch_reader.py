@@ -175,8 +175,9 @@ class _ZipEntry:
                 start = header_offset + 30 + n_name + n_extra
                 self._arr = np.memmap(self.path, dtype=np.uint8, mode="r", offset=start, shape=(size,))
             else:
-                with zipfile.ZipFile(self.path) as z:
-                    self._arr = np.frombuffer(z.read(self.name), dtype=np.uint8)
+                with zipfile.ZipFile(self.path) as z:  # read up to the declared size only (see archives)
+                    self._arr = np.frombuffer(archives.read_member(self.path, z, self.name, size),
+                                              dtype=np.uint8)
         return self._arr
 
 
@@ -601,6 +602,11 @@ class PickledObject:
 
     def __setstate__(self, state):
         self._tb_state = state
+
+    def __call__(self, *args, **kwargs):
+        # a placeholder the pickle then calls (functools.partial(...)(...), a factory's result): one more
+        # inert record of what would have been called
+        return _placeholder(self._tb_module, f"{self._tb_name}(...)")(*args, **kwargs)
 
     # pickle appends/setitems on list/dict subclasses
     def append(self, x):
@@ -1718,7 +1724,10 @@ def load_torchscript(path: str, *, trust: bool = False, progress: Callable = _no
     try:
         mod = torch.jit.load(path, map_location="cpu")
     except RuntimeError as exc:
-        text = " ".join(str(exc).split())[:300]
+        # torch quotes the archive's code after the first line ("Serialized File ... <--- HERE"): keep
+        # only the reason itself
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        text = " ".join(first.split())[:200]
         raise CorruptFile(f"{path}: cannot load this TorchScript archive ({text}); it may be damaged or "
                           f"need custom operators that are not installed") from None
     progress(0.5, "walking the forward graph")

@@ -100,14 +100,19 @@ def read_member(path: str, z: zipfile.ZipFile, name: str, limit: int, what: str 
                             f"the {_mib(limit)} this part of a model ever needs); refusing to read it")
     try:
         with z.open(info) as f:
-            data = f.read(limit + 1)
+            # Ask for the declared size only: zipfile inflates as much as it is asked for before it
+            # trims to the declared size, so a member that lies about its size (218 bytes declared,
+            # 3 GiB of zeros inside) must not be read with a larger request. Reading to the declared
+            # end makes zipfile check the CRC, which a lying member fails.
+            data = f.read(info.file_size)
+            extra = f.read(1)
     except (zipfile.BadZipFile, EOFError, OSError, zlib.error, ValueError, NotImplementedError,
             RuntimeError) as exc:
         raise CorruptFile(f"{path}: member '{_safe(name)}' of the {what} is damaged ({_reason(exc)}); "
                           f"re-save or re-download it") from None
-    if len(data) > limit:
-        raise ResourceLimit(f"{path}: member '{_safe(name)}' of the {what} inflates past {_mib(limit)}; "
-                            f"refusing it")
+    if extra or len(data) != info.file_size:
+        raise CorruptFile(f"{path}: member '{_safe(name)}' of the {what} does not hold the {info.file_size:,} "
+                          f"bytes it declares; the file is damaged or forged")
     return data
 
 
