@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QMessageBox,
-                               QPlainTextEdit, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QMessageBox, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget)
 
 __all__ = ["AttachDialog", "parse_shapes"]
 
@@ -36,7 +37,18 @@ class AttachDialog(QDialog):
         lay.addWidget(note)
         form = QFormLayout()
         self.spec = QLineEdit(self)
-        self.spec.setPlaceholderText("package.module:ClassName")
+        self.spec.setPlaceholderText("package.module:ClassName  or  /path/to/model.py:ClassName")
+        self.spec.setToolTip("A module importable from the checkpoint's folder or the folder Tensorbridge was "
+                             "started in (package.module:ClassName), or a Python file (path/to/model.py:ClassName)")
+        self.browse = QPushButton("Python file…", self)
+        self.browse.clicked.connect(self._browse)
+        spec_row = QHBoxLayout()
+        spec_row.addWidget(self.spec, 1)
+        spec_row.addWidget(self.browse)
+        hint = QLabel("package.module:ClassName (found beside the checkpoint or where Tensorbridge was started), "
+                      "or path/to/model.py:ClassName", self)
+        hint.setWordWrap(True)
+        hint.setEnabled(False)
         self.kwargs = QPlainTextEdit(self)
         self.kwargs.setPlaceholderText('{"num_classes": 10}')
         self.kwargs.setMaximumHeight(90)
@@ -46,7 +58,9 @@ class AttachDialog(QDialog):
             self.spec.setText(str(settings.value("attach/spec", "") or ""))
             self.kwargs.setPlainText(str(settings.value("attach/kwargs", "") or ""))
             self.shapes.setText(str(settings.value("attach/shapes", "") or ""))
-        form.addRow("Model class", self.spec)
+        form.addRow("Model class", spec_row)
+        form.addRow("", hint)
+        self.hint = hint
         form.addRow("Keyword arguments", self.kwargs)
         form.addRow("Input shapes", self.shapes)
         lay.addLayout(form)
@@ -56,11 +70,25 @@ class AttachDialog(QDialog):
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
 
+    def _browse(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        file, _ = QFileDialog.getOpenFileName(self, "Python file with the model class",
+                                              os.path.dirname(os.path.abspath(self.path)), "Python (*.py)")
+        if file:
+            cls = self.spec.text().rpartition(":")[2]
+            self.spec.setText(f"{file}:{cls}")
+            self.spec.setFocus()
+            self.spec.setCursorPosition(len(self.spec.text()))
+
     def params(self) -> dict[str, Any]:
         """The ``attach_architecture`` task's params; raises ValueError with a one-line reason."""
         spec = self.spec.text().strip()
         if ":" not in spec or not spec.split(":", 1)[1]:
-            raise ValueError("the model class must be written package.module:ClassName")
+            raise ValueError("the model class must be written package.module:ClassName or path/to/model.py:ClassName")
+        file, _, cls = spec.rpartition(":")
+        if file.endswith(".py") and not os.path.isabs(file):  # relative to the checkpoint, as shown
+            spec = f"{os.path.join(os.path.dirname(os.path.abspath(self.path)), file)}:{cls}"
         text = self.kwargs.toPlainText().strip()
         try:
             kwargs = json.loads(text) if text else {}

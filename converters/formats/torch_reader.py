@@ -1231,13 +1231,22 @@ def _load_trusted_object(path: str, progress, input_shapes, input_dtypes) -> Mod
     import torch
 
     progress(0.6, "loading with torch.load (trusted)")
-    _add_cwd_to_path()
+    add_user_folders_to_path(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except ModuleNotFoundError as exc:
         raise TensorbridgeError(f"{path}: the pickled object needs the Python module '{exc.name}', which is "
-                                f"not importable here; install it or add it to PYTHONPATH, or save a "
-                                f"state_dict instead") from None
+                                f"not in {' or '.join(user_folders(path))} nor installed; put it there, add "
+                                f"its folder to PYTHONPATH, or save a state_dict instead") from None
+    except AttributeError as exc:
+        m = re.search(r"Can't get attribute '(\w+)' on <module '(__main__|converters\.jobs\.worker)'", str(exc))
+        if m:
+            raise TensorbridgeError(
+                f"{path}: the model's class {m.group(1)} was defined in the script that saved it (__main__), "
+                f"so no module can provide it; move the class into a module file (e.g. model.py) and save "
+                f"again, or save a state_dict and use Attach architecture with path/to/script.py:{m.group(1)}") \
+                from None
+        raise
     if isinstance(obj, torch.nn.Module):
         if input_shapes:
             return _model_from_module(obj, path, input_shapes, input_dtypes, progress)
@@ -1357,14 +1366,26 @@ def _model_from_module(module, path: str, input_shapes, input_dtypes, progress, 
 # attach an architecture to a weights-only file
 # --------------------------------------------------------------------------------------------------
 
-def _add_cwd_to_path() -> None:
-    # The user's own modules usually live in the folder they start from; a console-script entry point
-    # does not put it on sys.path the way ``python -m`` does.
-    if os.getcwd() not in sys.path:
-        sys.path.append(os.getcwd())
+def user_folders(path: str | None = None) -> list[str]:
+    """Where a user's own model code lives: the checkpoint's folder, the folder they work in (the
+    caller's, passed to workers, which run in their job folders) and this process's own."""
+    out = []
+    caller = os.environ.get("TENSORBRIDGE_CALLER_CWD")  # set for workers, whose own folder is the job's
+    for d in (os.path.dirname(os.path.abspath(path)) if path else None, caller or os.getcwd()):
+        if d and os.path.isdir(d) and d not in out:
+            out.append(d)
+    return out
 
 
-def _import_class(spec: str):
+def add_user_folders_to_path(path: str | None = None) -> None:
+    # A console-script entry point does not put the working folder on sys.path the way ``python -m``
+    # does, and workers run in their job folders: add the folders the user's modules live in.
+    for d in user_folders(path):
+        if d not in sys.path:
+            sys.path.append(d)
+
+
+def _import_class(spec: str, near: str | None = None):
     mod_name, sep, cls_name = spec.partition(":")
     if not sep:
         mod_name, _, cls_name = spec.rpartition(".")
@@ -1373,7 +1394,9 @@ def _import_class(spec: str):
                                 f"or path/to/file.py:ClassName")
     try:
         if mod_name.endswith(".py") or os.sep in mod_name:
-            file = os.path.abspath(mod_name)
+            file = mod_name if os.path.isabs(mod_name) else next(
+                (os.path.join(d, mod_name) for d in user_folders(near) if os.path.isfile(os.path.join(d, mod_name))),
+                os.path.abspath(mod_name))
             if not os.path.isfile(file):
                 raise TensorbridgeError(f"architecture '{spec}': no such file {file}")
             name = "_tb_arch_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(file))[0])
@@ -1382,7 +1405,7 @@ def _import_class(spec: str):
             sys.modules[name] = mod
             sp.loader.exec_module(mod)
         else:
-            _add_cwd_to_path()
+            add_user_folders_to_path(near)
             mod = importlib.import_module(mod_name)
     except TensorbridgeError:
         raise
@@ -1440,7 +1463,7 @@ def attach_architecture(path: str, spec: str, kwargs: dict | None = None, input_
     progress(0.05, "reading weights")
     file_w = _weights_for_attach(path, trust)
     progress(0.2, f"building {spec}")
-    cls = _import_class(spec)
+    cls = _import_class(spec, near=path)
     try:
         module = cls(**(kwargs or {}))
     except Exception as exc:

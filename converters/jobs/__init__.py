@@ -509,6 +509,8 @@ def _worker_env(extra: dict[str, str] | None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra or {})
     env["TENSORBRIDGE_PARENT_PID"] = str(os.getpid())  # the worker dies with this process
+    # the worker runs in its job folder: where the user works is where their own modules live
+    env.setdefault("TENSORBRIDGE_CALLER_CWD", os.getcwd())
     env["PYTHONPATH"] = _PKG_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

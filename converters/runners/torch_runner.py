@@ -75,6 +75,8 @@ class TorchRunner(Runner):
                 if not self.trust:
                     raise TrustRequired(f"{self.path}: running a pickled torch module executes code stored in "
                                         f"the file; pass trust (--trust) if you trust its source")
+                from ..formats.torch_reader import add_user_folders_to_path
+                add_user_folders_to_path(self.path)  # the user's own modules: beside the file, or where they work
                 obj = torch.load(self.path, map_location="cpu", weights_only=False)
                 if not isinstance(obj, torch.nn.Module):
                     raise RunnerError(f"{self.path}: holds a {type(obj).__name__}, not a runnable module (a "

@@ -110,3 +110,32 @@ def test_attach_architecture_opens_graph(window, qtbot, model_file):
     assert graph_tab.doc.format == "torch.export"
     assert graph_tab.doc.node_count == f["node_count"]
     assert int(graph_tab.doc.summary["param_count"]) == f["param_count"]
+
+
+def test_attach_architecture_from_a_python_file_beside_the_checkpoint(window, qtbot, tmp_path):
+    """The user's own model file, named relative to the checkpoint (the form the dialog's hint shows)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "my_model.py").write_text(
+        "import torch\n\n\nclass Net(torch.nn.Module):\n    def __init__(self, width=3):\n"
+        "        super().__init__()\n        self.fc = torch.nn.Linear(4, width)\n\n"
+        "    def forward(self, x):\n        return torch.relu(self.fc(x))\n")
+    subprocess.run([sys.executable, "-c", "import torch, my_model; torch.save(my_model.Net(5).state_dict(), "
+                    "'net.pth')"], cwd=tmp_path, check=True, timeout=300)
+    tab = window.open_path(str(tmp_path / "net.pth"))
+    _wait_done(qtbot, tab)
+    assert tab.state == "ready" and tab.doc.weights_only, tab.error
+    qtbot.mouseClick(tab.weights.attach_button, Qt.MouseButton.LeftButton)
+    dlg = window.attach_dialog
+    assert "path/to/model.py:ClassName" in dlg.hint.text()
+    dlg.spec.setText("my_model.py:Net")
+    dlg.kwargs.setPlainText('{"width": 5}')
+    dlg.shapes.setText("1,4")
+    assert dlg.params()["spec"] == f"{tmp_path / 'my_model.py'}:Net"
+    qtbot.mouseClick(dlg.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok),
+                     Qt.MouseButton.LeftButton)
+    graph_tab = window.current_tab()
+    _wait_done(qtbot, graph_tab)
+    assert graph_tab.state == "ready", graph_tab.error
+    assert int(graph_tab.doc.summary["param_count"]) == 4 * 5 + 5

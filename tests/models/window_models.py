@@ -77,7 +77,8 @@ def small_state(out):
     calls = sum(1 for n in ep.graph.nodes if n.op == "call_function")
     return {"spec": "tests.models.window_models:Small", "kwargs": {"classes": 4, "width": 6},
             "input_shapes": [[1, 3, 16, 16]], "keys": sorted(sd),
-            "param_count": sum(math.prod(v.shape) for v in sd.values()), "node_count": calls}
+            "param_count": sum(math.prod(p.shape) for p in m.parameters()),
+            "buffer_count": sum(math.prod(b.shape) for b in m.buffers()), "node_count": calls}
 
 
 MODELS = {
