@@ -2,13 +2,25 @@
 from __future__ import annotations
 
 
+import re
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+
+
+def plain(text: str) -> str:
+    """``text`` without terminal escapes (colours libraries put in their messages) and control characters,
+    on one line."""
+    text = _ANSI.sub("", str(text))
+    return " ".join("".join(c if c.isprintable() or c.isspace() else "?" for c in text).split())
+
+
 class TensorbridgeError(Exception):
     """An error whose message is shown to the user as it is (one line, no traceback)."""
 
     exit_code = 2
 
     def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))
+        super().__init__(plain(message))
 
     @property
     def message(self) -> str:
@@ -49,7 +61,16 @@ def one_line(exc: BaseException) -> str:
         return exc.message
     if isinstance(exc, SystemExit):
         return f"a library called sys.exit({exc.code}) while working; see the job log for its output"
-    text = " ".join(str(exc).split())
+    text = plain(str(exc))
     if len(text) > 400:
         text = text[:400] + "…"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception a library wrapped (``raise Wrapper(...) from cause``): what went wrong."""
+    seen = set()
+    while exc.__cause__ is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__
+    return exc

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import warnings
 
 from ..errors import TensorbridgeError, TrustRequired, UnsupportedOp
@@ -193,9 +194,18 @@ def _param_bytes(model) -> int:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    msg = next((ln for ln in text if ln.strip()), type(exc).__name__)
-    return f"{type(exc).__name__}: {msg[:300]}"
+    """The reason an export failed: torch.onnx wraps the cause in a long, coloured "Next steps" text; the
+    cause itself ("shape '[-1, 768]' is invalid for input of size 2048") is what the user needs."""
+    from ..errors import plain, root_cause
+
+    cause = root_cause(exc)
+    text = str(cause).strip()
+    summary = re.search(r"## Exception summary\s*\n\s*\n?(.+)", text)
+    if summary:
+        msg = summary.group(1)
+    else:
+        msg = next((ln for ln in text.splitlines() if ln.strip()), type(cause).__name__)
+    return f"{type(cause).__name__}: {plain(msg)[:300]}"
 
 
 def module_outputs(mp) -> list[dict]:

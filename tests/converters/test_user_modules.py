@@ -50,3 +50,17 @@ def test_trusted_pickle_finds_the_users_module(tmp_path):
     # a class defined in the saving script itself
     local = _cli("inspect", "ckpt/local.pt", "--trust", cwd=proj)
     assert local.returncode == 2 and "was defined in the script that saved it (__main__)" in local.stderr
+
+
+def test_export_failure_is_one_clean_line_with_the_cause(tmp_path):
+    (tmp_path / "bad.py").write_text(
+        "import torch\n\n\nclass Bad(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = torch.nn.Linear(768, 4)\n\n    def forward(self, x):\n"
+        "        return self.fc(x.view(-1, 768))\n")
+    subprocess.run([sys.executable, "-c", "import torch, bad; torch.save(bad.Bad(), 'bad.pt')"], cwd=tmp_path,
+                   check=True, timeout=300)
+    proc = _cli("convert", "bad.pt", "--to", "onnx", "--trust", "--input-shape", "x:1,2048", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"tensorbridge: error: {tmp_path / 'bad.pt'}: torch.onnx.export failed: "
+                                   f"RuntimeError: shape '[-1, 768]' is invalid for input of size 2048")
+    assert not list(tmp_path.glob("bad*.onnx*"))
