@@ -1533,6 +1533,13 @@ def _ts_type(v) -> tuple[str | None, tuple | None]:
             sizes = t.sizes()
         except RuntimeError:
             sizes = None
+        if sizes is None:  # after shape propagation: known dims, negative for unknown ones
+            try:
+                sym = t.symbolic_sizes()
+            except RuntimeError:
+                sym = None
+            if sym is not None:
+                return dtype, tuple(int(d) if d >= 0 else None for d in sym)
         return dtype, tuple(sizes) if sizes is not None else None
     return {"IntType": "int64", "FloatType": "float64", "BoolType": "bool"}.get(kind), \
         (() if kind in ("IntType", "FloatType", "BoolType") else None)
@@ -1668,6 +1675,8 @@ class _TsWalker:
             for o in outs:
                 nm = self.name(o)
                 dtype, shape = _ts_type(o)
+                if dtype is None and shape is not None:  # shape propagation fills sizes, not dtypes
+                    dtype = _ts_result_dtype(kind, [self.graph.values.get(i) for i in node_inputs])
                 self.graph.values[nm] = Value(nm, dtype, shape)
                 out_names.append(nm)
             ns, _, op = kind.partition("::")
@@ -1683,6 +1692,21 @@ class _TsWalker:
                 subgraphs[f"block{bi}"] = sg
             target.nodes.append(Node(self.node_name(scope, op), op, node_inputs, out_names,
                                      _jsonable_attrs(attrs), scope, ns, subgraphs))
+
+
+_TS_BOOL_OPS = {"eq", "ne", "lt", "le", "gt", "ge", "isnan", "isinf", "logical_and", "logical_or", "logical_not"}
+_TS_INDEX_OPS = {"argmax", "argmin", "nonzero", "argsort"}
+
+
+def _ts_result_dtype(kind: str, inputs) -> str | None:
+    """The dtype of an op's result when only its shape is known: comparisons give bool, index ops int64,
+    everything else the dtype of its first tensor input."""
+    op = kind.partition("::")[2].rstrip("_")
+    if op in _TS_BOOL_OPS:
+        return "bool"
+    if op in _TS_INDEX_OPS:
+        return "int64"
+    return next((v.dtype for v in inputs if v is not None and v.dtype), None)
 
 
 def _schema_arg_names(n) -> list[str]:
@@ -1730,6 +1754,36 @@ def _jsonable_attrs(attrs: dict) -> dict:
     return out
 
 
+def _propagate_ts_shapes(mod, graph, input_shapes, input_dtypes=None) -> list[str]:
+    """Fill the inlined graph's tensor shapes from example input shapes, statically (TorchScript's own
+    symbolic shape analysis; nothing runs). Returns warnings."""
+    import torch
+
+    ins = list(graph.inputs())[1:]
+    if len(input_shapes) != len(ins):
+        return [f"{len(input_shapes)} input shape(s) given for {len(ins)} input(s); shapes not propagated"]
+    for i, (v, shape) in enumerate(zip(ins, input_shapes)):
+        dt = getattr(torch, (input_dtypes or [None] * len(ins))[i] or "float32")
+        v.setType(torch._C.TensorType.create_from_tensor(torch.empty([int(d) for d in shape], dtype=dt,
+                                                                     device="meta")))
+    objs = {list(graph.inputs())[0]: mod}
+    for n in graph.nodes():  # parameters and buffers: their real shapes
+        if n.kind() == "prim::GetAttr" and n.inputsAt(0) in objs:
+            try:
+                o = getattr(objs[n.inputsAt(0)], n.s("name"))
+            except AttributeError:
+                continue
+            objs[n.outputsAt(0)] = o
+            if isinstance(o, torch.Tensor):
+                n.outputsAt(0).setType(torch._C.TensorType.create_from_tensor(o))
+    try:
+        torch._C._jit_pass_propagate_shapes_on_graph(graph)
+    except Exception as exc:
+        from ..errors import one_line
+        return [f"shape propagation stopped ({one_line(exc)[:160]}); some shapes are unknown"]
+    return []
+
+
 def load_torchscript(path: str, *, trust: bool = False, progress: Callable = _noop, **options) -> Model:
     """Load a ``torch.jit.save`` archive (without running its forward) into a neutral graph.
 
@@ -1756,6 +1810,8 @@ def load_torchscript(path: str, *, trust: bool = False, progress: Callable = _no
     progress(0.5, "walking the forward graph")
     walker = _TsWalker(mod)
     g = mod.inlined_graph
+    shape_warnings = _propagate_ts_shapes(mod, g, options["input_shapes"], options.get("input_dtypes")) \
+        if options.get("input_shapes") else []
     ins = list(g.inputs())
     walker.module_of[ins[0]] = ""
     for i in ins[1:]:
@@ -1778,7 +1834,10 @@ def load_torchscript(path: str, *, trust: bool = False, progress: Callable = _no
         graph.values[k] = Value(k, dtype, tuple(t.shape))
     progress(1.0, "done")
     extra = {"module_class": mod.original_name}
-    return Model("torchscript", path, graph=graph, extra=extra)
+    warnings = shape_warnings or ([] if options.get("input_shapes") else
+                                  ["TorchScript files do not record shapes; give the input shapes "
+                                   "(--input-shape 1,3,224,224) to see them on every edge"])
+    return Model("torchscript", path, graph=graph, extra=extra, warnings=warnings)
 
 
 # --------------------------------------------------------------------------------------------------

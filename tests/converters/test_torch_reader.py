@@ -372,3 +372,17 @@ def test_attach_architecture_save_to_keeps_the_pt2(tm, tmp_path):
     again = load(out)
     assert m.extra["exported_pt2"] == out and again.node_count == m.node_count
     assert again.param_count == m.param_count
+
+
+def test_torchscript_shapes_from_given_input_shapes(model_file):
+    """TorchScript records no shapes; given the input's, static shape analysis fills every edge."""
+    mf = model_file("torch_models", "cnn_traced.pt")
+    bare = load(mf.path)
+    assert any("--input-shape" in w for w in bare.warnings)
+    m = load(mf.path, input_shapes=[[2, 3, 32, 32]])
+    g = m.graph
+    assert not m.warnings
+    outs = [g.value(n.outputs[0]) for n in g.nodes if n.outputs]
+    assert all(v.shape is not None and None not in v.shape for v in outs)
+    assert [list(g.value(o).shape) for o in g.outputs] == [[2, 10]]
+    assert {g.value(o).dtype for o in g.outputs} == {"float32"}
