@@ -116,6 +116,26 @@ def prepare_onnx(model):
     return model
 
 
+UPGRADE_OPSET = 17
+
+
+def _upgraded(model, log):
+    """``model`` converted to opset :data:`UPGRADE_OPSET` by ``onnx.version_converter`` (then prepared
+    again), or None when it is already that new or the converter cannot upgrade it."""
+    import onnx
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), UPGRADE_OPSET)
+    if opset >= UPGRADE_OPSET:
+        return None
+    try:
+        up = onnx.version_converter.convert_version(model, UPGRADE_OPSET)
+    except Exception as exc:
+        log(f"onnx.version_converter could not upgrade opset {opset} ({type(exc).__name__}); keeping it")
+        return None
+    log(f"upgraded the model from opset {opset} to {UPGRADE_OPSET} for onnx2torch (onnx.version_converter)")
+    return prepare_onnx(up)
+
+
 def _static_axes(gm) -> int:
     """Replace Squeeze/Unsqueeze modules fed constant axes with their static forms; returns the count."""
     import torch
@@ -176,8 +196,12 @@ def _example_inputs(model, opts: ConvertOptions):
         np_dtype = helper.tensor_dtype_to_np_dtype(t.elem_type)
         if np.issubdtype(np_dtype, np.floating):
             arr = np.random.default_rng(0).random(dims).astype(np_dtype)
+        elif np_dtype == np.bool_:
+            arr = np.ones(dims, dtype=np_dtype)
         else:
-            arr = np.zeros(dims, dtype=np_dtype)
+            # Ones, not zeros: an integer input may be a shape (Expand's, Tile's repeats), where 1 is the
+            # value that fits any tensor and 0 empties it; as token ids or indices 1 is as valid as 0.
+            arr = np.ones(dims, dtype=np_dtype)
         args.append(torch.from_numpy(arr))
         dyn.append(batch_dynamic or opts.dynamic_batch)
     return inputs, tuple(args), dyn
@@ -194,7 +218,16 @@ def run(src: str, out: str, opts: ConvertOptions, *, log=print, **_) -> dict:
     model = onnx.load(src)
     model = prepare_onnx(model)
     try:
-        gm = onnx2torch.convert(model)
+        try:
+            gm = onnx2torch.convert(model)
+        except NotImplementedError:
+            # onnx2torch converts most ops from a given opset version on: an old file's ops (Upsample-9,
+            # Resize-10, Clip-6 …) often convert once ONNX's own version converter has upgraded them
+            upgraded = _upgraded(model, log)
+            if upgraded is None:
+                raise
+            gm = onnx2torch.convert(upgraded)
+            model = upgraded
     except NotImplementedError as exc:
         text = str(exc)
         op = text.split("operation_type='")[1].split("'")[0] if "operation_type='" in text else None

@@ -1,0 +1,52 @@
+"""ONNX -> PyTorch on the files onnx2torch itself handles: old opsets (upgraded first), shape inputs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from converters.jobs import run_job
+
+
+def _save(tmp_path, name, nodes, inputs, outputs, inits, opset):
+    g = helper.make_graph(nodes, "g", inputs, outputs, inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 4 if opset < 13 else 8
+    onnx.checker.check_model(m)
+    path = tmp_path / name
+    onnx.save(m, str(path))
+    return str(path)
+
+
+def _convert_and_compare(src, out, **compare):
+    res, job = run_job("convert", {"src": src, "to": "torch", "out": out, "options": {}})
+    log = "\n".join(res.get("log") or [])
+    job.cleanup()
+    cmp, job = run_job("compare", dict({"a": src, "b": out, "repeats": 1}, **compare))
+    job.cleanup()
+    return log, cmp
+
+
+def test_opset9_upsample_is_upgraded_then_converted(tmp_path):
+    src = _save(tmp_path, "up9.onnx",
+                [helper.make_node("Upsample", ["x", "scales"], ["u"], mode="nearest"),
+                 helper.make_node("Clip", ["u"], ["y"], min=0.0, max=0.5)],
+                [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8, 8])],
+                [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")], 9)
+    log, cmp = _convert_and_compare(src, str(tmp_path / "up9.pt2"))
+    assert "upgraded the model from opset 9 to 17" in log
+    assert cmp["passed"] is True and cmp["outputs"][0]["max_abs"] == 0.0
+
+
+def test_integer_shape_input_traces_with_a_shape_that_fits(tmp_path):
+    src = _save(tmp_path, "expand.onnx", [helper.make_node("Expand", ["x", "shape"], ["y"])],
+                [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 1]),
+                 helper.make_tensor_value_info("shape", TensorProto.INT64, [2])],
+                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, None])], [], 13)
+    feeds = tmp_path / "feeds.npz"
+    np.savez(feeds, x=np.arange(3, dtype=np.float32).reshape(3, 1), shape=np.array([1, 1], np.int64))
+    _log, cmp = _convert_and_compare(src, str(tmp_path / "expand.pt2"), inputs=[str(feeds)])
+    assert cmp["passed"] is True, json.dumps(cmp)[:2000]
