@@ -71,6 +71,20 @@ def load(path: str, *, trust: bool = False, progress: Callable = lambda *a: None
                           f"{' '.join(str(exc).split())[:160]}); re-convert or re-download it") from None
 
 
+def custom_op_names(path: str) -> list[str]:
+    """The custom operator names in a ``.tflite`` file's operator table (``FlexConv3D`` …), read alone."""
+    schema = _schema()
+    with open(path, "rb") as f:
+        buf = f.read()
+    fb = schema.Model.GetRootAs(buf, 0)
+    names = []
+    for i in range(fb.OperatorCodesLength()):
+        oc = fb.OperatorCodes(i)
+        if oc.CustomCode():
+            names.append(oc.CustomCode().decode(errors="replace"))
+    return names
+
+
 def _parse(path: str, buf, size: int, schema, progress) -> Model:
     if size < 8 or bytes(buf[4:8]) != b"TFL3":
         raise CorruptFile(f"{path}: not a TFLite flatbuffer (no TFL3 identifier); re-convert the model")

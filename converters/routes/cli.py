@@ -100,6 +100,8 @@ def _run(args) -> int:
     else:
         for h in result["hops"]:
             print(f"{h['name']:<24} {h['seconds']:7.2f} s", file=sys.stderr)
+        for w in result.get("warnings") or []:
+            print(f"warning: {w}", file=sys.stderr)
         print(result["output"])
     return 0
 

@@ -61,6 +61,7 @@ def convert(src: str, to: str, out: str | None = None, options: ConvertOptions |
                 raise TensorbridgeError(f"{p}: already exists; choose another output or pass --overwrite")
     say(route.describe())
     hops_done = []
+    warnings: list[str] = []
     n = len(route.hops)
     with Staging(final) as stage:
         cur, family = src, route.source_format
@@ -99,6 +100,8 @@ def convert(src: str, to: str, out: str | None = None, options: ConvertOptions |
             say(f"[{i + 1}/{n}] {hop.name} done in {secs:.2f} s")
             hops_done.append({"name": hop.name, "tool": hop.tool, "seconds": round(secs, 3),
                               "output": res["output"], "extra": res.get("extra", [])})
+            warnings.extend(w.replace(stage.path + os.sep, os.path.dirname(final) + os.sep)
+                            for w in res.get("warnings") or [])
             with open(sidecar_path(res["output"])) as f:
                 sidecars.append(json.load(f))
             if not last and opts.keep_intermediates:
@@ -142,7 +145,7 @@ def convert(src: str, to: str, out: str | None = None, options: ConvertOptions |
         h["extra"] = [os.path.join(os.path.dirname(final), os.path.basename(e)) for e in h["extra"]]
     progress(1.0, "done")
     return {"output": final, "outputs": written, "route": route.to_dict(), "hops": hops_done,
-            "sidecar": sidecar_path(final), "log": lines}
+            "sidecar": sidecar_path(final), "log": lines, "warnings": warnings}
 
 
 def _disk_full(folder: str) -> bool:

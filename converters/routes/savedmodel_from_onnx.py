@@ -168,11 +168,32 @@ def run(src: str, out: str, opts: ConvertOptions, *, product: str = "savedmodel"
                     os.replace(path, dst)
                     extra.append(dst)
                     outputs[kind] = dst
+        warnings = []
         for kind, path in outputs.items():
             _write_map(src, path, kind, model, cap.table if cap else None, graph_inputs, opts)
-        return {"output": out, "extra": extra}
+            if kind.startswith("tflite"):
+                flex = flex_ops(path)
+                if flex:
+                    warnings.append(
+                        f"{path}: uses TensorFlow Select ops ({', '.join(flex[:5])}{' …' if len(flex) > 5 else ''}), "
+                        f"which the plain TFLite / LiteRT interpreter cannot run; it needs a TFLite runtime "
+                        f"with the Flex delegate (on Android: tensorflow-lite-select-tf-ops), or a source that "
+                        f"needs no TF ops (float64 tensors and 3-D pooling are the usual causes)")
+        for w in warnings:
+            log(f"warning: {w}")
+        return {"output": out, "extra": extra, "warnings": warnings}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def flex_ops(path: str) -> list[str]:
+    """The TF ops (``Flex*`` custom operators) a ``.tflite`` file needs, read from its operator table."""
+    from ..formats.tflite_reader import custom_op_names
+
+    try:
+        return sorted(n[4:] for n in custom_op_names(path) if n.startswith("Flex"))
+    except Exception:
+        return []
 
 
 def _onnx2tf_kwargs(opts: ConvertOptions, graph_inputs, product: str) -> dict:

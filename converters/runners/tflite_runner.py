@@ -62,6 +62,13 @@ class TFLiteRunner(Runner):
             return it
         except Exception as exc:
             from ..errors import one_line
+            if "Select TensorFlow op" in str(exc):
+                from ..formats.tflite_reader import custom_op_names
+
+                flex = sorted({n[4:] for n in custom_op_names(self.path) if n.startswith("Flex")})
+                raise RunnerError(f"{self.path}: needs TensorFlow Select ops ({', '.join(flex[:5])}), which the "
+                                  f"TFLite interpreters installed here cannot run; run it where a TFLite runtime "
+                                  f"with the Flex delegate is available") from exc
             raise RunnerError(f"{self.path}: the TFLite interpreter cannot load this model ({one_line(exc)})") from exc
 
     def aliases(self) -> dict[str, str]:
