@@ -629,6 +629,9 @@ class MainWindow(QMainWindow):
             if out:
                 self.statusBar().showMessage(f"Converted to {out}", 8000)
                 self.open_path(out, origin=f"converted from {src}")
+                warnings = result.get("warnings") or []
+                if warnings:  # e.g. a TFLite file that needs TF Select ops
+                    self.show_notice("Converted, with a warning: " + " · ".join(warnings), "warning")
                 if self.auto_parity and task_available("compare"):
                     self.start_parity_after_conversion(params, out)
 

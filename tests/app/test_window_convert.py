@@ -78,3 +78,28 @@ def test_cancel_conversion_from_status_bar(window, qtbot, tmp_path):
     assert window.job_bar.isHidden()
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != "settings.ini")
     assert leftovers == ["m.onnx"], leftovers
+
+
+def test_conversion_warnings_reach_the_window(window, qtbot, tmp_path):
+    """A TFLite result that needs TensorFlow Select ops opens, and the window says what it needs."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "pool3d.onnx"
+    subprocess.run([sys.executable, "-c",
+                    "import onnx; from onnx import helper, TensorProto as T\n"
+                    "g = helper.make_graph([helper.make_node('MaxPool', ['x'], ['y'], kernel_shape=[2, 2, 2], "
+                    "strides=[2, 2, 2])], 'g', [helper.make_tensor_value_info('x', T.FLOAT, [1, 2, 4, 4, 4])], "
+                    "[helper.make_tensor_value_info('y', T.FLOAT, [1, 2, 2, 2, 2])])\n"
+                    "m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]); m.ir_version = 8\n"
+                    f"onnx.save(m, {str(src)!r})"], check=True, timeout=120)
+    window.settings.setValue("parity/auto", False)
+    _drop(window.convert_strip.targets["tflite"], str(src))
+    dlg = window.convert_dialog
+    qtbot.mouseClick(dlg.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    job = window._status_job
+    qtbot.waitUntil(lambda: not job.running, timeout=240_000)
+    assert job.state == "done", job.error
+    assert window.notice.isVisible()
+    text = window.notice.text.text()
+    assert text.startswith("Converted, with a warning:") and "TensorFlow Select ops (MaxPool3D)" in text
