@@ -20,7 +20,7 @@ from .panels.convert import TARGET_LABELS, ConvertDialog, ConvertStrip, engine_a
 from .panels.inspector import Inspector
 from .panels.jobs_panel import JobsPanel
 from .panels.model_tab import Banner, ModelTab
-from .panels.parity import ParityPanel, compare_params, node_for_value
+from .panels.parity import ParityPanel, node_for_value
 
 __all__ = ["MainWindow", "MAX_RECENT", "FILE_FILTER"]
 
@@ -666,11 +666,9 @@ class MainWindow(QMainWindow):
     def start_parity_after_conversion(self, convert_params: dict, out: str):
         """Compare a conversion's source with its output: CPU, seeded random inputs, the fp16 preset
         when the conversion wrote float16 weights (else fp32), the converter's map when it wrote one."""
-        from converters.compare.matching import sidecar_path
+        from converters.compare.params import parity_after_conversion
 
-        opts = convert_params.get("options") or {}
-        params = compare_params(convert_params["src"], out, preset="fp16" if opts.get("fp16") else "fp32",
-                                capture_map=os.path.exists(sidecar_path(out)), trust=bool(opts.get("trust")))
+        params = parity_after_conversion(convert_params["src"], out, convert_params.get("options"))
         return self.run_compare(params, f"{os.path.basename(convert_params['src'])} → "
                                         f"{os.path.basename(out.rstrip(os.sep))}")
 

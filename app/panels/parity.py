@@ -10,7 +10,6 @@ imported when the first result arrives.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,8 @@ from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from converters.compare.params import compare_params
 
 from ..jobs import JobRegistry, QtJob, show_fraction
 
@@ -37,29 +38,6 @@ def _g(x: Any, spec: str = ".3g") -> str:
     if isinstance(x, str):
         return x
     return format(float(x), spec)
-
-
-def compare_params(a: str, b: str, *, preset: str = "fp32", device_a: str = "cpu", device_b: str = "cpu",
-                   seed: int = 0, batch: int | None = None, inputs: list[str] | None = None,
-                   capture_map: bool = False, trust: bool = False, out_dir: str | None = None) -> dict:
-    """The ``compare`` task's params for paths ``a`` (reference) and ``b``. The result folder (arrays,
-    JSON, ``report.html``) is ``out_dir`` or a new folder under the jobs folder."""
-    if out_dir is None:
-        from converters.jobs import jobs_root
-
-        out_dir = tempfile.mkdtemp(prefix="parity-", dir=jobs_root())
-    p: dict[str, Any] = {"a": os.path.abspath(a), "b": os.path.abspath(b), "preset": preset,
-                         "device_a": device_a, "device_b": device_b, "seed": int(seed),
-                         "save_dir": out_dir, "report": os.path.join(out_dir, "report.html")}
-    if batch:
-        p["batch"] = int(batch)
-    if inputs:
-        p["inputs"] = [os.path.abspath(f) for f in inputs]
-    if capture_map:
-        p["capture_map"] = True
-    if trust:
-        p["trust"] = True
-    return p
 
 
 def error_histogram(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

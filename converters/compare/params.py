@@ -1,0 +1,47 @@
+"""The ``compare`` task's parameters as the window builds them: one home, shared with the benchmarks.
+
+:func:`parity_after_conversion` is exactly what runs after a conversion in the window (and what
+``benchmarks/zoo.py`` runs to check that the window's verdict equals ``tensorbridge compare``'s).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+__all__ = ["compare_params", "parity_after_conversion"]
+
+
+def compare_params(a: str, b: str, *, preset: str = "fp32", device_a: str = "cpu", device_b: str = "cpu",
+                   seed: int = 0, batch: int | None = None, inputs: list[str] | None = None,
+                   capture_map: bool = False, trust: bool = False, out_dir: str | None = None) -> dict:
+    """The ``compare`` task's params for paths ``a`` (reference) and ``b``. The result folder (arrays,
+    JSON, ``report.html``) is ``out_dir`` or a new folder under the jobs folder."""
+    if out_dir is None:
+        from ..jobs import jobs_root
+
+        out_dir = tempfile.mkdtemp(prefix="parity-", dir=jobs_root())
+    p: dict[str, Any] = {"a": os.path.abspath(a), "b": os.path.abspath(b), "preset": preset,
+                         "device_a": device_a, "device_b": device_b, "seed": int(seed),
+                         "save_dir": out_dir, "report": os.path.join(out_dir, "report.html")}
+    if batch:
+        p["batch"] = int(batch)
+    if inputs:
+        p["inputs"] = [os.path.abspath(f) for f in inputs]
+    if capture_map:
+        p["capture_map"] = True
+    if trust:
+        p["trust"] = True
+    return p
+
+
+def parity_after_conversion(src: str, out: str, convert_options: dict | None = None, *,
+                            out_dir: str | None = None) -> dict:
+    """A conversion's source against its output: CPU, seeded random inputs, the fp16 preset when the
+    conversion wrote float16 weights (else fp32), the converter's map when it wrote one."""
+    from .matching import sidecar_path
+
+    opts = convert_options or {}
+    return compare_params(src, out, preset="fp16" if opts.get("fp16") else "fp32",
+                          capture_map=os.path.exists(sidecar_path(out)), trust=bool(opts.get("trust")),
+                          out_dir=out_dir)
