@@ -80,7 +80,14 @@ _MAX_CONFIG = 512 * 1024 ** 2
 
 
 def load_keras(path: str, *, trust: bool = False, progress: Callable = lambda *a: None, **options) -> Model:
-    """Read a Keras 3 ``.keras`` archive (config.json + metadata.json + model.weights.h5) without running it."""
+    """Read a Keras 3 ``.keras`` archive (config.json + metadata.json + model.weights.h5) without running it.
+
+    The weights file is HDF5: the read runs first in a forked child with a time limit, as for ``.h5``."""
+    if not options.pop("_probed", False):
+        from ..safety.probe import probe
+
+        probe(lambda: load_keras(path, trust=trust, _probed=True, **options), path=path,
+              what="weights (HDF5 inside the archive)")
     progress(0.05, "reading the archive")
     try:
         zf = open_zip(path, ".keras archive")
@@ -122,7 +129,15 @@ def load_keras(path: str, *, trust: bool = False, progress: Callable = lambda *a
 
 
 def load_h5(path: str, *, trust: bool = False, progress: Callable = lambda *a: None, **options) -> Model:
-    """Read a legacy Keras HDF5 file: a whole model (``model_config`` + ``model_weights``) or weights only."""
+    """Read a legacy Keras HDF5 file: a whole model (``model_config`` + ``model_weights``) or weights only.
+
+    libhdf5 can loop forever on damaged metadata, so the same read runs first in a forked child with a
+    time limit (:mod:`converters.safety.probe`)."""
+    if not options.pop("_probed", False):
+        from ..safety.probe import probe
+
+        progress(0.02, "checking the HDF5 structure")
+        probe(lambda: load_h5(path, trust=trust, _probed=True, **options), path=path, what="HDF5 structure")
     h5py = _h5py()
     progress(0.05, "opening the HDF5 file")
     try:
