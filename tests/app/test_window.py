@@ -42,7 +42,9 @@ def _onnx_facts(path: Path) -> dict:
     return {"nodes": list(m.graph.node), "inits": inits, "shapes": shapes,
             "inputs": [v.name for v in m.graph.input if v.name not in inits],
             "outputs": [v.name for v in m.graph.output],
-            "params": sum(math.prod(t.dims) for t in m.graph.initializer)}
+            # float initializers are weights; integer ones (Reshape's shape) are constants, not parameters
+            "params": sum(math.prod(t.dims) for t in m.graph.initializer if t.data_type in (1, 10, 11, 16)),
+            "buffers": sum(math.prod(t.dims) for t in m.graph.initializer if t.data_type not in (1, 10, 11, 16))}
 
 
 def _wait_ready(qtbot, tab: ModelTab) -> None:
@@ -62,6 +64,7 @@ def test_open_file_shows_summary_and_remembers_recent(window, qtbot):
     assert "format: onnx" in text
     assert f"nodes: {len(facts['nodes'])}" in text
     assert f"parameters: {facts['params']:,}" in text
+    assert f"buffers: {facts['buffers']:,}" in text
     for name in facts["inputs"] + facts["outputs"]:
         assert name in text
     assert window.recent_files()[0] == str(SAMPLE)
