@@ -198,9 +198,11 @@ def tflite_convert(converter, opts, src: str) -> bytes:
         raise TensorbridgeError(f"{src}: TFLite conversion failed: {first[:300]}") from exc
 
 
-def savedmodel_io(path: str) -> dict:
+def savedmodel_io(path: str, *, trust: bool = False) -> dict:
     import tensorflow as tf
 
+    from ..safety.savedmodel import check_savedmodel
+    check_savedmodel(path, trust=trust)  # tf.saved_model.load runs the model's initializers
     loaded = tf.saved_model.load(path)
     sig = loaded.signatures.get("serving_default") or next(iter(loaded.signatures.values()))
     _, kw = sig.structured_input_signature

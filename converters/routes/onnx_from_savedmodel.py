@@ -21,6 +21,8 @@ def run(src: str, out: str, opts: ConvertOptions, *, log=print, **_) -> dict:
     patch_tf2onnx()  # tf2onnx 1.17 still uses numpy aliases removed in numpy 2
 
     folder = os.path.dirname(src) if os.path.isfile(src) else src
+    from ..safety.savedmodel import check_savedmodel
+    check_savedmodel(folder, trust=opts.trust)  # tf2onnx loads it: its initializers would run
     try:
         graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
             folder, None, None, None, None, None, False,

@@ -11,13 +11,16 @@ def run(src: str, out: str, opts: ConvertOptions, *, log=print, **_) -> dict:
 
     import tensorflow as tf
 
+    from ..safety.savedmodel import check_savedmodel
+
     folder = os.path.dirname(src) if os.path.isfile(src) else src
+    check_savedmodel(folder, trust=opts.trust)  # the converter loads it: its initializers would run
     conv = tf.lite.TFLiteConverter.from_saved_model(folder)
     data = tflite_convert(conv, opts, src)
     with open(out, "wb") as f:
         f.write(data)
     io = tflite_io(out)
-    sm = savedmodel_io(folder)
+    sm = savedmodel_io(folder, trust=True)  # checked above
     write_sidecar(out, hop="tflite_from_savedmodel", tool=tool_version("tensorflow-cpu"), source=folder,
                   source_format="savedmodel", target_format="tflite", inputs=pair_io(sm["inputs"], io["inputs"]),
                   outputs=pair_io(sm["outputs"], io["outputs"]), fp16=opts.fp16,

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from ..errors import TrustRequired
+from ..errors import CorruptFile, TrustRequired
 from .base import DeviceUnavailable, Runner, RunnerError, TensorSpec, dtype_name, to_numpy
 
 
@@ -65,7 +65,7 @@ class TFRunner(Runner):
                 else:
                     raise RunnerError(f"{self.path}: a {self.family} file cannot be run by TensorFlow; use a "
                                       f"SavedModel folder, .keras or .h5")
-        except (RunnerError, TrustRequired):
+        except (RunnerError, TrustRequired, CorruptFile):
             raise
         except Exception as exc:
             from ..errors import one_line
@@ -73,6 +73,8 @@ class TFRunner(Runner):
 
     def _open_savedmodel(self, tf) -> None:
         path = self.path if os.path.isdir(self.path) else os.path.dirname(self.path)
+        from ..safety.savedmodel import check_savedmodel
+        check_savedmodel(path, trust=self.trust)  # loading runs its initializers; running, its signatures
         self._loaded = tf.saved_model.load(path)
         sigs = dict(self._loaded.signatures)
         if not sigs:
