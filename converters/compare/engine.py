@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import TensorbridgeError, one_line
 from .diff import OutputDiff, compare_arrays
-from .matching import Sidecar, align, pair_outputs, read_sidecar
+from ..tbmap import TensorMap, read_map
+from .matching import align, pair_outputs
 from .results import CompareResult, SideInfo
 from .tolerances import PRESETS, Tolerance
 
@@ -72,7 +73,7 @@ def _score_fn(tol: Tolerance) -> Callable[[np.ndarray, np.ndarray], bool]:
 
 def compare_outputs(outs_a: dict[str, np.ndarray], outs_b: dict[str, np.ndarray], *,
                     tolerance: Tolerance | None = None, overrides: dict[str, Tolerance] | None = None,
-                    sidecar: Sidecar | None = None, warnings: list[str] | None = None,
+                    sidecar: TensorMap | None = None, warnings: list[str] | None = None,
                     names_a: list[str] | None = None, names_b: list[str] | None = None,
                     pairs: list[tuple[str, str]] | None = None, only_given: bool = False) -> list[OutputDiff]:
     """Pair and compare two sets of outputs (A is the reference). Layout changes on B are undone first.
@@ -161,9 +162,9 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
             os.remove(stale)
 
     # a converter's map beside B (B converted from A) or beside A (A converted from B, inverted)
-    sidecar = read_sidecar(path_b, res.warnings)
+    sidecar = read_map(path_b, res.warnings)
     if not sidecar:
-        sa = read_sidecar(path_a, res.warnings)
+        sa = read_map(path_a, res.warnings)
         sidecar = sa.inverted() if sa else sa
 
     params_a: dict[str, Any] = {"path": path_a, "device": o.device_a, "trust": o.trust, "warmup": o.warmup,
@@ -175,7 +176,7 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
     if o.capture_map:
         if not sidecar.tensors:
             res.warnings.append("no converter map with inner tensors beside either model; compared outputs only")
-        capture += [c for c in sidecar.tensors if c[0] not in {x[0] for x in capture}]
+        capture += [c for c in sidecar.tensor_pairs() if c[0] not in {x[0] for x in capture}]
     if capture:
         params_a["capture"] = [c[0] for c in capture]
     if o.input_files:

@@ -1,120 +1,17 @@
-"""Pairing the tensors of two models: by name, by a converter's sidecar map, then by position; undoing
-layout changes (NCHW vs NHWC) when one side's shape is a permutation of the other's.
-
-The sidecar ``<model>.tbmap.json`` is written beside a converted model by the conversion engine. It is
-read leniently: any object in it that names a source tensor (``source``/``src``/``from``) and a target
-tensor (``target``/``dst``/``to``) is a pair, and a ``layout`` (the conversion engine's key; also
-``perm``/``permutation``/``transpose``) list on it means ``target == source.transpose(perm)``; null means
-unchanged or unknown, and then shapes decide. A top-level ``{source: target}`` mapping under
-``map``/``tensors``/``inputs``/``outputs`` is read too.
+"""Pairing the tensors of two models: by name, by a converter's map (:mod:`converters.tbmap`), then by
+position; undoing layout changes (NCHW vs NHWC) when one side's shape is a permutation of the other's.
 """
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from ..inputs import invert_perm, layout_perm
+from ..tbmap import TensorMap
 
-__all__ = ["Sidecar", "read_sidecar", "pair_outputs", "OutputPair"]
-
-_SRC_KEYS = ("source", "src", "from", "source_name", "onnx")
-_DST_KEYS = ("target", "dst", "to", "target_name", "tf", "tflite")
-_PERM_KEYS = ("layout", "perm", "permutation", "transpose", "layout_perm")
-
-
-@dataclass
-class Sidecar:
-    """Pairs ``source name -> (target name, perm or None)`` read from a ``.tbmap.json``."""
-
-    path: str | None = None
-    pairs: dict[str, tuple[str, tuple[int, ...] | None]] = field(default_factory=dict)
-    # intermediate tensors only (the map's "tensors" list), in the map's order (graph order)
-    tensors: list[tuple[str, str, tuple[int, ...] | None]] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.pairs)
-
-    def renamed(self, source_aliases: dict[str, str], target_aliases: dict[str, str]) -> "Sidecar":
-        """The same map with names translated to what the runners call them."""
-        sa, ta = source_aliases or {}, target_aliases or {}
-        return Sidecar(self.path, {sa.get(s, s): (ta.get(t, t), p) for s, (t, p) in self.pairs.items()},
-                       [(sa.get(s, s), ta.get(t, t), p) for s, t, p in self.tensors])
-
-    def target_perms(self) -> dict[str, tuple[int, ...]]:
-        """target name -> perm (for feeding source-layout data to the target)."""
-        return {t: p for _s, (t, p) in self.pairs.items() if p}
-
-    def inverted(self) -> "Sidecar":
-        inv = {}
-        for s, (t, p) in self.pairs.items():
-            inv[t] = (s, invert_perm(p) if p else None)
-        return Sidecar(self.path, inv, [(t, s, invert_perm(p) if p else None) for s, t, p in self.tensors])
-
-
-def sidecar_path(model_path: str) -> str:
-    return os.path.normpath(model_path) + ".tbmap.json"
-
-
-def read_sidecar(model_path: str, warnings: list[str] | None = None) -> Sidecar:
-    """The sidecar beside ``model_path`` (empty when there is none or it cannot be read)."""
-    path = sidecar_path(model_path)
-    if not os.path.isfile(path):
-        return Sidecar()
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, ValueError) as exc:
-        if warnings is not None:
-            warnings.append(f"{path}: converter map ignored (cannot read it: {exc})")
-        return Sidecar()
-    pairs: dict[str, tuple[str, tuple[int, ...] | None]] = {}
-
-    def perm_of(obj: dict):
-        for k in _PERM_KEYS:
-            v = obj.get(k)
-            if isinstance(v, (list, tuple)) and v and all(isinstance(i, int) for i in v) \
-                    and sorted(v) == list(range(len(v))):
-                return tuple(v)
-        return None
-
-    def walk(x: Any, depth: int = 0):
-        if depth > 8:
-            return
-        if isinstance(x, dict):
-            src = next((x[k] for k in _SRC_KEYS if isinstance(x.get(k), str)), None)
-            dst = next((x[k] for k in _DST_KEYS if isinstance(x.get(k), str)), None)
-            if src and dst:
-                pairs.setdefault(src, (dst, perm_of(x)))
-            for k, v in x.items():
-                if k in ("map", "tensors", "inputs", "outputs") and isinstance(v, dict):
-                    for s, t in v.items():
-                        if isinstance(t, str):
-                            pairs.setdefault(s, (t, None))
-                        elif isinstance(t, dict):
-                            dst2 = next((t[kk] for kk in _DST_KEYS + ("name",) if isinstance(t.get(kk), str)), None)
-                            if dst2:
-                                pairs.setdefault(s, (dst2, perm_of(t)))
-                            walk(t, depth + 1)
-                else:
-                    walk(v, depth + 1)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v, depth + 1)
-
-    walk(data)
-    tensors = []
-    if isinstance(data, dict) and isinstance(data.get("tensors"), list):
-        for x in data["tensors"]:
-            if isinstance(x, dict):
-                src = next((x[k] for k in _SRC_KEYS if isinstance(x.get(k), str)), None)
-                dst = next((x[k] for k in _DST_KEYS if isinstance(x.get(k), str)), None)
-                if src and dst:
-                    tensors.append((src, dst, perm_of(x)))
-    return Sidecar(path, pairs, tensors)
+__all__ = ["pair_outputs", "OutputPair", "align"]
 
 
 @dataclass
@@ -135,7 +32,7 @@ def _compatible(shape_a, shape_b) -> bool:
 
 
 def pair_outputs(names_a: list[str], names_b: list[str], arrays_a: dict[str, np.ndarray],
-                 arrays_b: dict[str, np.ndarray], *, sidecar: Sidecar | None = None,
+                 arrays_b: dict[str, np.ndarray], *, sidecar: TensorMap | None = None,
                  warnings: list[str] | None = None,
                  explicit: list[tuple[str, str]] | None = None,
                  explicit_only: bool = False) -> tuple[list[OutputPair], list[str], list[str]]:

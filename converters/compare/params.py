@@ -39,9 +39,9 @@ def parity_after_conversion(src: str, out: str, convert_options: dict | None = N
                             out_dir: str | None = None) -> dict:
     """A conversion's source against its output: CPU, seeded random inputs, the fp16 preset when the
     conversion wrote float16 weights (else fp32), the converter's map when it wrote one."""
-    from .matching import sidecar_path
+    from ..tbmap import map_path
 
     opts = convert_options or {}
     return compare_params(src, out, preset="fp16" if opts.get("fp16") else "fp32",
-                          capture_map=os.path.exists(sidecar_path(out)), trust=bool(opts.get("trust")),
+                          capture_map=os.path.exists(map_path(out)), trust=bool(opts.get("trust")),
                           out_dir=out_dir)

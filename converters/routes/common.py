@@ -1,17 +1,6 @@
-"""Helpers every hop shares: correspondence sidecars, layout permutations, offline guards, staging.
+"""Helpers every hop shares: layout permutations, offline guards, staging, default output names.
 
-Correspondence sidecar (``<output>.tbmap.json``, beside the hop's output)::
-
-    {"format": "tensorbridge.correspondence", "version": 1,
-     "hop": "savedmodel_from_onnx", "tool": "onnx2tf 1.29.24",
-     "source": {"path": ..., "format": "onnx"}, "target": {"path": ..., "format": "savedmodel"},
-     "inputs":  [{"source": "x", "target": "x", "layout": [0, 2, 3, 1]}],
-     "outputs": [...],
-     "tensors": [{"source": "relu", "target": "tf.nn.relu", "layout": null, ...}],
-     "notes": ["what is not recorded and why"]}
-
-``layout`` is the permutation ``p`` with ``target == source.transpose(p)`` (so NCHW -> NHWC is
-``[0, 2, 3, 1]``), or null when the layout did not change or is unknown (then ``"layout_known": false``).
+The correspondence map each hop writes beside its output is :mod:`converters.tbmap`.
 """
 from __future__ import annotations
 
@@ -25,39 +14,7 @@ import sys
 import tempfile
 from typing import Any, Iterable, Iterator
 
-SIDECAR_SUFFIX = ".tbmap.json"
-
-
-def sidecar_path(output: str) -> str:
-    return os.path.normpath(output) + SIDECAR_SUFFIX
-
-
-def write_sidecar(output: str, *, hop: str, tool: str, source: str, source_format: str,
-                  target_format: str, inputs: list[dict] | None = None, outputs: list[dict] | None = None,
-                  tensors: list[dict] | None = None, notes: Iterable[str] = (), **extra: Any) -> str:
-    """Write the correspondence of one hop beside ``output``; return the sidecar path."""
-    doc = {"format": "tensorbridge.correspondence", "version": 1, "hop": hop, "tool": tool,
-           "source": {"path": os.path.abspath(source), "format": source_format},
-           "target": {"path": os.path.abspath(output), "format": target_format},
-           "inputs": inputs or [], "outputs": outputs or [], "tensors": tensors or [],
-           "notes": list(notes)}
-    doc.update(extra)
-    path = sidecar_path(output)
-    with open(path, "w") as f:
-        json.dump(doc, f, indent=1, default=_json_default)
-    return path
-
-
-def _json_default(o):
-    try:
-        import numpy as np
-        if isinstance(o, np.integer):
-            return int(o)
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:
-        pass
-    return str(o)
+from ..tbmap import map_path
 
 
 def shape_perm(src_shape, dst_shape) -> tuple[list[int] | None, bool]:
@@ -166,7 +123,7 @@ def default_output(src: str, target: str, *, fp16: bool = False, companions: tup
         base = f"{stem}{'' if i == 0 else f'_{i}'}"
         cand = os.path.join(folder, base + suffix)
         others = [os.path.join(folder, base + sfx) for sfx in extra]
-        if not any(os.path.lexists(p) or os.path.lexists(sidecar_path(p)) for p in [cand] + others):
+        if not any(os.path.lexists(p) or os.path.lexists(map_path(p)) for p in [cand] + others):
             return cand
     raise AssertionError("unreachable")
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from ..errors import UnsupportedOp
 from ._tf import keras_input_specs, keras_layer_map, load_keras, onnx_io
-from .common import tool_version, write_sidecar
+from ..tbmap import write_map
+from .common import tool_version
 from .options import ConvertOptions
 
 
@@ -39,7 +40,7 @@ def run(src: str, out: str, opts: ConvertOptions, *, family: str = "keras", log=
     outs = [{"source": getattr(t, "name", f"output_{i}").split(":")[0], "target": o["name"], "layout": None}
             for i, (t, o) in enumerate(zip(model.outputs, io["outputs"]))]
     tensors = keras_layer_map(model, mp)
-    write_sidecar(out, hop="onnx_from_keras", tool=f"{tool_version('keras')}, {tool_version('tf2onnx')}",
+    write_map(out, hop="onnx_from_keras", tool=f"{tool_version('keras')}, {tool_version('tf2onnx')}",
                   source=src, source_format=family, target_format="onnx", inputs=ins, outputs=outs,
                   tensors=tensors,
                   notes=["layers whose ops tf2onnx fused or renamed (e.g. Conv+BatchNorm without bias "

@@ -7,7 +7,8 @@ import os
 
 from ..errors import UnsupportedOp
 from ._tf import onnx_io
-from .common import tool_version, write_sidecar
+from ..tbmap import write_map
+from .common import tool_version
 from .onnx_from_keras import rename_io
 from .options import ConvertOptions
 
@@ -53,7 +54,7 @@ def run(src: str, out: str, opts: ConvertOptions, *, log=print, **_) -> dict:
     graph_outputs = {o["name"] for o in io["outputs"]}
     tensors = [{"source": name, "target": name, "layout": None} for name in sorted(produced)
                if name.split(":")[0] in tf_ops and name not in graph_outputs]
-    write_sidecar(out, hop="onnx_from_savedmodel", tool=tool_version("tf2onnx"), source=folder,
+    write_map(out, hop="onnx_from_savedmodel", tool=tool_version("tf2onnx"), source=folder,
                   source_format="savedmodel", target_format="onnx", inputs=ins, outputs=outs, tensors=tensors,
                   notes=["tensors are matched by name (tf2onnx keeps TF op names); layout changes inside "
                          "the graph are not recorded"])

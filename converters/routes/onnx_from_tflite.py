@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from ..errors import UnsupportedOp
 from ._tf import onnx_io, pair_io, tflite_io
-from .common import tool_version, write_sidecar
+from ..tbmap import write_map
+from .common import tool_version
 from .onnx_from_keras import rename_io
 from .options import ConvertOptions
 
@@ -46,7 +47,7 @@ def run(src: str, out: str, opts: ConvertOptions, *, log=print, **_) -> dict:
     if unsupported:
         raise UnsupportedOp(f"{src}: TFLite op(s) {', '.join(unsupported)} have no ONNX equivalent in tf2onnx")
     onnx.save(mp, out)
-    write_sidecar(out, hop="onnx_from_tflite", tool=tool_version("tf2onnx"), source=src, source_format="tflite",
+    write_map(out, hop="onnx_from_tflite", tool=tool_version("tf2onnx"), source=src, source_format="tflite",
                   target_format="onnx", inputs=pair_io(tio["inputs"], io["inputs"]),
                   outputs=pair_io(tio["outputs"], io["outputs"]),
                   notes=["only inputs and outputs are mapped"])

@@ -24,7 +24,8 @@ import re
 import warnings
 
 from ..errors import TensorbridgeError, TrustRequired, UnsupportedOp
-from .common import tool_version, write_sidecar
+from ..tbmap import write_map
+from .common import tool_version
 from .options import BadOption, ConvertOptions
 
 TWO_GB = 2 * 1024 ** 3
@@ -260,5 +261,5 @@ def _write_map(src, out, family, mp, names, optimize) -> None:
         notes.append("TorchScript source: the TorchScript-based exporter records no module scopes; "
                      "only inputs and outputs are mapped")
     notes.append("repeated calls of one module share a scope; the last call's output is recorded")
-    write_sidecar(out, hop="onnx_from_torch", tool=tool_version("torch"), source=src, source_format=family,
+    write_map(out, hop="onnx_from_torch", tool=tool_version("torch"), source=src, source_format=family,
                   target_format="onnx", inputs=inputs, outputs=outputs, tensors=tensors, notes=notes)

@@ -14,7 +14,8 @@ import time
 from typing import Callable
 
 from ..errors import TensorbridgeError
-from .common import SIDECAR_SUFFIX, Staging, default_output, move_into_place, output_error, sidecar_path
+from ..tbmap import SUFFIX, TensorMap, map_path
+from .common import Staging, default_output, move_into_place, output_error
 from .options import ConvertOptions
 from .planner import Route, plan
 
@@ -56,7 +57,7 @@ def convert(src: str, to: str, out: str | None = None, options: ConvertOptions |
     if os.path.abspath(final) == src:
         raise TensorbridgeError(f"{final}: the output would replace the source; choose another output")
     if out and not overwrite:
-        for p in (final, sidecar_path(final)):
+        for p in (final, map_path(final)):
             if os.path.lexists(p):
                 raise TensorbridgeError(f"{p}: already exists; choose another output or pass --overwrite")
     say(route.describe())
@@ -102,18 +103,18 @@ def convert(src: str, to: str, out: str | None = None, options: ConvertOptions |
                               "output": res["output"], "extra": res.get("extra", [])})
             warnings.extend(w.replace(stage.path + os.sep, os.path.dirname(final) + os.sep)
                             for w in res.get("warnings") or [])
-            with open(sidecar_path(res["output"])) as f:
-                sidecars.append(json.load(f))
+            with open(map_path(res["output"])) as f:
+                sidecars.append(TensorMap.from_dict(json.load(f)))
             if not last and opts.keep_intermediates:
                 kept.append((res["output"], default_output(src, _target_of(hop.dst))))
             cur, family = res["output"], KIND_FAMILY[hop.dst]
         progress(0.97, "writing the correspondence map")
         if n > 1:
             for product in [cur] + list(res.get("extra", [])):
-                with open(sidecar_path(product)) as f:
-                    own = json.load(f)
+                with open(map_path(product)) as f:
+                    own = TensorMap.from_dict(json.load(f))
                 final_path = os.path.join(os.path.dirname(final), os.path.basename(product))
-                _write_composed(sidecar_path(product), src, final_path, route, sidecars[:-1] + [own])
+                _write_composed(map_path(product), src, final_path, route, sidecars[:-1] + [own])
         # Everything succeeded: move the products out of the staging folder, after checking that no
         # move would replace a file the user has (so a conflict leaves nothing half-moved).
         moves = []
@@ -121,10 +122,10 @@ def convert(src: str, to: str, out: str | None = None, options: ConvertOptions |
             if staged.startswith("step"):  # intermediates: dropped, or kept under their own names below
                 continue
             dst = os.path.join(os.path.dirname(final), staged)
-            replace = overwrite and staged in (os.path.basename(final), os.path.basename(final) + SIDECAR_SUFFIX)
+            replace = overwrite and staged in (os.path.basename(final), os.path.basename(final) + SUFFIX)
             moves.append((os.path.join(stage.path, staged), dst, replace))
         for staged, dst in kept:
-            moves += [(staged, dst, False), (sidecar_path(staged), sidecar_path(dst), False)]
+            moves += [(staged, dst, False), (map_path(staged), map_path(dst), False)]
         taken = [dst for _, dst, replace in moves if not replace and os.path.lexists(dst)]
         if taken:
             raise TensorbridgeError(f"{taken[0]}: already exists; move it away or choose another output")
@@ -145,7 +146,7 @@ def convert(src: str, to: str, out: str | None = None, options: ConvertOptions |
         h["extra"] = [os.path.join(os.path.dirname(final), os.path.basename(e)) for e in h["extra"]]
     progress(1.0, "done")
     return {"output": final, "outputs": written, "route": route.to_dict(), "hops": hops_done,
-            "sidecar": sidecar_path(final), "log": lines, "warnings": warnings}
+            "sidecar": map_path(final), "log": lines, "warnings": warnings}
 
 
 def _disk_full(folder: str) -> bool:
@@ -159,65 +160,26 @@ def _target_of(kind: str) -> str:
     return {"onnx": "onnx", "savedmodel": "tf", "tflite": "tflite", "tf_keras": "keras", "torch": "torch"}[kind]
 
 
-def _compose_perm(a, b):
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return [a[i] for i in b]
+def _write_composed(path: str, src: str, final: str, route: Route, maps: list[TensorMap]) -> None:
+    acc = maps[0]
+    for nxt in maps[1:]:
+        acc = acc.compose(nxt)
+    acc.hop = "+".join(route.names)
+    acc.source = {"path": src, "format": route.source_format}
+    acc.target = {"path": final, "format": maps[-1].target.get("format")}
+    acc.notes = ["composed over the intermediate tensor names of each hop; 'hops' keeps each hop's own map as "
+                 "[source, target, layout, layout_known] rows"] + acc.notes
+    acc.extra["hops"] = [_compact(m) for m in maps]
+    acc.write(path)
 
 
-def compose(first: dict, second: dict) -> dict:
-    """Chain two sidecars on the intermediate tensor names (first.target == second.source)."""
-    out = {}
-    for key in ("inputs", "outputs", "tensors"):
-        by_src: dict[str, dict] = {}
-        # A graph input/output of the middle model can be a layer's tensor too, and the other way round.
-        others = [k for k in ("tensors", "outputs", "inputs") if k != key]
-        for e in second.get(key, []) + [x for k in others for x in second.get(k, [])]:
-            by_src.setdefault(e["source"], e)
-        res = []
-        for e in first.get(key, []):
-            f = by_src.get(e.get("target"))
-            if f is None:
-                continue
-            known = e.get("layout_known", True) and f.get("layout_known", True)
-            item = {"source": e["source"], "target": f["target"], "via": e["target"],
-                    "layout": _compose_perm(e.get("layout"), f.get("layout")) if known else None,
-                    "layout_known": known}
-            for k in ("source_kind", "source_class"):
-                if k in e:
-                    item[k] = e[k]
-            res.append(item)
-        out[key] = res
-    return out
+def _compact(m: TensorMap) -> dict:
+    def rows(entries):
+        return [[e.source, e.target, list(e.layout) if e.layout else None, e.layout_known] for e in entries]
 
-
-def _compact(doc: dict) -> dict:
-    rows = lambda key: [[e.get("source"), e.get("target"), e.get("layout"), e.get("layout_known", True)]  # noqa: E731
-                        for e in doc.get(key, [])]
-    return {"hop": doc.get("hop"), "tool": doc.get("tool"),
-            "source_format": doc.get("source", {}).get("format"),
-            "target_format": doc.get("target", {}).get("format"),
-            "inputs": rows("inputs"), "outputs": rows("outputs"), "tensors": rows("tensors")}
-
-
-def _write_composed(path: str, src: str, final: str, route: Route, sidecars: list[dict]) -> None:
-    acc = sidecars[0]
-    for nxt in sidecars[1:]:
-        acc = dict(acc, **compose(acc, nxt))
-    doc = {"format": "tensorbridge.correspondence", "version": 1, "hop": "+".join(route.names),
-           "tool": "; ".join(s.get("tool", "") for s in sidecars),
-           "source": {"path": src, "format": route.source_format},
-           "target": {"path": final, "format": sidecars[-1]["target"]["format"]},
-           "inputs": acc["inputs"], "outputs": acc["outputs"], "tensors": acc["tensors"],
-           "notes": ["composed over the intermediate tensor names of each hop; 'hops' keeps each hop's "
-                     "own map as [source, target, layout, layout_known] rows (rows, not objects, so that "
-                     "readers of this file take only the composed pairs as source -> target)"]
-                    + [n for s in sidecars for n in s.get("notes", [])],
-           "hops": [_compact(s) for s in sidecars]}
-    with open(path, "w") as f:
-        json.dump(doc, f, indent=1, default=str)
+    return {"hop": m.hop, "tool": m.tool, "source_format": m.source.get("format"),
+            "target_format": m.target.get("format"), "inputs": rows(m.inputs), "outputs": rows(m.outputs),
+            "tensors": rows(m.tensors)}
 
 
 def convert_task(params: dict, ctx) -> dict:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from ..errors import UnsupportedOp
 from ._tf import keras_input_specs, load_keras, pair_io, savedmodel_io
-from .common import tool_version, write_sidecar
+from ..tbmap import write_map
+from .common import tool_version
 from .options import ConvertOptions
 
 
@@ -26,7 +27,7 @@ def run(src: str, out: str, opts: ConvertOptions, *, family: str = "keras", log=
     outs = pair_io([{"name": t.name.split(":")[0], "shape": list(t.shape)} for t in model.outputs], sm["outputs"])
     tensors = [{"source": layer.name, "source_kind": "layer", "target": layer.name, "layout": None}
                for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    write_sidecar(out, hop="savedmodel_from_keras", tool=tool_version("keras"), source=src,
+    write_map(out, hop="savedmodel_from_keras", tool=tool_version("keras"), source=src,
                   source_format=family, target_format="savedmodel", inputs=ins, outputs=outs,
                   tensors=tensors, notes=["the SavedModel's op names start with the Keras layer names"])
     return {"output": out, "extra": []}

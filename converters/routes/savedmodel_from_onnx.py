@@ -27,7 +27,8 @@ import shutil
 
 from ..errors import TensorbridgeError, UnsupportedOp
 from ..onnx_fold import fold_constants
-from .common import offline, shape_perm, tool_version, working_dir, write_sidecar
+from ..tbmap import write_map
+from .common import offline, shape_perm, tool_version, working_dir
 from .options import ConvertOptions
 
 CALIBRATION_NAME = "calibration_image_sample_data_20x128x128x3_float32.npy"
@@ -325,7 +326,7 @@ def _write_map(src, out, kind, model, table, graph_inputs, opts) -> None:
                      "bias, Reshape/Transpose chains) have no entry")
     else:
         notes.append("onnx2tf's internal tensor table was not available; only inputs and outputs are mapped")
-    write_sidecar(out, hop="savedmodel_from_onnx", tool=tool_version("onnx2tf"), source=src,
+    write_map(out, hop="savedmodel_from_onnx", tool=tool_version("onnx2tf"), source=src,
                   source_format="onnx", target_format=target_format, inputs=inputs, outputs=outputs,
                   tensors=tensors, notes=notes, product=kind)
 

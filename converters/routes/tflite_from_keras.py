@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from ..errors import TensorbridgeError
 from ._tf import keras_input_specs, load_keras, pair_io, tflite_convert, tflite_io
-from .common import tool_version, write_sidecar
+from ..tbmap import write_map
+from .common import tool_version
 from .options import ConvertOptions
 
 
@@ -40,7 +41,7 @@ def run(src: str, out: str, opts: ConvertOptions, *, family: str = "keras", log=
     io = tflite_io(out)
     ins = pair_io([{"name": s.name, "shape": list(s.shape)} for s in specs], io["inputs"])
     outs = pair_io([{"name": t.name.split(":")[0], "shape": list(t.shape)} for t in model.outputs], io["outputs"])
-    write_sidecar(out, hop="tflite_from_keras", tool=tool_version("tensorflow-cpu") if _has("tensorflow-cpu")
+    write_map(out, hop="tflite_from_keras", tool=tool_version("tensorflow-cpu") if _has("tensorflow-cpu")
                   else tool_version("tensorflow"), source=src, source_format=family, target_format="tflite",
                   inputs=ins, outputs=outs, fp16=opts.fp16,
                   notes=notes + ["TFLite fuses activations and renames tensors; only inputs and outputs "

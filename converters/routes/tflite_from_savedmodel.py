@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from ._tf import pair_io, savedmodel_io, tflite_convert, tflite_io
-from .common import tool_version, write_sidecar
+from ..tbmap import write_map
+from .common import tool_version
 from .options import ConvertOptions
 
 
@@ -21,7 +22,7 @@ def run(src: str, out: str, opts: ConvertOptions, *, log=print, **_) -> dict:
         f.write(data)
     io = tflite_io(out)
     sm = savedmodel_io(folder, trust=True)  # checked above
-    write_sidecar(out, hop="tflite_from_savedmodel", tool=tool_version("tensorflow-cpu"), source=folder,
+    write_map(out, hop="tflite_from_savedmodel", tool=tool_version("tensorflow-cpu"), source=folder,
                   source_format="savedmodel", target_format="tflite", inputs=pair_io(sm["inputs"], io["inputs"]),
                   outputs=pair_io(sm["outputs"], io["outputs"]), fp16=opts.fp16,
                   notes=["TFLite fuses activations and renames tensors; only inputs and outputs are mapped"])

@@ -25,7 +25,8 @@ import types
 
 from ..errors import TensorbridgeError, UnsupportedOp
 from ..onnx_fold import fold_constants
-from .common import tool_version, write_sidecar
+from ..tbmap import write_map
+from .common import tool_version
 from .options import ConvertOptions
 
 
@@ -302,6 +303,6 @@ def _write_map(src, out, model, gm, ep, inputs, specialised, notes, swaps) -> No
     if swaps:
         notes.append(f"{swaps} Squeeze/Unsqueeze module(s) with constant axes were replaced by their "
                      f"static forms so that torch.export can trace them")
-    write_sidecar(out, hop="torch_from_onnx", tool=f"{tool_version('onnx2torch')}, {tool_version('torch')}",
+    write_map(out, hop="torch_from_onnx", tool=f"{tool_version('onnx2torch')}, {tool_version('torch')}",
                   source=src, source_format="onnx", target_format="torch.export", inputs=ins,
                   outputs=outs, tensors=tensors, notes=notes)

@@ -111,18 +111,18 @@ def test_outputs_paired_by_name_then_position_and_layout_undone():
 
 
 def test_sidecar_map_pairs_outputs(tmp_path):
-    from converters.compare.matching import read_sidecar
+    from converters.tbmap import read_map
     a = np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4)
     model = tmp_path / "m.tflite"
     model.write_bytes(b"x")
-    # the conversion engine's format (converters.routes.common.write_sidecar)
+    # the conversion engine's format (converters.tbmap)
     (tmp_path / "m.tflite.tbmap.json").write_text(json.dumps(
         {"format": "tensorbridge.correspondence", "version": 1, "hop": "savedmodel_from_onnx",
          "source": {"path": "/x/m.onnx", "format": "onnx"}, "target": {"path": str(model), "format": "tflite"},
          "inputs": [{"source": "x", "target": "serving_x", "layout": [0, 2, 3, 1]}],
          "outputs": [{"source": "feat", "target": "Identity_1", "layout": [0, 2, 3, 1]}],
          "tensors": [{"source": "relu", "target": "tf.nn.relu", "layout": None, "layout_known": False}]}))
-    sc = read_sidecar(str(model))
+    sc = read_map(str(model))
     assert sc.pairs == {"x": ("serving_x", (0, 2, 3, 1)), "feat": ("Identity_1", (0, 2, 3, 1)),
                         "relu": ("tf.nn.relu", None)}
     assert sc.target_perms() == {"serving_x": (0, 2, 3, 1), "Identity_1": (0, 2, 3, 1)}
