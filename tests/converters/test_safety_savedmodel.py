@@ -100,6 +100,33 @@ def _build(out: str) -> None:
     m = ReadsPasswd()
     tf.saved_model.save(m, os.path.join(out, "reads_file"), signatures=m.__call__)
 
+    class PrintsToFile(Plain):
+        @tf.function(input_signature=[spec])
+        def __call__(self, x):
+            tf.print(tf.reduce_sum(x), output_stream="file://" + os.path.join(out, "printed.txt"))
+            return {"y": tf.matmul(x, self.w)}
+
+    m = PrintsToFile()
+    tf.saved_model.save(m, os.path.join(out, "prints_to_file"), signatures=m.__call__)
+
+    class PrintsToStderr(Plain):  # allowed: nothing leaves the process but a log line
+        @tf.function(input_signature=[spec])
+        def __call__(self, x):
+            tf.print(tf.reduce_sum(x))
+            return {"y": tf.matmul(x, self.w)}
+
+    m = PrintsToStderr()
+    tf.saved_model.save(m, os.path.join(out, "prints_to_stderr"), signatures=m.__call__)
+
+    class PyCallback(Plain):
+        @tf.function(input_signature=[spec])
+        def __call__(self, x):
+            y = tf.py_function(lambda t: t * 2, [x], tf.float32)
+            return {"y": tf.matmul(y, self.w)}
+
+    m = PyCallback()
+    tf.saved_model.save(m, os.path.join(out, "py_function"), signatures=m.__call__)
+
     import keras
 
     keras.utils.set_random_seed(0)
@@ -230,6 +257,49 @@ def test_reading_a_file_by_path_is_refused(models):
     check_savedmodel(_path(models, "reads_file"), trust=True)
 
 
+@pytest.mark.parametrize("name,what", [
+    ("prints_to_file", r"would write files \(PrintV2 to file://"),
+    ("py_function", r"would run Python code \(EagerPyFunc in "),
+])
+def test_other_outside_effects_are_refused(models, name, what):
+    from converters.errors import TrustRequired
+    from converters.safety.savedmodel import check_savedmodel
+
+    with pytest.raises(TrustRequired, match=what):
+        check_savedmodel(_path(models, name), trust=False)
+
+
+def test_recursive_and_cyclic_calls_stay_call_nodes(models, tmp_path):
+    """A function library with a cycle (L2 -> L1 -> L2): the guard and the reader both terminate."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from converters.formats import load
+    from converters.safety.savedmodel import check_savedmodel
+
+    folder = _copy_of(models, tmp_path, "fan_out")
+    pb = os.path.join(folder, "saved_model.pb")
+    sm = saved_model_pb2.SavedModel()
+    with open(pb, "rb") as f:
+        sm.ParseFromString(f.read())
+    lib = sm.meta_graphs[0].graph_def.library.function
+    names = {f.signature.name for f in lib}
+    callers = {f.signature.name: [n.attr["f"].func.name for n in f.node_def
+                                  if "f" in n.attr and n.attr["f"].func.name in names] for f in lib}
+    l1 = next(n for n, c in callers.items() if c and not callers[c[0]])  # calls the leaf
+    l2 = next(n for n, c in callers.items() if c and c[0] == l1)
+    for f in lib:
+        if f.signature.name == l1:
+            for n in f.node_def:
+                if "f" in n.attr and n.attr["f"].func.name in names:
+                    n.attr["f"].func.name = l2
+    with open(pb, "wb") as f:
+        f.write(sm.SerializeToString())
+    check_savedmodel(folder, trust=False)
+    m = load(folder)
+    assert any("recursive function call(s)" in w for w in m.warnings), m.warnings
+    assert 0 < len(m.graph.nodes) <= 100_000 + 1000
+
+
 def test_inspect_reads_a_file_writing_savedmodel_without_running_it(models):
     _no_markers(models)
     proc = _cli("inspect", _path(models, "init_writes"), "--json", timeout=120)
@@ -274,7 +344,7 @@ def test_guard_allows_what_tensorflow_and_keras_write(models, tmp_path):
     from converters.routes.run import convert
     from converters.safety.savedmodel import check_savedmodel
 
-    for name in ("plain", "keras_export", "vocab_table", "fan_out"):  # vocab: a table read from assets/
+    for name in ("plain", "keras_export", "vocab_table", "prints_to_stderr", "fan_out"):  # vocab: from assets/
         check_savedmodel(_path(models, name), trust=False)
     # onnx2tf's own SavedModels (ONNX -> TF) pass as well
     onnx = str(tmp_path / "k.onnx")
