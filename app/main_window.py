@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
                                QListWidgetItem, QMainWindow, QMessageBox, QProgressBar, QPushButton,
                                QStackedWidget, QTabBar, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
+from converters.formats.registry import file_filter
+
 from .jobs import JobRegistry, QtJob, show_fraction, task_available
 from .panels.convert import TARGET_LABELS, ConvertDialog, ConvertStrip, engine_available, file_mime, local_paths
 from .panels.inspector import Inspector
@@ -25,8 +27,7 @@ from .panels.parity import ParityPanel, node_for_value
 __all__ = ["MainWindow", "MAX_RECENT", "FILE_FILTER"]
 
 MAX_RECENT = 10
-FILE_FILTER = ("Models (*.onnx *.pt2 *.pt *.pth *.ckpt *.bin *.safetensors *.keras *.h5 *.hdf5 *.tflite "
-               "saved_model.pb);;All files (*)")
+FILE_FILTER = file_filter()  # every registered format's extensions (converters.formats.registry)
 
 
 DOCK_LAYOUT_VERSION = 2  # inspector, jobs, parity

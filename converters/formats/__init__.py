@@ -13,21 +13,12 @@ from typing import Any
 from ..errors import CorruptFile, TensorbridgeError, UnsupportedFormat
 from ..graph import Model
 from .detect import FAMILIES, detect
+from .registry import READERS as _REGISTRY_READERS
 
 __all__ = ["detect", "load", "FAMILIES", "READERS"]
 
 # family -> "module:function" with signature (path, *, trust: bool, progress, **options) -> Model
-READERS: dict[str, str] = {
-    "onnx": "converters.formats.onnx_reader:load",
-    "torch.export": "converters.formats.torch_reader:load_exported_program",
-    "torchscript": "converters.formats.torch_reader:load_torchscript",
-    "torch.pickle": "converters.formats.torch_reader:load_pickle",
-    "safetensors": "converters.formats.torch_reader:load_safetensors",
-    "keras": "converters.formats.keras_reader:load_keras",
-    "keras.h5": "converters.formats.keras_reader:load_h5",
-    "savedmodel": "converters.formats.savedmodel_reader:load",
-    "tflite": "converters.formats.tflite_reader:load",
-}
+READERS: dict[str, str] = dict(_REGISTRY_READERS)
 
 
 def _noop_progress(fraction: float | None = None, message: str = "") -> None:

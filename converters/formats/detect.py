@@ -7,8 +7,9 @@ import zipfile
 
 from ..errors import CorruptFile, UnsupportedFormat
 
-FAMILIES = ("onnx", "torch.export", "torchscript", "torch.pickle", "safetensors",
-            "keras", "keras.h5", "savedmodel", "tflite")
+from .registry import FORMATS
+
+FAMILIES = tuple(f.id for f in FORMATS)  # every id detect() can return (registered in .registry)
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"

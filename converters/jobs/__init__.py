@@ -604,6 +604,8 @@ FAMILY_PRELOAD: dict[str, list[str]] = {
 
 def family_of(path_or_format: str) -> str:
     """Which warm worker suits a model: 'torch', 'tf' or 'onnx' (by detected format, else extension)."""
+    from ..formats.registry import FAMILY_OF
+
     fmt = path_or_format
     if os.path.exists(path_or_format):
         try:
@@ -611,11 +613,7 @@ def family_of(path_or_format: str) -> str:
             fmt = detect(path_or_format)
         except TensorbridgeError:
             return "onnx"
-    if fmt.startswith("torch") or fmt in ("safetensors", "torch", "pytorch"):
-        return "torch"
-    if fmt in ("keras", "keras.h5", "savedmodel", "tflite", "tf"):
-        return "tf"
-    return "onnx"
+    return FAMILY_OF.get(fmt, "onnx")
 
 
 class WorkerPool:

@@ -17,22 +17,14 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..errors import TensorbridgeError, UnsupportedFormat
+from ..formats.registry import KIND_OF
 
 __all__ = ["Hop", "Route", "NoRoute", "TARGETS", "HOPS", "plan", "source_kind", "target_kind"]
 
 TARGETS = ("onnx", "tf", "keras", "tflite", "torch")
 
 # Format families of converters.formats -> the kind of model a hop consumes.
-_FAMILY_KIND = {
-    "onnx": "onnx",
-    "torch.export": "torch",
-    "torchscript": "torch",
-    "torch.pickle": "torch",
-    "keras": "keras",
-    "keras.h5": "keras",
-    "savedmodel": "savedmodel",
-    "tflite": "tflite",
-}
+_FAMILY_KIND = dict(KIND_OF)  # format id -> planner kind, from the format registry
 # Target ids -> the kind of model the last hop must produce.
 _TARGET_KIND = {"onnx": "onnx", "tf": "savedmodel", "keras": "tf_keras", "tflite": "tflite", "torch": "torch"}
 # Words that users (and the CLI) may use for a target.

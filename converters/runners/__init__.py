@@ -13,22 +13,14 @@ from __future__ import annotations
 import importlib
 
 from ..errors import UnsupportedFormat
+from ..formats.registry import RUNNERS as _REGISTRY_RUNNERS
 from .base import DeviceUnavailable, InvalidFeeds, Runner, RunnerError, TensorSpec
 
 __all__ = ["runner_for", "runtime_for", "list_devices", "Runner", "TensorSpec", "RunnerError", "InvalidFeeds",
            "DeviceUnavailable", "RUNNERS"]
 
-# format family -> (runtime name, "module:class")
-RUNNERS: dict[str, tuple[str, str]] = {
-    "onnx": ("onnxruntime", "converters.runners.onnx_runner:OnnxRuntimeRunner"),
-    "torch.export": ("torch", "converters.runners.torch_runner:TorchRunner"),
-    "torchscript": ("torch", "converters.runners.torch_runner:TorchRunner"),
-    "torch.pickle": ("torch", "converters.runners.torch_runner:TorchRunner"),
-    "keras": ("tensorflow", "converters.runners.tf_runner:TFRunner"),
-    "keras.h5": ("tensorflow", "converters.runners.tf_runner:TFRunner"),
-    "savedmodel": ("tensorflow", "converters.runners.tf_runner:TFRunner"),
-    "tflite": ("tflite", "converters.runners.tflite_runner:TFLiteRunner"),
-}
+# format family -> (runtime name, "module:class"), from the format registry
+RUNNERS: dict[str, tuple[str, str]] = dict(_REGISTRY_RUNNERS)
 
 
 def runtime_for(path: str) -> tuple[str, str]:

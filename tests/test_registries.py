@@ -1,0 +1,51 @@
+"""The engine's tables name only modules that exist, and every table derives from the format registry."""
+from __future__ import annotations
+
+import importlib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from converters.formats import READERS, registry
+from converters.formats.detect import FAMILIES
+from converters.jobs import family_of
+from converters.jobs.tasks import TASKS
+from converters.routes.planner import HOPS, _FAMILY_KIND
+from converters.runners import RUNNERS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _modules() -> list[str]:
+    mods = registry.modules() + [spec.split(":")[0] for spec in TASKS.values()]
+    mods += [f"converters.routes.{h.name}" for h in HOPS]
+    return sorted(set(mods))
+
+
+@pytest.mark.parametrize("module", _modules())
+def test_every_module_a_table_names_imports(module):
+    mod = importlib.import_module(module)
+    for spec in [f.reader for f in registry.FORMATS] + [r for _, r in RUNNERS.values()] + list(TASKS.values()):
+        m, attr = spec.split(":")
+        if m == module:
+            assert callable(getattr(mod, attr)), spec
+    if module in {f"converters.routes.{h.name}" for h in HOPS}:
+        assert callable(getattr(mod, "run", None)), f"{module} has no run()"
+
+
+def test_tables_derive_from_the_registry():
+    ids = [f.id for f in registry.FORMATS]
+    assert list(FAMILIES) == ids
+    assert READERS == {f.id: f.reader for f in registry.FORMATS}
+    assert RUNNERS == {f.id: f.runner for f in registry.FORMATS if f.runner}
+    assert _FAMILY_KIND == {f.id: f.kind for f in registry.FORMATS if f.kind != "weights"}
+    assert {i: family_of(i) for i in ids} == {f.id: f.family for f in registry.FORMATS}
+
+
+def test_the_mime_types_cover_every_registered_extension():
+    tree = ET.parse(ROOT / "packaging" / "tensorbridge-mime.xml")
+    globs = {g.get("pattern") for g in tree.iter() if g.tag.endswith("glob")}
+    missing = [e for e in registry.extensions()
+               if e.startswith(".") and e not in registry.GENERIC_EXTENSIONS and f"*{e}" not in globs]
+    assert missing == []
