@@ -79,6 +79,19 @@ def one_line(text: str, limit: int = 400) -> str:
     return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
+def exception_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` of the outermost exception that says something."""
+    chain, e = [], exc
+    while e is not None and len(chain) < 8:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    for e in chain:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith("The error above")]
+        if lines:
+            return one_line(f"{type(e).__name__}: {lines[0]}")
+    return type(exc).__name__
+
+
 # ---- building --------------------------------------------------------------------------------------------
 def build_models(names: list[str], folder: str, rebuild: bool = False, timeout: float = 1800) -> dict:
     """Build the missing (or failed) ``names`` into ``folder``: one process per framework family, in parallel."""
@@ -416,7 +429,15 @@ def main(argv=None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if argv and argv[0] == "--direct":
-        direct(*argv[1:5])
+        try:
+            direct(*argv[1:5])
+        except BaseException as exc:  # noqa: BLE001 - one line for the report, last on stderr
+            import traceback
+
+            traceback.print_exc()
+            sys.stderr.write("\n" + exception_line(exc) + "\n")
+            sys.stderr.flush()
+            os._exit(1)
         sys.stdout.flush()
         os._exit(0)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
