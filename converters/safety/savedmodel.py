@@ -203,15 +203,16 @@ def _func_refs(node, lib: dict) -> list[str]:
     return [f for f in out if f in lib]
 
 
-def _const_string(nodes: dict, ref: str, depth: int = 0) -> str | None:
+def _const_string(nodes: dict, ref: str, assets: set[str] = frozenset(), depth: int = 0) -> str | None:
     """The string value of a scalar Const that ``ref`` (a function-body or graph input) reads, through
-    Identity nodes; None when it is anything else (an argument, a placeholder, a computed string)."""
+    Identity nodes; None when it is anything else (an argument, a placeholder, a saved asset's tensor,
+    a computed string)."""
     name = ref.lstrip("^").split(":")[0]
     n = nodes.get(name)
-    if n is None or depth > 32:
+    if n is None or name in assets or depth > 32:
         return None
     if n.op in ("Identity", "Snapshot") and n.input:
-        return _const_string(nodes, n.input[0], depth + 1)
+        return _const_string(nodes, n.input[0], assets, depth + 1)
     if n.op != "Const" or "value" not in n.attr:
         return None
     t = n.attr["value"].tensor
@@ -243,9 +244,7 @@ def _finding(node, nodes: dict, assets: set[str], allow: frozenset[str]) -> tupl
         return None
     if op in ("InitializeTableFromTextFile", "InitializeTableFromTextFileV2"):
         ref = _input_ref(node, 1)
-        if ref is None or ref.split(":")[0] in assets:
-            return None
-        path = _const_string(nodes, ref)
+        path = None if ref is None else _const_string(nodes, ref, assets)
         return (DENY["read"][0], f"{op} of '{path}'") if path is not None else None
     if op in ("CacheDataset", "CacheDatasetV2"):
         ref = _input_ref(node, 1)

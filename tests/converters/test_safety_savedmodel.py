@@ -269,6 +269,27 @@ def test_other_outside_effects_are_refused(models, name, what):
         check_savedmodel(_path(models, name), trust=False)
 
 
+def test_vocabulary_table_reads_only_its_assets():
+    """TF1-style init op: a table filled from a constant path is refused, from a saved asset allowed."""
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    from converters.errors import TrustRequired
+    from converters.safety.savedmodel import check_meta_graph
+
+    mg = meta_graph_pb2.MetaGraphDef()
+    path = mg.graph_def.node.add(name="path", op="Const")
+    path.attr["value"].tensor.dtype = 7  # DT_STRING
+    path.attr["value"].tensor.string_val.append(b"/etc/passwd")
+    mg.graph_def.node.add(name="table", op="HashTableV2")
+    mg.graph_def.node.add(name="init", op="InitializeTableFromTextFileV2", input=["table", "path"])
+    mg.collection_def["table_initializer"].node_list.value.append("init")
+    with pytest.raises(TrustRequired, match=r"its initializer \(init op\) would read files by path "
+                                            r"\(InitializeTableFromTextFileV2 of '/etc/passwd'\)"):
+        check_meta_graph(mg, "m")
+    mg.asset_file_def.add(filename="vocab.txt").tensor_info.name = "path:0"
+    check_meta_graph(mg, "m")
+
+
 def test_recursive_and_cyclic_calls_stay_call_nodes(models, tmp_path):
     """A function library with a cycle (L2 -> L1 -> L2): the guard and the reader both terminate."""
     from tensorflow.core.protobuf import saved_model_pb2
