@@ -421,8 +421,101 @@ def totals(records: list[dict]) -> dict:
     return {"pairs": n, "converted": len(conv), "converted_pct": round(100 * len(conv) / n, 1) if n else 0,
             "parity_pass": len(ok), "parity_pass_pct_of_converted": round(100 * len(ok) / len(conv), 1) if conv else 0,
             "verdict_disagreements": sum(1 for r in conv if not r.get("verdicts_agree")),
-            "route_bugs": sum(1 for r in records if r.get("route_bug")),
+            "route_bugs": sum(1 for r in records if not r["ok"] and "route bug" in cause(r)),
             "failures": n - len(ok)}
+
+
+def _norm(msg: str) -> str:
+    """A message with paths, numbers and quoted names blurred, to group failures by cause."""
+    import re
+
+    msg = re.sub(r"(/[^\s'\"(),:]+)+", "<path>", msg or "")
+    msg = re.sub(r"\([^()]*\.(onnx|pt2|keras|tflite|h5)\)", "(<file>)", msg)
+    msg = re.sub(r"\[[^\]]*\]", "[...]", msg)
+    msg = re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "N", msg)
+    return msg[:160]
+
+
+def cause(r: dict) -> str:
+    """The group a failed record belongs to."""
+    d = r.get("direct") or {}
+    if not r["converted"]:
+        if r.get("route_bug"):
+            return f"route bug (the direct converters succeed): {_norm(r.get('error', ''))}"
+        if d:
+            return f"conversion fails, and so does {d.get('failed_hop')} called directly: {_norm(r.get('error', ''))}"
+        return f"conversion fails: {_norm(r.get('error', ''))}"
+    c, w = r.get("parity_cli") or {}, r.get("parity_window") or {}
+    if c.get("verdict") != w.get("verdict"):
+        return f"CLI and window verdicts differ: CLI {c.get('verdict')}, window {w.get('verdict')}"
+    dp = (d.get("parity_cli") or {}).get("verdict")
+    if c.get("verdict") == "error":
+        if dp in ("pass", "fail"):
+            return f"route bug (its result cannot be run, the direct converter's can): {_norm(c.get('error', ''))}"
+        return f"parity check errors: {_norm(c.get('error', ''))}"
+    if dp == "fail":
+        return "parity fails at fp32, and the directly converted model differs from the source as much"
+    if dp == "pass":
+        return "parity fails at fp32 while the directly converted model passes (route bug)"
+    return f"parity fails at fp32 (direct chain: {'fails at ' + str(d.get('failed_hop')) if d else 'not run'})"
+
+
+def report(records: list[dict], wall: float | None = None, out=sys.stdout) -> dict:
+    """Print the table, the totals and the failures grouped by cause, each group with a reproducer."""
+    p = lambda *a: print(*a, file=out)  # noqa: E731
+    p(HEADER)
+    for r in records:
+        p(_fmt_row(r))
+    t = totals(records)
+    p(f"\npairs {t['pairs']}, converted {t['converted']} ({t['converted_pct']} %), parity pass {t['parity_pass']} "
+      f"({t['parity_pass_pct_of_converted']} % of converted), CLI/window verdicts differ {t['verdict_disagreements']}, "
+      f"route bugs {t['route_bugs']}" + ("" if wall is None else f", wall {wall / 60:.1f} min"))
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        if not r["ok"]:
+            groups.setdefault(cause(r), []).append(r)
+    if groups:
+        p("\nfailures by cause:")
+    for g, rs in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        p(f"\n* {g}  ({len(rs)})")
+        for r in rs:
+            d = r.get("direct")
+            dtxt = "" if not d else (("direct chain converts" + (f", its parity {d['parity_cli'].get('verdict')} "
+                                                                   f"(max abs {d['parity_cli'].get('max_abs')})"
+                                                                   if d.get("parity_cli") else ""))
+                                     if d["ok"] else f"direct {d['failed_hop']} fails: {d['error']}")
+            p(f"    {r['model']}->{r['target']}: {r.get('error') or _parity_msg(r)}" + (f"  [{dtxt}]" if dtxt else ""))
+            if r.get("recheck"):
+                p(f"      rerun alone: {r['recheck']}")
+        first = rs[0]
+        p(f"    reproduce: .venv/bin/python benchmarks/zoo.py --only '{first['model']}->{first['target']}'")
+    return t
+
+
+def recheck(records: list[dict], folder: str, args) -> None:
+    """Run each failed conversion again, alone and with --debug: tells a flaky failure from a steady one and
+    keeps the worker's traceback's last line."""
+    for r in records:
+        if r["converted"] or r["target"] == "(build)":
+            continue
+        src = os.path.join(folder, r["model"])
+        d = os.path.join(folder, ".work", "recheck")
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        out = os.path.join(d, os.path.splitext(r["model"])[0] + _EXT[r["target"]])
+        try:
+            proc = subprocess.run(_cli() + ["convert", src, "--to", r["target"], "-o", out, "--debug"],
+                                  capture_output=True, text=True, env=_env(), timeout=args.timeout, cwd=ROOT)
+            if proc.returncode == 0:
+                r["recheck"] = "converts (the failure in the matrix is intermittent)"
+            else:
+                errs = [ln for ln in proc.stderr.splitlines() if ln and not ln.startswith((" ", "W0000", "I0000"))]
+                tb = [ln for ln in errs if "Error" in ln or "error" in ln]
+                r["recheck"] = "fails again: " + one_line(tb[-1] if tb else proc.stderr)
+        except subprocess.TimeoutExpired:
+            r["recheck"] = f"times out after {args.timeout:g} s"
+        print(f"recheck {r['model']}->{r['target']}: {r['recheck']}", file=sys.stderr, flush=True)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def main(argv=None) -> int:
@@ -453,7 +546,26 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the converted files")
     ap.add_argument("--resume", action="store_true", help="skip the pairs already in --json")
     ap.add_argument("--list", action="store_true", help="list the pairs and exit")
+    ap.add_argument("--report", nargs="+", metavar="JSON", help="print the table of earlier runs (merged) and exit")
+    ap.add_argument("--recheck", action="store_true",
+                    help="with --report: run each failed conversion again alone (--debug) and note the result")
     args = ap.parse_args(argv)
+    if args.report:
+        records = []
+        for f in args.report:
+            records += json.load(open(f))["records"]
+        from tests.models import zoo_models
+
+        order = {n: i for i, n in enumerate(zoo_models.MODELS)}
+        tgt = {t: i for i, t in enumerate(_EXT)}
+        records.sort(key=lambda r: (order.get(r["model"], 999), tgt.get(r["target"], -1)))
+        if args.recheck:
+            recheck(records, args.models_dir or cache_dir(), args)
+        t = report(records)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"versions": versions_tag(), "totals": t, "records": records}, f, indent=1)
+        return 0
 
     from tests.models import zoo_models
 
@@ -523,24 +635,9 @@ def main(argv=None) -> int:
     order = {(j[0], j[2]): i for i, j in enumerate(jobs)}
     records.sort(key=lambda r: order.get((r["model"], r["target"]), -1))
     save()
-    print("\n" + HEADER)
-    for r in records:
-        print(_fmt_row(r))
-    t = totals(records)
-    print(f"\npairs {t['pairs']}, converted {t['converted']} ({t['converted_pct']} %), parity pass {t['parity_pass']} "
-          f"({t['parity_pass_pct_of_converted']} % of converted), CLI/window verdicts differ {t['verdict_disagreements']}, "
-          f"route bugs {t['route_bugs']}, wall {wall / 60:.1f} min")
-    fails = [r for r in records if not r["ok"]]
-    if fails:
-        print("\nfailures:")
-        for r in fails:
-            d = r.get("direct")
-            dtxt = "" if not d else ("direct chain converts" + (f", its parity {d['parity_cli'].get('verdict')}"
-                                                                 if d.get("parity_cli") else "")
-                                     if d["ok"] else f"direct fails at {d['failed_hop']}: {d['error']}")
-            bug = "  ROUTE BUG" if r.get("route_bug") else ""
-            print(f"  {r['model']}->{r['target']}: {r.get('error') or _parity_msg(r)}" + (f"  [{dtxt}]" if dtxt else "") + bug)
-    return 0 if not fails else 1
+    print()
+    t = report(records, wall)
+    return 0 if t["failures"] == 0 else 1
 
 
 if __name__ == "__main__":
