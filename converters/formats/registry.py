@@ -31,19 +31,19 @@ class Format:
 
 _TORCH_RUNNER = ("torch", "converters.runners.torch_runner:TorchRunner")
 _TF_RUNNER = ("tensorflow", "converters.runners.tf_runner:TFRunner")
-_TORCH_READER = "converters.formats.torch_reader"
+_TORCH_READER = "converters.formats.pytorch"
 
 FORMATS: tuple[Format, ...] = (
     Format("onnx", "ONNX", "onnx", "onnx", (".onnx",), "converters.formats.onnx_reader:load",
            ("onnxruntime", "converters.runners.onnx_runner:OnnxRuntimeRunner")),
     Format("torch.export", "PyTorch ExportedProgram (.pt2)", "torch", "torch", (".pt2",),
-           f"{_TORCH_READER}:load_exported_program", _TORCH_RUNNER),
+           f"{_TORCH_READER}.pt2:load_exported_program", _TORCH_RUNNER),
     Format("torchscript", "TorchScript", "torch", "torch", (".pt", ".pth"),
-           f"{_TORCH_READER}:load_torchscript", _TORCH_RUNNER),
+           f"{_TORCH_READER}.torchscript:load_torchscript", _TORCH_RUNNER),
     Format("torch.pickle", "PyTorch checkpoint (torch.save)", "torch", "torch", (".pt", ".pth", ".ckpt", ".bin"),
-           f"{_TORCH_READER}:load_pickle", _TORCH_RUNNER),
+           f"{_TORCH_READER}.checkpoint:load_pickle", _TORCH_RUNNER),
     Format("safetensors", "safetensors", "weights", "torch", (".safetensors",),
-           f"{_TORCH_READER}:load_safetensors", None),
+           f"{_TORCH_READER}.safetensors:load_safetensors", None),
     Format("keras", "Keras (.keras)", "keras", "tf", (".keras",), "converters.formats.keras_reader:load_keras",
            _TF_RUNNER),
     Format("keras.h5", "Keras HDF5 (.h5)", "keras", "tf", (".h5", ".hdf5"), "converters.formats.keras_reader:load_h5",

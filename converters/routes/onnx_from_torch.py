@@ -74,7 +74,7 @@ def load_torch(src: str, family: str, opts: ConvertOptions):
         if not opts.trust:
             raise TrustRequired(f"{src}: a pickled PyTorch file runs code from the file when loaded; "
                                 f"convert it only if you trust it (--trust), or save it with torch.export")
-        from ..formats.torch_reader import add_user_folders_to_path
+        from ..formats.pytorch.user_code import add_user_folders_to_path
         add_user_folders_to_path(src)  # the user's own modules: beside the file, or where they work
         model = torch.load(src, map_location="cpu", weights_only=False)
         if not isinstance(model, torch.nn.Module):

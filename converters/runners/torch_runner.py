@@ -75,7 +75,7 @@ class TorchRunner(Runner):
                 if not self.trust:
                     raise TrustRequired(f"{self.path}: running a pickled torch module executes code stored in "
                                         f"the file; pass trust (--trust) if you trust its source")
-                from ..formats.torch_reader import add_user_folders_to_path
+                from ..formats.pytorch.user_code import add_user_folders_to_path
                 add_user_folders_to_path(self.path)  # the user's own modules: beside the file, or where they work
                 obj = torch.load(self.path, map_location="cpu", weights_only=False)
                 if not isinstance(obj, torch.nn.Module):

@@ -11,7 +11,7 @@ import pytest
 
 from converters.errors import CorruptFile, TrustRequired
 from converters.formats import load
-from converters.formats.torch_reader import (ArchitectureMismatch, attach_architecture, load_exported_program,
+from converters.formats.pytorch import (ArchitectureMismatch, attach_architecture, load_exported_program,
                                              load_pickle)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -69,7 +69,7 @@ MEMORY_WORDS = ("ran out of memory", "bad_alloc", "MemoryError", "Cannot allocat
 # Modules each server imports before forking: the job family's preload plus the readers and the pack.
 PRELOAD = {
     "torch": ["numpy", "onnx", "torch", "torch.export.pt2_archive._package", "torch._export.serde.serialize",
-              "safetensors", "converters.formats.torch_reader"],
+              "safetensors", "converters.formats.pytorch"],
     "tf": ["numpy", "onnx", "tensorflow", "keras", "h5py", "converters.formats.keras_reader",
            "converters.formats.savedmodel_reader", "converters.formats.tflite_reader"],
     "onnx": ["numpy", "onnx", "converters.formats.onnx_reader"],
