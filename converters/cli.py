@@ -12,7 +12,7 @@ import sys
 from typing import Callable
 
 from .errors import TensorbridgeError, one_line
-from .graph import Model, shape_str
+from .graph import shape_str
 
 # name -> (help, add_arguments(parser), run(args) -> int). Other modules register here.
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}

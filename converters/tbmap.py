@@ -81,8 +81,8 @@ class Entry:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        d = {"source": self.source, "target": self.target,
-             "layout": list(self.layout) if self.layout is not None else None}
+        d: dict[str, Any] = {"source": self.source, "target": self.target,
+                             "layout": list(self.layout) if self.layout is not None else None}
         if not self.layout_known:
             d["layout_known"] = False
         d.update(self.extra)

@@ -9,7 +9,6 @@ Usage: python -m tests.run_all [PYTEST ARGS...]   (extra args go to both session
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile

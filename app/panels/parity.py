@@ -192,7 +192,8 @@ class ParityPanel(QWidget):
 
     @staticmethod
     def _default_title(p: dict) -> str:
-        return f"{os.path.basename(str(p.get('a', '?')).rstrip(os.sep))} ↔ {os.path.basename(str(p.get('b', '?')).rstrip(os.sep))}"
+        a, b = (os.path.basename(str(p.get(k, "?")).rstrip(os.sep)) for k in ("a", "b"))
+        return f"{a} ↔ {b}"
 
     def rerun(self) -> QtJob | None:
         """The last comparison again, same settings (a new result folder)."""

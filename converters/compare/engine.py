@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import TensorbridgeError, one_line
+from ..errors import TensorbridgeError
 from .diff import OutputDiff, compare_arrays
 from ..tbmap import TensorMap, read_map
 from .matching import align, pair_outputs
@@ -254,8 +254,6 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
     if capture:
         # an inner tensor captured on one side only has no partner: keep it out of output pairing
         kept = [c for c in capture if c[0] in outs_a and c[1] in outs_b]
-        lone_a = {c[0] for c in capture} - {c[0] for c in kept}
-        lone_b = {c[1] for c in capture} - {c[1] for c in kept}
         model_out_a = {s["name"] for s in results["A"].get("outputs", []) if isinstance(s, dict)}
         model_out_b = {s["name"] for s in results["B"].get("outputs", []) if isinstance(s, dict)}
         inner_a, inner_b = {c[0] for c in capture}, {c[1] for c in capture}

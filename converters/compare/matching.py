@@ -36,7 +36,8 @@ def pair_outputs(names_a: list[str], names_b: list[str], arrays_a: dict[str, np.
                  warnings: list[str] | None = None,
                  explicit: list[tuple[str, str]] | None = None,
                  explicit_only: bool = False) -> tuple[list[OutputPair], list[str], list[str]]:
-    """Pair A's outputs with B's: ``explicit`` pairs (A name, B name[, perm with B == A.transpose(perm)]) first, then same name, then the
+    """Pair A's outputs with B's: ``explicit`` pairs (A name, B name[, perm with B == A.transpose(perm)]) first,
+    then same name, then the
     sidecar's map, then by position among the rest (skipping B outputs whose shape cannot fit), each
     positional pair warned about. Returns (pairs, A names left over, B names left over)."""
     warnings = warnings if warnings is not None else []

@@ -6,27 +6,17 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 
 from .diff import OutputDiff
 
-__all__ = ["SideInfo", "CompareResult", "timing_stats"]
-
-
-def timing_stats(times_s: list[float], warmup: int) -> dict:
-    """``{warmup, repeats, median_ms, min_ms, mean_ms, max_ms}`` from per-run seconds."""
-    if not times_s:
-        return {"warmup": warmup, "repeats": 0}
-    ms = np.asarray(times_s) * 1000.0
-    return {"warmup": int(warmup), "repeats": int(ms.size), "median_ms": float(np.median(ms)),
-            "min_ms": float(ms.min()), "mean_ms": float(ms.mean()), "max_ms": float(ms.max())}
+__all__ = ["SideInfo", "CompareResult"]
 
 
 @dataclass
 class SideInfo:
     """One side of a comparison: the model, where it ran, its specs and timing, or why it failed.
 
-    ``timing``: see :func:`timing_stats` (milliseconds). ``startup_s``: worker start to model open (s).
+    ``timing``: see :func:`converters.runners.base.timing_stats` (milliseconds). ``startup_s``: worker start to model open (s).
     ``error``: one line when this side failed or crashed (then ``crashed`` says whether the process died).
     """
 
@@ -99,7 +89,8 @@ class CompareResult:
 
     def to_dict(self) -> dict:
         first = self.first_divergence
-        d = {"passed": self.passed, "first_divergence": first.name if first is not None else None, "a": self.a.to_dict(), "b": self.b.to_dict(),
+        d = {"passed": self.passed, "first_divergence": first.name if first is not None else None,
+             "a": self.a.to_dict(), "b": self.b.to_dict(),
              "outputs": [o.to_dict() for o in self.outputs], "tolerance": self.tolerance, "inputs": self.inputs,
              "warnings": list(self.warnings), "error": self.error, "files": dict(self.files), "seed": self.seed}
         return d

@@ -63,7 +63,7 @@ def load(path: str, *, trust: bool = False, progress: Callable = lambda *a: None
         return _parse(path, buf, size, schema, progress)
     except (CorruptFile, UnsupportedFormat):
         raise
-    except (struct.error, IndexError, ValueError) as exc:  # flatbuffers read past the end of cut files
+    except (struct.error, IndexError, ValueError):  # flatbuffers read past the end of cut files
         raise CorruptFile(f"{path}: damaged or truncated .tflite file (its tables point past the end of the "
                           f"{size:,}-byte file); re-convert or re-download it") from None
     except Exception as exc:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..errors import JobCancelled, TensorbridgeError, WorkerCrashed
+from ..errors import JobCancelled, TensorbridgeError
 from .limits import Limits, keep_failed_jobs, keep_jobs, limits_for, sweep_stale, write_owner
 
 __all__ = ["Job", "JobFailed", "Limits", "Stopped", "WorkerPool", "cli_run", "family_of", "kill_all",

@@ -35,3 +35,17 @@ def _jsonable(obj):
     if isinstance(obj, (bytes, bytearray)):
         return bytes(obj).decode("utf-8", "replace")
     return str(obj)
+
+
+def attach_task(params: dict, ctx) -> dict:
+    """Load a weights-only checkpoint into the user's model class and export its graph.
+
+    params: ``path``, ``spec``, ``kwargs``, ``input_shapes`` (+ optional ``input_dtypes``, ``trust``,
+    ``save_to``); result as ``load`` gives (summary + ``model_json``)."""
+    from ..formats.pytorch.attach import attach_architecture
+
+    model = attach_architecture(params["path"], params["spec"], params.get("kwargs") or {},
+                                params.get("input_shapes"), trust=bool(params.get("trust", False)),
+                                input_dtypes=params.get("input_dtypes"), save_to=params.get("save_to"),
+                                progress=ctx.progress)
+    return model_result(model, ctx)

@@ -11,7 +11,7 @@ import importlib
 TASKS: dict[str, str] = {
     "load": "converters.jobs.builtin:load_task",
     "convert": "converters.routes.run:convert_task",
-    "attach_architecture": "converters.formats.pytorch.attach:attach_task",
+    "attach_architecture": "converters.jobs.builtin:attach_task",
     "run_model": "converters.runners.tasks:run_model_task",
     "devices": "converters.runners.tasks:devices_task",
     "compare": "converters.compare.engine:compare_task",

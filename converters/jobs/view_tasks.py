@@ -15,7 +15,8 @@ def open_task(params: dict, ctx) -> dict:
     (seconds since the task started: ``overview``, ``loaded``, ``packed``).
 
     For big ONNX graphs (files over ``QUICK_BYTES`` with over ``QUICK_NODES`` nodes, or
-    ``options["quick_overview"]=True``) an ``overview`` event comes first: ``{"event": "overview", "pack_dir": ..., "seconds": ...}``, a pack made from the
+    ``options["quick_overview"]=True``) an ``overview`` event comes first:
+    ``{"event": "overview", "pack_dir": ..., "seconds": ...}``, a pack made from the
     graph's structure alone (names, op types, edges, scopes: no shape inference, no attributes), so the
     window can draw while the full read goes on. The final pack has the same nodes and groups.
     ``options["quick_overview"]=False`` turns it off.

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Any, Iterable, Iterator
+from typing import Iterator
 
 from ..tbmap import map_path
 

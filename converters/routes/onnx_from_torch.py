@@ -212,7 +212,6 @@ def _first_line(exc: BaseException) -> str:
 def module_outputs(mp) -> list[dict]:
     """Module path -> ONNX tensor, from the dynamo exporter's name_scopes metadata (see module docs)."""
     last: dict[str, tuple[str, str]] = {}   # module path -> (tensor, node)
-    calls: dict[str, list[str]] = {}
     for node in mp.graph.node:
         if node.op_type == "Constant" or not node.output:
             continue

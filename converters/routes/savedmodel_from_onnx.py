@@ -127,7 +127,6 @@ def run(src: str, out: str, opts: ConvertOptions, *, product: str = "savedmodel"
         kwargs = _onnx2tf_kwargs(opts, graph_inputs, product)
         tf_dir = os.path.join(work, "tf")
         log(f"onnx2tf.convert({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
-        cap = None
         with working_dir(work), offline(), _tools_on_path(), _captured() as cap:
             try:
                 import onnx2tf

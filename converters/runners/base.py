@@ -288,3 +288,12 @@ def flatten_outputs(out: Any, prefix: str = "output") -> dict[str, Any]:
 
     walk(out, None)
     return flat
+
+
+def timing_stats(times_s: list[float], warmup: int) -> dict:
+    """``{warmup, repeats, median_ms, min_ms, mean_ms, max_ms}`` from per-run seconds."""
+    if not times_s:
+        return {"warmup": warmup, "repeats": 0}
+    ms = np.asarray(times_s) * 1000.0
+    return {"warmup": int(warmup), "repeats": int(ms.size), "median_ms": float(np.median(ms)),
+            "min_ms": float(ms.min()), "mean_ms": float(ms.mean()), "max_ms": float(ms.max())}

@@ -58,7 +58,7 @@ def run_model_task(params: dict, ctx) -> dict:
     result: runtime, device, inputs/outputs specs, ``outputs_npz``, ``inputs_npz``, ``timing`` (ms),
       ``open_s``, ``boot_s``, ``warnings``, ``matches`` [{source, target, by, perm}].
     """
-    from ..compare.results import timing_stats
+    from .base import timing_stats
     from ..inputs import ImageOptions, inputs_from_files, load_inputs, match_arrays, random_inputs, save_inputs
     from . import runner_for
 
@@ -128,7 +128,8 @@ def run_model_task(params: dict, ctx) -> dict:
         warnings.extend(runner.warnings)
         ctx.progress(1.0, "done")
         return {"runtime": desc["runtime"], "device": desc["device"], "inputs": desc["inputs"],
-                "outputs": desc["outputs"], "output_names": list(out.keys()), "aliases": desc.get("aliases", {}), "outputs_npz": out_path,
+                "outputs": desc["outputs"], "output_names": list(out.keys()), "aliases": desc.get("aliases", {}),
+                "outputs_npz": out_path,
                 "inputs_npz": params.get("inputs_out"), "timing": timing_stats(times, warmup), "open_s": open_s,
                 "boot_s": boot, "warnings": warnings,
                 "feeds": {k: {"shape": list(v.shape), "dtype": v.dtype.name} for k, v in feeds.items()},

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 
 from ..errors import CorruptFile, TrustRequired
 from .base import DeviceUnavailable, Runner, RunnerError, TensorSpec, dtype_name, to_numpy

@@ -12,7 +12,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QDialogButtonBox
 
 from app.main_window import MainWindow
-from app.panels.parity import COLUMNS, error_histogram, node_for_value
+from app.panels.parity import error_histogram, node_for_value
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "resources" / "samples" / "tiny_cnn.onnx"

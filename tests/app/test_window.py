@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 # QtWebEngine must be loaded before any QApplication exists (the Netron test needs it).
 try:

@@ -6,12 +6,9 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QDialogButtonBox
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialogButtonBox
 
-from app.main_window import MainWindow
 from tests.app.dnd import drop_file
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialogButtonBox
 
-from app.main_window import MainWindow
 from converters.jobs.tasks import TASKS
 
 LOAD_TIMEOUT = 120_000

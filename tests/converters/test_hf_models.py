@@ -1,7 +1,6 @@
 """Hugging Face transformers models, built offline from small configs, through the real commands."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from converters.formats import load

@@ -1,7 +1,6 @@
 """ViewPack: built from real files, saved, loaded again; details on demand; the open and tensor tasks."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest

@@ -27,7 +27,6 @@ def _randomise_bn(model) -> None:
 
 
 def _torch_models():
-    import torch
     import torch.nn as nn
 
     class CNN(nn.Module):

@@ -233,7 +233,7 @@ def build_mobilenet_keras(out: str) -> dict:
 
 
 def build_exported_savedmodel(out: str) -> dict:
-    keras = _keras()
+    _keras()  # configures Keras before the model is built
     m = _cnn()
     m.export(out, verbose=False)
     import tensorflow as tf

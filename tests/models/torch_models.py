@@ -190,7 +190,6 @@ def _ep_facts(ep) -> dict:
               for s in ep.graph_signature.input_specs if s.kind == InputKind.USER_INPUT]
     outputs = [dict(name=s.arg.name, **_value_facts(nodes[s.arg.name].meta["val"]))
                for s in ep.graph_signature.output_specs if s.kind == OutputKind.USER_OUTPUT]
-    stored = list(ep.state_dict.values()) + [c for c in ep.constants.values() if isinstance(c, torch.Tensor)]
     module_paths = {}
     for n in ep.graph.nodes:
         if n.op == "call_function" and n.target is not operator.getitem:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import shutil
 import struct
 import sys
 from dataclasses import asdict, dataclass

@@ -28,7 +28,7 @@ loader returns a numpy array (``bfloat16`` becomes ``float32``; ``Tensor.dtype``
 """
 from __future__ import annotations
 
-from .attach import ArchitectureMismatch, attach_architecture, attach_task
+from .attach import ArchitectureMismatch, attach_architecture
 from .checkpoint import load_pickle
 from .pt2 import load_exported_program
 from .safetensors import load_safetensors
@@ -36,4 +36,4 @@ from .torchscript import load_torchscript
 from .user_code import add_user_folders_to_path, user_folders
 
 __all__ = ["load_exported_program", "load_torchscript", "load_pickle", "load_safetensors",
-           "attach_architecture", "attach_task", "ArchitectureMismatch", "add_user_folders_to_path", "user_folders"]
+           "attach_architecture", "ArchitectureMismatch", "add_user_folders_to_path", "user_folders"]

@@ -144,16 +144,6 @@ def attach_architecture(path: str, spec: str, kwargs: dict | None = None, input_
     return model
 
 
-def attach_task(params: dict, ctx) -> dict:
-    """Worker task: params ``path``, ``spec``, ``kwargs``, ``input_shapes`` (+ optional ``input_dtypes``,
-    ``trust``, ``save_to``); result as ``load`` gives (summary + ``model_json``)."""
-    from ...jobs.builtin import model_result
-
-    model = attach_architecture(params["path"], params["spec"], params.get("kwargs") or {},
-                                params.get("input_shapes"), trust=bool(params.get("trust", False)),
-                                input_dtypes=params.get("input_dtypes"), save_to=params.get("save_to"),
-                                progress=ctx.progress)
-    return model_result(model, ctx)
 
 
 # --------------------------------------------------------------------------------------------------
