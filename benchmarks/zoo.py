@@ -130,8 +130,10 @@ def build_models(names: list[str], folder: str, rebuild: bool = False, timeout: 
                 os.replace(os.path.join(sub, name), dst)
             facts[name] = f
         shutil.rmtree(sub, ignore_errors=True)
-    with open(os.path.join(folder, "facts.json"), "w") as f:
+    tmp = os.path.join(folder, f"facts.json.{os.getpid()}")
+    with open(tmp, "w") as f:  # another run may be reading it
         json.dump(facts, f, indent=1)
+    os.replace(tmp, os.path.join(folder, "facts.json"))
     return facts
 
 
