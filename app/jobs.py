@@ -12,6 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
+from converters.errors import ErrorKind
 from converters.errors import TensorbridgeError
 from converters.jobs import Event, Job
 
@@ -83,7 +84,7 @@ class QtJob(QObject):
                 self.job = Job(self.task, self.params, on_event=self._event.emit)
                 self.job.start()
         except OSError as exc:  # could not even start a process (fd limit, missing interpreter)
-            self._event.emit(Event("error", {"message": f"could not start a worker: {exc}", "kind": "WorkerCrashed"}))
+            self._event.emit(Event("error", {"message": f"could not start a worker: {exc}", "kind": ErrorKind.WORKER_CRASHED}))
             self._event.emit(Event("end", {}))
         except TensorbridgeError as exc:  # a bad setting, e.g. TENSORBRIDGE_LOAD_MEMORY=lots
             self._event.emit(Event("error", {"message": exc.message, "kind": type(exc).__name__}))
@@ -141,14 +142,14 @@ class QtJob(QObject):
             self.error_kind = d.get("kind") or "Error"
         elif ev.kind == "end":
             if self.error is not None:
-                self.state = "cancelled" if self.error_kind == "JobCancelled" else "failed"
+                self.state = "cancelled" if self.error_kind == ErrorKind.CANCELLED else "failed"
                 self.failed.emit(self.error, self.error_kind)
             elif self.result is not None:
                 self.state = "done"
                 self.fraction = 1.0
                 self.finished.emit(self.result)
             else:  # cannot happen with the worker protocol; keep the window honest anyway
-                self.state, self.error, self.error_kind = "failed", "the job ended without a result", "WorkerCrashed"
+                self.state, self.error, self.error_kind = "failed", "the job ended without a result", ErrorKind.WORKER_CRASHED
                 self.failed.emit(self.error, self.error_kind)
             self.ended.emit()
             self.release(finished=True)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
                                QListWidgetItem, QMainWindow, QMessageBox, QProgressBar, QPushButton,
                                QStackedWidget, QTabBar, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
+from converters.errors import ErrorKind
 from converters.formats.registry import file_filter
 
 from .jobs import JobRegistry, QtJob, show_fraction, task_available
@@ -637,7 +638,7 @@ class MainWindow(QMainWindow):
                     self.start_parity_after_conversion(params, out)
 
         def failed(message: str, kind: str) -> None:
-            if kind == "JobCancelled":
+            if kind == ErrorKind.CANCELLED:
                 self.show_notice(f"Conversion of {os.path.basename(src)} to {label} was cancelled.", "info")
             else:
                 self.show_notice(f"Conversion to {label} failed: {message}", "error",

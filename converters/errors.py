@@ -3,6 +3,7 @@ from __future__ import annotations
 
 
 import re
+from enum import StrEnum
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 
@@ -74,3 +75,20 @@ def root_cause(exc: BaseException) -> BaseException:
         seen.add(id(exc))
         exc = exc.__cause__
     return exc
+
+
+class ErrorKind(StrEnum):
+    """How a job ended when it did not give a result: the ``kind`` of an error event. A worker sends the
+    class name of the :class:`TensorbridgeError` it raised; the caller adds the kinds only it can know
+    (the worker died, the job was cancelled, a budget or a timeout stopped it). A ``StrEnum``, so the
+    values compare equal to the strings on the wire."""
+
+    TRUST_REQUIRED = "TrustRequired"
+    CORRUPT_FILE = "CorruptFile"
+    UNSUPPORTED_FORMAT = "UnsupportedFormat"
+    UNSUPPORTED_OP = "UnsupportedOp"
+    RESOURCE_LIMIT = "ResourceLimit"
+    CANCELLED = "JobCancelled"
+    WORKER_CRASHED = "WorkerCrashed"
+    TIMEOUT = "Timeout"
+    ERROR = "Error"

@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QStackedWidget,
                                QStyle, QVBoxLayout, QWidget)
 
+from converters.errors import ErrorKind
 from ..jobs import JobRegistry, QtJob, show_fraction
 from .doc import ModelDoc, open_task_name
 from .weights_tree import WeightsTree
@@ -258,14 +259,14 @@ class ModelTab(QWidget):
         self.progress_row.hide()
         self.state = "failed"
         self.error = (message, kind)
-        if kind == "TrustRequired":
+        if kind == ErrorKind.TRUST_REQUIRED:
             self.banner.show_message(message, "warning", [("Trust and open…", lambda: self.ask_trust(message))])
             self.placeholder.setText("This file can only be opened by running code stored in it.\n"
                                      "Open it only if you trust where it came from.")
-        elif kind == "JobCancelled":
+        elif kind == ErrorKind.CANCELLED:
             self.banner.show_message(f"Opening {self.title} was cancelled.", "info", [("Open again", self.retry)])
         else:
-            actions = [("Show log", self._show_log)] if kind == "WorkerCrashed" else []
+            actions = [("Show log", self._show_log)] if kind == ErrorKind.WORKER_CRASHED else []
             self.banner.show_message(message, "error", actions + [("Retry", self.retry)])
         self.failed.emit(message, kind)
         self.drawn.emit()

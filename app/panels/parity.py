@@ -18,6 +18,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from converters.errors import ErrorKind
 from converters.compare.params import compare_params
 
 from ..jobs import JobRegistry, QtJob, show_fraction
@@ -231,7 +232,7 @@ class ParityPanel(QWidget):
         if job is not self.job:
             return
         self._set_running(False)
-        if kind == "JobCancelled":
+        if kind == ErrorKind.CANCELLED:
             self._set_badge("—", "cancelled")
             self.headline.setText(f"Comparison of {self.title} was cancelled.")
         else:

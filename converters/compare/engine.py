@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import ErrorKind
 from ..errors import TensorbridgeError
 from .diff import OutputDiff, compare_arrays
 from ..tbmap import TensorMap, read_map
@@ -225,7 +226,7 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
                 side.error_kind = "Timeout"
             except JobFailed as exc:
                 side.error, side.error_kind = exc.message, exc.kind
-                side.crashed = exc.kind == "WorkerCrashed"
+                side.crashed = exc.kind == ErrorKind.WORKER_CRASHED
                 side.log_path = exc.log_path
             if side.error:
                 what = "crashed" if side.crashed else "failed"

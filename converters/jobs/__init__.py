@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ..errors import ErrorKind
 from ..errors import JobCancelled, TensorbridgeError
 from .limits import Limits, keep_failed_jobs, keep_jobs, limits_for, sweep_stale, write_owner
 
@@ -348,13 +349,13 @@ class Job:
         _cut_lifeline(self.proc)
         self.ended_at = time.monotonic()
         if self._limit_error and not got_final:
-            self.error, self.error_kind = self._limit_error, "ResourceLimit"
+            self.error, self.error_kind = self._limit_error, ErrorKind.RESOURCE_LIMIT
             self._emit(Event("error", {"message": self.error, "kind": self.error_kind}))
         elif self.cancelled and not got_final:
-            self.error, self.error_kind = "cancelled", "JobCancelled"
+            self.error, self.error_kind = "cancelled", ErrorKind.CANCELLED
             self._emit(Event("error", {"message": self.error, "kind": self.error_kind}))
         elif not got_final:
-            self.error_kind = "WorkerCrashed"
+            self.error_kind = ErrorKind.WORKER_CRASHED
             if rc is not None and rc < 0:
                 sig = _signal_name(rc)
                 hint = " (likely out of memory)" if rc == -signal.SIGKILL else ""
@@ -364,7 +365,7 @@ class Job:
             tail = self.log_tail(1)
             if self.limits.memory and rc is not None and rc in (-signal.SIGABRT, -signal.SIGKILL) \
                     and any(t in self.log_tail(5).lower() for t in ("bad_alloc", "out of memory", "allocate memory")):
-                self.error_kind, self.error = "ResourceLimit", self.limits.memory_message()
+                self.error_kind, self.error = ErrorKind.RESOURCE_LIMIT, self.limits.memory_message()
             elif tail:
                 self.error += f"; last log line: {tail.strip()[:200]}"
             self._emit(Event("error", {"message": self.error, "kind": self.error_kind}))
@@ -415,7 +416,7 @@ class Job:
         if not self._done.wait(timeout):
             raise TimeoutError(f"job '{self.task}' still running after {timeout} s")
         if self.error is not None:
-            if self.error_kind == "JobCancelled":
+            if self.error_kind == ErrorKind.CANCELLED:
                 raise JobCancelled(self.error)
             raise JobFailed(self.error, self.error_kind or "Error", str(self.log_path))
         return self.result or {}
@@ -685,7 +686,7 @@ def run_job(task: str, params: dict[str, Any], *, on_event: Callable[[Event], No
         except TimeoutError:
             job.cancel(grace=0.5)
             job._done.wait(5)
-            raise JobFailed(f"'{task}' did not finish within {timeout:g} s and was stopped", "Timeout",
+            raise JobFailed(f"'{task}' did not finish within {timeout:g} s and was stopped", ErrorKind.TIMEOUT,
                             str(job.log_path)) from None
     except BaseException as exc:  # KeyboardInterrupt / Stopped included: nothing may keep running
         if not job.done:

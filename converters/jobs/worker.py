@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 import traceback
+from ..errors import ErrorKind
 
 
 class Context:
@@ -201,10 +202,10 @@ def main(argv: list[str]) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         kind, message = type(exc).__name__, None
-        if limits and limits.get("memory") and kind != "ResourceLimit" and _out_of_memory(exc):
+        if limits and limits.get("memory") and kind != ErrorKind.RESOURCE_LIMIT and _out_of_memory(exc):
             from .limits import memory_message
 
-            kind = "ResourceLimit"
+            kind = ErrorKind.RESOURCE_LIMIT
             message = memory_message(limits.get("file"), limits.get("memory"), limits.get("what") or "reading it")
         ctx.send("error", message=message or one_line(exc), kind=kind)
         return 1
