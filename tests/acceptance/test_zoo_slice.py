@@ -1,0 +1,53 @@
+"""A representative slice of the real-architecture matrix (``benchmarks/zoo.py``), through the real CLI.
+
+Each pair converts with ``tensorbridge convert``, then parity is checked by ``tensorbridge compare --json`` and
+by the task the window runs after a conversion (``parity_after_conversion``); both must pass and agree.
+The models are real architectures built offline by ``tests/models/zoo_models.py`` (random weights).
+"""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from benchmarks import zoo
+
+# (model, target): a Keras application to ONNX and TFLite, a transformers model to ONNX, a user-written torch
+# CNN to TFLite (two hops), zoo-style ONNX files (the TorchScript exporter's opset 9 with initializers listed as
+# inputs; an IR 3 / opset 8 file written with onnx.helper) to PyTorch and TFLite.
+SLICE = [
+    ("k_xception.keras", "onnx"),
+    ("k_xception.keras", "tflite"),
+    ("hf_bert.pt2", "onnx"),
+    ("t_cnn.pt2", "tflite"),
+    ("o_cnn_op9.onnx", "torch"),
+    ("o_helper_init_op8.onnx", "tflite"),
+]
+
+
+@pytest.fixture(scope="session")
+def zoo_folder():
+    folder = zoo.cache_dir()
+    names = sorted({m for m, _ in SLICE})
+    facts = zoo.build_models(names, folder)
+    bad = {n: facts.get(n, {}).get("build_error", "not built") for n in names if "build_error" in facts.get(n, {"build_error": 1})}
+    assert not bad, f"zoo models failed to build: {bad}"
+    return folder
+
+
+@pytest.mark.parametrize("name,target", SLICE, ids=[f"{m}->{t}" for m, t in SLICE])
+def test_zoo_pair_converts_and_both_parity_checks_pass(zoo_folder, tmp_path, name, target):
+    src = f"{zoo_folder}/{name}"
+    routes = {t: (hops, dsts) for t, hops, dsts, _ in zoo.pairs_for(src)}
+    assert target in routes, f"the planner offers no route {name} -> {target}: {sorted(routes)}"
+    hops, dsts = routes[target]
+    args = argparse.Namespace(timeout=300, compare_timeout=180, no_direct=True, keep=False)
+    rec = zoo.run_pair(name, src, target, hops, dsts, str(tmp_path), args)
+    assert rec["converted"], rec.get("error")
+    assert len(rec["hop_seconds_list"]) == len(hops)
+    cli, window = rec["parity_cli"], rec["parity_window"]
+    assert cli["verdict"] == window["verdict"], (cli, window)
+    assert cli["verdict"] == "pass", cli
+    assert not cli.get("exit_code_mismatch"), cli
+    assert cli["max_abs"] is not None and cli["max_abs"] < 1e-3
+    assert window["max_abs"] == pytest.approx(cli["max_abs"], rel=1e-6, abs=1e-9)
