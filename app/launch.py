@@ -161,6 +161,7 @@ def _run(args) -> int:
         finally:
             os.unlink(tmp.name)
     win = MainWindow(settings)
+    _install_excepthook(win)
     win.show()
     if os.environ.get("TENSORBRIDGE_REPORT_SHOWN"):
         _report_shown(app, win)
@@ -175,6 +176,34 @@ def _run(args) -> int:
         return app.exec()
     finally:
         win.jobs.close()
+
+
+def _install_excepthook(win) -> None:
+    """A bug in the window's own code (a slot that raises) becomes a one-line notice and a log entry
+    with the traceback, instead of a traceback on a terminal nobody watches."""
+    import logging
+    import traceback
+
+    from converters.errors import one_line
+    from converters.logs import setup_file_logging
+
+    path = setup_file_logging("window")
+    log = logging.getLogger("tensorbridge.window")
+    log.info("window started")
+
+    def hook(exc_type, exc, tb) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        log.error("unhandled exception in the window:\n%s", "".join(traceback.format_exception(exc_type, exc, tb)))
+        where = f"; details in {path}" if path else ""
+        try:
+            win.show_notice(f"Something went wrong in the window ({one_line(exc)}){where}", "error")
+        except Exception:  # the window itself is gone: the log has it
+            sys.__excepthook__(exc_type, exc, tb)
+
+    sys.excepthook = hook
+    win.excepthook = hook
 
 
 def _report_shown(app, win) -> None:

@@ -172,6 +172,9 @@ def main(argv: list[str]) -> int:
     job_dir, fd = argv[1], int(argv[2])
     guard_parent()
     ctx = Context(job_dir, fd)
+    from ..logs import setup_worker_logging
+
+    setup_worker_logging()
     _be_the_oom_victim()
     limits: dict | None = None
     if len(argv) > 4 and argv[3] == "--wait":

@@ -374,3 +374,26 @@ def test_big_model_draws_its_structure_before_the_full_read(window, qtbot, model
     # the final pack replaced the overview's in the same canvas, with details now complete
     assert str(canvas.pack.dir) != overview_packs[0]
     assert not tab.doc.pack.details(0).get("partial")
+
+
+def test_a_bug_in_the_window_is_a_notice_and_a_log_entry(window, tmp_path, monkeypatch):
+    import sys as _sys
+
+    from app.launch import _install_excepthook
+
+    monkeypatch.setenv("TENSORBRIDGE_LOG_DIR", str(tmp_path / "logs"))
+    saved = _sys.excepthook
+    try:
+        _install_excepthook(window)
+        try:
+            raise ValueError("a slot went wrong")
+        except ValueError as exc:
+            window.excepthook(type(exc), exc, exc.__traceback__)
+    finally:
+        _sys.excepthook = saved
+    log = tmp_path / "logs" / "window.log"
+    assert window.notice.isVisible()
+    assert window.notice.text.text() == (f"Something went wrong in the window (ValueError: a slot went wrong); "
+                                         f"details in {log}")
+    text = log.read_text()
+    assert "unhandled exception in the window" in text and "Traceback" in text and "a slot went wrong" in text
