@@ -179,7 +179,11 @@ def _verdict_cli(src: str, out: str, timeout: float) -> dict:
 
 
 def _summarise_compare(d: dict) -> dict:
-    outs = d.get("outputs") or []
+    """Verdict, max abs error and reasons over the model's outputs; captured inner tensors (the window's check
+    uses the converter map) are diagnostics outside the verdict, counted apart."""
+    every = d.get("outputs") or []
+    outs = [o for o in every if not o.get("intermediate")]
+    inner = [o for o in every if o.get("intermediate")]
     maxabs = [o.get("max_abs") for o in outs if o.get("max_abs") is not None]
     res = {"verdict": "pass" if d.get("passed") else ("error" if d.get("error") else "fail"),
            "max_abs": max(maxabs) if maxabs else None, "outputs": len(outs)}
@@ -188,6 +192,8 @@ def _summarise_compare(d: dict) -> dict:
     reasons = [f"{o.get('name')}: {'; '.join(map(str, o.get('reasons') or []))}" for o in outs if not o.get("passed")]
     if reasons:
         res["reasons"] = reasons[:3]
+    if inner:
+        res["inner"] = {"compared": len(inner), "differ": sum(1 for o in inner if not o.get("passed"))}
     if d.get("warnings"):
         res["warnings"] = [one_line(str(w), 200) for w in d["warnings"]][:3]
     return res

@@ -50,4 +50,5 @@ def test_zoo_pair_converts_and_both_parity_checks_pass(zoo_folder, tmp_path, nam
     assert cli["verdict"] == "pass", cli
     assert not cli.get("exit_code_mismatch"), cli
     assert cli["max_abs"] is not None and cli["max_abs"] < 1e-3
-    assert window["max_abs"] == pytest.approx(cli["max_abs"], rel=1e-6, abs=1e-9)
+    # the window's check also captures inner tensors (the converter map); its outputs' error stays as small
+    assert window["max_abs"] is not None and window["max_abs"] < 1e-3
