@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from itertools import permutations
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from .layouts import invert_perm, perm_candidates as layout_perm  # noqa: F401 - part of this module's API
 from .errors import TensorbridgeError
 
 __all__ = ["InputError", "resolve_shape", "random_inputs", "load_arrays", "load_image", "match_arrays",
@@ -234,38 +234,6 @@ def inputs_from_files(files: Sequence[str], specs: list, *, image_options: Image
 
 
 # ---- matching ----------------------------------------------------------------------------------------
-_LAYOUT_PREFS = [(0, 2, 3, 1), (0, 3, 1, 2), (0, 2, 1), (0, 2, 3, 4, 1), (0, 4, 1, 2, 3)]
-
-
-def layout_perm(src_shape: Sequence[int], dst: Sequence | None) -> list[tuple[int, ...]]:
-    """Permutations ``p`` with ``src.transpose(p).shape`` fitting ``dst`` (dynamic dims match anything),
-    best first: identity, then the usual channel moves (NCHW<->NHWC, NCW<->NWC, 5-D), then the rest."""
-    if dst is None or len(dst) != len(src_shape):
-        return []
-    n = len(src_shape)
-
-    def fits(p):
-        return all(not isinstance(dst[i], int) or dst[i] < 0 or src_shape[p[i]] == dst[i] for i in range(n))
-
-    ident = tuple(range(n))
-    out = [ident] if fits(ident) else []
-    for p in _LAYOUT_PREFS:
-        if len(p) == n and p not in out and fits(p):
-            out.append(p)
-    if n <= 6:
-        for p in permutations(range(n)):
-            if p not in out and fits(p):
-                out.append(p)
-    return out
-
-
-def invert_perm(p: Sequence[int]) -> tuple[int, ...]:
-    inv = [0] * len(p)
-    for i, j in enumerate(p):
-        inv[j] = i
-    return tuple(inv)
-
-
 @dataclass
 class Match:
     """How one array was matched to one spec: by 'name' or 'position', and the transpose applied."""

@@ -26,6 +26,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from .layouts import compose_perm, invert_perm
+
 __all__ = ["FORMAT", "VERSION", "SUFFIX", "Entry", "TensorMap", "map_path", "write_map", "read_map",
            "MapError"]
 
@@ -50,24 +52,6 @@ def _perm(v) -> tuple[int, ...] | None:
     if not isinstance(v, (list, tuple)) or not all(isinstance(i, int) for i in v) or sorted(v) != list(range(len(v))):
         raise MapError(f"layout {v!r:.60} is not a permutation")
     return tuple(v)
-
-
-def invert_perm(p: tuple[int, ...] | None) -> tuple[int, ...] | None:
-    if p is None:
-        return None
-    inv = [0] * len(p)
-    for i, j in enumerate(p):
-        inv[j] = i
-    return tuple(inv)
-
-
-def compose_perm(a, b):
-    """The layout of ``b`` applied after ``a`` (both ``target == source.transpose(p)``)."""
-    if a is None:
-        return None if b is None else tuple(b)
-    if b is None:
-        return tuple(a)
-    return tuple(a[i] for i in b)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..inputs import invert_perm, layout_perm
+from ..layouts import invert_perm, perm_candidates as layout_perm
 from ..tbmap import TensorMap
 
 __all__ = ["pair_outputs", "OutputPair", "align"]

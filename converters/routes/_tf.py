@@ -5,7 +5,7 @@ import os
 import re
 
 from ..errors import TensorbridgeError, TrustRequired
-from .common import shape_perm
+from ..layouts import explain_layout as shape_perm
 
 
 def load_keras(src: str, family: str, trust: bool):

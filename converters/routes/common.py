@@ -1,4 +1,4 @@
-"""Helpers every hop shares: layout permutations, offline guards, staging, default output names.
+"""Helpers every hop shares: offline guards, staging, default output names.
 
 The correspondence map each hop writes beside its output is :mod:`converters.tbmap`.
 """
@@ -14,42 +14,6 @@ import tempfile
 from typing import Iterator
 
 from ..tbmap import map_path
-
-
-def shape_perm(src_shape, dst_shape) -> tuple[list[int] | None, bool]:
-    """The layout change between two shapes: (perm, known).
-
-    Identity (or unknown shapes) gives (None, True/False). A rank-3/4/5 channels-first <-> channels-last
-    move is preferred when it alone explains the shapes; otherwise the single permutation that does, if
-    unique. (None, False) when the shapes cannot tell (a square image with as many channels as pixels).
-    """
-    if src_shape is None or dst_shape is None or len(src_shape) != len(dst_shape):
-        return None, False
-    s = [d if isinstance(d, int) and d >= 0 else None for d in src_shape]
-    t = [d if isinstance(d, int) and d >= 0 else None for d in dst_shape]
-
-    def fits(p):
-        return all(s[p[i]] is None or t[i] is None or s[p[i]] == t[i] for i in range(len(t)))
-
-    r = len(s)
-    fits_ident = fits(list(range(r)))
-    cl = [0] + list(range(2, r)) + [1] if r >= 3 else None
-    fits_cl = cl is not None and fits(cl)
-    if fits_ident and not fits_cl:
-        return None, True
-    cf = [0, r - 1] + list(range(1, r - 1)) if r >= 3 else None  # channels-last -> channels-first
-    fits_cf = cf is not None and fits(cf)
-    if fits_cl and not fits_ident and not (fits_cf and cf != cl):
-        return cl, True
-    if fits_cf and not fits_ident and not fits_cl:
-        return cf, True
-    if fits_ident:
-        return None, False  # both explain the shapes (e.g. H == W == C): shapes alone cannot tell
-    if r <= 6:
-        found = [list(p) for p in itertools.permutations(range(r)) if fits(p)]
-        if len(found) == 1:
-            return found[0], True
-    return None, False
 
 
 @contextlib.contextmanager

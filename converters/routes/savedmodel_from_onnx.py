@@ -28,7 +28,8 @@ import shutil
 from ..errors import TensorbridgeError, UnsupportedOp
 from ..onnx_fold import fold_constants
 from ..tbmap import write_map
-from .common import offline, shape_perm, tool_version, working_dir
+from ..layouts import explain_layout as shape_perm
+from .common import offline, tool_version, working_dir
 from .options import ConvertOptions
 
 CALIBRATION_NAME = "calibration_image_sample_data_20x128x128x3_float32.npy"

@@ -76,3 +76,15 @@ def test_compose_chains_layouts_over_the_middle_names():
     conv = m.tensors[0]
     assert conv.layout_known is False and conv.extra == {"source_kind": "module", "via": "n1"}
     assert [e.source for e in m.tensors] == ["conv"]  # 'lost' has no counterpart in the second hop
+
+
+def test_one_layout_search_for_every_caller():
+    from converters.layouts import compose_perm, explain_layout, invert_perm, perm_candidates
+
+    assert perm_candidates((1, 3, 8, 8), (1, 8, 8, 3))[0] == NHWC
+    assert perm_candidates((1, 3, 8, 8), (None, 8, -1, 3))[0] == NHWC  # dynamic dims fit anything
+    assert explain_layout([1, 3, 8, 8], [1, 8, 8, 3]) == ([0, 2, 3, 1], True)
+    assert explain_layout([1, 3, 3, 3], [1, 3, 3, 3]) == (None, False)   # H == W == C: cannot tell
+    assert explain_layout([1, 3, 8, 8], [1, 3, 8, 8]) == (None, True)
+    assert explain_layout([2, 5], [5, 2]) == ([1, 0], True)
+    assert invert_perm(NHWC) == (0, 3, 1, 2) and compose_perm(NHWC, invert_perm(NHWC)) == (0, 1, 2, 3)
