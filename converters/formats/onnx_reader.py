@@ -227,6 +227,9 @@ def _check_text(model: Model) -> None:
                     or any(not isinstance(x, str) for x in n.inputs) or any(not isinstance(x, str) for x in n.outputs):
                 raise TypeError("node text is bytes, not str")
             graphs.extend(n.subgraphs.values())
+        if any(not isinstance(k, str) for k in list(g.initializers) + list(g.values) + list(g.inputs)
+               + list(g.outputs)):
+            raise TypeError("a tensor name is bytes, not str")
 
 
 def _check_external_locations(path: str, mp) -> None:

@@ -6,7 +6,8 @@ opcodes with :mod:`pickletools` (which builds nothing and calls nothing) and ref
 
 * memo indices far beyond the number of objects built so far (an honest pickler numbers them in order),
 * more opcodes than a model file needs (:data:`MAX_OPS`),
-* lengths that run past the end of the data (a truncated or forged stream).
+* lengths that run past the end of the data (a truncated or forged stream), frames included (an
+  unpickler reads a frame whole, sized by its declared length).
 
 It reads through a window that never asks the file for more than it holds, so a forged length cannot
 make the scan itself allocate.
@@ -69,6 +70,10 @@ def scan_stream(f, *, path: str, what: str = "pickle", end: int | None = None) -
         for op, arg, _pos in pickletools.genops(window):
             ops += 1
             name = op.name
+            if name == "FRAME" and int(arg) > end - window.tell():
+                # unpicklers read a frame whole, sized by its declared length: a forged one allocates that
+                raise CorruptFile(f"{path}: the {what} declares a frame of {int(arg):,} bytes but only "
+                                  f"{end - window.tell():,} remain; the file is forged or truncated")
             if name in _PUTS:
                 idx = int(arg)
                 if idx < 0 or idx > ops + MEMO_SLACK:

@@ -88,11 +88,12 @@ class _Archive:
             raise ResourceLimit(f"{self.path}: member {name} declares {info.file_size} bytes, more than "
                                 f"the {limit} bytes allowed for it; the file is not an ordinary .pt2")
         try:
-            with self.zip.open(info) as f:
-                data = f.read(limit + 1)
+            with self.zip.open(info) as f:  # the declared size only: read(n) reserves n bytes up front
+                data = f.read(info.file_size)
+                extra = f.read(1)
         except (zipfile.BadZipFile, EOFError, OSError, RuntimeError) as exc:
             raise CorruptFile(f"{self.path}: cannot read {name} ({exc}); the file may be damaged") from None
-        if len(data) > limit:
+        if extra:
             raise ResourceLimit(f"{self.path}: member {name} is larger than it declares; the file is not "
                                 f"an ordinary .pt2")
         return data

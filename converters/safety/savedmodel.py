@@ -175,12 +175,15 @@ def read_saved_model(folder: str):
     sm = saved_model_pb2.SavedModel()
     path = pb if os.path.lexists(pb) else pbtxt
     try:
+        # read what the file holds (check_files capped its size): f.read(n) reserves n bytes up front,
+        # so asking for the cap itself would cost 2 GiB for any file
+        size = os.path.getsize(path)
         if path == pb:
             with open(pb, "rb") as f:
-                sm.ParseFromString(f.read(MAX_PB_BYTES))
+                sm.ParseFromString(f.read(min(size, MAX_PB_BYTES)))
         else:
             with open(pbtxt, encoding="utf-8") as f:
-                text_format.Parse(f.read(MAX_PB_BYTES), sm)
+                text_format.Parse(f.read(min(size, MAX_PB_BYTES)), sm)
     except (message.DecodeError, text_format.ParseError, UnicodeDecodeError, ValueError, RuntimeError) as exc:
         raise CorruptFile(f"{path}: cannot be parsed as a SavedModel "
                           f"({' '.join(str(exc).split())[:200] or type(exc).__name__}); the file is damaged or "

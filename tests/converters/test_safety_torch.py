@@ -292,3 +292,14 @@ def test_fifo_is_refused_not_read(tmp_path):
     t0 = time.monotonic()
     err = one_line_error(run_cli("inspect", str(fifo), timeout=60), fifo)
     assert time.monotonic() - t0 < 30 and ("FIFO" in err or "not a regular file" in err)
+
+
+def test_a_forged_frame_length_is_refused_before_any_unpickler(tmp_path):
+    # PROTO 4, FRAME of 2**62 bytes, then a tiny pickle: CPython's unpickler would reserve the frame
+    forged = b"\x80\x04\x95" + struct.pack("<Q", 1 << 62) + b"N."
+    with pytest.raises(CorruptFile, match="declares a frame of"):
+        pickles.scan_bytes(forged, path="x.pt")
+    path = tmp_path / "frame.pt"
+    path.write_bytes(forged)
+    err = one_line_error(run_cli("inspect", str(path)), path)
+    assert "frame" in err
