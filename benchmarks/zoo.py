@@ -73,7 +73,10 @@ def cache_dir() -> str:
 
 
 def one_line(text: str, limit: int = 400) -> str:
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text or "")  # torch.onnx colours its messages
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     # the CLI's error is its last line; a traceback's is too
     line = lines[-1] if lines else ""
     return line if len(line) <= limit else line[:limit - 3] + "..."
