@@ -617,6 +617,10 @@ def main(argv=None) -> int:
         for r in json.load(open(args.json)).get("records", []):
             derr = str((r.get("direct") or {}).get("error"))  # direct calls made before two fixes of this script
             stale = "github.com" in derr or "when deserializing the saved file" in derr
+            # the engine's code changed under a long run (a name missing between two edits): run it again
+            msgs = " ".join(str(x) for x in (r.get("error"), (r.get("parity_cli") or {}).get("error"),
+                                             (r.get("parity_window") or {}).get("error")))
+            stale = stale or any(w in msgs for w in ("NameError", "ImportError", "cannot import name"))
             if (r["ok"] or r.get("direct") or args.no_direct) and not stale:  # else the pair runs again
                 done[(r["model"], r["target"])] = r
     if args.list:
