@@ -70,7 +70,7 @@ MEMORY_WORDS = ("ran out of memory", "bad_alloc", "MemoryError", "Cannot allocat
 PRELOAD = {
     "torch": ["numpy", "onnx", "torch", "torch.export.pt2_archive._package", "torch._export.serde.serialize",
               "safetensors", "converters.formats.pytorch"],
-    "tf": ["numpy", "onnx", "tensorflow", "keras", "h5py", "converters.formats.keras_reader",
+    "tf": ["numpy", "onnx", "tensorflow", "keras", "h5py", "converters.formats.keras",
            "converters.formats.savedmodel_reader", "converters.formats.tflite_reader"],
     "onnx": ["numpy", "onnx", "converters.formats.onnx_reader"],
 }
