@@ -7,7 +7,6 @@ organisation "Tensorbridge".
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from PySide6.QtCore import QByteArray, QPoint, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QDrag, QKeySequence
@@ -15,15 +14,15 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
                                QListWidgetItem, QMainWindow, QMessageBox, QProgressBar, QPushButton,
                                QStackedWidget, QTabBar, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
-from converters.errors import ErrorKind
 from converters.formats.registry import file_filter
 
-from .jobs import JobRegistry, QtJob, show_fraction, task_available
-from .panels.convert import TARGET_LABELS, ConvertDialog, ConvertStrip, engine_available, file_mime, local_paths
+from .features import AttachFeature, ConvertFeature, ParityFeature
+from .jobs import JobRegistry, QtJob, task_available
+from .panels.convert import TARGET_LABELS, ConvertDialog, ConvertStrip, file_mime, local_paths
 from .panels.inspector import Inspector
 from .panels.jobs_panel import JobsPanel
 from .panels.model_tab import Banner, ModelTab
-from .panels.parity import ParityPanel, node_for_value
+from .panels.parity import ParityPanel
 
 __all__ = ["MainWindow", "MAX_RECENT", "FILE_FILTER"]
 
@@ -66,7 +65,7 @@ class DragTabBar(QTabBar):
         super().mouseReleaseEvent(e)
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
     """``open_path(path)`` is what File ▸ Open, recent files, the command line and drops all call."""
 
     tabOpened = Signal(object)
@@ -567,223 +566,16 @@ class MainWindow(QMainWindow):
         """A one-line message above the tabs (errors that belong to no tab)."""
         self.notice.show_message(text, kind, list(actions) + [("Dismiss", self.notice.hide)])
 
-    # -- conversion --------------------------------------------------------------------------------------
-    def convert_current(self, target: str) -> None:
-        tab = self.current_tab()
-        if tab is None:
-            self.show_notice("Open a model first, or drop a model file on a convert target.", "info")
-            return
-        self.convert_path(tab.path, target)
 
-    def convert_path(self, path: str, target: str, *, trust: bool | None = None) -> ConvertDialog | None:
-        """Plan a conversion of ``path`` to ``target`` and show the route and options; the conversion
-        runs when the dialog is accepted. Returns the (non-modal) dialog, or None when no route exists."""
-        if not engine_available():
-            self.show_notice("Conversion engine not available: this installation has no converters.routes "
-                             "module or 'convert' task.", "warning")
-            return None
-        if trust is None:  # a file already opened with trust keeps it
-            trust = any(t.trust for t in self.model_tabs() if t.path == os.path.abspath(path))
-        dlg = ConvertDialog(path, target, self)
-        if dlg.error is not None:
-            self.show_notice(f"Cannot convert {os.path.basename(path)} to {TARGET_LABELS.get(target, target)}: "
-                             f"{dlg.error}", "error")
-            dlg.deleteLater()
-            return None
-        self.notice.hide()
-        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
-        def accepted() -> None:
-            params = dlg.params()
-            if trust:
-                params["options"]["trust"] = True
-            self.run_conversion(params)
 
-        dlg.accepted.connect(accepted)
-        self.convert_dialog = dlg
-        dlg.open()
-        return dlg
 
-    def run_conversion(self, params: dict[str, Any]) -> QtJob:
-        """Run the ``convert`` task; its output opens in a new tab when it succeeds."""
-        src, to = params["src"], params["to"]
-        label = TARGET_LABELS.get(to, to)
-        job = self.jobs.run("convert", params, title=f"convert {os.path.basename(src)} → {label}")
-        self._status_job = job
-        self.job_label.setText(f"Converting {os.path.basename(src)} → {label}")
-        self.job_bar.setRange(0, 0)
-        for w in (self.job_label, self.job_bar, self.job_cancel):
-            w.show()
 
-        def progress(f, m) -> None:
-            if job is self._status_job:
-                show_fraction(self.job_bar, f)
-                if m:
-                    self.job_label.setText(f"{label}: {m}")
 
-        def ended() -> None:
-            if job is self._status_job:
-                for w in (self.job_label, self.job_bar, self.job_cancel):
-                    w.hide()
 
-        def finished(result: dict) -> None:
-            out = result.get("output")
-            if out:
-                self.statusBar().showMessage(f"Converted to {out}", 8000)
-                self.open_path(out, origin=f"converted from {src}")
-                warnings = result.get("warnings") or []
-                if warnings:  # e.g. a TFLite file that needs TF Select ops
-                    self.show_notice("Converted, with a warning: " + " · ".join(warnings), "warning")
-                if self.auto_parity and task_available("compare"):
-                    self.start_parity_after_conversion(params, out)
 
-        def failed(message: str, kind: str) -> None:
-            if kind == ErrorKind.CANCELLED:
-                self.show_notice(f"Conversion of {os.path.basename(src)} to {label} was cancelled.", "info")
-            else:
-                self.show_notice(f"Conversion to {label} failed: {message}", "error",
-                                 [("Show log", lambda: self.jobs_panel.show_log(job))])
 
-        job.progress.connect(progress)
-        job.ended.connect(ended)
-        job.finished.connect(finished)
-        job.failed.connect(failed)
-        return job
 
-    # -- parity ------------------------------------------------------------------------------------------
-    @property
-    def auto_parity(self) -> bool:
-        """Whether a finished conversion starts a comparison of source and result (View menu; saved)."""
-        v = self.settings.value("parity/auto", True)
-        return v if isinstance(v, bool) else str(v).lower() in ("true", "1", "yes")
-
-    def run_compare(self, params: dict, title: str = ""):
-        """Run the ``compare`` task and show it in the Parity dock (raised). Returns the QtJob."""
-        self.parity_dock.show()
-        self.parity_dock.raise_()
-        if self.parity_dock.height() < 260 and not self.parity_dock.isFloating():
-            self.resizeDocks([self.parity_dock], [300], Qt.Orientation.Vertical)
-        return self.parity.start(params, title)
-
-    def start_parity_after_conversion(self, convert_params: dict, out: str):
-        """Compare a conversion's source with its output: CPU, seeded random inputs, the fp16 preset
-        when the conversion wrote float16 weights (else fp32), the converter's map when it wrote one."""
-        from converters.compare.params import parity_after_conversion
-
-        params = parity_after_conversion(convert_params["src"], out, convert_params.get("options"))
-        return self.run_compare(params, f"{os.path.basename(convert_params['src'])} → "
-                                        f"{os.path.basename(out.rstrip(os.sep))}")
-
-    def request_devices(self, runtimes: list[str] | None = None):
-        """Ask the ``devices`` task (once per window and runtime set); fills an open Compare dialog."""
-        job = self.jobs.run("devices", {"runtimes": runtimes or None}, title="list devices")
-
-        def done(result: dict) -> None:
-            devs = list(result.get("devices") or [])
-            known = {(d.get("runtime"), d.get("device")) for d in devs}
-            self._devices = devs + [d for d in (self._devices or []) if (d.get("runtime"), d.get("device")) not in known]
-            if self.compare_dialog is not None:
-                self.compare_dialog.set_devices(self._devices)
-
-        def failed(message: str, _kind: str) -> None:
-            if self.compare_dialog is not None:
-                self.compare_dialog.set_devices_error(message)
-
-        job.finished.connect(done)
-        job.failed.connect(failed)
-        return job
-
-    def compare_with(self, b_path: str | None = None):
-        """Open the Compare dialog with the current tab as A (and ``b_path`` as B when given); the
-        comparison runs when it is accepted. Returns the (non-modal) dialog."""
-        from .panels.compare_dialog import CompareDialog
-
-        tabs = [t for t in self.model_tabs() if t.state != "failed"]
-        cur = self.current_tab()
-        if cur is None:
-            self.show_notice("Open a model first; it will be model A of the comparison.", "info")
-            return None
-        choices = [(f"{t.title} — {t.path}", t.path) for t in tabs]
-        dlg = CompareDialog(choices, cur.path, parent=self,
-                            start_dir=str(self.settings.value("last_dir", "") or os.getcwd()))
-        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        if b_path:
-            dlg.set_b(b_path)
-        self.compare_dialog = dlg
-        dlg.destroyed.connect(lambda *_: setattr(self, "compare_dialog", None))
-        have = {d.get("runtime") for d in (self._devices or [])}
-        if self._devices is not None:
-            dlg.set_devices(self._devices)
-        need = [r for r in dlg.runtimes() if r not in have]
-        if need:
-            self.request_devices(need)
-
-        def accepted() -> None:
-            trust = any(t.trust for t in self.model_tabs() if t.path in (dlg.path_a(), dlg.path_b()))
-            self.run_compare(dlg.params(trust=trust))
-
-        dlg.accepted.connect(accepted)
-        dlg.open()
-        return dlg
-
-    def show_divergence(self, path_a: str, name_a: str, path_b: str, name_b: str) -> int:
-        """Select and centre the node that makes the first diverging tensor in an open tab of B (else
-        A). Returns the node index, or -1 when no open graph has it."""
-        for path, name in ((path_b, name_b), (path_a, name_a)):
-            for tab in self.model_tabs():
-                if tab.path != os.path.abspath(path) or tab.doc is None or tab.doc.pack is None:
-                    continue
-                i = node_for_value(tab.doc.pack, name)
-                if i >= 0:
-                    self.tabs.setCurrentWidget(tab)
-                    tab.canvas_call("select", i)
-                    self.statusBar().showMessage(f"First divergence: '{name}' in {tab.title}", 8000)
-                    return i
-        self.statusBar().showMessage("The first diverging tensor is in no open graph; open the converted "
-                                     "model to see it", 8000)
-        return -1
-
-    # -- weights-only checkpoints ------------------------------------------------------------------------
-    def attach_architecture(self, tab: ModelTab | None = None) -> None:
-        tab = tab or self.current_tab()
-        if tab is None:
-            return
-        if not task_available("attach_architecture"):
-            self.show_notice("Attaching an architecture needs the engine's 'attach_architecture' task, "
-                             "which is not installed.", "warning")
-            return
-        from .panels.attach import AttachDialog
-
-        dlg = AttachDialog(tab.path, self, settings=self.settings)
-        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dlg.accepted.connect(lambda: self.run_attach(tab.path, dlg.params(), trust=tab.trust))
-        self.attach_dialog = dlg
-        dlg.open()
-
-    def run_attach(self, path: str, params: dict, *, trust: bool = False) -> ModelTab:
-        """Open the graph built from ``path``'s weights and the given class in a new tab.
-
-        ``params``: the attach_architecture task's {spec, kwargs, input_shapes}; ``trust`` is about the
-        checkpoint file itself (the class's code runs because the user asked for it).
-        """
-        tab = ModelTab(path, self.jobs, trust=trust, origin=f"architecture {params['spec']}", parent=self.tabs)
-        tab.nodeSelected.connect(lambda i, t=tab: self._node_selected(t, i))
-        tab.loaded.connect(lambda t=tab: self._tab_loaded(t))
-        tab.failed.connect(lambda m, k, t=tab: self._tab_failed(t, m, k))
-        idx = self.tabs.addTab(tab, f"{tab.title} ({params['spec'].rsplit(':', 1)[-1]})")
-        self.tabs.setTabToolTip(idx, f"{path}\nwith {params['spec']}")
-        self.tabs.setCurrentIndex(idx)
-        self.pages.setCurrentWidget(self.tabs)
-        # the exported program is kept as a .pt2 so the tab has a real file: graph view, drag out, convert
-        import tempfile
-
-        from converters.jobs import jobs_root
-
-        stem = os.path.splitext(os.path.basename(path))[0]
-        out = os.path.join(tempfile.mkdtemp(prefix="attached-", dir=jobs_root()), f"{stem}.pt2")
-        params = dict(params, path=path, trust=trust, save_to=out)
-        tab.run_task("attach_architecture", params, title=f"attach {params['spec']} to {tab.title}", then_open=out)
-        return tab
 
     # -- misc --------------------------------------------------------------------------------------------
     def about(self) -> None:
