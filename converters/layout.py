@@ -18,6 +18,10 @@ Coordinates are scene units (1 unit = 1 pixel at zoom 1), y grows downward. Ever
 close to linear in nodes + edges.
 
 Items: node ``i`` is item ``i``; group ``g`` is item ``n_nodes + g``. Group 0 is the root (the canvas).
+
+Why one module of this size: the group tree and the layered layout share their data structures and run
+in one pass per group; split, each half would expose the other's internals. It is covered as one unit by
+tests/converters/test_layout.py and benchmarks/bench_graph.py.
 """
 from __future__ import annotations
 

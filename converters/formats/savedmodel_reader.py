@@ -27,6 +27,9 @@
   inference fills them: the graph / function bodies are imported into a ``tf.Graph`` (no session, no
   execution), which only runs each op's C++ shape function. Nothing from the model is executed: the
   reader needs TensorFlow's protobuf classes, its op registry (each op's outputs) and graph import.
+
+Why one module of this size: the walk over the GraphDef, the function inlining and the variable
+reader share one model of the protobuf; they are read and changed together.
 """
 from __future__ import annotations
 

@@ -20,6 +20,10 @@ importing torch. :func:`load_pt2_safely` then deserialises the program with torc
 deserialiser from a checked copy of the JSON: no sample inputs (so no derived guards either), no
 ``guards_code``, only raw (non-pickled) weights, no AOTInductor. Runners check input shapes themselves.
 With ``trust`` it is plain ``torch.export.load``.
+
+Why one module of this size: the check and the loader must agree exactly on what is read (the same
+member lookup, the same JSON, the same refusals), so they live side by side; splitting them would let one
+drift from the other.
 """
 from __future__ import annotations
 
