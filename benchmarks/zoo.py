@@ -515,10 +515,12 @@ def report(records: list[dict], wall: float | None = None, out=sys.stdout) -> di
 
 def recheck(records: list[dict], folder: str, args) -> None:
     """Run each failed conversion again, alone and with --debug: tells a flaky failure from a steady one and
-    keeps the worker's traceback's last line."""
+    keeps the worker's traceback's last line. One pair per cause (the first of each group)."""
+    seen = set()
     for r in records:
-        if r["converted"] or r["target"] == "(build)":
+        if r["converted"] or r["target"] == "(build)" or cause(r) in seen:
             continue
+        seen.add(cause(r))
         src = os.path.join(folder, r["model"])
         d = os.path.join(folder, ".work", "recheck")
         shutil.rmtree(d, ignore_errors=True)
