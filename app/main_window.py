@@ -497,7 +497,9 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
         if key in self._stats_cache:
             self.inspector.set_stats(name, self._stats_cache[key])
             return
-        job = self.jobs.run("tensor", {"path": tab.path, "trust": tab.trust, "name": name},
+        from converters.jobs.protocol import TensorParams
+
+        job = self.jobs.run("tensor", TensorParams(tab.path, name, trust=tab.trust).to_dict(),
                             title=f"statistics of {name}")
 
         def done(result: dict, key=key, name=name) -> None:

@@ -49,3 +49,16 @@ def test_the_mime_types_cover_every_registered_extension():
     missing = [e for e in registry.extensions()
                if e.startswith(".") and e not in registry.GENERIC_EXTENSIONS and f"*{e}" not in globs]
     assert missing == []
+
+
+def test_task_params_know_their_task_and_read_strictly():
+    from converters.jobs.protocol import CompareParams, ConvertParams, params_for
+
+    for name in ("open", "load", "tensor", "convert", "devices", "attach_architecture", "compare"):
+        assert name in TASKS
+    p = ConvertParams("/m.onnx", "tflite", options={"fp16": True})
+    assert p.to_dict() == {"src": "/m.onnx", "to": "tflite", "overwrite": False, "options": {"fp16": True}}
+    assert params_for("convert", p.to_dict()) == p
+    with pytest.raises(ValueError, match="unknown parameter"):
+        params_for("compare", {"a": "/a", "b": "/b", "capture_maps": True})  # a misspelt key cannot pass
+    assert CompareParams("/a", "/b").to_dict()["preset"] == "fp32"

@@ -50,6 +50,8 @@ class AttachFeature:
 
         stem = os.path.splitext(os.path.basename(path))[0]
         out = os.path.join(tempfile.mkdtemp(prefix="attached-", dir=jobs_root()), f"{stem}.pt2")
-        params = dict(params, path=path, trust=trust, save_to=out)
+        from converters.jobs.protocol import AttachParams
+
+        params = AttachParams.from_dict(dict(params, path=path, trust=trust, save_to=out)).to_dict()
         tab.run_task("attach_architecture", params, title=f"attach {params['spec']} to {tab.title}", then_open=out)
         return tab

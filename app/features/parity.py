@@ -38,7 +38,9 @@ class ParityFeature:
 
     def request_devices(self, runtimes: list[str] | None = None):
         """Ask the ``devices`` task (once per window and runtime set); fills an open Compare dialog."""
-        job = self.jobs.run("devices", {"runtimes": runtimes or None}, title="list devices")
+        from converters.jobs.protocol import DevicesParams
+
+        job = self.jobs.run("devices", DevicesParams(runtimes or None).to_dict(), title="list devices")
 
         def done(result: dict) -> None:
             devs = list(result.get("devices") or [])

@@ -233,10 +233,11 @@ class ConvertDialog(QDialog):
         super().accept()
 
     def params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {"src": self.src, "to": self.target, "options": self.options()}
-        if self.output.text().strip():
-            p["out"] = self.output.text().strip()
-        return p
+        """The ``convert`` task's params (:class:`converters.jobs.protocol.ConvertParams`) as the wire dict."""
+        from converters.jobs.protocol import ConvertParams
+
+        return ConvertParams(self.src, self.target, out=self.output.text().strip() or None,
+                             options=self.options()).to_dict()
 
 
 def parse_input_shapes(text: str) -> dict[str, list[int]]:

@@ -197,8 +197,11 @@ class ModelTab(QWidget):
         """Start (or restart) loading the file in a worker."""
         if trust is not None:
             self.trust = trust
+        from converters.jobs.protocol import LoadParams, OpenParams
+
         task = open_task_name()
-        return self.run_task(task, {"path": self.path, "trust": self.trust, "options": {}},
+        params = (OpenParams if task == "open" else LoadParams)(self.path, trust=self.trust)
+        return self.run_task(task, params.to_dict(),
                              title=f"open {self.title}" + (" (trusted)" if self.trust else ""))
 
     def run_task(self, task: str, params: dict, *, title: str, then_open: str | None = None) -> QtJob:

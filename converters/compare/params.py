@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any
 
 __all__ = ["compare_params", "parity_after_conversion"]
 
@@ -21,18 +20,12 @@ def compare_params(a: str, b: str, *, preset: str = "fp32", device_a: str = "cpu
         from ..jobs import jobs_root
 
         out_dir = tempfile.mkdtemp(prefix="parity-", dir=jobs_root())
-    p: dict[str, Any] = {"a": os.path.abspath(a), "b": os.path.abspath(b), "preset": preset,
-                         "device_a": device_a, "device_b": device_b, "seed": int(seed),
-                         "save_dir": out_dir, "report": os.path.join(out_dir, "report.html")}
-    if batch:
-        p["batch"] = int(batch)
-    if inputs:
-        p["inputs"] = [os.path.abspath(f) for f in inputs]
-    if capture_map:
-        p["capture_map"] = True
-    if trust:
-        p["trust"] = True
-    return p
+    from ..jobs.protocol import CompareParams
+
+    return CompareParams(os.path.abspath(a), os.path.abspath(b), preset=preset, device_a=device_a,
+                         device_b=device_b, seed=int(seed), batch=int(batch) if batch else None,
+                         inputs=[os.path.abspath(f) for f in inputs] if inputs else None, capture_map=capture_map,
+                         trust=trust, save_dir=out_dir, report=os.path.join(out_dir, "report.html")).to_dict()
 
 
 def parity_after_conversion(src: str, out: str, convert_options: dict | None = None, *,
