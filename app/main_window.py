@@ -382,7 +382,6 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
         self.tabs.setCurrentIndex(idx)
         self.pages.setCurrentWidget(self.tabs)
         self.settings.setValue("last_dir", os.path.dirname(path))
-        self._add_recent(path)
         tab.open()
         self.tabOpened.emit(tab)
         self._update_actions()
@@ -467,6 +466,7 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
         self._update_actions()
 
     def _tab_loaded(self, tab: ModelTab) -> None:
+        self._add_recent(tab.path)  # only files that opened: a refused or damaged one stays out of Recent
         if tab is self.current_tab():
             self.inspector.show_summary(tab.doc)
         self.statusBar().showMessage(f"Opened {tab.path} ({tab.doc.format})", 5000)

@@ -124,6 +124,8 @@ def test_corrupt_file_shows_one_line_error_and_window_stays_usable(window, qtbot
     good = window.open_path(str(SAMPLE))
     _wait_ready(qtbot, good)
     assert window.tabs.count() == 2
+    # only the file that opened is remembered
+    assert window.recent_files() == [str(SAMPLE)]
 
 
 def test_cancel_running_job_shows_cancelled(window, qtbot):
