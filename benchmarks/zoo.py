@@ -574,9 +574,11 @@ def main(argv=None) -> int:
                     help="with --report: run each failed conversion again alone (--debug) and note the result")
     args = ap.parse_args(argv)
     if args.report:
-        records = []
-        for f in args.report:
-            records += json.load(open(f))["records"]
+        merged: dict = {}
+        for f in args.report:  # a later file's record of a pair replaces an earlier one's
+            for r in json.load(open(f))["records"]:
+                merged[(r["model"], r["target"])] = r
+        records = list(merged.values())
         from tests.models import zoo_models
 
         order = {n: i for i, n in enumerate(zoo_models.MODELS)}
