@@ -426,13 +426,13 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
     # -- drag and drop -----------------------------------------------------------------------------------
     def dragEnterEvent(self, e) -> None:
         if local_paths(e.mimeData()) and not self._own_drag(e):
-            e.acceptProposedAction()
+            _accept_as_copy(e)
         else:
             e.ignore()
 
     def dragMoveEvent(self, e) -> None:
         if local_paths(e.mimeData()) and not self._own_drag(e):
-            e.acceptProposedAction()
+            _accept_as_copy(e)
         else:
             e.ignore()
 
@@ -591,3 +591,10 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
         for nt in list(self.netron_tabs):
             nt.stop()
         super().closeEvent(e)
+
+
+def _accept_as_copy(e) -> None:
+    """Accept a drag as a copy: answering the proposed action (often a move) lets a file manager delete
+    the source after the drop."""
+    e.setDropAction(Qt.DropAction.CopyAction)
+    e.accept()

@@ -93,13 +93,13 @@ class ConvertTarget(QFrame):
     def dragEnterEvent(self, e) -> None:
         if local_paths(e.mimeData()):
             self._set_hover(True)
-            e.acceptProposedAction()
+            _accept_as_copy(e)
         else:
             e.ignore()
 
     def dragMoveEvent(self, e) -> None:
         if local_paths(e.mimeData()):
-            e.acceptProposedAction()
+            _accept_as_copy(e)
 
     def dragLeaveEvent(self, e) -> None:
         self._set_hover(False)
@@ -252,3 +252,10 @@ def parse_input_shapes(text: str) -> dict[str, list[int]]:
             raise ValueError(f"input shape '{part}' needs NAME:d1,d2,…")
         out[name.strip()] = [int(d) for d in dims.replace("x", ",").split(",") if d.strip()]
     return out
+
+
+def _accept_as_copy(e) -> None:
+    """Accept a drag as a copy: answering the proposed action (often a move) lets a file manager delete
+    the source after the drop."""
+    e.setDropAction(Qt.DropAction.CopyAction)
+    e.accept()

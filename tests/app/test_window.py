@@ -399,3 +399,26 @@ def test_a_bug_in_the_window_is_a_notice_and_a_log_entry(window, tmp_path, monke
                                          f"details in {log}")
     text = log.read_text()
     assert "unhandled exception in the window" in text and "Traceback" in text and "a slot went wrong" in text
+
+
+def test_drops_are_answered_as_copies_never_moves(window, qtbot):
+    """A file manager offering copy or move must hear "copy", or it may delete the file after the drop."""
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
+
+    both = Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
+    for widget in (window.convert_strip.targets["onnx"], window):
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(SAMPLE))])
+        pos = QPointF(widget.width() / 2, widget.height() / 2)
+        enter = QDragEnterEvent(pos.toPoint(), both, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        enter.setDropAction(Qt.DropAction.MoveAction)  # what the source proposes
+        QApplication.sendEvent(widget, enter)
+        assert enter.isAccepted() and enter.dropAction() == Qt.DropAction.CopyAction
+    drop = QDropEvent(QPointF(window.width() / 2, window.height() / 2), both, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, drop)
+    assert drop.isAccepted() and drop.dropAction() == Qt.DropAction.CopyAction
+    assert window.tabs.count() == 1 and window.current_tab().path == str(SAMPLE)
+    _wait_ready(qtbot, window.current_tab())
