@@ -597,7 +597,8 @@ def main(argv=None) -> int:
     def wanted(key: str) -> bool:
         if not args.only:
             return True
-        return any(fnmatch.fnmatch(key, p) or p in key for p in args.only)
+        # a pattern naming a target ('x->tf') is a glob; a bare word is also matched as a substring
+        return any(fnmatch.fnmatch(key, p) or ("->" not in p and p in key) for p in args.only)
 
     names = [n for n in zoo_models.MODELS if any(wanted(f"{n}->{t}") for t in _EXT)]
     folder = args.models_dir or cache_dir()
