@@ -224,7 +224,8 @@ def _check_text(model: Model) -> None:
             continue
         for n in g.nodes:
             if not isinstance(n.op_type, str) or not isinstance(n.domain, str) or not isinstance(n.name, str) \
-                    or any(not isinstance(x, str) for x in n.inputs) or any(not isinstance(x, str) for x in n.outputs):
+                    or any(not isinstance(x, str) for x in n.inputs) or any(not isinstance(x, str) for x in n.outputs) \
+                    or any(not isinstance(k, str) for k in list(n.attrs) + list(n.subgraphs)):
                 raise TypeError("node text is bytes, not str")
             graphs.extend(n.subgraphs.values())
         if any(not isinstance(k, str) for k in list(g.initializers) + list(g.values) + list(g.inputs)
