@@ -213,11 +213,27 @@ def write_map(output: str, *, hop: str, tool: str, source: str, source_format: s
               inputs: list[dict] | None = None, outputs: list[dict] | None = None,
               tensors: list[dict] | None = None, notes: Iterable[str] = (), **extra: Any) -> str:
     """Write the map of one hop beside ``output``; return its path. Entries are dicts in the document's
-    form (checked: each needs ``source`` and ``target`` names and a valid ``layout``)."""
+    form; one without ``source`` and ``target`` names or with a layout that is not a permutation is left
+    out (and counted in the notes), so that a converter's odd tensor never fails a conversion."""
+    notes = list(notes)
+    dropped = 0
+
+    def entries(items):
+        nonlocal dropped
+        out = []
+        for e in items or []:
+            try:
+                out.append(Entry.from_dict(e))
+            except MapError:
+                dropped += 1
+        return out
+
     m = TensorMap(hop, tool, {"path": os.path.abspath(source), "format": source_format},
                   {"path": os.path.abspath(output), "format": target_format},
-                  [Entry.from_dict(e) for e in inputs or []], [Entry.from_dict(e) for e in outputs or []],
-                  [Entry.from_dict(e) for e in tensors or []], list(notes), dict(extra))
+                  entries(inputs), entries(outputs), entries(tensors), notes, dict(extra))
+    if dropped:
+        m.notes.append(f"{dropped} pair(s) the converter reported without both names (or with a bad layout) "
+                       f"are left out")
     return m.write(map_path(output))
 
 

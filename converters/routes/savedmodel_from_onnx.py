@@ -306,6 +306,8 @@ def _write_map(src, out, kind, model, table, graph_inputs, opts) -> None:
                 t = entry["tf_node"]
                 hist = getattr(t, "_keras_history", None)
                 layer = getattr(getattr(hist, "layer", None), "name", None) if hist else None
+                if not isinstance(layer or getattr(t, "name", None), str):
+                    continue  # a tensor onnx2tf made without a layer or a name: nothing to pair it with
                 tshape = _tf_shape(t)
                 perm, known = shape_perm(onnx_shapes.get(name), tshape)
                 tensors.append({"source": name, "source_node": node.name, "source_op": node.op_type,

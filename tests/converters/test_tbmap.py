@@ -88,3 +88,12 @@ def test_one_layout_search_for_every_caller():
     assert explain_layout([1, 3, 8, 8], [1, 3, 8, 8]) == (None, True)
     assert explain_layout([2, 5], [5, 2]) == ([1, 0], True)
     assert invert_perm(NHWC) == (0, 3, 1, 2) and compose_perm(NHWC, invert_perm(NHWC)) == (0, 1, 2, 3)
+
+
+def test_a_converters_odd_entry_is_left_out_not_fatal(tmp_path):
+    out = tmp_path / "m.tf"
+    write_map(str(out), hop="h", tool="t", source="/s.onnx", source_format="onnx", target_format="savedmodel",
+              tensors=[{"source": "a", "target": None, "layout": None}, {"source": "b", "target": "B", "layout": None}])
+    m = read_map(str(out))
+    assert m.tensor_pairs() == [("b", "B", None)]
+    assert m.notes == ["1 pair(s) the converter reported without both names (or with a bad layout) are left out"]
