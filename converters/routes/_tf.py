@@ -5,6 +5,7 @@ import os
 import re
 
 from ..errors import TensorbridgeError, TrustRequired
+from ..formats.keras.files import h5_layer_classes
 from ..layouts import explain_layout as shape_perm
 
 
@@ -12,7 +13,7 @@ def load_keras(src: str, family: str, trust: bool):
     """(model, flavour) with flavour "keras3" or "tf_keras" (Keras 2 files, such as onnx2tf's .h5)."""
     import keras
 
-    if family == "keras.h5" and _h5_layer_classes(src) & {"TFOpLambda", "SlicingOpLambda"}:
+    if family == "keras.h5" and h5_layer_classes(src) & {"TFOpLambda", "SlicingOpLambda"}:
         first = None  # a tf_keras (Keras 2) file: Keras 3 cannot rebuild these layers
     else:
         try:
@@ -25,7 +26,7 @@ def load_keras(src: str, family: str, trust: bool):
         except Exception as exc:
             first = exc
     if family == "keras.h5":
-        classes = _h5_layer_classes(src)
+        classes = h5_layer_classes(src)
         if "Lambda" in classes and not trust:
             raise TrustRequired(f"{src}: the model holds Python code (a Lambda layer) that runs when it is "
                                 f"loaded; convert it only if you trust it (--trust)")
@@ -38,35 +39,6 @@ def load_keras(src: str, family: str, trust: bool):
         raise TensorbridgeError(f"{src}: neither Keras 3 nor tf_keras can load this model")
     raise TensorbridgeError(f"{src}: Keras cannot load this model ({type(first).__name__}: "
                             f"{str(first).splitlines()[0][:200] if str(first) else ''})")
-
-
-def _h5_layer_classes(path: str) -> set[str]:
-    """Layer class names in an .h5 model's stored config (read as data; nothing is run)."""
-    import json
-
-    try:
-        import h5py
-        with h5py.File(path, "r") as f:
-            raw = f.attrs.get("model_config")
-        if raw is None:
-            return set()
-        cfg = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-    except Exception:
-        return set()
-    found: set[str] = set()
-
-    def walk(x):
-        if isinstance(x, dict):
-            if isinstance(x.get("class_name"), str):
-                found.add(x["class_name"])
-            for v in x.values():
-                walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-
-    walk(cfg)
-    return found
 
 
 def keras_input_specs(model, opts):

@@ -98,12 +98,20 @@ class TFRunner(Runner):
         safe = not self.trust
         err = None
         model = None
+        from ..formats.keras.files import h5_layer_classes
+
+        classes = h5_layer_classes(self.path) if not self.path.endswith(".keras") else set()
+        # TFOpLambda / SlicingOpLambda are tf_keras layers that name a TensorFlow op (onnx2tf writes them);
+        # they hold no Python code, unlike a Lambda layer. Keras 3 cannot rebuild them: tf_keras loads them.
+        tf_keras_only = bool(classes & {"TFOpLambda", "SlicingOpLambda"}) and "Lambda" not in classes
         try:
+            if tf_keras_only:
+                raise ValueError("a tf_keras model (TFOpLambda layers)")
             import keras
             model = keras.models.load_model(self.path, compile=False, safe_mode=safe)
         except Exception as exc:  # a tf_keras (Keras 2) file, e.g. written by onnx2tf
             err = exc
-            if "safe_mode" in str(exc) or "Lambda" in str(exc) and safe:
+            if not tf_keras_only and ("safe_mode" in str(exc) or "Lambda" in str(exc) and safe):
                 raise TrustRequired(f"{self.path}: this Keras model contains Lambda layers (stored code); "
                                     f"pass trust (--trust) to run it if you trust its source") from exc
         if model is None:

@@ -198,3 +198,32 @@ def _k3_weight_name(h5, parts: list[str]) -> str:
             name = name.decode()
         out.append(str(name) if name else p)
     return "/".join(out)
+
+
+def h5_layer_classes(path: str) -> set[str]:
+    """Layer class names in an .h5 model's stored config (read as data; nothing is run)."""
+    import json
+
+    try:
+        import h5py
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("model_config")
+        if raw is None:
+            return set()
+        cfg = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except Exception:
+        return set()
+    found: set[str] = set()
+
+    def walk(x):
+        if isinstance(x, dict):
+            if isinstance(x.get("class_name"), str):
+                found.add(x["class_name"])
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(cfg)
+    return found

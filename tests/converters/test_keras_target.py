@@ -1,0 +1,25 @@
+"""ONNX -> Keras: onnx2tf's tf_keras model (TFOpLambda layers name TF ops, no Python code) runs without trust."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from converters.compare.params import parity_after_conversion
+from converters.jobs import run_job
+
+SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "samples" / "tiny_cnn.onnx"
+
+
+def test_the_windows_parity_check_of_a_keras_result_needs_no_trust(tmp_path):
+    src = tmp_path / "tiny_cnn.onnx"
+    shutil.copy(SAMPLE, src)
+    out = tmp_path / "tiny_cnn.h5"
+    res, job = run_job("convert", {"src": str(src), "to": "keras", "out": str(out), "options": {}})
+    job.cleanup()
+    from converters.formats.keras.files import h5_layer_classes
+
+    assert "TFOpLambda" in h5_layer_classes(str(out)) and "Lambda" not in h5_layer_classes(str(out))
+    cmp, job = run_job("compare", parity_after_conversion(str(src), str(out), {}))
+    job.cleanup()
+    assert cmp.get("error") is None, cmp.get("error")
+    assert cmp["passed"] is True
