@@ -249,6 +249,9 @@ def run(src: str, out: str, opts: ConvertOptions, *, log=print, **_) -> dict:
     except Exception as first:
         log(f"torch.export of the onnx2torch graph failed ({type(first).__name__}: "
             f"{str(first).splitlines()[0][:200]}); retrying with static shapes")
+        # Static from here on: a dynamic batch is fixed to 1, the batch a model is usually run with (the
+        # 2 above only keeps torch.export from specialising the dim while it is dynamic).
+        args = tuple(a[:1] if d and a.dim() > 0 and a.shape[0] == 2 else a for a, d in zip(args, dyn))
         try:
             with torch.no_grad():
                 ep = torch.export.export(gm, args)
@@ -266,7 +269,8 @@ def run(src: str, out: str, opts: ConvertOptions, *, log=print, **_) -> dict:
                          + ", ".join(str(list(a.shape)) for a in args)
                          + " and node-to-module names are not kept")
         else:
-            notes.append("exported with static shapes (the batch dimension is fixed)")
+            notes.append("exported with static shapes: the batch is fixed to "
+                         + ", ".join(str(int(a.shape[0])) for a in args if a.dim() > 0))
     torch.export.save(ep, out)
     # Reopen once: the archive must load without onnx2torch or any user code.
     torch.export.load(out)

@@ -164,7 +164,7 @@ class TFRunner(Runner):
         self.keras_model = None
         self._fn = None
         self._loaded = None
-        self._traced = None
+        self._traced_fns = {}
 
     def _input_specs_impl(self):
         return list(self._in)
@@ -194,8 +194,8 @@ class TFRunner(Runner):
                 x = list(args)
             else:
                 x = args if len(args) > 1 else args[0]
-            if capture:
-                res = model(x, training=False)
+            if capture:  # traced like the plain call: eager and graph Keras differ in the last bits, and a
+                res = self._graph_call(x, model)  # captured run must give the same outputs as a plain one
             else:
                 res = self._graph_call(x)
         if isinstance(res, dict):
@@ -208,20 +208,21 @@ class TFRunner(Runner):
         names = [s.name for s in self._out] + (list(capture) if capture else [])
         return {n: to_numpy(v) for n, v in zip(names, res)}
 
-    def _graph_call(self, x):
+    def _graph_call(self, x, model=None):
         # a traced graph, as served models run: eager Keras calls cost milliseconds of Python per run,
         # which would make any timing against another runtime meaningless
-        fn = getattr(self, "_traced", None)
+        model = model if model is not None else self.keras_model
+        traced = self.__dict__.setdefault("_traced_fns", {})
+        fn = traced.get(id(model))
         if fn is None:
-            model = self.keras_model
-            self._traced = fn = self._tf.function(lambda inp: model(inp, training=False), reduce_retracing=True)
+            traced[id(model)] = fn = self._tf.function(lambda inp: model(inp, training=False), reduce_retracing=True)
         if fn is not False:
             try:
                 return fn(x)
             except Exception as exc:  # a model that cannot be traced still runs eagerly
-                self._traced = False
+                traced[id(model)] = False
                 self.warnings.append(f"running eagerly: the Keras model cannot be traced ({type(exc).__name__})")
-        return self.keras_model(x, training=False)
+        return model(x, training=False)
 
     def _capture_model(self, names: tuple):
         cache = getattr(self, "_capture_cache", {})

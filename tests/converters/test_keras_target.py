@@ -23,3 +23,18 @@ def test_the_windows_parity_check_of_a_keras_result_needs_no_trust(tmp_path):
     job.cleanup()
     assert cmp.get("error") is None, cmp.get("error")
     assert cmp["passed"] is True
+
+
+def test_capturing_inner_tensors_does_not_change_a_keras_models_outputs(model_file, tmp_path):
+    """With or without the converter map, side A computes its outputs the same way (traced)."""
+    src = model_file("tf_models", "cnn.keras").path
+    out = tmp_path / "cnn.onnx"
+    res, job = run_job("convert", {"src": src, "to": "onnx", "out": str(out), "options": {}})
+    job.cleanup()
+    results = []
+    for capture in (False, True):
+        cmp, job = run_job("compare", {"a": src, "b": str(out), "repeats": 1, "capture_map": capture})
+        job.cleanup()
+        results.append({o["name"]: o["max_abs"] for o in cmp["outputs"] if not o.get("intermediate")})
+    assert results[0] == results[1]
+    assert len(results[0]) >= 1
