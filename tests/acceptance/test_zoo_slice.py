@@ -30,7 +30,8 @@ def zoo_folder():
     folder = zoo.cache_dir()
     names = sorted({m for m, _ in SLICE})
     facts = zoo.build_models(names, folder)
-    bad = {n: facts.get(n, {}).get("build_error", "not built") for n in names if "build_error" in facts.get(n, {"build_error": 1})}
+    bad = {n: facts.get(n, {}).get("build_error", "not built") for n in names
+           if "build_error" in facts.get(n, {"build_error": 1})}
     assert not bad, f"zoo models failed to build: {bad}"
     return folder
 
