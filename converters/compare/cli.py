@@ -129,6 +129,8 @@ def _compare_run(args) -> int:
         sys.stdout.write("\n")
     else:
         for line in res.summary_lines():
+            if res.error and line == f"error: {res.error}":
+                continue  # the error is the one line on stderr below
             print(line)
         for k in ("report", "json", "npz"):
             if res.files.get(k):
