@@ -5,7 +5,7 @@ import os
 import re
 
 from ..errors import TensorbridgeError, TrustRequired
-from ..formats.keras.files import h5_layer_classes
+from ..formats.keras.files import h5_layer_classes, safe_mode_refusal
 from ..layouts import explain_layout as shape_perm
 
 
@@ -19,9 +19,10 @@ def load_keras(src: str, family: str, trust: bool):
         try:
             return keras.models.load_model(src, compile=False, safe_mode=not trust), "keras3"
         except ValueError as exc:
-            if "safe_mode" in str(exc) or "Lambda" in str(exc).replace("OpLambda", ""):
-                raise TrustRequired(f"{src}: the model holds Python code (a Lambda layer) that runs when "
-                                    f"it is loaded; convert it only if you trust it (--trust)") from None
+            what = safe_mode_refusal(exc)
+            if what:
+                raise TrustRequired(f"{src}: the model holds {what} that runs when it is loaded; convert it "
+                                    f"only if you trust it (--trust)") from None
             first = exc
         except Exception as exc:
             first = exc

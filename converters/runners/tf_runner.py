@@ -98,7 +98,7 @@ class TFRunner(Runner):
         safe = not self.trust
         err = None
         model = None
-        from ..formats.keras.files import h5_layer_classes
+        from ..formats.keras.files import h5_layer_classes, safe_mode_refusal
 
         classes = h5_layer_classes(self.path) if not self.path.endswith(".keras") else set()
         # TFOpLambda / SlicingOpLambda are tf_keras layers that name a TensorFlow op (onnx2tf writes them);
@@ -111,9 +111,10 @@ class TFRunner(Runner):
             model = keras.models.load_model(self.path, compile=False, safe_mode=safe)
         except Exception as exc:  # a tf_keras (Keras 2) file, e.g. written by onnx2tf
             err = exc
-            if not tf_keras_only and ("safe_mode" in str(exc) or "Lambda" in str(exc) and safe):
-                raise TrustRequired(f"{self.path}: this Keras model contains Lambda layers (stored code); "
-                                    f"pass trust (--trust) to run it if you trust its source") from exc
+            what = safe_mode_refusal(exc) if safe and not tf_keras_only else None
+            if what:
+                raise TrustRequired(f"{self.path}: this Keras model holds {what}, which runs when it is "
+                                    f"loaded; pass trust (--trust) to run it if you trust its source") from exc
         if model is None:
             try:
                 import tf_keras

@@ -38,3 +38,24 @@ def test_capturing_inner_tensors_does_not_change_a_keras_models_outputs(model_fi
         results.append({o["name"]: o["max_abs"] for o in cmp["outputs"] if not o.get("intermediate")})
     assert results[0] == results[1]
     assert len(results[0]) >= 1
+
+
+def test_safe_mode_refusals_say_what_would_run():
+    import inspect
+
+    from keras.src.layers.core import lambda_layer
+    from keras.src.utils import torch_utils
+
+    from converters.formats.keras.files import safe_mode_refusal
+
+    # Keras' own refusal texts, taken from its source, so a change in Keras shows here
+    torch_src = inspect.getsource(torch_utils.TorchModuleWrapper.from_config)
+    lambda_src = inspect.getsource(lambda_layer.Lambda._raise_for_lambda_deserialization)
+    assert "torch.nn.Module" in torch_src and "Lambda" in lambda_src
+    torch_msg = ValueError("Requested the deserialization of a `torch.nn.Module` object via `torch.load()`. "
+                           "... passing `safe_mode=False` to the loading function")
+    assert safe_mode_refusal(torch_msg) == "a pickled torch module (a TorchModuleWrapper layer, unpickled with torch.load)"
+    lambda_msg = ValueError("Requested the deserialization of a `Lambda` layer whose `function` is a Python lambda. "
+                            "... passing `safe_mode=False` to the loading function")
+    assert safe_mode_refusal(lambda_msg) == "Python code (a Lambda layer)"
+    assert safe_mode_refusal(ValueError("Unknown layer: 'TFOpLambda'")) is None

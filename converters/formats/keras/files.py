@@ -227,3 +227,14 @@ def h5_layer_classes(path: str) -> set[str]:
 
     walk(cfg)
     return found
+
+
+def safe_mode_refusal(exc: BaseException) -> str | None:
+    """What Keras' safe mode refused to deserialise, in words (None: not a safe-mode refusal): a
+    TorchModuleWrapper holds a pickled torch module, a Lambda layer Python bytecode."""
+    text = str(exc)
+    if "torch.nn.Module" in text or "TorchModuleWrapper" in text:
+        return "a pickled torch module (a TorchModuleWrapper layer, unpickled with torch.load)"
+    if "safe_mode" in text or "Lambda" in text.replace("OpLambda", ""):
+        return "Python code (a Lambda layer)"
+    return None
