@@ -149,6 +149,11 @@ def run(src: str, out: str, opts: ConvertOptions, *, product: str = "savedmodel"
         if product not in files:
             raise TensorbridgeError(f"{src}: onnx2tf finished but wrote no {product} output; "
                                     f"see the job log for its messages")
+        if product == "tf_keras" and not _has_model_config(files[product]):
+            # onnx2tf writes an empty .h5 when its Keras model cannot be saved (recurrent and some audio
+            # models): say so instead of handing over a file nothing can open
+            raise UnsupportedOp(f"{src}: onnx2tf could not save this model as a Keras .h5 (it wrote an empty "
+                                f"file); convert it to tf (SavedModel) or tflite instead")
         outputs = {product: out}
         os.replace(files[product], out)
         extra = []
@@ -219,6 +224,16 @@ def _onnx2tf_kwargs(opts: ConvertOptions, graph_inputs, product: str) -> dict:
     if shapes:
         kw["overwrite_input_shape"] = shapes
     return kw
+
+
+def _has_model_config(h5_path: str) -> bool:
+    """Whether a Keras .h5 holds a model (its ``model_config`` attribute), read as data."""
+    try:
+        import h5py
+        with h5py.File(h5_path, "r") as f:
+            return f.attrs.get("model_config") is not None
+    except (OSError, ImportError):
+        return False
 
 
 def _products(tf_dir: str) -> dict[str, str]:

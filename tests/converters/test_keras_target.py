@@ -59,3 +59,18 @@ def test_safe_mode_refusals_say_what_would_run():
                             "... passing `safe_mode=False` to the loading function")
     assert safe_mode_refusal(lambda_msg) == "Python code (a Lambda layer)"
     assert safe_mode_refusal(ValueError("Unknown layer: 'TFOpLambda'")) is None
+
+
+def test_an_empty_keras_file_from_onnx2tf_is_recognised(tmp_path):
+    import h5py
+
+    from converters.routes.savedmodel_from_onnx import _has_model_config
+
+    empty = tmp_path / "empty.h5"
+    with h5py.File(empty, "w"):
+        pass
+    assert _has_model_config(str(empty)) is False
+    full = tmp_path / "full.h5"
+    with h5py.File(full, "w") as f:
+        f.attrs["model_config"] = '{"class_name": "Functional"}'
+    assert _has_model_config(str(full)) is True
