@@ -34,6 +34,21 @@ def run(src: str, out: str, opts: ConvertOptions, *, family: str = "keras", log=
         text = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
         raise UnsupportedOp(f"{src}: export to ONNX failed: {type(exc).__name__}: {text[:300]}") from exc
     mp = onnx.load(out)
+    inits = {t.name for t in mp.graph.initializer}
+    graph_inputs = [i.name for i in mp.graph.input if i.name not in inits]
+    if flavour == "keras3" and len(graph_inputs) > len(specs):
+        # Keras' export can leave constants of a preprocessing layer as graph inputs (EfficientNet's
+        # Normalization: .../Sub/y:0, .../Sqrt/x:0), which no caller can feed; tf2onnx on the model itself
+        # folds them
+        log(f"Keras export left {len(graph_inputs) - len(specs)} constant(s) as inputs "
+            f"({', '.join(graph_inputs[len(specs):][:3])}); converting with tf2onnx.from_keras instead")
+        import tf2onnx
+        try:
+            tf2onnx.convert.from_keras(model, input_signature=specs, opset=opts.opset, output_path=out)
+        except Exception as exc:
+            text = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+            raise UnsupportedOp(f"{src}: export to ONNX failed: {type(exc).__name__}: {text[:300]}") from exc
+        mp = onnx.load(out)
     _rename(mp, out, opts)
     io = onnx_io(mp)
     ins = [{"source": s.name, "target": t["name"], "layout": None} for s, t in zip(specs, io["inputs"])]

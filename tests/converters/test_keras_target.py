@@ -74,3 +74,29 @@ def test_an_empty_keras_file_from_onnx2tf_is_recognised(tmp_path):
     with h5py.File(full, "w") as f:
         f.attrs["model_config"] = '{"class_name": "Functional"}'
     assert _has_model_config(str(full)) is True
+
+
+def test_keras_normalization_constants_do_not_become_onnx_inputs(tmp_path):
+    """EfficientNet's Normalization layer: Keras' export leaves its constants as graph inputs; the route
+    converts with tf2onnx instead, so the ONNX takes the image alone and matches."""
+    import keras
+    import numpy as np
+    import onnx
+
+    inp = keras.Input((8, 8, 3), name="image")
+    x = keras.layers.Normalization(mean=[0.5, 0.4, 0.3], variance=[0.2, 0.3, 0.4])(inp)
+    x = keras.layers.Conv2D(4, 3)(x)
+    out = keras.layers.GlobalAveragePooling2D()(x)
+    m = keras.Model(inp, out)
+    src = tmp_path / "norm.keras"
+    m.save(src)
+    dst = tmp_path / "norm.onnx"
+    res, job = run_job("convert", {"src": str(src), "to": "onnx", "out": str(dst), "options": {}})
+    job.cleanup()
+    mp = onnx.load(str(dst))
+    inits = {t.name for t in mp.graph.initializer}
+    assert [i.name for i in mp.graph.input if i.name not in inits] == ["image"]
+    cmp, job = run_job("compare", parity_after_conversion(str(src), str(dst), {}))
+    job.cleanup()
+    assert cmp.get("error") is None and cmp["passed"] is True, cmp.get("error")
+    assert np.isfinite(cmp["outputs"][0]["max_abs"])
