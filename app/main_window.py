@@ -209,6 +209,9 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
         self.act_close = self._action("&Close tab", self.close_current, "Ctrl+W")
         self.act_quit = self._action("&Quit", self.close, "Ctrl+Q")
         self.act_find = self._action("&Find…", self.focus_find, "Ctrl+F", "Find a node by name or op type")
+        self.act_find_next = self._action("Find &next", self.find_next, ["F3", "Ctrl+G"], "Go to the next match")
+        self.act_find_prev = self._action("Find pre&vious", self.find_previous, ["Shift+F3", "Ctrl+Shift+G"],
+                                          "Go to the previous match")
         self.act_zoom_in = self._action("Zoom &in", lambda: self._canvas("zoom_in"), ["Ctrl+=", "Ctrl++"])
         self.act_zoom_out = self._action("Zoom &out", lambda: self._canvas("zoom_out"), "Ctrl+-")
         self.act_fit = self._action("&Fit to window", lambda: self._canvas("fit"), "Ctrl+0")
@@ -236,7 +239,8 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
         fm.addAction(self.act_quit)
 
         vm = mb.addMenu("&View")
-        for a in (self.act_find, None, self.act_zoom_in, self.act_zoom_out, self.act_fit, None,
+        for a in (self.act_find, self.act_find_next, self.act_find_prev, None, self.act_zoom_in, self.act_zoom_out,
+                  self.act_fit, None,
                   self.act_expand, self.act_collapse, None, self.act_netron, None):
             vm.addSeparator() if a is None else vm.addAction(a)
         vm.addAction(self.inspector_dock.toggleViewAction())
@@ -278,7 +282,8 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
         self.find_edit.setPlaceholderText("Find node (Ctrl+F)")
         self.find_edit.setClearButtonEnabled(True)
         self.find_edit.setMaximumWidth(260)
-        self.find_edit.returnPressed.connect(lambda: self.find(self.find_edit.text()))
+        # Enter: the first match of new text, the next match of the same text (Shift+Enter: the previous)
+        self.find_edit.returnPressed.connect(self._find_entered)
         tb.addWidget(self.find_edit)
         tb.addSeparator()
         for a in (self.act_zoom_out, self.act_fit, self.act_zoom_in):
@@ -516,7 +521,8 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
         for a in (self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_expand, self.act_collapse):
             a.setEnabled(has_graph)
         self.find_edit.setEnabled(has_graph)
-        self.act_find.setEnabled(has_graph)
+        for a in (self.act_find, self.act_find_next, self.act_find_prev):
+            a.setEnabled(has_graph)
         self.act_netron.setEnabled(tab is not None)
         self.act_attach.setEnabled(ready and tab.doc is not None and tab.doc.weights_only
                                    and task_available("attach_architecture"))
@@ -536,10 +542,48 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
 
     def find(self, text: str) -> list[int]:
         """Find nodes in the current graph by name or op type; selects the first. Returns indices."""
-        hits = self._canvas("find", text) or []
+        hits = list(self._canvas("find", text) or [])
+        self._find_state = (self.current_tab(), text, hits, 0)
         if text:
-            self.statusBar().showMessage(f"{len(hits):,} match{'es' * (len(hits) != 1)} for “{text}”", 5000)
-        return list(hits)
+            self._find_message()
+        return hits
+
+    def find_next(self, step: int = 1) -> int | None:
+        """Select the next match of the last search (wrapping); returns its node index."""
+        tab, text, hits, pos = getattr(self, "_find_state", (None, "", [], 0))
+        if tab is not self.current_tab() or not hits:
+            text = self.find_edit.text()
+            if not text:
+                return None
+            hits = self.find(text)
+            return hits[0] if hits else None
+        pos = (pos + step) % len(hits)
+        self._find_state = (tab, text, hits, pos)
+        self._canvas("select", hits[pos])
+        self._find_message()
+        return hits[pos]
+
+    def find_previous(self) -> int | None:
+        return self.find_next(-1)
+
+    def _find_entered(self) -> None:
+        from PySide6.QtWidgets import QApplication
+
+        text = self.find_edit.text()
+        _tab, last, hits, _pos = getattr(self, "_find_state", (None, "", [], 0))
+        if text and text == last and hits:
+            back = QApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier
+            self.find_next(-1 if back else 1)
+        else:
+            self.find(text)
+
+    def _find_message(self) -> None:
+        _tab, text, hits, pos = self._find_state
+        if hits:
+            msg = f"match {pos + 1:,} of {len(hits):,} for “{text}” (F3: next, Shift+F3: previous)"
+        else:
+            msg = f"no match for “{text}”"
+        self.statusBar().showMessage(msg, 8000)
 
     def view_in_netron(self):
         """Open the current model's file in Netron's viewer in a new tab; returns the tab (or None)."""

@@ -422,3 +422,32 @@ def test_drops_are_answered_as_copies_never_moves(window, qtbot):
     assert drop.isAccepted() and drop.dropAction() == Qt.DropAction.CopyAction
     assert window.tabs.count() == 1 and window.current_tab().path == str(SAMPLE)
     _wait_ready(qtbot, window.current_tab())
+
+
+def test_find_steps_through_every_match(window, qtbot):
+    """Enter, F3 and Shift+F3 walk the matches (wrapping), and the status bar says which one is shown."""
+    import collections
+
+    import onnx
+
+    ops = collections.Counter(n.op_type for n in onnx.load(str(SAMPLE)).graph.node)
+    op, count = ops.most_common(1)[0]
+    assert count >= 2
+    tab = window.open_path(str(SAMPLE))
+    _wait_ready(qtbot, tab)
+    window.find_edit.setText(op)
+    qtbot.keyClick(window.find_edit, Qt.Key.Key_Return)
+    hits = window._find_state[2]
+    assert len(hits) == count and tab.canvas.selected == hits[0]
+    assert window.statusBar().currentMessage().startswith(f"match 1 of {count} for “{op}”")
+    qtbot.keyClick(window.find_edit, Qt.Key.Key_Return)  # the same text again: the next match
+    assert tab.canvas.selected == hits[1]
+    window.act_find_next.trigger()
+    assert tab.canvas.selected == hits[2 % count]
+    for _ in range(count):  # round the end and back to where it was
+        window.act_find_next.trigger()
+    assert tab.canvas.selected == hits[2 % count]
+    window.act_find_prev.trigger()
+    assert tab.canvas.selected == hits[1]
+    assert window.statusBar().currentMessage().startswith(f"match 2 of {count}")
+    assert "F3" in [s.toString() for s in window.act_find_next.shortcuts()]
