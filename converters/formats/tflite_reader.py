@@ -74,15 +74,14 @@ def load(path: str, *, trust: bool = False, progress: Callable = lambda *a: None
 def custom_op_names(path: str) -> list[str]:
     """The custom operator names in a ``.tflite`` file's operator table (``FlexConv3D`` …), read alone."""
     schema = _schema()
-    with open(path, "rb") as f:
-        buf = f.read()
-    fb = schema.Model.GetRootAs(buf, 0)
-    names = []
-    for i in range(fb.OperatorCodesLength()):
-        oc = fb.OperatorCodes(i)
-        if oc.CustomCode():
-            names.append(oc.CustomCode().decode(errors="replace"))
-    return names
+    with open(path, "rb") as f:  # mapped, as load() does: only the operator table is read
+        buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        fb = schema.Model.GetRootAs(buf, 0)
+        return [oc.CustomCode().decode(errors="replace") for oc in
+                (fb.OperatorCodes(i) for i in range(fb.OperatorCodesLength())) if oc.CustomCode()]
+    finally:
+        buf.close()
 
 
 def _parse(path: str, buf, size: int, schema, progress) -> Model:

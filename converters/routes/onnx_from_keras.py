@@ -28,11 +28,9 @@ def run(src: str, out: str, opts: ConvertOptions, *, family: str = "keras", log=
             model.export(out, format="onnx", input_signature=[sig] if len(sig) > 1 else sig,
                          opset_version=opts.opset, verbose=False)
         else:
-            import tf2onnx
-            tf2onnx.convert.from_keras(model, input_signature=specs, opset=opts.opset, output_path=out)
+            _tf2onnx(model, specs, opts, out)
     except Exception as exc:
-        text = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        raise UnsupportedOp(f"{src}: export to ONNX failed: {type(exc).__name__}: {text[:300]}") from exc
+        raise _export_failed(src, exc) from exc
     mp = onnx.load(out)
     inits = {t.name for t in mp.graph.initializer}
     graph_inputs = [i.name for i in mp.graph.input if i.name not in inits]
@@ -42,12 +40,10 @@ def run(src: str, out: str, opts: ConvertOptions, *, family: str = "keras", log=
         # folds them
         log(f"Keras export left {len(graph_inputs) - len(specs)} constant(s) as inputs "
             f"({', '.join(graph_inputs[len(specs):][:3])}); converting with tf2onnx.from_keras instead")
-        import tf2onnx
         try:
-            tf2onnx.convert.from_keras(model, input_signature=specs, opset=opts.opset, output_path=out)
+            _tf2onnx(model, specs, opts, out)
         except Exception as exc:
-            text = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-            raise UnsupportedOp(f"{src}: export to ONNX failed: {type(exc).__name__}: {text[:300]}") from exc
+            raise _export_failed(src, exc) from exc
         mp = onnx.load(out)
     _rename(mp, out, opts)
     io = onnx_io(mp)
@@ -61,6 +57,17 @@ def run(src: str, out: str, opts: ConvertOptions, *, family: str = "keras", log=
                   notes=["layers whose ops tf2onnx fused or renamed (e.g. Conv+BatchNorm without bias "
                          "into Conv__N) have no entry"])
     return {"output": out, "extra": []}
+
+
+def _tf2onnx(model, specs, opts: ConvertOptions, out: str) -> None:
+    import tf2onnx
+
+    tf2onnx.convert.from_keras(model, input_signature=specs, opset=opts.opset, output_path=out)
+
+
+def _export_failed(src: str, exc: BaseException) -> UnsupportedOp:
+    text = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    return UnsupportedOp(f"{src}: export to ONNX failed: {type(exc).__name__}: {text[:300]}")
 
 
 def _rename(mp, out: str | None, opts: ConvertOptions) -> None:
