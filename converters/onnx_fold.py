@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["fold_constants", "MAX_ELEMENTS"]
+__all__ = ["fold_constants", "pick_from_concat", "MAX_ELEMENTS"]
 
 MAX_ELEMENTS = 1 << 26  # 64M elements: no weight worth folding is larger; bigger results stay as nodes
 
@@ -130,3 +130,76 @@ def _evaluate(node, consts: dict, values: dict, opset: int):
         opset_imports=[helper.make_opsetid("", opset)])
     outs = ReferenceEvaluator(model).run(None, feeds)
     return [o if hasattr(o, "dtype") else None for o in outs]
+
+
+def pick_from_concat(model, *, log=None) -> int:
+    """Rewrite ``Gather(Concat(x_0 … x_n, axis=k), i, axis=k)`` with a constant scalar ``i`` into
+    ``Squeeze(x_i, k)`` when every ``x_j`` is 1 wide along ``k``: the same values, without the concat.
+
+    PyTorch exports ``h_n[-1]`` of a stacked ``nn.LSTM`` / ``nn.GRU`` this way (the layers' final states
+    are concatenated, then the last one is taken); onnx2tf gives that concat of recurrent states the
+    wrong axis, and the result comes out with the layer count as its batch. Returns how many were
+    rewritten (0: the model is untouched)."""
+    from onnx import helper, numpy_helper, shape_inference
+
+    g = model.graph
+    producer = {o: n for n in g.node for o in n.output}
+    consts = {t.name: t for t in g.initializer}
+    consts.update({n.output[0]: next((a.t for a in n.attribute if a.name == "value"), None)
+                   for n in g.node if n.op_type == "Constant" and n.output})
+
+    def attr(n, name, default):
+        a = next((a for a in n.attribute if a.name == name), None)
+        return helper.get_attribute_value(a) if a is not None else default
+
+    candidates = []
+    for n in g.node:
+        if n.op_type != "Gather" or len(n.input) < 2 or n.input[1] not in consts or consts[n.input[1]] is None:
+            continue
+        c = producer.get(n.input[0])
+        if c is None or c.op_type != "Concat":
+            continue
+        idx = numpy_helper.to_array(consts[n.input[1]])
+        if idx.ndim != 0:
+            continue
+        candidates.append((n, c, int(idx)))
+    if not candidates:
+        return 0
+    inferred = shape_inference.infer_shapes(model)
+    shapes = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        t = vi.type.tensor_type
+        if t.HasField("shape"):
+            shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+    opset = _opset(model)
+    done = 0
+    for n, c, idx in candidates:
+        ins = [i for i in c.input]
+        rank = len(shapes.get(ins[0]) or [])
+        if not rank:
+            continue
+        axis, caxis = attr(n, "axis", 0) % rank, attr(c, "axis", 0) % rank
+        if axis != caxis or not -len(ins) <= idx < len(ins):
+            continue
+        if any((shapes.get(i) or [None] * rank)[axis] != 1 for i in ins):
+            continue
+        src = ins[idx]
+        if opset >= 13:
+            axes = f"{n.output[0]}__axes"
+            g.initializer.append(numpy_helper.from_array(__import__("numpy").array([axis], dtype="int64"), axes))
+            new = helper.make_node("Squeeze", [src, axes], list(n.output), name=(n.name or n.output[0]) + "_squeeze")
+        else:
+            new = helper.make_node("Squeeze", [src], list(n.output), axes=[axis],
+                                   name=(n.name or n.output[0]) + "_squeeze")
+        pos = list(g.node).index(n)
+        del g.node[pos]
+        g.node.insert(pos, new)
+        done += 1
+    if done:
+        used = {i for m in g.node for i in m.input} | {o.name for o in g.output}
+        dead = [m for m in g.node if m.op_type == "Concat" and not any(o in used for o in m.output)]
+        for m in dead:
+            g.node.remove(m)
+        if log:
+            log(f"graph rewrite: {done} Gather of a Concat replaced by a Squeeze of the picked input")
+    return done

@@ -71,6 +71,9 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
                    help="tolerance preset (default fp32)")
     p.add_argument("--atol", type=float, default=None, help="absolute tolerance (overrides the preset's)")
     p.add_argument("--rtol", type=float, default=None, help="relative tolerance (overrides the preset's)")
+    p.add_argument("--noise-factor", type=float, default=None, metavar="K",
+                   help="also allow K times A's own change when its inputs move by one rounding step (the "
+                        "error any correct re-implementation of a deep network shows; default 2, 0: off)")
     p.add_argument("--output-tol", action="append", type=_out_tol, default=[], metavar="OUTPUT=ATOL,RTOL",
                    help="tolerance for one output (ATOL,RTOL or a preset name)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per side (default 1)")
@@ -100,7 +103,8 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
 def params_from_args(args) -> dict:
     return {"device_a": args.device_a, "device_b": args.device_b, "inputs": args.inputs, "seed": args.seed,
             "batch": args.batch, "dims": dict(args.dim), "shapes": dict(args.shape), "preset": args.preset,
-            "atol": args.atol, "rtol": args.rtol, "overrides": dict(args.output_tol), "warmup": args.warmup,
+            "atol": args.atol, "rtol": args.rtol, "noise_factor": args.noise_factor,
+            "overrides": dict(args.output_tol), "warmup": args.warmup,
             "repeats": args.repeats, "trust": args.trust, "signature_a": args.signature_a,
             "signature_b": args.signature_b, "save_dir": args.save_dir, "report": args.report,
             "timeout": args.timeout,

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .tolerances import Tolerance
+from .tolerances import NOISE_STABLE, Tolerance
 
 __all__ = ["OutputDiff", "compare_arrays", "REL_FLOOR", "HIST_EDGES"]
 
@@ -61,6 +61,12 @@ class OutputDiff:
     passed: bool = False
     reasons: list[str] = field(default_factory=list)
     intermediate: bool = False  # a captured inner tensor, not a model output (diagnostic, not in the verdict)
+    # A's own change when its inputs move by one rounding step (see tolerances), the allowance it gave,
+    # and how many elements are outside atol/rtol alone (they pass only within that allowance)
+    noise: float | None = None
+    noise_allowance: float = 0.0
+    noise_unstable: bool = False
+    strict_mismatches: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.passed)
@@ -81,6 +87,9 @@ class OutputDiff:
             s += f", {self.mismatches} of {self.numel} mismatching (worst at {w})"
         if self.topk:
             s += ", " + ", ".join(f"{k} {v:.0%}" for k, v in self.topk.items())
+        if self.passed and self.strict_mismatches:
+            s += (f", {self.strict_mismatches} element(s) outside atol/rtol but within A's own rounding "
+                  f"sensitivity ({self.noise:.2g})")
         if self.reasons and not self.passed:
             s += " — " + "; ".join(self.reasons)
         return s
@@ -91,8 +100,10 @@ def _f(x) -> float:
 
 
 def compare_arrays(a: np.ndarray, b: np.ndarray, tol: Tolerance, *, name: str = "output", name_b: str | None = None,
-                   matched_by: str = "name", perm_b: list[int] | None = None, worst_k: int = 10) -> OutputDiff:
-    """Compare reference ``a`` with ``b`` (already in A's layout) against ``tol``."""
+                   matched_by: str = "name", perm_b: list[int] | None = None, worst_k: int = 10,
+                   noise: float | None = None) -> OutputDiff:
+    """Compare reference ``a`` with ``b`` (already in A's layout) against ``tol``. ``noise``: max |A(x) -
+    A(x')| for inputs x' one rounding step from x (see :mod:`.tolerances`), or None when not measured."""
     a = np.asarray(a)
     b = np.asarray(b)
     d = OutputDiff(name=name, name_b=name_b or name, shape=list(a.shape), shape_b=list(b.shape),
@@ -151,6 +162,15 @@ def compare_arrays(a: np.ndarray, b: np.ndarray, tol: Tolerance, *, name: str = 
     allowed = tol.atol + tol.rtol * absa
     bad = nonfinite_bad.copy()
     bad[finite] = diff[finite] > allowed[finite]
+    d.strict_mismatches = int(bad.sum())
+    if noise is not None and np.isfinite(noise) and a.dtype.kind == "f":
+        d.noise = float(noise)
+        scale = float(np.abs(af[finite]).max()) if fin_diff.size else 0.0
+        if tol.noise_factor and d.noise <= NOISE_STABLE * scale:
+            d.noise_allowance = tol.noise_factor * d.noise
+            bad[finite] = diff[finite] > allowed[finite] + d.noise_allowance
+        elif tol.noise_factor and d.noise > 0:
+            d.noise_unstable = True
     d.mismatches = int(bad.sum())
     d.mismatch_fraction = d.mismatches / a.size
     # where: the worst elements (largest error; non-finite disagreements first)
@@ -176,7 +196,9 @@ def compare_arrays(a: np.ndarray, b: np.ndarray, tol: Tolerance, *, name: str = 
         reasons.append(f"{d.nonfinite_mismatches} NaN/Inf values on one side only")
     if d.mismatch_fraction > tol.max_mismatch_fraction:
         w = d.worst[0]["index"] if d.worst else []
-        reasons.append(f"{d.mismatches} of {a.size} elements outside atol {tol.atol:g} + rtol {tol.rtol:g} "
+        extra = (f" + {tol.noise_factor:g}× A's rounding sensitivity {d.noise:.2g}" if d.noise_allowance else
+                 " (A's own outputs jump under a rounding step: no allowance)" if d.noise_unstable else "")
+        reasons.append(f"{d.mismatches} of {a.size} elements outside atol {tol.atol:g} + rtol {tol.rtol:g}{extra} "
                        f"(worst at {w}: {d.worst[0]['a']:.6g} vs {d.worst[0]['b']:.6g})" if d.worst else
                        f"{d.mismatches} elements outside tolerance")
     if tol.min_cosine is not None and d.cosine is not None and d.cosine < tol.min_cosine:

@@ -76,8 +76,10 @@ def compare_outputs(outs_a: dict[str, np.ndarray], outs_b: dict[str, np.ndarray]
                     tolerance: Tolerance | None = None, overrides: dict[str, Tolerance] | None = None,
                     sidecar: TensorMap | None = None, warnings: list[str] | None = None,
                     names_a: list[str] | None = None, names_b: list[str] | None = None,
-                    pairs: list[tuple[str, str]] | None = None, only_given: bool = False) -> list[OutputDiff]:
+                    pairs: list[tuple[str, str]] | None = None, only_given: bool = False,
+                    noise: dict[str, float] | None = None) -> list[OutputDiff]:
     """Pair and compare two sets of outputs (A is the reference). Layout changes on B are undone first.
+    ``noise`` {name in A: A's own change under a rounding step} widens each tolerance (see tolerances).
     ``pairs`` (A name, B name) are paired before anything else (captured intermediates); with
     ``only_given`` nothing else is paired, and one B tensor may serve several given pairs."""
     tol = tolerance or PRESETS["fp32"]
@@ -95,7 +97,8 @@ def compare_outputs(outs_a: dict[str, np.ndarray], outs_b: dict[str, np.ndarray]
         b2, perm, note = align(a, b, p.perm, _score_fn(t))
         if perm is not None and p.by != "given":  # inner tensors: the perm is in their diff, not a warning each
             warnings.append(f"output '{p.b}' of B transposed by {list(perm)} to A's layout ({note})")
-        d = compare_arrays(a, b2, t, name=p.a, name_b=p.b, matched_by=p.by, perm_b=list(perm) if perm else None)
+        d = compare_arrays(a, b2, t, name=p.a, name_b=p.b, matched_by=p.by, perm_b=list(perm) if perm else None,
+                           noise=(noise or {}).get(p.a))
         d.shape_b = list(b.shape)  # B's own layout, before the transpose
         d.intermediate = p.by == "given"
         diffs.append(d)
@@ -173,6 +176,8 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
                                 "outputs_out": os.path.join(work, "outputs_a.npz")}
     if o.signature_a:
         params_a["signature"] = o.signature_a
+    if o.tolerance.noise_factor or any(t.noise_factor for t in o.overrides.values()):
+        params_a["noise_out"] = os.path.join(work, "outputs_a_noise.npz")
     capture = [tuple(c) for c in o.capture]
     if o.capture_map:
         if not sidecar.tensors:
@@ -249,6 +254,7 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
     with np.load(results["A"]["outputs_npz"]) as za, np.load(results["B"]["outputs_npz"]) as zb:
         outs_a = {k: za[k] for k in za.files}
         outs_b = {k: zb[k] for k in zb.files}
+    noise = _noise(outs_a, results["A"].get("noise_npz"))
     # the map may name tensors the way the file stores them; the runners may call them otherwise
     sidecar = sidecar.renamed(results["A"].get("aliases") or {}, results["B"].get("aliases") or {})
     names_a, names_b = results["A"].get("output_names"), results["B"].get("output_names")
@@ -264,14 +270,31 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
         names_b = [n for n in (names_b or list(outs_b)) if n not in inner_b or n in model_out_b]
         capture = kept
     res.outputs = compare_outputs(outs_a, outs_b, tolerance=o.tolerance, overrides=o.overrides, sidecar=sidecar,
-                                  warnings=res.warnings, names_a=names_a, names_b=names_b)
+                                  warnings=res.warnings, names_a=names_a, names_b=names_b, noise=noise)
     if capture:
         res.outputs += compare_outputs(outs_a, outs_b, tolerance=o.tolerance, overrides=o.overrides,
                                        warnings=res.warnings, names_a=[c[0] for c in capture],
-                                       names_b=[c[1] for c in capture], pairs=capture, only_given=True)
+                                       names_b=[c[1] for c in capture], pairs=capture, only_given=True,
+                                       noise=noise)
     if not res.model_outputs:
         res.error = "no output of A could be paired with an output of B (names and shapes all differ)"
     return _finish(res, work, keep, o, outs_a, outs_b)
+
+
+def _noise(outs_a: dict[str, np.ndarray], path: str | None) -> dict[str, float]:
+    """Per tensor of A: max |A(x) - A(x')| over finite elements, x' one rounding step from x."""
+    if not path or not os.path.exists(path):
+        return {}
+    noise = {}
+    with np.load(path) as z:
+        for k in z.files:
+            a = outs_a.get(k)
+            if a is None or a.shape != z[k].shape or a.dtype.kind != "f":
+                continue
+            d = np.abs(a.astype(np.float64) - z[k].astype(np.float64))
+            d = d[np.isfinite(d)]
+            noise[k] = float(d.max()) if d.size else 0.0
+    return noise
 
 
 def _finish(res: CompareResult, work: str, keep: bool, o: CompareOptions, outs_a, outs_b) -> CompareResult:
@@ -308,10 +331,12 @@ def options_from_params(p: dict) -> CompareOptions:
     """CompareOptions from JSON-able params (the compare task and the CLI share this)."""
     from .tolerances import tolerance
 
-    tol = tolerance(p.get("preset"), atol=p.get("atol"), rtol=p.get("rtol"))
+    nf = p.get("noise_factor")
+    tol = tolerance(p.get("preset"), atol=p.get("atol"), rtol=p.get("rtol"), noise_factor=nf)
     overrides = {}
     for name, spec in (p.get("overrides") or {}).items():
-        overrides[name] = tolerance(spec.get("preset") or p.get("preset"), atol=spec.get("atol"), rtol=spec.get("rtol"))
+        overrides[name] = tolerance(spec.get("preset") or p.get("preset"), atol=spec.get("atol"), rtol=spec.get("rtol"),
+                                    noise_factor=nf)
     return CompareOptions(device_a=p.get("device_a") or "cpu", device_b=p.get("device_b") or "cpu",
                           input_files=list(p.get("inputs") or []), image=p.get("image") or {},
                           seed=int(p.get("seed", 0)), batch=p.get("batch"), dims=p.get("dims") or {},

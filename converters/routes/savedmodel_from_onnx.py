@@ -26,7 +26,7 @@ import os
 import shutil
 
 from ..errors import TensorbridgeError, UnsupportedOp
-from ..onnx_fold import fold_constants
+from ..onnx_fold import fold_constants, pick_from_concat
 from ..tbmap import write_map
 from ..layouts import explain_layout as shape_perm
 from .common import offline, tool_version, working_dir
@@ -115,6 +115,7 @@ def run(src: str, out: str, opts: ConvertOptions, *, product: str = "savedmodel"
         model = onnx.load(src)  # also reads external data, so the copy is self-contained
         if not opts.simplify:  # onnxsim folds constants itself; without it, weights computed by nodes
             fold_constants(model, log=log)  # (Constant / ConstantOfShape / Identity chains) become initializers
+        pick_from_concat(model, log=log)  # a stacked RNN's h_n[-1]: onnx2tf mistakes the concat's axis
         copy = os.path.join(work, "model.onnx")
         big = sum(len(t.raw_data) for t in model.graph.initializer) > 1_800_000_000
         onnx.save(model, copy, save_as_external_data=big)  # protobuf cannot hold more than 2 GB

@@ -83,6 +83,38 @@ def _inline_identity_weights(model) -> None:
         g.node.extend(keep)
 
 
+def _global_max_pool_as_reduce(model) -> int:
+    """``GlobalMaxPool`` (no onnx2torch converter) as the ``ReduceMax`` over the spatial axes it is, or from
+    opset 18 on (where onnx2torch has no ``ReduceMax`` either) a ``MaxPool`` over the whole, static, window."""
+    from onnx import helper, shape_inference
+
+    nodes = [n for n in model.graph.node if n.op_type == "GlobalMaxPool" and n.domain in ("", "ai.onnx")]
+    if not nodes:
+        return 0
+    inferred = shape_inference.infer_shapes(model)
+    shapes = {vi.name: [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+              for vi in list(inferred.graph.value_info) + list(inferred.graph.input)
+              if vi.type.tensor_type.HasField("shape")}
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+    done = 0
+    for n in nodes:
+        shape = shapes.get(n.input[0]) or []
+        if len(shape) < 3:
+            continue
+        axes = list(range(2, len(shape)))
+        if opset >= 18:
+            if not all(shape[2:]):
+                continue
+            new = helper.make_node("MaxPool", [n.input[0]], list(n.output), name=n.name, kernel_shape=shape[2:])
+        else:
+            new = helper.make_node("ReduceMax", [n.input[0]], list(n.output), name=n.name, axes=axes, keepdims=1)
+        pos = list(model.graph.node).index(n)
+        del model.graph.node[pos]
+        model.graph.node.insert(pos, new)
+        done += 1
+    return done
+
+
 def prepare_onnx(model):
     """Rewrite what onnx2torch cannot read (see module docs); returns the (possibly new) ModelProto."""
     import numpy as np
@@ -114,6 +146,7 @@ def prepare_onnx(model):
                 if len(keep) != len(n.attribute):
                     del n.attribute[:]
                     n.attribute.extend(keep)
+    _global_max_pool_as_reduce(model)
     return model
 
 

@@ -45,6 +45,23 @@ def _capturable(runner, feeds, names: list[str], warnings: list[str], label: str
     return ok or None
 
 
+def rounding_step(feeds: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
+    """``feeds`` with every float input moved by about one rounding step of its dtype (relative noise
+    uniform in ±eps); other inputs unchanged. Running a model on both measures how much its own outputs
+    move under rounding alone: the scale of error any correct re-implementation may show."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k, v in feeds.items():
+        v = np.asarray(v)
+        if v.dtype.kind == "f":
+            eps = np.finfo(v.dtype).eps
+            u = rng.uniform(-1.0, 1.0, v.shape)
+            out[k] = (v.astype(np.float64) * (1.0 + eps * u)).astype(v.dtype)
+        else:
+            out[k] = v
+    return out
+
+
 def run_model_task(params: dict, ctx) -> dict:
     """Open one model, feed it, run it ``warmup`` + ``repeats`` times, save the outputs.
 
@@ -54,8 +71,10 @@ def run_model_task(params: dict, ctx) -> dict:
       {size, scale, mean, std, layout} | ``inputs_npz`` (path; with ``wait_s`` it may appear later),
       ``perms`` {input name: perm} (layout hints from a converter map), ``inputs_out`` (path: save the
       feeds used), ``capture`` [names], ``warmup`` (int, 1), ``repeats`` (int, 5), ``spawned_at``
-      (the caller's time.monotonic() when it started the worker, for ``boot_s``).
-    result: runtime, device, inputs/outputs specs, ``outputs_npz``, ``inputs_npz``, ``timing`` (ms),
+      (the caller's time.monotonic() when it started the worker, for ``boot_s``), ``noise_out`` (path:
+      run once more on inputs one rounding step away, see :func:`rounding_step`, and save those outputs).
+    result: runtime, device, inputs/outputs specs, ``outputs_npz``, ``inputs_npz``, ``noise_npz`` (None
+      when no input is float), ``timing`` (ms),
       ``open_s``, ``boot_s``, ``warnings``, ``matches`` [{source, target, by, perm}].
     """
     from .base import timing_stats
@@ -124,12 +143,19 @@ def run_model_task(params: dict, ctx) -> dict:
         tmp = out_path + ".part.npz"
         np.savez(tmp, **{k: np.asarray(v) for k, v in out.items()})
         os.replace(tmp, out_path)
+        noise_path = None
+        if params.get("noise_out") and any(np.asarray(v).dtype.kind == "f" for v in feeds.values()):
+            ctx.progress(0.95, "measuring rounding sensitivity")
+            noisy = runner.infer(rounding_step(feeds), capture=capture)
+            noise_path = params["noise_out"]
+            np.savez(noise_path + ".part.npz", **{k: np.asarray(v) for k, v in noisy.items()})
+            os.replace(noise_path + ".part.npz", noise_path)
         desc = runner.describe()
         warnings.extend(runner.warnings)
         ctx.progress(1.0, "done")
         return {"runtime": desc["runtime"], "device": desc["device"], "inputs": desc["inputs"],
                 "outputs": desc["outputs"], "output_names": list(out.keys()), "aliases": desc.get("aliases", {}),
-                "outputs_npz": out_path,
+                "outputs_npz": out_path, "noise_npz": noise_path,
                 "inputs_npz": params.get("inputs_out"), "timing": timing_stats(times, warmup), "open_s": open_s,
                 "boot_s": boot, "warnings": warnings,
                 "feeds": {k: {"shape": list(v.shape), "dtype": v.dtype.name} for k, v in feeds.items()},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 
 from ..errors import CorruptFile, TrustRequired
 from .base import DeviceUnavailable, Runner, RunnerError, TensorSpec, dtype_name, to_numpy
@@ -41,6 +42,15 @@ def _tf_spec(name, ts) -> TensorSpec:
         shape = tuple(d if d is not None else None for d in ts.shape.as_list())
     return TensorSpec(name, dtype_name(ts.dtype.name), shape)
 
+
+
+class _NumpyValue:
+    """Reads a serialised numpy value (``{"class_name": "__numpy__", "config": {"value", "dtype"}}``) as
+    an array: data only, nothing is imported or called."""
+
+    @staticmethod
+    def from_config(config: dict):
+        return np.asarray(config.get("value"), dtype=config.get("dtype") or None)
 
 class TFRunner(Runner):
     runtime = "tensorflow"
@@ -118,8 +128,12 @@ class TFRunner(Runner):
         if model is None:
             try:
                 import tf_keras
-                model = tf_keras.models.load_model(self.path, compile=False, safe_mode=safe) \
-                    if self.path.endswith(".keras") else tf_keras.models.load_model(self.path, compile=False)
+                # onnx2tf stores LayerNormalization's Constant initializers as {"class_name": "__numpy__"},
+                # which tf_keras cannot read back; the value is data (weights follow from the file)
+                objs = {"__numpy__": _NumpyValue}
+                model = tf_keras.models.load_model(self.path, compile=False, safe_mode=safe, custom_objects=objs) \
+                    if self.path.endswith(".keras") else \
+                    tf_keras.models.load_model(self.path, compile=False, custom_objects=objs)
             except Exception as exc2:
                 from ..errors import one_line
                 raise RunnerError(f"{self.path}: neither Keras 3 ({one_line(err)}) nor tf_keras "

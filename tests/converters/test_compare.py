@@ -395,3 +395,33 @@ def test_map_tensors_a_runner_cannot_capture_are_skipped_with_a_warning(model_fi
     assert [d.name for d in res.model_outputs] == ["logits", "features"]   # nothing mis-paired by position
     assert {d.name for d in res.intermediates} >= {"max_pool2d"}
     assert any("cannot be captured" in w for w in res.warnings)
+
+
+def test_rounding_sensitivity_widens_the_tolerance_only_where_a_is_stable():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((4, 50)).astype(np.float32)
+    b = a + np.float32(5e-4)  # outside fp32's atol/rtol everywhere
+    fp32 = tolerance("fp32")
+    assert not compare_arrays(a, b, fp32)  # not measured: no allowance
+    noise = 1e-3 / fp32.noise_factor  # A itself moves this much under a rounding step
+    within = compare_arrays(a, b, fp32, noise=noise)
+    assert within and within.noise_allowance == pytest.approx(1e-3)
+    assert within.strict_mismatches == a.size and within.mismatches == 0
+    assert "within A's own rounding sensitivity" in within.summary()
+    assert not compare_arrays(a, b, fp32, noise=1e-6)  # B's error is far above A's own
+    assert not compare_arrays(a, b, tolerance("fp32", noise_factor=0), noise=noise)  # switched off
+    jumpy = compare_arrays(a, b, fp32, noise=0.5 * float(np.abs(a).max()))  # A jumps: no allowance
+    assert not jumpy and jumpy.noise_unstable and "no allowance" in jumpy.reasons[0]
+
+
+def test_rounding_step_moves_float_inputs_by_about_one_ulp_and_leaves_the_rest():
+    from converters.runners.tasks import rounding_step
+
+    x = np.linspace(0.5, 2.0, 1000, dtype=np.float32)
+    ids = np.arange(10, dtype=np.int64)
+    out = rounding_step({"x": x, "ids": ids})
+    assert out["ids"] is ids
+    assert out["x"].dtype == np.float32
+    rel = np.abs(out["x"].astype(np.float64) - x) / x
+    assert rel.max() <= 1.5 * np.finfo(np.float32).eps and (rel > 0).mean() > 0.5
+    np.testing.assert_array_equal(rounding_step({"x": x, "ids": ids})["x"], out["x"])  # seeded

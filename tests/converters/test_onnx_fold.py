@@ -65,3 +65,56 @@ def test_routes_from_zoo_style_onnx_convert_with_parity(tmp_path, opset, target,
     job.cleanup()
     assert cmp["passed"] is True, cmp
     assert cmp["outputs"][0]["max_abs"] < 1e-4
+
+
+def _stacked_lstm_onnx(path) -> str:
+    """A two-layer nn.LSTM classifier on its last layer's final state (``h_n[-1]``), exported by torch.onnx:
+    the exporter concatenates both layers' states and gathers the last."""
+    import torch
+    from torch import nn
+
+    class LSTMClassifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(6, 10, num_layers=2, batch_first=True)
+            self.fc = nn.Linear(10, 3)
+
+        def forward(self, x):
+            _, (h, _c) = self.lstm(x)
+            return self.fc(h[-1])
+
+    torch.manual_seed(0)
+    torch.onnx.export(LSTMClassifier().eval(), (torch.randn(1, 7, 6),), str(path), dynamo=True,
+                      input_names=["x"], output_names=["y"])
+    return str(path)
+
+
+def test_stacked_rnn_state_pick_is_rewritten_without_changing_results(tmp_path):
+    from converters.onnx_fold import pick_from_concat
+
+    src = _stacked_lstm_onnx(tmp_path / "lstm.onnx")
+    model = onnx.load(src)
+    gathers = [n for n in model.graph.node if n.op_type == "Gather"]
+    assert gathers and any(n.op_type == "Concat" for n in model.graph.node)
+    assert pick_from_concat(model) == 1
+    assert not any(n.op_type == "Concat" for n in model.graph.node)  # the concat fed only the gather
+    onnx.checker.check_model(model)
+    fixed = tmp_path / "fixed.onnx"
+    onnx.save(model, str(fixed))
+    x = np.random.default_rng(0).standard_normal((1, 7, 6)).astype(np.float32)
+    want = ort.InferenceSession(src).run(None, {"x": x})[0]
+    got = ort.InferenceSession(str(fixed)).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(got, want)
+    assert pick_from_concat(model) == 0  # nothing left to rewrite
+
+
+def test_stacked_lstm_to_tflite_keeps_its_batch(tmp_path):
+    """onnx2tf alone gives this model the layer count as batch (2 x 3 instead of 1 x 3); the route does not."""
+    src = _stacked_lstm_onnx(tmp_path / "lstm.onnx")
+    out = str(tmp_path / "lstm.tflite")
+    _, job = run_job("convert", {"src": src, "to": "tflite", "out": out, "options": {}})
+    job.cleanup()
+    res, job = run_job("compare", {"a": src, "b": out, "repeats": 1})
+    job.cleanup()
+    assert res["passed"] is True, res
+    assert res["outputs"][0]["shape"] == [1, 3]

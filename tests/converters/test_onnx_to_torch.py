@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
@@ -50,3 +51,16 @@ def test_integer_shape_input_traces_with_a_shape_that_fits(tmp_path):
     np.savez(feeds, x=np.arange(3, dtype=np.float32).reshape(3, 1), shape=np.array([1, 1], np.int64))
     _log, cmp = _convert_and_compare(src, str(tmp_path / "expand.pt2"), inputs=[str(feeds)])
     assert cmp["passed"] is True, json.dumps(cmp)[:2000]
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_global_max_pool_converts_as_a_reduction(tmp_path, opset):
+    """Keras' GlobalMaxPooling2D (VGG16 with pooling="max") reaches ONNX as GlobalMaxPool, which onnx2torch
+    has no converter for."""
+    src = _save(tmp_path, f"gmp{opset}.onnx",
+                [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("GlobalMaxPool", ["r"], ["y"], name="gmp")],
+                [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 6])],
+                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 1, 1])], [], opset)
+    _log, cmp = _convert_and_compare(src, str(tmp_path / f"gmp{opset}.pt2"))
+    assert cmp["passed"] is True and cmp["outputs"][0]["max_abs"] == 0.0
+    assert cmp["outputs"][0]["shape"] == [1, 4, 1, 1]
