@@ -8,6 +8,8 @@ into a generated ``Conv__N`` node have no tensor of their own.
 """
 from __future__ import annotations
 
+import contextlib
+
 from ..errors import UnsupportedOp
 from ._tf import keras_input_specs, keras_layer_map, load_keras, onnx_io
 from ..tbmap import write_map
@@ -16,11 +18,42 @@ from .options import ConvertOptions
 
 
 def run(src: str, out: str, opts: ConvertOptions, *, family: str = "keras", log=print, **_) -> dict:
-    import onnx
-
     model, flavour = load_keras(src, family, opts.trust)
     specs = keras_input_specs(model, opts)
     log(f"exporting {flavour} model to ONNX (opset {opts.opset or 'default'})")
+    with _graph_convolutions():
+        return _run(src, out, opts, model, flavour, specs, family, log)
+
+
+@contextlib.contextmanager
+def _graph_convolutions():
+    """Keras 3 on TensorFlow runs a grouped convolution (ConvNeXt's depthwise 7x7) inside a function
+    compiled with XLA, because TF's CPU kernel lacks it; tf2onnx cannot look into that function and
+    leaves a ``StatefulPartitionedCall`` node that no ONNX runtime has. Traced for export, the plain
+    ``tf.nn.convolution`` is what the graph needs (ONNX's Conv has groups): use it while exporting."""
+    try:
+        import tensorflow as tf
+        from keras.src.backend.tensorflow import nn as knn
+    except Exception:  # another Keras layout: nothing to adjust
+        yield
+        return
+    original = knn.conv
+
+    def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+        from keras.src import backend
+        fmt = knn._convert_data_format(backend.standardize_data_format(data_format), len(inputs.shape))
+        return tf.nn.convolution(inputs, kernel, strides, padding.upper(), data_format=fmt, dilations=dilation_rate)
+
+    knn.conv = conv
+    try:
+        yield
+    finally:
+        knn.conv = original
+
+
+def _run(src, out, opts, model, flavour, specs, family, log) -> dict:
+    import onnx
+
     try:
         if flavour == "keras3":
             import keras
@@ -45,6 +78,8 @@ def run(src: str, out: str, opts: ConvertOptions, *, family: str = "keras", log=
         except Exception as exc:
             raise _export_failed(src, exc) from exc
         mp = onnx.load(out)
+    if _tf_leftovers(mp, log):
+        onnx.save(mp, out)
     _rename(mp, out, opts)
     io = onnx_io(mp)
     ins = [{"source": s.name, "target": t["name"], "layout": None} for s, t in zip(specs, io["inputs"])]
@@ -57,6 +92,31 @@ def run(src: str, out: str, opts: ConvertOptions, *, family: str = "keras", log=
                   notes=["layers whose ops tf2onnx fused or renamed (e.g. Conv+BatchNorm without bias "
                          "into Conv__N) have no entry"])
     return {"output": out, "extra": []}
+
+
+def _tf_leftovers(mp, log) -> int:
+    """TF ops tf2onnx passes through unconverted although ONNX can say them: ``Erfc`` (TF's exact GELU,
+    ``0.5 * x * erfc(-x / sqrt(2))``) becomes ``1 - Erf``. Returns how many nodes were rewritten."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    g = mp.graph
+    found = [n for n in g.node if n.op_type == "Erfc" and n.domain in ("", "ai.onnx")]
+    if not found:
+        return 0
+    one = "tb_one_f32"
+    if one not in {t.name for t in g.initializer}:
+        g.initializer.append(numpy_helper.from_array(np.array(1.0, np.float32), one))
+    for n in found:
+        pos = list(g.node).index(n)
+        erf_out = n.output[0] + "__erf"
+        new = [helper.make_node("Erf", [n.input[0]], [erf_out], name=n.name + "/Erf"),
+               helper.make_node("Sub", [one, erf_out], list(n.output), name=n.name)]
+        del g.node[pos]
+        for k, m in enumerate(new):
+            g.node.insert(pos + k, m)
+    log(f"rewrote {len(found)} TF Erfc node(s) that tf2onnx left unconverted as 1 - Erf")
+    return len(found)
 
 
 def _tf2onnx(model, specs, opts: ConvertOptions, out: str) -> None:

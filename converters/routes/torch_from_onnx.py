@@ -115,6 +115,57 @@ def _global_max_pool_as_reduce(model) -> int:
     return done
 
 
+def _explicit_same_pads(model) -> int:
+    """``auto_pad=SAME_UPPER/SAME_LOWER`` (tf2onnx writes it for grouped convolutions; onnx2torch has
+    no such mode) as the explicit ``pads`` it stands for: where the spatial input shape is known, or
+    where every stride is 1 (the padding is then ``(k - 1) * dilation`` whatever the size)."""
+    import math
+
+    from onnx import helper, shape_inference
+
+    ops = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool")
+
+    def auto_pad(n):
+        a = next((a for a in n.attribute if a.name == "auto_pad"), None)
+        return a.s.decode() if a is not None else ""
+
+    nodes = [n for n in model.graph.node if n.op_type in ops[:1] + ops[2:] and auto_pad(n) in ("SAME_UPPER", "SAME_LOWER")]
+    if not nodes:
+        return 0
+    inferred = shape_inference.infer_shapes(model)
+    shapes = {vi.name: [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+              for vi in list(inferred.graph.value_info) + list(inferred.graph.input)
+              if vi.type.tensor_type.HasField("shape")}
+    inits = {t.name: list(t.dims) for t in model.graph.initializer}
+    done = 0
+    for n in nodes:
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        k = attrs.get("kernel_shape") or (inits.get(n.input[1], [])[2:] if n.op_type == "Conv" else None)
+        if not k:
+            continue
+        strides = attrs.get("strides") or [1] * len(k)
+        dil = attrs.get("dilations") or [1] * len(k)
+        spatial = (shapes.get(n.input[0]) or [])[2:]
+        if len(spatial) != len(k) or not all(spatial):
+            if any(st != 1 for st in strides):
+                continue  # the padding depends on a size nobody knows yet
+            spatial = [None] * len(k)
+        begin, end = [], []
+        for size, kk, st, dd in zip(spatial, k, strides, dil):
+            total = (kk - 1) * dd if size is None else \
+                max((math.ceil(size / st) - 1) * st + (kk - 1) * dd + 1 - size, 0)
+            small, large = total // 2, total - total // 2
+            b, e = (small, large) if auto_pad(n) == "SAME_UPPER" else (large, small)
+            begin.append(b)
+            end.append(e)
+        keep = [a for a in n.attribute if a.name not in ("auto_pad", "pads")]
+        del n.attribute[:]
+        n.attribute.extend(keep)
+        n.attribute.append(helper.make_attribute("pads", begin + end))
+        done += 1
+    return done
+
+
 def prepare_onnx(model):
     """Rewrite what onnx2torch cannot read (see module docs); returns the (possibly new) ModelProto."""
     import numpy as np
@@ -147,6 +198,7 @@ def prepare_onnx(model):
                     del n.attribute[:]
                     n.attribute.extend(keep)
     _global_max_pool_as_reduce(model)
+    _explicit_same_pads(model)
     return model
 
 
