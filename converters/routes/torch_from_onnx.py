@@ -166,6 +166,27 @@ def _explicit_same_pads(model) -> int:
     return done
 
 
+def _module_safe_names(model) -> int:
+    """Node names without ``,`` and ``;``: onnx2torch names each submodule after its node, and the
+    ``.pt2`` stores module paths in ``nn_module_stack`` text joined with those two characters, so a
+    tf2onnx name such as ``…/Relu6;…/batchnorm/add_1`` makes the saved program unreadable
+    (``torch.export.load``: "expected metadata_split to return 3 parts")."""
+    import re
+
+    names = {n.name for n in model.graph.node}
+    done = 0
+    for n in model.graph.node:
+        if "," in n.name or ";" in n.name:
+            new = base = re.sub(r"[,;]", "_", n.name)
+            k = 1
+            while new in names:
+                new, k = f"{base}_{k}", k + 1
+            names.add(new)
+            n.name = new
+            done += 1
+    return done
+
+
 def prepare_onnx(model):
     """Rewrite what onnx2torch cannot read (see module docs); returns the (possibly new) ModelProto."""
     import numpy as np
@@ -174,6 +195,7 @@ def prepare_onnx(model):
 
     fold_constants(model)  # weights computed by Constant / ConstantOfShape / Identity chains
     _inline_identity_weights(model)
+    _module_safe_names(model)
     consts = {i.name: i for i in model.graph.initializer}
     for n in model.graph.node:
         if n.op_type == "Constant":

@@ -64,3 +64,20 @@ def test_global_max_pool_converts_as_a_reduction(tmp_path, opset):
     _log, cmp = _convert_and_compare(src, str(tmp_path / f"gmp{opset}.pt2"))
     assert cmp["passed"] is True and cmp["outputs"][0]["max_abs"] == 0.0
     assert cmp["outputs"][0]["shape"] == [1, 4, 1, 1]
+
+
+def test_node_names_with_commas_and_semicolons_give_a_readable_pt2(tmp_path):
+    """tf2onnx names fused nodes ``a/Relu6;a/batchnorm/add_1;a/convolution`` (MobileNetV2 from TFLite); the
+    .pt2 keeps module paths in text joined with those characters."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    src = _save(tmp_path, "fused.onnx",
+                [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1],
+                                  name="m/Conv1_relu/Relu6;m/bn_Conv1/batchnorm/add_1;m/Conv1/convolution"),
+                 helper.make_node("Relu", ["c"], ["y"], name="m/out,relu")],
+                [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+                [numpy_helper.from_array(w, "w")], 13)
+    _log, cmp = _convert_and_compare(src, str(tmp_path / "fused.pt2"))
+    assert cmp["passed"] is True, cmp
+    assert cmp["outputs"][0]["max_abs"] < 1e-5
