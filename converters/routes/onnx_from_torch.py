@@ -125,7 +125,16 @@ def run(src: str, out: str, opts: ConvertOptions, *, family: str, final: bool, l
                                   input_names=kwargs["input_names"], output_names=opts.output_names,
                                   dynamic_axes=dyn_axes)
         elif is_ep and not opts.dynamic_batch and not opts.input_shapes:
-            torch.onnx.export(model, (), f=out, dynamo=True, **kwargs)
+            try:
+                torch.onnx.export(model, (), f=out, dynamo=True, **kwargs)
+            except Exception as exc:
+                # The dynamo exporter re-traces the program on fake tensors, and a saved program's strides
+                # can then forbid a view that ran fine (T5: "Cannot view a tensor with shape [1, 8, 2, 16]
+                # and strides …"). The program is one fixed graph: the TorchScript-based exporter traces
+                # it on real tensors instead.
+                log(f"the dynamo exporter failed ({_first_line(exc)}); exporting the program with the "
+                    f"TorchScript-based exporter (dynamo=False)")
+                _export_program_traced(model, args, out, kwargs, opts)
         else:
             example = args
             if opts.dynamic_batch:
@@ -147,6 +156,34 @@ def run(src: str, out: str, opts: ConvertOptions, *, family: str, final: bool, l
         onnx.save(mp, out)
     _write_map(src, out, family, mp, names, optimize)
     return {"output": out, "extra": extra}
+
+
+def _export_program_traced(ep, args, out: str, kwargs: dict, opts: ConvertOptions) -> None:
+    """``torch.onnx.export(dynamo=False)`` of an exported program: its module is traced with ``args``
+    (one per user input, in the program's order; keyword inputs by name)."""
+    import torch
+
+    gm = ep.module()
+    for p in gm.parameters():
+        p.requires_grad_(False)
+    from ..safety.pt2 import keyword_inputs
+
+    specs = [s.arg.name for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+    kw_names = keyword_inputs(ep)
+
+    class Program(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            object.__setattr__(self, "_gm", gm)  # not a submodule: the exporter's train(False) would reach it
+
+        def forward(self, *flat):
+            npos = len(flat) - len(kw_names)
+            return self._gm(*flat[:npos], **dict(zip(kw_names, flat[npos:])))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Program(), tuple(args), f=out, dynamo=False, opset_version=opts.opset or 17,
+                          input_names=kwargs.get("input_names") or specs, output_names=kwargs.get("output_names"))
 
 
 def _reexport(src, ep, args, dynamic_shapes, example):

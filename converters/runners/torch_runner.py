@@ -59,13 +59,15 @@ class TorchRunner(Runner):
         self._names_cache = None
         self._in_specs: list[TensorSpec] = []
         self._out_names: list[str] | None = None
+        self._kw_names: list[str] = []
         try:
             if family == "torch.export":
-                from ..safety.pt2 import load_pt2_safely
+                from ..safety.pt2 import keyword_inputs, load_pt2_safely
                 ep = load_pt2_safely(self.path, trust=self.trust)
                 self._ep = ep
                 self.module = ep.module()
                 self._in_specs = self._ep_input_specs(ep)
+                self._kw_names = keyword_inputs(ep)
             elif family == "torchscript":
                 from ..safety.torchscript import check_torchscript
                 check_torchscript(self.path, trust=self.trust, action="run")
@@ -209,6 +211,9 @@ class TorchRunner(Runner):
             with torch.inference_mode():
                 if fx_names:
                     out = self._run_fx(args, fx_names, captured)
+                elif self._kw_names:  # exported with keyword inputs (T5: input_ids=, decoder_input_ids=)
+                    npos = len(args) - len(self._kw_names)
+                    out = self.module(*args[:npos], **dict(zip(self._kw_names, args[npos:])))
                 else:
                     out = self.module(*args)
         finally:

@@ -38,7 +38,7 @@ from typing import Any
 
 from ..errors import CorruptFile, ResourceLimit, TrustRequired
 
-__all__ = ["check_pt2", "load_pt2_safely", "check_sym_expr"]
+__all__ = ["check_pt2", "load_pt2_safely", "check_sym_expr", "keyword_inputs"]
 
 _TRUST_HINT = "open it only if you trust its source (--trust)"
 _MAX_JSON_BYTES = 1 << 30          # declared size of one JSON member
@@ -652,3 +652,15 @@ def load_pt2_safely(path: str, *, trust: bool):
         # a legacy pickle member the check did not see (cannot happen after _check): never unpickle it
         raise TrustRequired(f"{path}: its weights are stored as a pickle; {_TRUST_HINT}")
     return ExportedProgramDeserializer().deserialize(serialized, state_dict, constants, None)
+
+
+def keyword_inputs(ep) -> list[str]:
+    """The names of the inputs an exported program takes by keyword, in its flattened order (after the
+    positional ones); [] when it takes every input by position. A program exported with
+    ``kwargs={"input_ids": …}`` (T5's encoder-decoder) must be called that way."""
+    try:
+        spec = ep.call_spec.in_spec
+        kwargs = spec.children_specs[1] if spec is not None and spec.num_children == 2 else None
+        return [str(k) for k in (kwargs.context or [])] if kwargs is not None and kwargs.type is dict else []
+    except Exception:
+        return []
