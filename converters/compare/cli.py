@@ -95,6 +95,9 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--capture", action="append", default=[], metavar="A_TENSOR[=B_TENSOR]",
                    help="also compare an intermediate tensor (module path / node output / layer / tensor name "
                         "in A, and its name in B when it differs); repeatable")
+    p.add_argument("--per-layer", action="store_true",
+                   help="pair every layer of the two models (converter map, then the exporters' tensor names), "
+                        "compare each, and name the first layer that is wrong itself rather than inheriting error")
     p.add_argument("--capture-map", action="store_true",
                    help="also compare every inner tensor pair listed in the converter's map (<model>.tbmap.json) "
                         "and report the first that diverges")
@@ -109,7 +112,7 @@ def params_from_args(args) -> dict:
             "signature_b": args.signature_b, "save_dir": args.save_dir, "report": args.report,
             "timeout": args.timeout,
             "capture": [tuple(c.split("=", 1)) if "=" in c else (c, c) for c in args.capture],
-            "capture_map": args.capture_map,
+            "capture_map": args.capture_map, "per_layer": args.per_layer,
             "image": {"size": args.image_size, "mean": args.mean, "std": args.std, "scale": not args.no_scale,
                       "layout": args.layout}}
 

@@ -40,7 +40,10 @@ class CompareOptions:
     ``capture``: intermediate tensors to compare as well, as (name in A, name in B) pairs — runtime
     names (module path or FX node for torch, node output for ONNX, layer for Keras, tensor for TFLite);
     a per-layer comparison feeds the pairs of a converter's map here. ``capture_map``: capture and compare
-    every inner tensor pair the converter's map (.tbmap.json) lists, in its order."""
+    every inner tensor pair the converter's map (.tbmap.json) lists, in its order. ``per_layer``: pair
+    every layer the two models share (converter map, then the exporters' names; see
+    :mod:`converters.parity`), compare each, and tell the layers that make an error from those that
+    inherit it (``CompareResult.layers``, ``layer_first``)."""
 
     device_a: str = "cpu"
     device_b: str = "cpu"
@@ -63,6 +66,7 @@ class CompareOptions:
     parallel: bool = True
     capture: list[tuple] = field(default_factory=list)
     capture_map: bool = False
+    per_layer: bool = False
 
 
 def _score_fn(tol: Tolerance) -> Callable[[np.ndarray, np.ndarray], bool]:
@@ -167,8 +171,14 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
 
     # a converter's map beside B (B converted from A) or beside A (A converted from B, inverted)
     sidecar = read_map(path_b, res.warnings)
+    if sidecar and not _written_for(sidecar.source, path_a):
+        res.warnings.append(f"the converter map beside B was written for "
+                            f"'{os.path.basename(str(sidecar.source.get('path')))}', not A; not used")
+        sidecar = TensorMap()
     if not sidecar:
         sa = read_map(path_a, res.warnings)
+        if sa and not _written_for(sa.source, path_b):
+            sa = TensorMap()
         sidecar = sa.inverted() if sa else sa
 
     params_a: dict[str, Any] = {"path": path_a, "device": o.device_a, "trust": o.trust, "warmup": o.warmup,
@@ -179,7 +189,15 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
     if o.tolerance.noise_factor or any(t.noise_factor for t in o.overrides.values()):
         params_a["noise_out"] = os.path.join(work, "outputs_a_noise.npz")
     capture = [tuple(c) for c in o.capture]
-    if o.capture_map:
+    plan = None
+    if o.per_layer:
+        prog(0.0, "pairing the layers of both models")
+        os.makedirs(os.path.join(work, "jobs"), exist_ok=True)
+        plan = _plan_layers(path_a, path_b, o, sidecar, res, os.path.join(work, "jobs"))
+        if plan is None:
+            return _finish(res, work, keep, o, None, None)
+        capture += [c for c in plan.captures() if c[0] not in {x[0] for x in capture}]
+    elif o.capture_map:
         if not sidecar.tensors:
             res.warnings.append("no converter map with inner tensors beside either model; compared outputs only")
         capture += [c for c in sidecar.tensor_pairs() if c[0] not in {x[0] for x in capture}]
@@ -199,8 +217,8 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
         params_b["signature"] = o.signature_b
     if capture:
         params_b["capture"] = [c[1] for c in capture]
-        if o.capture_map:  # map names may not exist in a runner: compare what can be captured, warn of the rest
-            params_a["capture_optional"] = params_b["capture_optional"] = True
+        if o.capture_map or o.per_layer:  # planned names may not exist in a runner: compare what can be
+            params_a["capture_optional"] = params_b["capture_optional"] = True  # captured, warn of the rest
 
     jobs_dir = os.path.join(work, "jobs")
     os.makedirs(jobs_dir, exist_ok=True)
@@ -278,7 +296,51 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
                                        noise=noise)
     if not res.model_outputs:
         res.error = "no output of A could be paired with an output of B (names and shapes all differ)"
+    if plan is not None:
+        from ..parity import judge_layers
+        inner = {(d.name, d.name_b): d for d in res.intermediates}
+        layers, first = judge_layers(plan, inner)
+        res.layers, res.layer_first = layers, first
+        res.layer_notes = list(plan.notes)
+        res.unmatched = {"a": list(plan.unmatched_a), "b": list(plan.unmatched_b)}
     return _finish(res, work, keep, o, outs_a, outs_b)
+
+
+def _plan_layers(path_a: str, path_b: str, o: CompareOptions, sidecar: TensorMap, res: CompareResult, jobs_dir: str):
+    """The layer pairs of both models (read in a worker, like every read of a user's file), or None
+    with ``res.error`` set."""
+    from ..jobs import Job, JobFailed
+    from ..parity import LayerPlan
+
+    params = {"a": path_a, "b": path_b, "trust": o.trust, "map": sidecar.to_dict() if sidecar else None}
+    job = Job("plan_layers", params, job_dir=os.path.join(jobs_dir, "plan")).start()
+    try:
+        plan = LayerPlan.from_dict(job.wait(o.timeout))
+    except TimeoutError:
+        job.cancel(grace=0.5)
+        res.error = f"pairing the layers did not finish within {o.timeout:g} s"
+        return None
+    except JobFailed as exc:
+        res.error = f"pairing the layers failed: {exc.message}"
+        return None
+    if not plan.pairs:
+        res.warnings.append("no layer of A could be paired with a layer of B (no converter map, no shared "
+                            "tensor names); compared the outputs only")
+    return plan
+
+
+def _written_for(side: dict, path: str) -> bool:
+    """Whether a map's recorded source (or target) is ``path``: the same file, or, once files have moved,
+    the same file name. A map that names no path is taken at its word."""
+    recorded = str((side or {}).get("path") or "")
+    if not recorded:
+        return True
+    try:
+        if os.path.exists(recorded) and os.path.samefile(recorded, path):
+            return True
+    except OSError:
+        pass
+    return os.path.basename(os.path.normpath(recorded)) == os.path.basename(os.path.normpath(path))
 
 
 def _noise(outs_a: dict[str, np.ndarray], path: str | None) -> dict[str, float]:
@@ -347,7 +409,7 @@ def options_from_params(p: dict) -> CompareOptions:
                           timeout=p.get("timeout"),
                           capture=[tuple(c) if isinstance(c, (list, tuple)) else (c, c)
                                    for c in (p.get("capture") or [])],
-                          capture_map=bool(p.get("capture_map")))
+                          capture_map=bool(p.get("capture_map")), per_layer=bool(p.get("per_layer")))
 
 
 def compare_task(params: dict, ctx) -> dict:

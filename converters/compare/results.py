@@ -59,6 +59,12 @@ class CompareResult:
     error: str | None = None
     files: dict[str, str] = field(default_factory=dict)
     seed: int | None = None
+    # per-layer comparison (``per_layer``): every paired layer with its status, the first that is wrong
+    # itself, what could not be paired, and notes (see converters.parity)
+    layers: list[Any] = field(default_factory=list)
+    layer_first: Any = None
+    unmatched: dict[str, list[str]] = field(default_factory=dict)
+    layer_notes: list[str] = field(default_factory=list)
 
     @property
     def model_outputs(self) -> list[OutputDiff]:
@@ -71,8 +77,20 @@ class CompareResult:
 
     @property
     def first_divergence(self) -> OutputDiff | None:
-        """The first captured inner tensor that does not match, if any."""
+        """The first inner tensor that does not match: with a per-layer comparison the first layer that is
+        wrong itself (not one that inherits error), else the first captured one that differs."""
+        if self.layer_first is not None:
+            f = self.layer_first
+            hit = next((d for d in self.intermediates if d.name == f.a and d.name_b == f.b), None)
+            if hit is not None:
+                return hit
         return next((d for d in self.intermediates if not d.passed), None)
+
+    def layer_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.layers:
+            out[r.status] = out.get(r.status, 0) + 1
+        return out
 
     @property
     def passed(self) -> bool:
@@ -93,16 +111,28 @@ class CompareResult:
              "a": self.a.to_dict(), "b": self.b.to_dict(),
              "outputs": [o.to_dict() for o in self.outputs], "tolerance": self.tolerance, "inputs": self.inputs,
              "warnings": list(self.warnings), "error": self.error, "files": dict(self.files), "seed": self.seed}
+        if self.layers:
+            d["layers"] = [r.to_dict() for r in self.layers]
+            d["layer_first"] = self.layer_first.to_dict() if self.layer_first is not None else None
+            d["layer_counts"] = self.layer_counts()
+            d["unmatched"] = dict(self.unmatched)
+            d["layer_notes"] = list(self.layer_notes)
         return d
 
     @staticmethod
     def from_dict(d: dict) -> "CompareResult":
+        from ..parity import LayerResult
+
         d = _json_restore(d)
+        first = d.get("layer_first")
         return CompareResult(a=SideInfo.from_dict(d["a"]), b=SideInfo.from_dict(d["b"]),
                              outputs=[OutputDiff.from_dict(o) for o in d.get("outputs", [])],
                              tolerance=d.get("tolerance", {}), inputs=d.get("inputs", {}),
                              warnings=list(d.get("warnings", [])), error=d.get("error"),
-                             files=dict(d.get("files", {})), seed=d.get("seed"))
+                             files=dict(d.get("files", {})), seed=d.get("seed"),
+                             layers=[LayerResult.from_dict(r) for r in d.get("layers", [])],
+                             layer_first=LayerResult.from_dict(first) if first else None,
+                             unmatched=dict(d.get("unmatched", {})), layer_notes=list(d.get("layer_notes", [])))
 
     def save_json(self, path: str) -> str:
         tmp = path + ".part"
@@ -127,7 +157,9 @@ class CompareResult:
         for o in self.model_outputs:
             lines.append(("  " + o.summary()))
         inner = self.intermediates
-        if inner:
+        if self.layers:
+            lines.extend(self._layer_lines())
+        elif inner:
             ok = sum(1 for d in inner if d.passed)
             first = self.first_divergence
             lines.append(f"inner tensors: {ok} of {len(inner)} match"
@@ -143,6 +175,34 @@ class CompareResult:
         lines.append("PASS: outputs match" if self.passed else
                      f"FAIL: {len(self.failed_outputs)} of {len(self.model_outputs)} outputs differ"
                      if self.model_outputs else "FAIL: no outputs were compared")
+        return lines
+
+    def _layer_lines(self) -> list[str]:
+        c = self.layer_counts()
+        methods: dict[str, int] = {}
+        for r in self.layers:
+            methods[r.method] = methods.get(r.method, 0) + 1
+        how = ", ".join(f"{n} by {m}" for m, n in methods.items())
+        lines = [f"layers: {len(self.layers)} paired ({how}); " +
+                 ", ".join(f"{c[s]} {s}" for s in ("ok", "source", "inherited", "layout", "missing") if c.get(s))]
+        un_a = len(self.unmatched.get("a", []))
+        if un_a:
+            lines.append(f"  {un_a} layer(s) of A have no counterpart in B (e.g. '{self.unmatched['a'][0]}')")
+        f = self.layer_first
+        if f is not None:
+            where = f" [{f.op}]" if f.op else ""
+            lines.append(f"first divergence: '{f.a}'{where} (B: '{f.b}'), max abs {f.max_abs:.3g}"
+                         + (f", cosine {f.cosine:.6f}" if f.cosine is not None else "")
+                         + (" — a layout-only op: check the axis or permutation" if f.status == "layout" else
+                            " — wrong itself: every paired layer feeding it matches"))
+            down = sum(1 for r in self.layers if r.status == "inherited")
+            if down:
+                lines.append(f"  {down} layer(s) after it inherit the error")
+            others = [r for r in self.layers if r.status == "source" and r is not f][:3]
+            for r in others:
+                lines.append(f"  also wrong itself: '{r.a}' (B: '{r.b}'), max abs {r.max_abs:.3g}")
+        elif self.layers and not c.get("missing") == len(self.layers):
+            lines.append("every paired layer matches")
         return lines
 
 

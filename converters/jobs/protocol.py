@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 __all__ = ["TaskParams", "OpenParams", "LoadParams", "TensorParams", "ConvertParams", "DevicesParams",
-           "AttachParams", "CompareParams", "params_for"]
+           "AttachParams", "CompareParams", "PlanParams", "params_for"]
 
 
 class TaskParams:
@@ -109,10 +109,21 @@ class CompareParams(TaskParams):
     save_dir: str | None = None
     report: str | None = None
     repeats: int | None = None
+    per_layer: bool = False
+
+
+@dataclass
+class PlanParams(TaskParams):
+    """Pair the layers of ``b`` with those of reference ``a`` (see :mod:`converters.parity.plan`)."""
+    TASK: ClassVar[str] = "plan_layers"
+    a: str
+    b: str
+    trust: bool = False
+    map: dict[str, Any] | None = None
 
 
 _ALL = {c.TASK: c for c in (OpenParams, LoadParams, TensorParams, ConvertParams, DevicesParams, AttachParams,
-                            CompareParams)}
+                            CompareParams, PlanParams)}
 
 
 def params_for(task: str, d: dict[str, Any]) -> TaskParams:

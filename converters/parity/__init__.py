@@ -1,0 +1,16 @@
+"""Per-layer parity: pair the layers of two models, compare each, and say where the numbers first part ways.
+
+>>> from converters.compare import CompareOptions, compare_models
+>>> res = compare_models("model.pt2", "model.onnx", CompareOptions(per_layer=True))
+>>> res.layer_first  # the first layer that is wrong itself (a LayerResult), or None
+
+:mod:`.plan` finds the pairs (converter map, then the exporters' names) and places them on A's graph;
+:mod:`.verdict` tells layers that make an error from layers that inherit one.
+"""
+from __future__ import annotations
+
+from .plan import LayerPair, LayerPlan, is_layout_op, plan_from_graphs, plan_layers
+from .verdict import STATUSES, LayerResult, judge_layers
+
+__all__ = ["LayerPair", "LayerPlan", "plan_layers", "plan_from_graphs", "is_layout_op", "LayerResult",
+           "judge_layers", "STATUSES"]

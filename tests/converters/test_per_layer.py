@@ -1,0 +1,165 @@
+"""Per-layer parity: layers are paired across two models, compared, and the first layer that is wrong itself
+is named, with the layers after it marked as inheriting the error."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from converters.graph import Graph, Node, Value
+from converters.parity import is_layout_op, judge_layers, plan_from_graphs
+
+
+# ---- the plan and the verdicts, on graphs made by hand -------------------------------------------------
+
+def _chain(ops: list[str], names: list[str]) -> Graph:
+    nodes, prev = [], "x"
+    for op, name in zip(ops, names):
+        nodes.append(Node(name=f"n_{name}", op_type=op, inputs=[prev, f"w_{name}"], outputs=[name]))
+        prev = name
+    values = {n: Value(n, "float32", [1, 4]) for n in ["x"] + names}
+    return Graph(nodes=nodes, inputs=["x"], outputs=[names[-1]], values=values)
+
+
+class _Diff:
+    def __init__(self, name, passed, max_abs):
+        self.name, self.name_b, self.passed, self.max_abs = name, name, passed, max_abs
+        self.shape, self.perm_b, self.mean_abs, self.max_rel, self.cosine, self.noise = [1, 4], None, max_abs, 0, 1, 0
+        self.reasons = [] if passed else ["outside"]
+
+
+def test_shared_tensor_names_pair_layers_in_graph_order_with_their_upstream():
+    ops, names = ["Conv", "Relu", "Reshape", "Gemm", "Softmax"], ["c", "r", "s", "g", "y"]
+    plan = plan_from_graphs(_chain(ops, names), _chain(ops, names))
+    assert [(p.a, p.b, p.method) for p in plan.pairs] == [(n, n, "name") for n in names]
+    assert [p.upstream for p in plan.pairs] == [[], [0], [1], [2], [3]]
+    assert [p.layout_only for p in plan.pairs] == [False, False, True, False, False]
+
+
+def test_the_first_failing_layer_whose_inputs_match_is_the_source():
+    ops, names = ["Conv", "Relu", "Reshape", "Gemm", "Softmax"], ["c", "r", "s", "g", "y"]
+    plan = plan_from_graphs(_chain(ops, names), _chain(ops, names))
+    fails = {"r", "s", "g", "y"}
+    layers, first = judge_layers(plan, {(n, n): _Diff(n, n not in fails, 0.1 if n in fails else 0) for n in names})
+    assert [r.status for r in layers] == ["ok", "source", "inherited", "inherited", "inherited"]
+    assert first.a == "r"
+    # a layout-only op failing on matching inputs is a layout suspect, not a source
+    layers, first = judge_layers(plan, {(n, n): _Diff(n, n != "s", 0.1 if n == "s" else 0) for n in names})
+    assert [r.status for r in layers] == ["ok", "ok", "layout", "ok", "ok"] and first.a == "s"
+    # a pair one side could not capture is looked through: the error still comes from upstream of it
+    diffs = {(n, n): _Diff(n, n not in ("r", "g", "y"), 0.1) for n in names if n != "s"}
+    layers, first = judge_layers(plan, diffs)
+    assert [r.status for r in layers] == ["ok", "source", "missing", "inherited", "inherited"]
+
+
+def test_layout_ops_are_known_in_every_spelling():
+    for op in ("Reshape", "Transpose", "aten.view.default", "permute", "TRANSPOSE", "Cast", "getitem"):
+        assert is_layout_op(op), op
+    for op in ("Conv", "aten.convolution.default", "MatMul", "CONV_2D", "relu"):
+        assert not is_layout_op(op), op
+
+
+# ---- real models -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory):
+    """A torch CNN with BatchNorm (exported .pt2), its ONNX through the route (with the converter map) and
+    the same ONNX with the second convolution's weights scaled by 5 %."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    from torch import nn
+
+    from converters.jobs import run_job
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+            self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
+            self.fc = nn.Linear(8 * 4 * 4, 5)
+
+        def forward(self, x):
+            x = torch.max_pool2d(torch.relu(self.bn1(self.conv1(x))), 2)
+            x = torch.max_pool2d(torch.relu(self.bn2(self.conv2(x))), 2)
+            return self.fc(torch.flatten(x, 1))
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    for bn in (net.bn1, net.bn2):
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 1.5)
+    d = tmp_path_factory.mktemp("per_layer")
+    src = str(d / "cnn.pt2")
+    torch.export.save(torch.export.export(net, (torch.randn(1, 3, 16, 16),)), src)
+    good = str(d / "cnn.onnx")
+    _, job = run_job("convert", {"src": src, "to": "onnx", "out": good, "options": {}})
+    job.cleanup()
+    m = onnx.load(good)
+    conv2 = [n for n in m.graph.node if n.op_type == "Conv"][1]
+    for t in m.graph.initializer:
+        if t.name == conv2.input[1]:
+            t.CopyFrom(numpy_helper.from_array((numpy_helper.to_array(t) * 1.05).astype(np.float32), t.name))
+    bad = str(d / "cnn_bad.onnx")
+    onnx.save(m, bad)
+    shutil.copy(good + ".tbmap.json", bad + ".tbmap.json")  # the map still says which layer is which
+    return {"src": src, "good": good, "bad": bad, "conv2_out": conv2.output[0], "dir": d}
+
+
+def _per_layer(a, b):
+    from converters.jobs import run_job
+
+    res, job = run_job("compare", {"a": a, "b": b, "repeats": 1, "per_layer": True})
+    job.cleanup()
+    return res
+
+
+def test_a_faithful_conversion_matches_at_every_layer(cnn):
+    res = _per_layer(cnn["src"], cnn["good"])
+    assert res["passed"] is True
+    assert res["layer_first"] is None
+    statuses = {r["status"] for r in res["layers"]}
+    assert statuses <= {"ok", "missing"} and res["layer_counts"]["ok"] >= 6
+    assert {"map", "name"} <= {r["method"] for r in res["layers"]}
+
+
+def test_a_planted_weight_fault_is_found_at_its_layer_and_later_layers_inherit_it(cnn):
+    res = _per_layer(cnn["src"], cnn["bad"])
+    assert res["passed"] is False
+    first = res["layer_first"]
+    assert first is not None and first["status"] == "source"
+    assert first["a"] == "bn2" and first["b"] == cnn["conv2_out"]  # BN folded into the scaled conv
+    layers = res["layers"]
+    k = first["index"]
+    assert all(r["status"] == "ok" for r in layers[:k])
+    assert [r["status"] for r in layers[k + 1:] if r["status"] != "missing"] and \
+        all(r["status"] == "inherited" for r in layers[k + 1:] if r["status"] != "missing")
+    assert res["first_divergence"] == "bn2"
+
+
+def test_two_onnx_files_without_a_map_pair_by_tensor_names(cnn, tmp_path):
+    """The altered copy of a file converted elsewhere: no converter map, the tensor names pair the layers."""
+    good, bad = tmp_path / "model.onnx", tmp_path / "model_edited.onnx"
+    shutil.copy(cnn["good"], good)
+    shutil.copy(cnn["bad"], bad)
+    res = _per_layer(str(good), str(bad))
+    assert not any(r["method"] == "map" for r in res["layers"])
+    first = res["layer_first"]
+    assert first is not None and first["a"] == cnn["conv2_out"] and first["op"] == "Conv"
+    assert all(r["status"] in ("ok", "missing") for r in res["layers"][:first["index"]])
+
+
+def test_cli_per_layer_prints_the_first_divergence_and_writes_layers_to_json(cnn):
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    cmd = [sys.executable, "-m", "app", "compare", cnn["src"], cnn["bad"], "--per-layer"]
+    text = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert text.returncode == 1, text.stderr
+    assert "first divergence: 'bn2'" in text.stdout and "inherit the error" in text.stdout
+    js = subprocess.run(cmd + ["--json"], capture_output=True, text=True, env=env, timeout=300)
+    doc = json.loads(js.stdout)
+    assert doc["layer_first"]["a"] == "bn2" and doc["layers"]
