@@ -217,8 +217,11 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
         params_b["signature"] = o.signature_b
     if capture:
         params_b["capture"] = [c[1] for c in capture]
-        if o.capture_map or o.per_layer:  # planned names may not exist in a runner: compare what can be
-            params_a["capture_optional"] = params_b["capture_optional"] = True  # captured, warn of the rest
+        if o.per_layer:  # each captured tensor goes to disk as it is made; they are compared pair by pair
+            params_a["capture_dir"] = os.path.join(work, "layers_a")
+            params_b["capture_dir"] = os.path.join(work, "layers_b")
+        elif o.capture_map:  # map names may not exist in a runner: compare what can be captured, warn of the rest
+            params_a["capture_optional"] = params_b["capture_optional"] = True
 
     jobs_dir = os.path.join(work, "jobs")
     os.makedirs(jobs_dir, exist_ok=True)
@@ -276,6 +279,7 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
     # the map may name tensors the way the file stores them; the runners may call them otherwise
     sidecar = sidecar.renamed(results["A"].get("aliases") or {}, results["B"].get("aliases") or {})
     names_a, names_b = results["A"].get("output_names"), results["B"].get("output_names")
+    planned = list(capture)
     if capture:
         # an inner tensor captured on one side only has no partner: keep it out of output pairing
         kept = [c for c in capture if c[0] in outs_a and c[1] in outs_b]
@@ -294,6 +298,9 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
                                        warnings=res.warnings, names_a=[c[0] for c in capture],
                                        names_b=[c[1] for c in capture], pairs=capture, only_given=True,
                                        noise=noise)
+    if planned and o.per_layer:
+        prog(0.9, f"comparing {len(planned)} layers")
+        res.outputs += _compare_spilled(planned, results, o, noise, res.warnings)
     if not res.model_outputs:
         res.error = "no output of A could be paired with an output of B (names and shapes all differ)"
     if plan is not None:
@@ -327,6 +334,25 @@ def _plan_layers(path_a: str, path_b: str, o: CompareOptions, sidecar: TensorMap
         res.warnings.append("no layer of A could be paired with a layer of B (no converter map, no shared "
                             "tensor names); compared the outputs only")
     return plan
+
+
+def _compare_spilled(pairs: list[tuple], results: dict, o: CompareOptions, noise: dict[str, float],
+                     warnings: list[str]) -> list[OutputDiff]:
+    """Compare the tensors both sides wrote to disk, one pair at a time (memory: one pair)."""
+    fa, fb = results["A"].get("captured") or {}, results["B"].get("captured") or {}
+    inner_noise = dict(noise)
+    inner_noise.update(results["A"].get("capture_noise") or {})
+    diffs: list[OutputDiff] = []
+    for c in pairs:
+        a, b = c[0], c[1]
+        if a not in fa or b not in fb:
+            continue
+        xa, xb = np.load(fa[a], mmap_mode="r"), np.load(fb[b], mmap_mode="r")
+        diffs += compare_outputs({a: xa}, {b: xb}, tolerance=o.tolerance, overrides=o.overrides, warnings=warnings,
+                                 names_a=[a], names_b=[b], pairs=[tuple(c)], only_given=True,
+                                 noise={a: inner_noise[a]} if a in inner_noise else None)
+        del xa, xb
+    return diffs
 
 
 def _written_for(side: dict, path: str) -> bool:

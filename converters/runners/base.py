@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -150,6 +150,55 @@ class Runner:
         t0 = time.perf_counter()
         out = self._infer_impl(checked, list(capture) if capture else None)
         self.last_inference_time = time.perf_counter() - t0
+        return out
+
+    def capture_stream(self, feeds: dict[str, np.ndarray], names: list[str],
+                       sink: Callable[[str, np.ndarray], None], *, budget_bytes: int = 256 << 20) -> dict[str, np.ndarray]:
+        """Run the model once and hand each tensor of ``names`` to ``sink(name, array)`` as soon as the
+        runtime has produced it; return the model's outputs only. The caller decides what to keep (a
+        per-layer comparison writes each one to disk), so memory stays about one tensor plus what the
+        runtime itself holds: runners that can run a model piece by piece (ONNX) keep at most
+        ``budget_bytes`` of captured tensors alive at once. Names this runner cannot capture are skipped
+        (see :meth:`capturable`)."""
+        self._require_open()
+        checked = self._check_feeds(feeds)
+        t0 = time.perf_counter()
+        out = self._capture_stream_impl(checked, [n for n in names], sink, budget_bytes)
+        self.last_inference_time = time.perf_counter() - t0
+        return out
+
+    def capturable(self, names: list[str]) -> list[str]:
+        """The names among ``names`` this runner can capture, decided without running the model where the
+        runtime allows; by default the names are tried in one run, then in halves (a few runs for a few
+        bad names among thousands)."""
+        self._require_open()
+        feeds = getattr(self, "_probe_feeds", None)
+        if feeds is None:
+            from ..inputs import random_inputs
+            feeds = random_inputs(self.input_specs(), seed=0)
+
+        def ok(group: list[str]) -> list[str]:
+            try:
+                self._infer_impl(self._check_feeds(feeds), group)
+                return group
+            except Exception:
+                if len(group) == 1:
+                    return []
+                half = len(group) // 2
+                return ok(group[:half]) + ok(group[half:])
+
+        return ok(list(names)) if names else []
+
+    def _capture_stream_impl(self, feeds, names, sink, budget_bytes) -> dict[str, np.ndarray]:
+        # one run returns everything (what the runtime allows); then each tensor is handed over and dropped
+        out = self._infer_impl(feeds, names)
+        model_names = [s.name for s in self._output_specs_impl()]
+        wanted = set(names)
+        for n in list(out):
+            if n in wanted:
+                sink(n, out[n])
+                if n not in model_names:
+                    del out[n]
         return out
 
     def _feed_plan(self) -> list[tuple]:

@@ -107,6 +107,55 @@ class OnnxRuntimeRunner(Runner):
         self._capture_sessions[names] = sess
         return sess
 
+    # -- capture piece by piece -----------------------------------------------------------------------
+    def _proto(self):
+        proto = getattr(self, "_proto_cache", None)
+        if proto is None:
+            import onnx
+            proto = self._proto_cache = onnx.load(self.path)
+        return proto
+
+    def capturable(self, names: list[str]) -> list[str]:
+        g = self._proto().graph
+        produced = {o for n in g.node for o in n.output if o}
+        return [n for n in names if n in produced]
+
+    def _capture_stream_impl(self, feeds, names, sink, budget_bytes):
+        """Run the graph as consecutive pieces, each with at most about ``budget_bytes`` of tensors that
+        must leave it (captured ones and ones later pieces read); a captured tensor goes to ``sink`` as
+        its piece finishes, and a tensor nobody reads any more is dropped. Peak memory is then about one
+        piece's tensors, not every node output at once (what marking all of them as outputs costs)."""
+        wanted = set(self.capturable(names))
+        pieces = self._pieces(frozenset(wanted), budget_bytes)
+        env: dict[str, np.ndarray] = dict(feeds)
+        result: dict[str, np.ndarray] = {}
+        model_outs = set(self._out_names)
+        for piece in pieces:
+            sess = piece.session(self, env)
+            vals = sess.run(piece.outputs, {k: env[k] for k in piece.inputs})
+            for n, v in zip(piece.outputs, vals):
+                if n in wanted:
+                    sink(n, v)
+                if n in model_outs:
+                    result[n] = v
+                if n in piece.keep:
+                    env[n] = v
+            for n in piece.drop:
+                env.pop(n, None)
+            del vals
+        for n in self._out_names:  # an output that is a graph input (or passes straight through)
+            if n not in result and n in env:
+                result[n] = env[n]
+        return {n: result[n] for n in self._out_names if n in result}
+
+    def _pieces(self, wanted: frozenset, budget_bytes: int) -> list["_Piece"]:
+        cache = getattr(self, "_pieces_cache", None)
+        if cache is not None and cache[0] == (wanted, budget_bytes):
+            return cache[1]
+        pieces = _plan_pieces(self._proto(), wanted, budget_bytes)
+        self._pieces_cache = ((wanted, budget_bytes), pieces)
+        return pieces
+
     def _infer_impl(self, feeds, capture):
         if capture:
             sess = self._capture_session(tuple(capture))
@@ -120,3 +169,109 @@ class OnnxRuntimeRunner(Runner):
             order = [s.name for s in self._output_specs_impl()] + [c for c in capture]
             out = {n: out[n] for n in order if n in out}
         return out
+
+
+class _Piece:
+    """A run of consecutive nodes as its own small model: what it reads, what it hands on."""
+
+    def __init__(self, nodes, inputs, outputs, keep, drop, inits, proto):
+        self.nodes, self.inputs, self.outputs = nodes, inputs, outputs
+        self.keep, self.drop, self.inits = keep, drop, inits
+        self._proto, self._sess = proto, None
+
+    def session(self, runner, env):
+        if self._sess is None:
+            from onnx import helper
+
+            g = self._proto.graph
+            ins = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.asarray(env[n]).dtype), None)
+                   for n in self.inputs]
+            outs = [helper.make_empty_tensor_value_info(n) for n in self.outputs]
+            inits = [t for t in g.initializer if t.name in self.inits]
+            sub = helper.make_graph(self.nodes, g.name or "piece", ins, outs, inits)
+            m = helper.make_model(sub, opset_imports=list(self._proto.opset_import), ir_version=self._proto.ir_version)
+            m.functions.extend(self._proto.functions)
+            data = m.SerializeToString()
+            del m, sub, inits
+            self._sess = runner._ort.InferenceSession(data, sess_options=runner._opts, providers=runner._providers)
+        return self._sess
+
+
+def _value_bytes(vi) -> int | None:
+    t = vi.type.tensor_type
+    if not t.HasField("shape"):
+        return None
+    n = 1
+    for d in t.shape.dim:
+        if not d.HasField("dim_value"):
+            return None
+        n *= d.dim_value
+    from onnx import helper
+    try:
+        return n * np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type)).itemsize
+    except Exception:
+        return None
+
+
+def _plan_pieces(proto, wanted: frozenset, budget_bytes: int) -> list[_Piece]:
+    """Cut the graph (in its topological order) into pieces whose outgoing tensors stay near the budget."""
+    import onnx
+    from onnx import AttributeProto
+
+    g = proto.graph
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto).graph
+        sizes = {vi.name: _value_bytes(vi) for vi in list(inferred.value_info) + list(inferred.output)}
+    except Exception:
+        sizes = {}
+    inits = {t.name for t in g.initializer}
+    nodes = list(g.node)
+
+    def reads(n) -> list[str]:
+        names = [i for i in n.input if i]
+        for a in n.attribute:  # a subgraph can read any outer value (not the ones it makes itself)
+            subs = [a.g] if a.type == AttributeProto.GRAPH else list(a.graphs) if a.type == AttributeProto.GRAPHS else []
+            for sg in subs:
+                own = {o for m in sg.node for o in m.output} | {i.name for i in sg.input} | \
+                    {t.name for t in sg.initializer}
+                names.extend(v for m in sg.node for v in reads(m) if v not in own)
+        return names
+
+    node_reads = [reads(n) for n in nodes]
+    last_use: dict[str, int] = {}
+    for i, r in enumerate(node_reads):
+        for v in r:
+            last_use[v] = i
+    graph_outs = {o.name for o in g.output}
+    end = len(nodes)
+    for v in graph_outs:
+        last_use[v] = end
+    default = 1 << 20  # an unknown size counts as 1 MiB
+    cuts, acc = [0], 0
+    for i, n in enumerate(nodes):
+        out_bytes = sum((sizes.get(o) or default) for o in n.output
+                        if o and (o in wanted or last_use.get(o, -1) > i or o in graph_outs))
+        if acc and acc + out_bytes > budget_bytes:
+            cuts.append(i)
+            acc = 0
+        acc += out_bytes
+    cuts.append(end)
+    pieces = []
+    for lo, hi in zip(cuts, cuts[1:]):
+        if lo == hi:
+            continue
+        produced = [o for n in nodes[lo:hi] for o in n.output if o]
+        pset = set(produced)
+        needed: list[str] = []
+        seen: set[str] = set()
+        for r in node_reads[lo:hi]:
+            for v in r:
+                if v not in pset and v not in inits and v not in seen:
+                    seen.add(v)
+                    needed.append(v)
+        outs = [o for o in produced if o in wanted or last_use.get(o, -1) >= hi or o in graph_outs]
+        keep = {o for o in outs if last_use.get(o, -1) >= hi or o in graph_outs}
+        drop = {v for v in needed if last_use.get(v, -1) < hi and v not in graph_outs}
+        used_inits = {v for r in node_reads[lo:hi] for v in r if v in inits}
+        pieces.append(_Piece(nodes[lo:hi], needed, outs or produced[-1:], keep, drop, used_inits, proto))
+    return pieces

@@ -128,6 +128,10 @@ def run_model_task(params: dict, ctx) -> dict:
         warmup = max(0, int(params.get("warmup", 1)))
         repeats = max(1, int(params.get("repeats", 5)))
         capture = params.get("capture") or None
+        capture_dir = params.get("capture_dir")
+        if capture and capture_dir:
+            return _streamed(runner, params, ctx, feeds, capture, capture_dir, warnings, warmup, repeats,
+                             boot, open_s, matches)
         if capture and params.get("capture_optional"):
             capture = _capturable(runner, feeds, capture, warnings, os.path.basename(path))
         ctx.progress(0.2, "running")
@@ -139,30 +143,95 @@ def run_model_task(params: dict, ctx) -> dict:
             out = runner.infer(feeds, capture=capture)
             times.append(runner.last_inference_time)
             ctx.progress(0.2 + 0.7 * (i + 1) / repeats, f"run {i + 1}/{repeats}")
-        out_path = params.get("outputs_out") or ctx.path("outputs.npz")
-        tmp = out_path + ".part.npz"
-        np.savez(tmp, **{k: np.asarray(v) for k, v in out.items()})
-        os.replace(tmp, out_path)
+        out_path = _save_npz(params.get("outputs_out") or ctx.path("outputs.npz"), out)
         noise_path = None
         if params.get("noise_out") and any(np.asarray(v).dtype.kind == "f" for v in feeds.values()):
             ctx.progress(0.95, "measuring rounding sensitivity")
-            noisy = runner.infer(rounding_step(feeds), capture=capture)
-            noise_path = params["noise_out"]
-            np.savez(noise_path + ".part.npz", **{k: np.asarray(v) for k, v in noisy.items()})
-            os.replace(noise_path + ".part.npz", noise_path)
-        desc = runner.describe()
-        warnings.extend(runner.warnings)
-        ctx.progress(1.0, "done")
-        return {"runtime": desc["runtime"], "device": desc["device"], "inputs": desc["inputs"],
-                "outputs": desc["outputs"], "output_names": list(out.keys()), "aliases": desc.get("aliases", {}),
-                "outputs_npz": out_path, "noise_npz": noise_path,
-                "inputs_npz": params.get("inputs_out"), "timing": timing_stats(times, warmup), "open_s": open_s,
-                "boot_s": boot, "warnings": warnings,
-                "feeds": {k: {"shape": list(v.shape), "dtype": v.dtype.name} for k, v in feeds.items()},
-                "matches": [{"source": m.source, "target": m.target, "by": m.by,
-                             "perm": list(m.perm) if m.perm else None} for m in matches]}
+            noise_path = _save_npz(params["noise_out"], runner.infer(rounding_step(feeds), capture=capture))
+        return _result(runner, out, out_path, noise_path, params, timing_stats(times, warmup), open_s, boot,
+                       warnings, feeds, matches, ctx)
     finally:
         runner.close()
+
+
+def _save_npz(path: str, arrays: dict) -> str:
+    tmp = path + ".part.npz"
+    np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+    os.replace(tmp, path)
+    return path
+
+
+def _result(runner, out, out_path, noise_path, params, timing, open_s, boot, warnings, feeds, matches, ctx,
+            **more) -> dict:
+    desc = runner.describe()
+    warnings.extend(runner.warnings)
+    ctx.progress(1.0, "done")
+    return {"runtime": desc["runtime"], "device": desc["device"], "inputs": desc["inputs"],
+            "outputs": desc["outputs"], "output_names": list(out.keys()), "aliases": desc.get("aliases", {}),
+            "outputs_npz": out_path, "noise_npz": noise_path,
+            "inputs_npz": params.get("inputs_out"), "timing": timing, "open_s": open_s,
+            "boot_s": boot, "warnings": warnings,
+            "feeds": {k: {"shape": list(v.shape), "dtype": v.dtype.name} for k, v in feeds.items()},
+            "matches": [{"source": m.source, "target": m.target, "by": m.by,
+                         "perm": list(m.perm) if m.perm else None} for m in matches], **more}
+
+
+def _streamed(runner, params, ctx, feeds, capture, capture_dir, warnings, warmup, repeats, boot, open_s,
+              matches) -> dict:
+    """A per-layer run: timed runs without capture, then one run that writes each captured tensor to
+    ``capture_dir/<k>.npy`` (k: its first position in ``capture``) as the runtime produces it, so no
+    more than about one tensor is held here; with ``noise_out`` a second run on inputs one rounding step
+    away measures each captured tensor's own change against the file, keeping only that number."""
+    from .base import timing_stats
+
+    os.makedirs(capture_dir, exist_ok=True)
+    ctx.progress(0.2, "running")
+    for _ in range(warmup):
+        runner.infer(feeds)
+    times = []
+    for i in range(repeats):
+        runner.infer(feeds)
+        times.append(runner.last_inference_time)
+        ctx.progress(0.2 + 0.4 * (i + 1) / repeats, f"run {i + 1}/{repeats}")
+    index: dict[str, int] = {}
+    for k, n in enumerate(capture):
+        index.setdefault(n, k)
+    files: dict[str, str] = {}
+
+    def spill(name: str, value) -> None:
+        k = index.get(name)
+        if k is not None:
+            f = os.path.join(capture_dir, f"{k}.npy")
+            np.save(f, np.asarray(value))
+            files[name] = f
+
+    ctx.progress(0.65, f"capturing {len(index)} tensors")
+    budget = int(params.get("capture_budget_mb") or 256) << 20
+    out = runner.capture_stream(feeds, list(index), spill, budget_bytes=budget)
+    missing = [n for n in index if n not in files]
+    if missing:
+        warnings.append(f"{len(missing)} of {len(index)} planned tensors cannot be captured in "
+                        f"{os.path.basename(params['path'])} (e.g. '{missing[0]}'); those are not compared")
+    out_path = _save_npz(params.get("outputs_out") or ctx.path("outputs.npz"), out)
+    noise_path, inner_noise = None, {}
+    if params.get("noise_out") and any(np.asarray(v).dtype.kind == "f" for v in feeds.values()):
+        ctx.progress(0.85, "measuring rounding sensitivity")
+
+        def change(name: str, value) -> None:
+            f = files.get(name)
+            if f is None:
+                return
+            ref = np.load(f, mmap_mode="r")
+            v = np.asarray(value)
+            if ref.shape == v.shape and v.dtype.kind == "f":
+                d = np.abs(np.asarray(ref, dtype=np.float64) - v)
+                d = d[np.isfinite(d)]
+                inner_noise[name] = float(d.max()) if d.size else 0.0
+
+        noisy = runner.capture_stream(rounding_step(feeds), list(files), change, budget_bytes=budget)
+        noise_path = _save_npz(params["noise_out"], noisy)
+    return _result(runner, out, out_path, noise_path, params, timing_stats(times, warmup), open_s, boot,
+                   warnings, feeds, matches, ctx, captured=files, capture_noise=inner_noise)
 
 
 def devices_task(params: dict, ctx) -> dict:

@@ -185,12 +185,13 @@ class TorchRunner(Runner):
         return names, meta
 
     # -- run ---------------------------------------------------------------------------------------
-    def _infer_impl(self, feeds, capture):
+    def _infer_impl(self, feeds, capture, captured=None):
         torch = self._torch
         args = [torch.from_numpy(np.ascontiguousarray(feeds[s.name])) for s in self._in_specs]
         if self._dev.type != "cpu":
             args = [a.to(self._dev) for a in args]
-        hooks, captured = [], {}
+        hooks = []
+        captured = {} if captured is None else captured
         fx_names: dict[str, str] = {}
         if capture:
             if self.family == "torchscript":
@@ -239,28 +240,53 @@ class TorchRunner(Runner):
                     result[name] = to_numpy(v)
         return result
 
-    def _resolve_fx(self, capture: list[str]) -> dict[str, str]:
+    def _fx_index(self) -> dict[str, str]:
+        """name -> FX node: every node under its own name, and every module path (``conv2``,
+        ``features.0``, and dynamo's ``L['self'].conv2`` spelling) -> the last node that module produced."""
+        idx = getattr(self, "_fx_index_cache", None)
+        if idx is not None:
+            return idx
+        idx = {}
+        for n in self.module.graph.nodes:
+            if n.op != "call_function":
+                continue
+            stack = n.meta.get("nn_module_stack") or {}
+            for v in stack.values():
+                path = str(v[0]) if isinstance(v, tuple) else str(v)
+                idx[path] = n.name  # later nodes overwrite: the module's last node
+                if path.startswith("L[") and "." in path:
+                    idx[path.split(".", 1)[1]] = n.name
+        for n in self.module.graph.nodes:
+            idx[n.name] = n.name
+        self._fx_index_cache = idx
+        return idx
+
+    def _resolve_fx(self, capture: list[str], strict: bool = True) -> dict[str, str]:
         """requested name -> FX node name: a node name as is, or a module path (``conv2``,
         ``features.0``) -> the last node that module produced (its output)."""
-        nodes = [n for n in self.module.graph.nodes]
-        names = {n.name for n in nodes}
+        idx = self._fx_index()
         out = {}
         for want in capture:
-            if want in names:
-                out[want] = want
+            node = idx.get(want)
+            if node is None:
+                if strict:
+                    raise RunnerError(f"{self.path}: no module or graph node named {want!r} to capture")
                 continue
-            last = None
-            for n in nodes:
-                if n.op != "call_function":
-                    continue
-                stack = n.meta.get("nn_module_stack") or {}
-                paths = {str(v[0]) if isinstance(v, tuple) else str(v) for v in stack.values()}
-                if want in paths or any(p.endswith("." + want) and p.startswith("L[") for p in paths):
-                    last = n.name
-            if last is None:
-                raise RunnerError(f"{self.path}: no module or graph node named {want!r} to capture")
-            out[want] = last
+            out[want] = node
         return out
+
+    def capturable(self, names: list[str]) -> list[str]:
+        self._require_open()
+        if self.family == "torchscript":
+            return []
+        if hasattr(self.module, "graph") and self._ep is not None:
+            return list(self._resolve_fx(names, strict=False))
+        mods = dict(self.module.named_modules())
+        return [n for n in names if n and n in mods]
+
+    def _capture_stream_impl(self, feeds, names, sink, budget_bytes):
+        # hooks and the FX interpreter hand each tensor over as it is made; nothing is kept here
+        return self._infer_impl(feeds, self.capturable(names), captured=_Sink(sink))
 
     def _run_fx(self, args, names: dict[str, str], captured):
         import torch.fx
@@ -277,6 +303,22 @@ class TorchRunner(Runner):
                 return r
 
         return Grab(self.module).run(*args)
+
+
+class _Sink(dict):
+    """A dict that hands what is put in it to ``sink`` (as numpy arrays) instead of keeping it."""
+
+    def __init__(self, sink):
+        super().__init__()
+        self._sink = sink
+
+    def __setitem__(self, key, value):
+        if hasattr(value, "shape"):
+            self._sink(key, to_numpy(value))
+        else:
+            for k, t in flatten_outputs(value, prefix=key).items():
+                if hasattr(t, "shape"):
+                    self._sink(k, to_numpy(t))
 
 
 def _is_static(d) -> bool:

@@ -660,7 +660,8 @@ def keyword_inputs(ep) -> list[str]:
     ``kwargs={"input_ids": …}`` (T5's encoder-decoder) must be called that way."""
     try:
         spec = ep.call_spec.in_spec
-        kwargs = spec.children_specs[1] if spec is not None and spec.num_children == 2 else None
+        kids = (spec.children() if hasattr(spec, "children") else spec.children_specs) if spec is not None else []
+        kwargs = kids[1] if len(kids) == 2 else None
         return [str(k) for k in (kwargs.context or [])] if kwargs is not None and kwargs.type is dict else []
     except Exception:
         return []

@@ -163,3 +163,38 @@ def test_cli_per_layer_prints_the_first_divergence_and_writes_layers_to_json(cnn
     js = subprocess.run(cmd + ["--json"], capture_output=True, text=True, env=env, timeout=300)
     doc = json.loads(js.stdout)
     assert doc["layer_first"]["a"] == "bn2" and doc["layers"]
+
+
+def test_onnx_capture_piece_by_piece_gives_every_tensor_of_one_whole_run(cnn):
+    """The bounded-memory capture runs the graph as small pieces; each tensor must equal what one run of
+    the whole graph with every node output marked as an output gives."""
+    import onnx
+
+    from converters.runners import runner_for
+
+    names = [o for n in onnx.load(cnn["good"]).graph.node for o in n.output if o]
+    with runner_for(cnn["good"]) as r:
+        x = {s.name: np.random.default_rng(0).random([1, 3, 16, 16], dtype=np.float32) for s in r.input_specs()}
+        whole = r.infer(x, capture=names)
+        got: dict = {}
+        outs = r.capture_stream(x, names + ["no_such_tensor"], got.__setitem__, budget_bytes=4 << 10)
+        assert len(r._pieces_cache[1]) > 3  # the tiny budget forced several pieces
+    assert sorted(got) == sorted(names)
+    for n in names:
+        np.testing.assert_array_equal(got[n], whole[n])
+    assert list(outs) == [o for o in whole if o not in names or o in outs]
+
+
+def test_torch_capture_hands_each_tensor_over_and_keeps_none(cnn):
+    from converters.runners import runner_for
+
+    with runner_for(cnn["src"]) as r:
+        x = {s.name: np.random.default_rng(0).random([1, 3, 16, 16], dtype=np.float32) for s in r.input_specs()}
+        want = ["conv1", "bn2", "fc", "no_such_module"]
+        assert r.capturable(want) == ["conv1", "bn2", "fc"]
+        whole = r.infer(x, capture=["conv1", "bn2", "fc"])
+        got: dict = {}
+        outs = r.capture_stream(x, want, got.__setitem__)
+    assert sorted(got) == ["bn2", "conv1", "fc"] and "conv1" not in outs
+    for n in got:
+        np.testing.assert_array_equal(got[n], whole[n])
