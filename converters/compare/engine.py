@@ -81,7 +81,7 @@ def compare_outputs(outs_a: dict[str, np.ndarray], outs_b: dict[str, np.ndarray]
                     sidecar: TensorMap | None = None, warnings: list[str] | None = None,
                     names_a: list[str] | None = None, names_b: list[str] | None = None,
                     pairs: list[tuple[str, str]] | None = None, only_given: bool = False,
-                    noise: dict[str, float] | None = None) -> list[OutputDiff]:
+                    noise: dict[str, float] | None = None, detail: bool = True) -> list[OutputDiff]:
     """Pair and compare two sets of outputs (A is the reference). Layout changes on B are undone first.
     ``noise`` {name in A: A's own change under a rounding step} widens each tolerance (see tolerances).
     ``pairs`` (A name, B name) are paired before anything else (captured intermediates); with
@@ -102,7 +102,7 @@ def compare_outputs(outs_a: dict[str, np.ndarray], outs_b: dict[str, np.ndarray]
         if perm is not None and p.by != "given":  # inner tensors: the perm is in their diff, not a warning each
             warnings.append(f"output '{p.b}' of B transposed by {list(perm)} to A's layout ({note})")
         d = compare_arrays(a, b2, t, name=p.a, name_b=p.b, matched_by=p.by, perm_b=list(perm) if perm else None,
-                           noise=(noise or {}).get(p.a))
+                           noise=(noise or {}).get(p.a), detail=detail)
         d.shape_b = list(b.shape)  # B's own layout, before the transpose
         d.intermediate = p.by == "given"
         diffs.append(d)
@@ -342,17 +342,21 @@ def _compare_spilled(pairs: list[tuple], results: dict, o: CompareOptions, noise
     fa, fb = results["A"].get("captured") or {}, results["B"].get("captured") or {}
     inner_noise = dict(noise)
     inner_noise.update(results["A"].get("capture_noise") or {})
-    diffs: list[OutputDiff] = []
-    for c in pairs:
+
+    def one(c) -> list[OutputDiff]:
         a, b = c[0], c[1]
         if a not in fa or b not in fb:
-            continue
+            return []
         xa, xb = np.load(fa[a], mmap_mode="r"), np.load(fb[b], mmap_mode="r")
-        diffs += compare_outputs({a: xa}, {b: xb}, tolerance=o.tolerance, overrides=o.overrides, warnings=warnings,
-                                 names_a=[a], names_b=[b], pairs=[tuple(c)], only_given=True,
-                                 noise={a: inner_noise[a]} if a in inner_noise else None)
-        del xa, xb
-    return diffs
+        return compare_outputs({a: xa}, {b: xb}, tolerance=o.tolerance, overrides=o.overrides, warnings=warnings,
+                               names_a=[a], names_b=[b], pairs=[tuple(c)], only_given=True,
+                               noise={a: inner_noise[a]} if a in inner_noise else None, detail=False)
+
+    # numpy releases the GIL in its loops: a few threads compare a few pairs at once
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as ex:
+        return [d for ds in ex.map(one, pairs) for d in ds]
 
 
 def _written_for(side: dict, path: str) -> bool:

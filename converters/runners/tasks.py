@@ -130,8 +130,7 @@ def run_model_task(params: dict, ctx) -> dict:
         capture = params.get("capture") or None
         capture_dir = params.get("capture_dir")
         if capture and capture_dir:
-            return _streamed(runner, params, ctx, feeds, capture, capture_dir, warnings, warmup, repeats,
-                             boot, open_s, matches)
+            return _streamed(runner, params, ctx, feeds, capture, capture_dir, warnings, boot, open_s, matches)
         if capture and params.get("capture_optional"):
             capture = _capturable(runner, feeds, capture, warnings, os.path.basename(path))
         ctx.progress(0.2, "running")
@@ -176,23 +175,15 @@ def _result(runner, out, out_path, noise_path, params, timing, open_s, boot, war
                          "perm": list(m.perm) if m.perm else None} for m in matches], **more}
 
 
-def _streamed(runner, params, ctx, feeds, capture, capture_dir, warnings, warmup, repeats, boot, open_s,
-              matches) -> dict:
-    """A per-layer run: timed runs without capture, then one run that writes each captured tensor to
-    ``capture_dir/<k>.npy`` (k: its first position in ``capture``) as the runtime produces it, so no
-    more than about one tensor is held here; with ``noise_out`` a second run on inputs one rounding step
-    away measures each captured tensor's own change against the file, keeping only that number."""
+def _streamed(runner, params, ctx, feeds, capture, capture_dir, warnings, boot, open_s, matches) -> dict:
+    """A per-layer run: one run that writes each captured tensor to ``capture_dir/<k>.npy`` (k: its first
+    position in ``capture``) as the runtime produces it, so no more than about one tensor is held here;
+    with ``noise_out`` a second run on inputs one rounding step away measures each captured tensor's own
+    change against the file, keeping only that number. The timing is that of the capturing run (a
+    per-layer comparison is about where numbers differ, not speed: no separate timed runs)."""
     from .base import timing_stats
 
     os.makedirs(capture_dir, exist_ok=True)
-    ctx.progress(0.2, "running")
-    for _ in range(warmup):
-        runner.infer(feeds)
-    times = []
-    for i in range(repeats):
-        runner.infer(feeds)
-        times.append(runner.last_inference_time)
-        ctx.progress(0.2 + 0.4 * (i + 1) / repeats, f"run {i + 1}/{repeats}")
     index: dict[str, int] = {}
     for k, n in enumerate(capture):
         index.setdefault(n, k)
@@ -208,6 +199,7 @@ def _streamed(runner, params, ctx, feeds, capture, capture_dir, warnings, warmup
     ctx.progress(0.65, f"capturing {len(index)} tensors")
     budget = int(params.get("capture_budget_mb") or 256) << 20
     out = runner.capture_stream(feeds, list(index), spill, budget_bytes=budget)
+    times = [runner.last_inference_time]
     missing = [n for n in index if n not in files]
     if missing:
         warnings.append(f"{len(missing)} of {len(index)} planned tensors cannot be captured in "
@@ -230,7 +222,7 @@ def _streamed(runner, params, ctx, feeds, capture, capture_dir, warnings, warmup
 
         noisy = runner.capture_stream(rounding_step(feeds), list(files), change, budget_bytes=budget)
         noise_path = _save_npz(params["noise_out"], noisy)
-    return _result(runner, out, out_path, noise_path, params, timing_stats(times, warmup), open_s, boot,
+    return _result(runner, out, out_path, noise_path, params, timing_stats(times, 0), open_s, boot,
                    warnings, feeds, matches, ctx, captured=files, capture_noise=inner_noise)
 
 

@@ -425,3 +425,27 @@ def test_rounding_step_moves_float_inputs_by_about_one_ulp_and_leaves_the_rest()
     rel = np.abs(out["x"].astype(np.float64) - x) / x
     assert rel.max() <= 1.5 * np.finfo(np.float32).eps and (rel > 0).mean() > 0.5
     np.testing.assert_array_equal(rounding_step({"x": x, "ids": ids})["x"], out["x"])  # seeded
+
+
+def test_large_arrays_are_compared_in_chunks_with_the_same_figures(monkeypatch):
+    import converters.compare.diff as diff
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((3, 40, 50)).astype(np.float32)
+    b = a + rng.standard_normal(a.shape).astype(np.float32) * 1e-6
+    b[1, 7, 9] += 0.5
+    b[2, 0, 0] += 2e-5  # outside atol/rtol, inside the rounding allowance below
+    exact = compare_arrays(a, b, tolerance("fp32"), noise=1e-6)
+    monkeypatch.setattr(diff, "LARGE", 1000)
+    monkeypatch.setattr(diff, "CHUNK", 256)
+    monkeypatch.setattr(diff, "SAMPLE", 10 ** 9)  # every element in the sample: percentiles exact too
+    chunked = compare_arrays(a, b, tolerance("fp32"), noise=1e-6)
+    for f in ("passed", "mismatches", "strict_mismatches", "noise_allowance", "reasons"):
+        assert getattr(chunked, f) == getattr(exact, f), f
+    for f in ("max_abs", "mean_abs", "max_rel", "mean_rel", "cosine", "median_abs", "p99_abs"):
+        assert getattr(chunked, f) == pytest.approx(getattr(exact, f), rel=1e-5, abs=1e-12), f
+    assert chunked.ref_range == exact.ref_range
+    assert chunked.worst[0]["index"] == exact.worst[0]["index"] == [1, 7, 9]
+    assert sum(chunked.histogram) == a.size
+    light = compare_arrays(a, b, tolerance("fp32"), noise=1e-6, detail=False)
+    assert light.passed == exact.passed and light.max_abs == chunked.max_abs and not light.histogram
