@@ -9,7 +9,8 @@ Correspondence, in order of trust (each pair records the method that found it):
     the exporters' own naming: a tensor of the same name produced by an op in both graphs. torch.onnx's
     dynamo exporter names each ONNX value after its FX node (``conv2d``, ``relu_1``, ``linear``), copies
     of one ONNX or TFLite file keep their tensor names, onnx2torch keeps the ONNX node names. A pair is
-    kept only where both shapes are known to hold the same number of elements (or one is unknown).
+    kept only where both shapes, when known, have the same sizes (in some order), and never for a
+    layout-only op (exporters renumber those as they decompose).
 
 Pairs are then placed on A's graph: each pair's A tensor is produced by one node of A, in A's
 topological order (its ``depth``), and its *upstream* pairs are the nearest paired nodes above it. That
@@ -116,7 +117,10 @@ class _Index:
             s = n.scope
             while s:
                 self.last_in_scope[s] = i  # later nodes overwrite: the scope's last node
-                cut = max(s.rfind("."), s.rfind("/"))
+                # readers join scope levels with "/" (``encoder/layers.0/linear1``); torch names the same
+                # module ``encoder.layers.0.linear1``
+                self.last_in_scope[s.replace("/", ".")] = i
+                cut = s.rfind("/")
                 s = s[:cut] if cut > 0 else ""
 
     def node_of(self, name: str) -> int | None:
@@ -126,15 +130,12 @@ class _Index:
                 return table[name]
         return None
 
-    def numel(self, value: str) -> int | None:
+    def shape(self, value: str) -> list[int] | None:
         v = self.graph.values.get(value) if self.graph is not None else None
         shape = getattr(v, "shape", None)
-        if not shape or any(not isinstance(d, int) for d in shape):
+        if shape is None or any(not isinstance(d, int) for d in shape):
             return None
-        out = 1
-        for d in shape:
-            out *= d
-        return out
+        return list(shape)
 
     def is_data(self, i: int) -> bool:
         """A node computing on data (not a constant, not a weight read)."""
@@ -185,11 +186,13 @@ def plan_from_graphs(ga, gb, *, sidecar=None) -> LayerPlan:
             if not v or v in seen_a or v in ga.inputs or v not in ib.producer or v in taken_b:
                 continue
             j = ib.producer[v]
-            if not ib.is_data(j):
+            if not ib.is_data(j) or is_layout_op(n.op_type):
+                # a reshape or transpose does no arithmetic to get wrong, and exporters renumber them as
+                # they decompose (``view_3`` on one side is not ``view_3`` on the other): not paired by name
                 continue
-            na, nb = ia.numel(v), ib.numel(v)
-            if na is not None and nb is not None and na != nb:
-                continue
+            sa, sb = ia.shape(v), ib.shape(v)
+            if sa is not None and sb is not None and sorted(sa) != sorted(sb):
+                continue  # not the same tensor (a layout change keeps the sizes, permuted)
             seen_a.add(v)
             taken_b.add(v)
             raw.append(LayerPair(v, v, "name"))

@@ -106,7 +106,7 @@ def render_report(result, outs_a: dict | None = None, outs_b: dict | None = None
 
     outputs = [d for d in r.outputs if not d.intermediate]
     inner = [d for d in r.outputs if d.intermediate]
-    first = next((d for d in inner if not d.passed), None)
+    first = r.first_divergence
     if outputs:
         h.append("<h2>Outputs</h2><table><tr><th class=l>output (A / B)</th><th class=l>shape</th><th>verdict</th>"
                  "<th>max abs</th><th>mean abs</th><th>median abs</th><th>p99 abs</th><th>max rel</th><th>p99 rel</th>"
@@ -126,7 +126,9 @@ def render_report(result, outs_a: dict | None = None, outs_b: dict | None = None
                      f"<td>{_num(d.cosine, 8)}</td><td>{d.mismatches} / {d.numel}</td><td class=l>{wtxt}</td>"
                      f"<td class=l>{topk}</td></tr>")
         h.append("</table>")
-    if inner:
+    if r.layers:
+        h.extend(_layer_section(r))
+    elif inner:
         ok = sum(1 for d in inner if d.passed)
         h.append(f"<h2>Inner tensors</h2><p>{ok} of {len(inner)} match"
                  + (f"; <b>first divergence at <code>{escape(first.name)}</code></b> (B: <code>"
@@ -177,6 +179,42 @@ def render_report(result, outs_a: dict | None = None, outs_b: dict | None = None
     h.append(f"<script type=\"application/json\" id=\"result\">{data}</script>")
     h.append("</body></html>")
     return "\n".join(h)
+
+
+def _layer_section(r) -> list[str]:
+    """Per-layer comparison: counts, the first divergence in both models' names, error along the layers
+    and the table of every paired layer."""
+    from .svg import depth_svg
+
+    counts = r.layer_counts()
+    f = r.layer_first
+    h = [f"<h2>Layers</h2><p>{len(r.layers)} layer pairs: " + ", ".join(
+        f"{counts[s]} {s}" for s in ("ok", "source", "inherited", "layout", "missing") if counts.get(s)) + ".</p>"]
+    if f is not None:
+        h.append(f"<p><b>first divergence: <code>{escape(f.a)}</code></b> ({escape(f.op or '?')}) in A, "
+                 f"<code>{escape(f.b)}</code> ({escape(f.op_b or '?')}) in B: max abs {_num(f.max_abs)}, "
+                 f"cosine {_num(f.cosine, 8)}; "
+                 + ("a layout-only op (check its axis or permutation)." if f.status == "layout" else
+                    "every paired layer feeding it matches, so it is wrong itself.") + "</p>")
+    else:
+        h.append("<p>No layer is wrong itself.</p>")
+    if r.unmatched.get("a"):
+        h.append(f"<p class=small>{len(r.unmatched['a'])} layer(s) of A have no counterpart in B: "
+                 + ", ".join(f"<code>{escape(x)}</code>" for x in r.unmatched["a"][:12])
+                 + (" …" if len(r.unmatched["a"]) > 12 else "") + "</p>")
+    atol = float((r.tolerance or {}).get("atol") or 0) or None
+    h.append(depth_svg([(x.index, x.max_abs, x.status) for x in r.layers], title="max |A − B| along the layers",
+                       tolerance=atol, first=f.index if f is not None else None))
+    h.append("<table><tr><th>#</th><th class=l>A</th><th class=l>op</th><th class=l>B</th><th class=l>matched by</th>"
+             "<th class=l>status</th><th>max abs</th><th>mean abs</th><th>cosine</th></tr>")
+    for x in r.layers:
+        cls = "failrow" if x.status in ("source", "layout") else ""
+        h.append(f"<tr class=\"{cls}\"><td>{x.index}</td><td class=l><code>{escape(x.a)}</code></td>"
+                 f"<td class=l>{escape(x.op)}</td><td class=l><code>{escape(x.b)}</code></td>"
+                 f"<td class=l>{escape(x.method)}</td><td class=l>{escape(x.status)}</td><td>{_num(x.max_abs)}</td>"
+                 f"<td>{_num(x.mean_abs)}</td><td>{_num(x.cosine, 8)}</td></tr>")
+    h.append("</table>")
+    return h
 
 
 def _safe(x):

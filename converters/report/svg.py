@@ -6,7 +6,7 @@ from html import escape
 
 import numpy as np
 
-__all__ = ["histogram_svg", "scatter_svg", "bars_svg"]
+__all__ = ["histogram_svg", "scatter_svg", "bars_svg", "depth_svg"]
 
 _AXIS = "#555"
 _GRID = "#e3e3e3"
@@ -136,5 +136,54 @@ def bars_svg(items: list[tuple[str, float, float]], *, title: str, unit: str = "
         xm = left + pw * mn / vmax
         parts.append(f'<line x1="{xm:.1f}" y1="{y + 1}" x2="{xm:.1f}" y2="{y + 21}" stroke="#234"/>')
         parts.append(f'<text x="{left + w + 6:.1f}" y="{y + 15}" {_FONT}>{med:.4g} {unit}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+_STATUS_COLOR = {"ok": "#4a7fb5", "source": "#d9534f", "inherited": "#f0ad4e", "layout": "#8e44ad",
+                 "missing": "#bbbbbb"}
+
+
+def depth_svg(points: list[tuple[int, float | None, str]], *, title: str, tolerance: float | None = None,
+              first: int | None = None, width: int = 720, height: int = 240) -> str:
+    """Error along the layers: one dot per layer (x: position in A's order, y: max |A − B| on a log scale),
+    coloured by status; a dashed line at ``tolerance``; the first divergence circled."""
+    left, right, top, bottom = 54, 12, 24, 40
+    pw, ph = width - left - right, height - top - bottom
+    vals = [v for _, v, _ in points if v is not None and v > 0 and math.isfinite(v)]
+    lo = math.floor(math.log10(min(vals + ([tolerance] if tolerance else [])))) if vals else -8
+    hi = math.ceil(math.log10(max(vals + ([tolerance] if tolerance else [])))) if vals else 0
+    lo, hi = max(lo, -12), max(hi, lo + 1)
+    n = max(1, len(points) - 1)
+
+    def sx(i):
+        return left + pw * i / n
+
+    def sy(v):
+        lv = math.log10(v) if v and v > 0 else lo
+        return top + ph * (1 - (min(max(lv, lo), hi) - lo) / (hi - lo))
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+             f'<text x="{left}" y="15" {_FONT} font-weight="600">{escape(title)}</text>']
+    for e in range(lo, hi + 1):
+        y = sy(10.0 ** e)
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="{_GRID}"/>')
+        parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" {_FONT}>1e{e}</text>')
+    if tolerance:
+        y = sy(tolerance)
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#d9534f" '
+                     f'stroke-dasharray="4 3"><title>tolerance (atol) {_fmt(tolerance)}</title></line>')
+    for i, (idx, v, status) in enumerate(points):
+        if v is None:
+            continue
+        x, y = sx(i), sy(v)
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{_STATUS_COLOR.get(status, "#333")}">'
+                     f'<title>#{idx} {escape(status)}: {_fmt(v)}</title></circle>')
+        if first is not None and idx == first:
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="7" fill="none" stroke="#d9534f" stroke-width="2"/>')
+    parts.append(f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="{_AXIS}"/>')
+    parts.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle" {_FONT}>layers in A\'s order '
+                 f'(red: wrong itself, orange: inherited, purple: layout-only op, blue: ok)</text>')
     parts.append("</svg>")
     return "".join(parts)

@@ -33,17 +33,37 @@ class _Diff:
         self.reasons = [] if passed else ["outside"]
 
 
+def _map(names):
+    from converters.tbmap import Entry, TensorMap
+
+    return TensorMap(tensors=[Entry(n, n) for n in names])
+
+
 def test_shared_tensor_names_pair_layers_in_graph_order_with_their_upstream():
     ops, names = ["Conv", "Relu", "Reshape", "Gemm", "Softmax"], ["c", "r", "s", "g", "y"]
     plan = plan_from_graphs(_chain(ops, names), _chain(ops, names))
-    assert [(p.a, p.b, p.method) for p in plan.pairs] == [(n, n, "name") for n in names]
+    # a layout-only op is not paired by name (exporters renumber them); the walk up passes through it
+    assert [(p.a, p.b, p.method) for p in plan.pairs] == [(n, n, "name") for n in ("c", "r", "g", "y")]
+    assert [p.upstream for p in plan.pairs] == [[], [0], [1], [2]]
+    # the converter's map is trusted first, layout ops included
+    plan = plan_from_graphs(_chain(ops, names), _chain(ops, names), sidecar=_map(names))
+    assert [(p.a, p.method) for p in plan.pairs] == [(n, "map") for n in names]
     assert [p.upstream for p in plan.pairs] == [[], [0], [1], [2], [3]]
     assert [p.layout_only for p in plan.pairs] == [False, False, True, False, False]
 
 
+def test_module_paths_of_a_converter_map_are_placed_on_the_reader_scopes():
+    g = _chain(["linear", "relu", "linear"], ["linear", "relu", "linear_1"])
+    for n, scope in zip(g.nodes, ["encoder/layers.0/linear1", "encoder/layers.0", "head"]):
+        n.scope = scope
+    plan = plan_from_graphs(g, g, sidecar=_map(["encoder.layers.0.linear1", "head"]))
+    placed = {p.a: p.depth for p in plan.pairs if p.method == "map"}
+    assert placed == {"encoder.layers.0.linear1": 0, "head": 2}
+
+
 def test_the_first_failing_layer_whose_inputs_match_is_the_source():
     ops, names = ["Conv", "Relu", "Reshape", "Gemm", "Softmax"], ["c", "r", "s", "g", "y"]
-    plan = plan_from_graphs(_chain(ops, names), _chain(ops, names))
+    plan = plan_from_graphs(_chain(ops, names), _chain(ops, names), sidecar=_map(names))
     fails = {"r", "s", "g", "y"}
     layers, first = judge_layers(plan, {(n, n): _Diff(n, n not in fails, 0.1 if n in fails else 0) for n in names})
     assert [r.status for r in layers] == ["ok", "source", "inherited", "inherited", "inherited"]
@@ -160,9 +180,13 @@ def test_cli_per_layer_prints_the_first_divergence_and_writes_layers_to_json(cnn
     text = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert text.returncode == 1, text.stderr
     assert "first divergence: 'bn2'" in text.stdout and "inherit the error" in text.stdout
-    js = subprocess.run(cmd + ["--json"], capture_output=True, text=True, env=env, timeout=300)
+    report = cnn["dir"] / "layers.html"
+    js = subprocess.run(cmd + ["--json", "--report", str(report)], capture_output=True, text=True, env=env, timeout=300)
     doc = json.loads(js.stdout)
     assert doc["layer_first"]["a"] == "bn2" and doc["layers"]
+    html = report.read_text()
+    assert "first divergence: <code>bn2</code>" in html and "along the layers" in html
+    assert html.count("<tr class=\"failrow\"><td>") == 1  # one layer wrong itself: the rest inherit
 
 
 def test_onnx_capture_piece_by_piece_gives_every_tensor_of_one_whole_run(cnn):
