@@ -308,6 +308,9 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
         inner = {(d.name, d.name_b): d for d in res.intermediates}
         layers, first = judge_layers(plan, inner)
         res.layers, res.layer_first = layers, first
+        if res.b.runtime == "onnxruntime" and any(r.status in ("source", "inherited") for r in layers):
+            prog(0.95, "re-running B's failing layers on A's tensors")
+            _local_errors(layers, planned, results, o, path_b, work, res.warnings)
         res.layer_notes = list(plan.notes)
         res.unmatched = {"a": list(plan.unmatched_a), "b": list(plan.unmatched_b)}
     return _finish(res, work, keep, o, outs_a, outs_b)
@@ -357,6 +360,49 @@ def _compare_spilled(pairs: list[tuple], results: dict, o: CompareOptions, noise
 
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as ex:
         return [d for ds in ex.map(one, pairs) for d in ds]
+
+
+MAX_LOCAL = 256  # failing layers re-run one by one on A's tensors (the earliest first)
+
+
+def _local_errors(layers, pairs: list[tuple], results: dict, o: CompareOptions, path_b: str, work: str,
+                  warnings: list[str]) -> None:
+    """B's own error at each failing layer: its ONNX node re-run alone on A's tensors for that node's
+    inputs (where every input is a paired tensor in the same layout), compared with A's tensor for the
+    layer. Sets ``local_max_abs`` / ``local_passed`` on those layers."""
+    from ..jobs import JobFailed, run_job
+
+    fa, fb = results["A"].get("captured") or {}, results["B"].get("captured") or {}
+    a_of_b = {}
+    for c in pairs:
+        perm = c[2] if len(c) > 2 else None
+        if c[0] in fa and c[1] in fb and (not perm or list(perm) == sorted(perm)):
+            a_of_b.setdefault(c[1], fa[c[0]])
+    todo = [r for r in layers if r.status in ("source", "inherited") and r.node_b and r.a in fa][:MAX_LOCAL]
+    if not todo:
+        return
+    outdir = os.path.join(work, "local")
+    os.makedirs(outdir, exist_ok=True)
+    reqs, by_node = [], {}
+    for r in todo:
+        reqs.append({"node": r.node_b, "inputs": "auto", "out": os.path.join(outdir, f"{r.index}.npy")})
+        by_node.setdefault(r.node_b, []).append(r)
+    try:
+        res, job = run_job("run_nodes", {"path": path_b, "device": o.device_b, "requests": reqs,
+                                         "available": a_of_b}, timeout=o.timeout)
+        job.cleanup()
+    except JobFailed as exc:
+        warnings.append(f"B's layers could not be re-run on A's tensors: {exc.message}")
+        return
+    for r in todo:
+        f = os.path.join(outdir, f"{r.index}.npy")
+        if r.node_b not in res.get("done", []) or not os.path.exists(f):
+            continue
+        local = compare_outputs({r.a: np.load(fa[r.a], mmap_mode="r")}, {r.b: np.load(f, mmap_mode="r")},
+                                tolerance=o.tolerance, overrides=o.overrides, warnings=[], names_a=[r.a],
+                                names_b=[r.b], pairs=[(r.a, r.b)], only_given=True, detail=False)
+        if local:
+            r.local_max_abs, r.local_passed = local[0].max_abs, bool(local[0].passed)
 
 
 def _written_for(side: dict, path: str) -> bool:

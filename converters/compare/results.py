@@ -195,6 +195,10 @@ class CompareResult:
                          + (f", cosine {f.cosine:.6f}" if f.cosine is not None else "")
                          + (" — a layout-only op: check the axis or permutation" if f.status == "layout" else
                             " — wrong itself: every paired layer feeding it matches"))
+            if f.local_max_abs is not None:
+                lines.append(f"  re-run alone on A's tensors it is off by {f.local_max_abs:.3g} "
+                             + ("(its own op is wrong)" if not f.local_passed else
+                                "(its own op matches: the error comes from an op before it that has no counterpart)"))
             down = sum(1 for r in self.layers if r.status == "inherited")
             if down:
                 lines.append(f"  {down} layer(s) after it inherit the error")

@@ -14,6 +14,7 @@ TASKS: dict[str, str] = {
     "attach_architecture": "converters.jobs.builtin:attach_task",
     "run_model": "converters.runners.tasks:run_model_task",
     "devices": "converters.runners.tasks:devices_task",
+    "run_nodes": "converters.runners.tasks:run_nodes_task",
     "compare": "converters.compare.engine:compare_task",
     "plan_layers": "converters.parity.plan:plan_task",
     "open": "converters.jobs.view_tasks:open_task",

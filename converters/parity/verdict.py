@@ -54,6 +54,9 @@ class LayerResult:
     noise: float | None = None
     reason: str = ""
     upstream: list[int] = field(default_factory=list)
+    # B's layer re-run alone on A's tensors (where the runtime allows): the error it makes by itself
+    local_max_abs: float | None = None
+    local_passed: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -206,13 +206,14 @@ def _layer_section(r) -> list[str]:
     h.append(depth_svg([(x.index, x.max_abs, x.status) for x in r.layers], title="max |A − B| along the layers",
                        tolerance=atol, first=f.index if f is not None else None))
     h.append("<table><tr><th>#</th><th class=l>A</th><th class=l>op</th><th class=l>B</th><th class=l>matched by</th>"
-             "<th class=l>status</th><th>max abs</th><th>mean abs</th><th>cosine</th></tr>")
+             "<th class=l>status</th><th>max abs</th><th>mean abs</th><th>cosine</th>"
+             "<th title=\"B's layer re-run alone on A's tensors\">alone</th></tr>")
     for x in r.layers:
         cls = "failrow" if x.status in ("source", "layout") else ""
         h.append(f"<tr class=\"{cls}\"><td>{x.index}</td><td class=l><code>{escape(x.a)}</code></td>"
                  f"<td class=l>{escape(x.op)}</td><td class=l><code>{escape(x.b)}</code></td>"
                  f"<td class=l>{escape(x.method)}</td><td class=l>{escape(x.status)}</td><td>{_num(x.max_abs)}</td>"
-                 f"<td>{_num(x.mean_abs)}</td><td>{_num(x.cosine, 8)}</td></tr>")
+                 f"<td>{_num(x.mean_abs)}</td><td>{_num(x.cosine, 8)}</td><td>{_num(x.local_max_abs)}</td></tr>")
     h.append("</table>")
     return h
 

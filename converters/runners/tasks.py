@@ -231,3 +231,59 @@ def devices_task(params: dict, ctx) -> dict:
     from . import list_devices
 
     return {"devices": list_devices(params.get("runtimes"))}
+
+
+def run_nodes_task(params: dict, ctx) -> dict:
+    """Worker task "run_nodes": run single nodes of an ONNX model on given inputs (a per-layer comparison
+    re-runs B's layer on A's own tensors: the error that layer makes by itself).
+
+    params: ``path`` (ONNX), ``device``, ``requests`` [{``node``: name, ``inputs``: {input name: .npy path}
+    or "auto", ``out``: .npy path for the node's first output}], ``available`` {tensor name: .npy path}
+    (what "auto" picks a node's inputs from). result: ``done`` [node names], ``failed`` {node: why}.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    from .onnx_runner import providers_for
+
+    model = onnx.load(params["path"])
+    g = model.graph
+    nodes = {n.name: n for n in g.node if n.name}
+    inits = {t.name: t for t in g.initializer}
+    providers = providers_for(params.get("device") or "cpu")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    done, failed = [], {}
+    reqs = params.get("requests") or []
+    for k, req in enumerate(reqs):
+        ctx.progress(k / max(len(reqs), 1), f"re-running {req['node']}")
+        n = nodes.get(req["node"])
+        if n is None:
+            failed[req["node"]] = "no such node"
+            continue
+        try:
+            given = req["inputs"]
+            if given == "auto":
+                avail = params.get("available") or {}
+                data = [x for x in n.input if x and x not in inits]
+                lacking = [x for x in data if x not in avail]
+                if lacking:
+                    failed[req["node"]] = f"input '{lacking[0]}' has no paired tensor in A"
+                    continue
+                given = {x: avail[x] for x in data}
+            feeds = {name: np.load(f) for name, f in given.items()}
+            ins = [helper.make_tensor_value_info(x, helper.np_dtype_to_tensor_dtype(feeds[x].dtype), None)
+                   for x in feeds]
+            used = [inits[x] for x in n.input if x in inits]
+            sub = helper.make_graph([n], "node", ins, [helper.make_empty_tensor_value_info(n.output[0])], used)
+            m = helper.make_model(sub, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+            m.functions.extend(model.functions)
+            sess = ort.InferenceSession(m.SerializeToString(), sess_options=opts, providers=providers)
+            out = sess.run([n.output[0]], feeds)[0]
+            np.save(req["out"], out)
+            done.append(req["node"])
+        except Exception as exc:  # an op that needs more context than its inputs: no local figure
+            from ..errors import one_line
+            failed[req["node"]] = one_line(exc)
+    return {"done": done, "failed": failed}

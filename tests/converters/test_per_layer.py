@@ -160,6 +160,10 @@ def test_a_planted_weight_fault_is_found_at_its_layer_and_later_layers_inherit_i
     assert [r["status"] for r in layers[k + 1:] if r["status"] != "missing"] and \
         all(r["status"] == "inherited" for r in layers[k + 1:] if r["status"] != "missing")
     assert res["first_divergence"] == "bn2"
+    # B's layers re-run alone on A's tensors: the planted one is off by itself, the ones after it are not
+    assert first["local_passed"] is False and first["local_max_abs"] == pytest.approx(first["max_abs"], rel=1e-3)
+    after = [r for r in layers[k + 1:] if r["local_passed"] is not None]
+    assert after and all(r["local_passed"] for r in after)
 
 
 def test_two_onnx_files_without_a_map_pair_by_tensor_names(cnn, tmp_path):
