@@ -182,7 +182,7 @@ def shift_bias(op: str, k: int):
             cands = n.input[2:3] if op in ("Conv", "Gemm") else [i for i in n.input if _init(m, i) is not None]
             for i in cands:
                 t = _init(m, i)
-                if t is not None:
+                if t is not None and (op in ("Conv", "Gemm") or (len(t.dims) == 1 and t.dims[0] > 1)):  # a bias vector
                     a = numpy_helper.to_array(t)
                     _set(m, i, a + 0.1 * (np.abs(a).mean() + 0.1))
                     return n
@@ -257,7 +257,7 @@ FAULTS: dict[str, list] = {
 # route -> which models it takes
 ROUTES = {
     "torch->onnx": ["cnn", "transformer", "gru", "bert"],
-    "onnx->torch": ["cnn", "transformer"],
+    "onnx->torch": ["cnn", "kcnn"],
     "onnx->tflite": ["cnn", "transformer"],
     "torch->tflite": ["cnn"],
     "keras->onnx": ["kcnn"],

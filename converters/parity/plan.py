@@ -171,7 +171,7 @@ def plan_from_graphs(ga, gb, *, sidecar=None) -> LayerPlan:
     seen_a: set[str] = set()
     raw: list[LayerPair] = []
     # 1. the converter's own map
-    if sidecar is not None and getattr(sidecar, "tensors", None):
+    if sidecar is not None and sidecar:
         for src, dst, perm in sidecar.tensor_pairs():
             if src in seen_a or src in ga.inputs:
                 continue
@@ -196,6 +196,15 @@ def plan_from_graphs(ga, gb, *, sidecar=None) -> LayerPlan:
             seen_a.add(v)
             taken_b.add(v)
             raw.append(LayerPair(v, v, "name"))
+    # 3. the map's model outputs, where no name paired them: the last layer is a layer too (a fault
+    # there shows nowhere else)
+    if sidecar is not None and sidecar:
+        for e in sidecar.outputs:
+            if e.source in seen_a or e.target in taken_b or ia.node_of(e.source) is None:
+                continue
+            seen_a.add(e.source)
+            taken_b.add(e.target)
+            raw.append(LayerPair(e.source, e.target, "map", list(e.layout) if e.layout else None))
     # place the pairs on A's graph
     for p in raw:
         i = ia.node_of(p.a)
