@@ -65,6 +65,10 @@ def keras_input_specs(model, opts):
 _SUFFIX = re.compile(r"_\d+$")
 
 
+_MOVED_OPS = {"Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze"}
+_GENERATED = re.compile(r"__\d+$")
+
+
 def keras_layer_map(model, onnx_model) -> list[dict]:
     """Keras layer -> ONNX tensor: node ``<model>_1/<layer>_<k>/<op>``; strip exactly one ``_N`` from
     the second path part (Keras' call-uniquifier), take the last such node in graph order."""
@@ -80,7 +84,9 @@ def keras_layer_map(model, onnx_model) -> list[dict]:
             continue
         cand = _SUFFIX.sub("", parts[1])
         name = cand if cand in layers else (parts[1] if parts[1] in layers else None)
-        if name is not None:
+        # tf2onnx names the layout ops it moves around after whatever op they came from
+        # (``…/bn1_1/batchnorm/mul_1__6`` can transpose another layer's tensor): never a layer's output
+        if name is not None and not (node.op_type in _MOVED_OPS and _GENERATED.search(parts[-1])):
             last[name] = (node.output[0], node.name)
     shapes = onnx_shapes(onnx_model)
     out = []
