@@ -87,6 +87,46 @@ def _captured():
         cap.restore()
 
 
+class _Tee:
+    """stdout that still reaches the job log, with the last part kept to read onnx2tf's own errors."""
+
+    def __init__(self, keep: int = 200_000):
+        import sys
+        self._out, self._buf, self._keep = sys.stdout, [], keep
+
+    def write(self, s: str) -> int:
+        self._buf.append(s)
+        if len(self._buf) > 4000:
+            self._buf = ["".join(self._buf)[-self._keep:]]
+        return self._out.write(s)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def text(self) -> str:
+        return "".join(self._buf)[-self._keep:]
+
+
+def _h5_failure(printed: str) -> str:
+    """What tf_keras said when onnx2tf's ``model.save(….h5)`` failed: the layer piece that cannot be
+    serialised (``: a recurrent layer's cell has no Keras config (get_config in base_rnn)``), or ""."""
+    import re
+
+    tail = printed.rsplit("h5 output started", 1)[-1]
+    frames = re.findall(r'File "[^"]*/(?:tf_keras|keras)/src/([\w/]+)\.py", line \d+, in (\w+)', tail)
+    errs = re.findall(r"^(\w+Error): ?(.*)$", tail, re.M)
+    if not frames and not errs:
+        return ""
+    where = frames[-1] if frames else None
+    err = errs[-1] if errs else ("", "")
+    rnn = next((f for f in reversed(frames) if "rnn" in f[0]), None)
+    if rnn:
+        return (f": its recurrent layer's cell cannot be saved ({err[0] or 'error'} in {where[1]}, from "
+                f"{rnn[1]} of {rnn[0].split('/')[-1]})")
+    text = f"{err[0]}: {err[1]}".strip(": ")[:120] if err[0] else "error"
+    return f": tf_keras {text}" + (f" (in {where[1]} of {where[0].split('/')[-1]})" if where else "")
+
+
 @contextlib.contextmanager
 def _tools_on_path():
     """onnx2tf runs ``onnxsim`` as a program found through PATH: put this interpreter's bin first."""
@@ -129,7 +169,8 @@ def run(src: str, out: str, opts: ConvertOptions, *, product: str = "savedmodel"
         kwargs = _onnx2tf_kwargs(opts, graph_inputs, product)
         tf_dir = os.path.join(work, "tf")
         log(f"onnx2tf.convert({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
-        with working_dir(work), offline(), _tools_on_path(), _captured() as cap:
+        printed = _Tee()
+        with working_dir(work), offline(), _tools_on_path(), _captured() as cap, contextlib.redirect_stdout(printed):
             try:
                 import onnx2tf
                 onnx2tf.convert(input_onnx_file_path=copy, output_folder_path=tf_dir, **kwargs)
@@ -153,8 +194,9 @@ def run(src: str, out: str, opts: ConvertOptions, *, product: str = "savedmodel"
         if product == "tf_keras" and not _has_model_config(files[product]):
             # onnx2tf writes an empty .h5 when its Keras model cannot be saved (recurrent and some audio
             # models): say so instead of handing over a file nothing can open
-            raise UnsupportedOp(f"{src}: onnx2tf could not save this model as a Keras .h5 (it wrote an empty "
-                                f"file); convert it to tf (SavedModel) or tflite instead")
+            why = _h5_failure(printed.text())
+            raise UnsupportedOp(f"{src}: onnx2tf could not save this model as a Keras .h5{why} (it wrote an "
+                                f"empty file); convert it to tf (SavedModel) or tflite instead")
         outputs = {product: out}
         os.replace(files[product], out)
         extra = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from converters.compare.params import parity_after_conversion
 from converters.jobs import run_job
 
@@ -100,3 +102,32 @@ def test_keras_normalization_constants_do_not_become_onnx_inputs(tmp_path):
     job.cleanup()
     assert cmp.get("error") is None and cmp["passed"] is True, cmp.get("error")
     assert np.isfinite(cmp["outputs"][0]["max_abs"])
+
+
+def test_a_recurrent_model_that_onnx2tf_cannot_save_as_h5_says_which_layer(tmp_path):
+    """onnx2tf writes an empty .h5 when tf_keras cannot serialise its model; the error says what could not be
+    saved and what to convert to instead."""
+    import torch
+    from torch import nn
+
+    from converters.jobs import JobFailed, run_job
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(4, 8, batch_first=True)
+            self.out = nn.Linear(8, 3)
+
+        def forward(self, x):
+            y, _ = self.gru(x)
+            return self.out(y)
+
+    torch.manual_seed(0)
+    src = tmp_path / "gru.pt2"
+    torch.export.save(torch.export.export(Tagger().eval(), (torch.randn(1, 5, 4),)), src)
+    with pytest.raises(JobFailed) as info:
+        run_job("convert", {"src": str(src), "to": "keras", "out": str(tmp_path / "gru.h5"), "options": {}})
+    msg = info.value.message
+    assert "recurrent layer's cell cannot be saved" in msg and "convert it to tf (SavedModel) or tflite" in msg
+    assert "\n" not in msg and "\x1b" not in msg
+    assert not (tmp_path / "gru.h5").exists()
