@@ -156,9 +156,19 @@ def _init(m, name):
     return next((t for t in m.graph.initializer if t.name == name), None)
 
 
-def _set(m, name, arr):
+def _set(m, name, arr, node=None):
+    """Give ``name`` the value ``arr`` for ``node`` alone: an initializer the exporter shares between layers
+    (equal zero biases are deduplicated) is copied first, so the fault stays in the planted layer."""
     from onnx import numpy_helper
     t = _init(m, name)
+    users = [n for n in m.graph.node if name in n.input]
+    if node is not None and len(users) > 1:
+        new = f"{name}__planted"
+        m.graph.initializer.append(numpy_helper.from_array(arr.astype(numpy_helper.to_array(t).dtype), new))
+        for k, x in enumerate(node.input):
+            if x == name:
+                node.input[k] = new
+        return
     t.CopyFrom(numpy_helper.from_array(arr.astype(numpy_helper.to_array(t).dtype), name))
 
 
@@ -169,7 +179,7 @@ def scale_weight(op: str, k: int):
             for i in n.input[1:2] or n.input[:1]:
                 t = _init(m, i)
                 if t is not None and len(t.dims) >= 2:
-                    _set(m, i, numpy_helper.to_array(t) * 1.05)
+                    _set(m, i, numpy_helper.to_array(t) * 1.05, n)
                     return n
         return None
     return f"{op}#{k} weights x1.05", plant
@@ -184,7 +194,7 @@ def shift_bias(op: str, k: int):
                 t = _init(m, i)
                 if t is not None and (op in ("Conv", "Gemm") or (len(t.dims) == 1 and t.dims[0] > 1)):  # a bias vector
                     a = numpy_helper.to_array(t)
-                    _set(m, i, a + 0.1 * (np.abs(a).mean() + 0.1))
+                    _set(m, i, a + 0.1 * (np.abs(a).mean() + 0.1), n)
                     return n
         return None
     return f"{op}#{k} bias shifted", plant

@@ -98,6 +98,9 @@ def compare_outputs(outs_a: dict[str, np.ndarray], outs_b: dict[str, np.ndarray]
     for p in pairs:
         t = overrides.get(p.a) or overrides.get(p.b) or tol
         a, b = outs_a[p.a], outs_b[p.b]
+        if a.shape != b.shape and a.size == b.size and \
+                tuple(d for d in a.shape if d != 1) == tuple(d for d in b.shape if d != 1):
+            b = np.asarray(b).reshape(a.shape)  # the same values with kept or dropped unit axes (keepdims)
         b2, perm, note = align(a, b, p.perm, _score_fn(t))
         if perm is not None and p.by != "given":  # inner tensors: the perm is in their diff, not a warning each
             warnings.append(f"output '{p.b}' of B transposed by {list(perm)} to A's layout ({note})")

@@ -12,7 +12,8 @@ Each compared pair of a :class:`~converters.parity.plan.LayerPlan` gets a status
     a layout-only op (reshape, transpose, cast …) outside tolerance while its inputs are within. Such an
     op does no arithmetic, so it is never called a source; a wrong axis or permutation shows here.
 ``missing``
-    the pair was planned but one side could not capture the tensor.
+    the pair was planned but one side could not capture the tensor, or the two tensors have shapes that
+    no layout change relates (then they were not compared; ``reason`` says so).
 
 The *first divergence* is the earliest source in A's topological order; if there is none, the earliest
 ``layout`` layer.
@@ -81,6 +82,8 @@ def judge_layers(plan: LayerPlan, diffs: dict[tuple[str, str], Any]) -> tuple[li
             r.noise = d.noise
             r.status = "ok" if d.passed else "fail"
             r.reason = "; ".join(d.reasons)
+            if not d.passed and d.reasons and all(x.startswith("shapes differ") for x in d.reasons):
+                r.status = "missing"  # two tensors that cannot be laid over each other were not compared
         out.append(r)
     # in A's order (pairs are sorted by depth; unplaced ones come last and are judged on their own)
     bad = {"source", "inherited", "layout", "fail"}

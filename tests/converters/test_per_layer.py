@@ -226,3 +226,21 @@ def test_torch_capture_hands_each_tensor_over_and_keeps_none(cnn):
     assert sorted(got) == ["bn2", "conv1", "fc"] and "conv1" not in outs
     for n in got:
         np.testing.assert_array_equal(got[n], whole[n])
+
+
+def test_tensors_that_cannot_be_laid_over_each_other_are_not_called_sources():
+    ops, names = ["Conv", "Relu", "Gemm"], ["c", "r", "g"]
+    plan = plan_from_graphs(_chain(ops, names), _chain(ops, names), sidecar=_map(names))
+    diffs = {(n, n): _Diff(n, True, 0) for n in names}
+    diffs[("r", "r")].passed, diffs[("r", "r")].reasons = False, ["shapes differ: [1, 4] vs [2, 3]"]
+    layers, first = judge_layers(plan, diffs)
+    assert [r.status for r in layers] == ["ok", "missing", "ok"] and first is None
+
+
+def test_kept_unit_axes_do_not_stop_a_comparison():
+    from converters.compare import compare_outputs
+
+    a = {"pool": np.arange(16, dtype=np.float32).reshape(1, 16)}
+    b = {"pool": np.arange(16, dtype=np.float32).reshape(1, 16, 1, 1)}  # ONNX ReduceMean with keepdims
+    d = compare_outputs(a, b, pairs=[("pool", "pool")], only_given=True)
+    assert d[0].passed and d[0].shape == [1, 16]
