@@ -235,6 +235,14 @@ def _upgraded(model, log):
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), UPGRADE_OPSET)
     if opset >= UPGRADE_OPSET:
         return None
+    inputs = {i.name for i in model.graph.input}
+    if model.ir_version < 4 and any(t.name not in inputs for t in model.graph.initializer):
+        # IR 3 wants every initializer listed as an input too; files written without that run everywhere,
+        # but the version converter stops at the first one ("Input W is undefined"). IR 4 allows it.
+        fixed = onnx.ModelProto()
+        fixed.CopyFrom(model)
+        fixed.ir_version = 4
+        model = fixed
     try:
         up = onnx.version_converter.convert_version(model, UPGRADE_OPSET)
     except Exception as exc:

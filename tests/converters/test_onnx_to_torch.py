@@ -81,3 +81,26 @@ def test_node_names_with_commas_and_semicolons_give_a_readable_pt2(tmp_path):
     _log, cmp = _convert_and_compare(src, str(tmp_path / "fused.pt2"))
     assert cmp["passed"] is True, cmp
     assert cmp["outputs"][0]["max_abs"] < 1e-5
+
+
+def test_an_ir3_file_whose_weights_are_not_listed_as_inputs_is_upgraded(tmp_path):
+    """IR 3 wants every initializer among the graph inputs; files written without that run in onnxruntime, and
+    their old ops (Flatten-1) need the opset upgrade, which must not stop at the first unlisted weight."""
+    rng = np.random.default_rng(1)
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["x", "W", "B"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("Flatten", ["c"], ["f"], axis=1),
+         helper.make_node("Gemm", ["f", "FW", "FB"], ["y"], transB=1)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(rng.standard_normal((4, 2, 3, 3)).astype(np.float32), "W"),
+         numpy_helper.from_array(np.zeros(4, np.float32), "B"),
+         numpy_helper.from_array(rng.standard_normal((3, 64)).astype(np.float32), "FW"),
+         numpy_helper.from_array(np.zeros(3, np.float32), "FB")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 8)])
+    m.ir_version = 3
+    src = str(tmp_path / "ir3.onnx")
+    onnx.save(m, src)
+    log, cmp = _convert_and_compare(src, str(tmp_path / "ir3.pt2"))
+    assert "upgraded the model from opset 8 to 17" in log
+    assert cmp["passed"] is True and cmp["outputs"][0]["max_abs"] < 1e-5
