@@ -172,9 +172,14 @@ def plan_from_graphs(ga, gb, *, sidecar=None) -> LayerPlan:
     raw: list[LayerPair] = []
     # 1. the converter's own map
     if sidecar is not None and sidecar:
+        # a model output is paired exactly by the map's outputs section; an inner-tensor entry for the same
+        # name can point into a fused op's pieces (TFLite's LayerNormalization ``…/batchnorm/sub``)
+        exact = {e.source: (e.target, e.layout) for e in sidecar.outputs}
         for src, dst, perm in sidecar.tensor_pairs():
             if src in seen_a or src in ga.inputs:
                 continue
+            if src in exact:
+                dst, perm = exact[src]
             seen_a.add(src)
             raw.append(LayerPair(src, dst, "map", list(perm) if perm else None))
     # 2. the exporters' names: one tensor name, produced by an op on both sides

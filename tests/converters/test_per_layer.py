@@ -244,3 +244,14 @@ def test_kept_unit_axes_do_not_stop_a_comparison():
     b = {"pool": np.arange(16, dtype=np.float32).reshape(1, 16, 1, 1)}  # ONNX ReduceMean with keepdims
     d = compare_outputs(a, b, pairs=[("pool", "pool")], only_given=True)
     assert d[0].passed and d[0].shape == [1, 16]
+
+
+def test_a_model_output_is_paired_by_the_maps_outputs_section():
+    from converters.tbmap import Entry, TensorMap
+
+    ops, names = ["Conv", "Relu"], ["c", "y"]
+    ga, gb = _chain(ops, names), _chain(ops, ["c", "out"])
+    gb.values["piece"] = Value("piece", "float32", [1, 4])
+    m = TensorMap(tensors=[Entry("c", "c"), Entry("y", "piece")], outputs=[Entry("y", "out")])
+    plan = plan_from_graphs(ga, gb, sidecar=m)
+    assert [(p.a, p.b) for p in plan.pairs] == [("c", "c"), ("y", "out")]
