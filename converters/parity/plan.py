@@ -63,6 +63,7 @@ class LayerPair:
     layout_only: bool = False
     node_b: str = ""
     op_b: str = ""
+    aliases: list[str] = field(default_factory=list)  # other names of A for the same tensor (enclosing modules)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -220,6 +221,16 @@ def plan_from_graphs(ga, gb, *, sidecar=None) -> LayerPlan:
         j = ib.node_of(p.b)
         if j is not None:
             p.node_b, p.op_b = ib.nodes[j].name, ib.nodes[j].op_type
+    # One tensor, one layer: a module and the modules enclosing it (``intermediate`` and
+    # ``intermediate.intermediate_act_fn``) can name the same output; the most specific name stands for it
+    by_tensor: dict[tuple[int, str], LayerPair] = {}
+    for p in sorted((p for p in raw if p.depth >= 0), key=lambda p: -len(p.a)):
+        key = (p.depth, p.b)
+        if key in by_tensor:
+            by_tensor[key].aliases.append(p.a)
+        else:
+            by_tensor[key] = p
+    raw = [p for p in raw if p.depth < 0 or by_tensor.get((p.depth, p.b)) is p]
     placed = sorted((p for p in raw if p.depth >= 0), key=lambda p: p.depth)
     unplaced = [p for p in raw if p.depth < 0]
     plan.pairs = placed + unplaced

@@ -58,6 +58,7 @@ class LayerResult:
     # B's layer re-run alone on A's tensors (where the runtime allows): the error it makes by itself
     local_max_abs: float | None = None
     local_passed: bool | None = None
+    aliases: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,7 +75,7 @@ def judge_layers(plan: LayerPlan, diffs: dict[tuple[str, str], Any]) -> tuple[li
         d = diffs.get((p.a, p.b))
         r = LayerResult(index=k, a=p.a, b=p.b, method=p.method, status="missing", node=p.node, op=p.op,
                         node_b=p.node_b, op_b=p.op_b, scope=p.scope, depth=p.depth, perm=p.perm,
-                        upstream=list(p.upstream))
+                        upstream=list(p.upstream), aliases=list(p.aliases))
         if d is not None:
             r.shape = list(d.shape)
             r.perm = d.perm_b if d.perm_b else p.perm

@@ -255,3 +255,15 @@ def test_a_model_output_is_paired_by_the_maps_outputs_section():
     m = TensorMap(tensors=[Entry("c", "c"), Entry("y", "piece")], outputs=[Entry("y", "out")])
     plan = plan_from_graphs(ga, gb, sidecar=m)
     assert [(p.a, p.b) for p in plan.pairs] == [("c", "c"), ("y", "out")]
+
+
+def test_a_module_and_the_modules_around_it_are_one_layer():
+    g = _chain(["linear", "gelu", "linear"], ["linear", "gelu", "linear_1"])
+    for n, scope in zip(g.nodes, ["mlp/fc", "mlp/act", "mlp/out"]):
+        n.scope = scope
+    from converters.tbmap import Entry, TensorMap
+
+    m = TensorMap(tensors=[Entry("mlp.act", "gelu"), Entry("mlp", "linear_1"), Entry("mlp.out", "linear_1")])
+    plan = plan_from_graphs(g, g, sidecar=m)
+    maps = [(p.a, p.aliases) for p in plan.pairs if p.method == "map"]
+    assert maps == [("mlp.act", []), ("mlp.out", ["mlp"])]
