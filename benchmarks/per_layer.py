@@ -74,9 +74,9 @@ def measure(cmd: list[str], kill_at_gb: float, cwd: str | None = None) -> dict:
     """Run ``cmd``; wall seconds and the peak of the summed RSS of it and all its children."""
     import psutil
 
+    out_f, err_f = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # a pipe would fill and block the tool
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
-                            env=dict(os.environ, PYTHONPATH=ROOT))
+    proc = subprocess.Popen(cmd, stdout=out_f, stderr=err_f, cwd=cwd, env=dict(os.environ, PYTHONPATH=ROOT))
     ps = psutil.Process(proc.pid)
     peak, killed = 0, False
     while proc.poll() is None:
@@ -92,8 +92,12 @@ def measure(cmd: list[str], kill_at_gb: float, cwd: str | None = None) -> dict:
             killed = True
             break
         time.sleep(0.05)
-    out, err = proc.communicate()
-    return {"wall_s": time.perf_counter() - t0, "peak_gb": peak / 2 ** 30, "rc": proc.returncode, "killed": killed,
+    proc.wait()
+    wall = time.perf_counter() - t0
+    out_f.seek(0)
+    err_f.seek(0)
+    out, err = out_f.read(), err_f.read()
+    return {"wall_s": wall, "peak_gb": peak / 2 ** 30, "rc": proc.returncode, "killed": killed,
             "stdout": out.decode(errors="replace"), "stderr": err.decode(errors="replace")[-2000:]}
 
 

@@ -189,7 +189,8 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
                                 "outputs_out": os.path.join(work, "outputs_a.npz")}
     if o.signature_a:
         params_a["signature"] = o.signature_a
-    if o.tolerance.noise_factor or any(t.noise_factor for t in o.overrides.values()):
+    wants_noise = bool(o.tolerance.noise_factor or any(t.noise_factor for t in o.overrides.values()))
+    if wants_noise and not o.per_layer:  # per layer: measured afterwards, for what fails strictly only
         params_a["noise_out"] = os.path.join(work, "outputs_a_noise.npz")
     capture = [tuple(c) for c in o.capture]
     plan = None
@@ -302,8 +303,11 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
                                        names_b=[c[1] for c in capture], pairs=capture, only_given=True,
                                        noise=noise)
     if planned and o.per_layer:
-        prog(0.9, f"comparing {len(planned)} layers")
+        prog(0.85, f"comparing {len(planned)} layers")
         res.outputs += _compare_spilled(planned, results, o, noise, res.warnings)
+    if o.per_layer and wants_noise and any(not d.passed for d in res.outputs):
+        prog(0.9, "measuring A's rounding sensitivity where the layers differ")
+        _rounding_pass(res, results, o, path_a, inputs_path, work, outs_a, outs_b, planned)
     if not res.model_outputs:
         res.error = "no output of A could be paired with an output of B (names and shapes all differ)"
     if plan is not None:
@@ -363,6 +367,53 @@ def _compare_spilled(pairs: list[tuple], results: dict, o: CompareOptions, noise
 
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as ex:
         return [d for ds in ex.map(one, pairs) for d in ds]
+
+
+def _rounding_pass(res: CompareResult, results: dict, o: CompareOptions, path_a: str, inputs_path: str, work: str,
+                   outs_a: dict, outs_b: dict, planned: list[tuple]) -> None:
+    """A per-layer comparison measures A's rounding sensitivity only where it matters: A runs once more on
+    inputs one rounding step away, capturing just the tensors that failed strictly, and those are judged
+    again with the allowance (see tolerances). A faithful conversion costs no extra run."""
+    from ..jobs import Job, JobFailed
+
+    failing = [d for d in res.outputs if not d.passed]
+    files = results["A"].get("captured") or {}
+    inner = [d.name for d in failing if d.intermediate and d.name in files]
+    params = {"path": path_a, "device": o.device_a, "trust": o.trust, "inputs_npz": inputs_path,
+              "noise_against": {n: files[n] for n in inner}, "noise_outputs_npz": results["A"]["outputs_npz"]}
+    if o.signature_a:
+        params["signature"] = o.signature_a
+    job = Job("run_model", params, job_dir=os.path.join(work, "jobs", "noise")).start()
+    try:
+        got = job.wait(o.timeout)
+    except (TimeoutError, JobFailed) as exc:
+        job.cancel(grace=0.5)
+        res.warnings.append(f"A's rounding sensitivity could not be measured ({getattr(exc, 'message', exc)}); "
+                            f"judged without the allowance")
+        return
+    noise = dict(got.get("output_noise") or {})
+    noise.update(got.get("capture_noise") or {})
+    if not noise:
+        return
+    by_pair = {(c[0], c[1]): c for c in planned}
+    redo = []
+    for k, d in enumerate(res.outputs):
+        if d.passed or d.name not in noise:
+            continue
+        if d.intermediate:
+            c = by_pair.get((d.name, d.name_b), (d.name, d.name_b))
+            new = _compare_spilled([c], results, o, {d.name: noise[d.name]}, [])
+        else:
+            pair = (d.name, d.name_b, tuple(d.perm_b) if d.perm_b else None)
+            new = compare_outputs(outs_a, outs_b, tolerance=o.overrides.get(d.name) or o.tolerance, warnings=[],
+                                  names_a=[d.name], names_b=[d.name_b], pairs=[pair], only_given=True,
+                                  noise={d.name: noise[d.name]})
+            for x in new:
+                x.intermediate, x.matched_by = False, d.matched_by
+        if new:
+            redo.append((k, new[0]))
+    for k, d in redo:
+        res.outputs[k] = d
 
 
 MAX_LOCAL = 256  # failing layers re-run one by one on A's tensors (the earliest first)

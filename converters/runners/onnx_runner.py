@@ -131,8 +131,9 @@ class OnnxRuntimeRunner(Runner):
         result: dict[str, np.ndarray] = {}
         model_outs = set(self._out_names)
         for piece in pieces:
-            sess = piece.session(self, env)
+            sess = piece.session(self, env, keep=len(pieces) == 1)
             vals = sess.run(piece.outputs, {k: env[k] for k in piece.inputs})
+            del sess  # each piece's session (and its memory) goes once it has run
             for n, v in zip(piece.outputs, vals):
                 if n in wanted:
                     sink(n, v)
@@ -179,8 +180,11 @@ class _Piece:
         self.keep, self.drop, self.inits = keep, drop, inits
         self._proto, self._sess = proto, None
 
-    def session(self, runner, env):
-        if self._sess is None:
+    def session(self, runner, env, keep: bool = False):
+        """The piece's onnxruntime session. Without ``keep`` it is not cached and its memory arena is off:
+        a session per piece held at once would hold every piece's buffers, which is what the pieces avoid."""
+        sess = self._sess
+        if sess is None:
             from onnx import helper
 
             g = self._proto.graph
@@ -193,8 +197,16 @@ class _Piece:
             m.functions.extend(self._proto.functions)
             data = m.SerializeToString()
             del m, sub, inits
-            self._sess = runner._ort.InferenceSession(data, sess_options=runner._opts, providers=runner._providers)
-        return self._sess
+            opts = runner._opts
+            if not keep:
+                opts = runner._ort.SessionOptions()
+                opts.log_severity_level = 3
+                opts.enable_cpu_mem_arena = False
+                opts.enable_mem_pattern = False
+            sess = runner._ort.InferenceSession(data, sess_options=opts, providers=runner._providers)
+            if keep:
+                self._sess = sess
+        return sess
 
 
 def _value_bytes(vi) -> int | None:

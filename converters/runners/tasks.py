@@ -125,6 +125,8 @@ def run_model_task(params: dict, ctx) -> dict:
             raise ValueError("run_model needs one of: generate, files, inputs_npz")
         if params.get("inputs_out"):
             save_inputs(params["inputs_out"], feeds)
+        if params.get("noise_against") is not None:
+            return _rounding_only(runner, params, ctx, feeds)
         warmup = max(0, int(params.get("warmup", 1)))
         repeats = max(1, int(params.get("repeats", 5)))
         capture = params.get("capture") or None
@@ -231,6 +233,46 @@ def devices_task(params: dict, ctx) -> dict:
     from . import list_devices
 
     return {"devices": list_devices(params.get("runtimes"))}
+
+
+def _max_change(ref, value) -> float | None:
+    ref, v = np.asarray(ref), np.asarray(value)
+    if ref.shape != v.shape or v.dtype.kind != "f":
+        return None
+    d = np.abs(ref.astype(np.float64) - v)
+    d = d[np.isfinite(d)]
+    return float(d.max()) if d.size else 0.0
+
+
+def _rounding_only(runner, params, ctx, feeds) -> dict:
+    """A run on inputs one rounding step away, measuring how far the given tensors move against what the
+    earlier run wrote (``noise_against`` {name: .npy}, ``noise_outputs_npz``): ``capture_noise`` and
+    ``output_noise`` {name: max change}. Nothing else is kept."""
+    if not any(np.asarray(v).dtype.kind == "f" for v in feeds.values()):
+        return {"capture_noise": {}, "output_noise": {}}
+    files = params.get("noise_against") or {}
+    inner: dict[str, float] = {}
+
+    def change(name, value):
+        f = files.get(name)
+        if f is not None:
+            m = _max_change(np.load(f, mmap_mode="r"), value)
+            if m is not None:
+                inner[name] = m
+
+    ctx.progress(0.3, "measuring rounding sensitivity")
+    outs = runner.capture_stream(rounding_step(feeds), list(files), change) if files else \
+        runner.infer(rounding_step(feeds))
+    out_noise = {}
+    if params.get("noise_outputs_npz") and os.path.exists(params["noise_outputs_npz"]):
+        with np.load(params["noise_outputs_npz"]) as z:
+            for k in z.files:
+                if k in outs:
+                    m = _max_change(z[k], outs[k])
+                    if m is not None:
+                        out_noise[k] = m
+    ctx.progress(1.0, "done")
+    return {"capture_noise": inner, "output_noise": out_noise}
 
 
 def run_nodes_task(params: dict, ctx) -> dict:
