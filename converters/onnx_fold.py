@@ -16,13 +16,22 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["fold_constants", "pick_from_concat", "MAX_ELEMENTS"]
+__all__ = ["fold_constants", "pick_from_concat", "static_shapes", "MAX_ELEMENTS"]
 
 MAX_ELEMENTS = 1 << 26  # 64M elements: no weight worth folding is larger; bigger results stay as nodes
 
 _NON_DETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
                       "Bernoulli", "Dropout"}
 _SOURCES = {"Constant"}  # ops with no inputs that are constant
+
+
+def static_shapes(model) -> dict[str, list[int | None]]:
+    """Every value's shape as ONNX shape inference sees it (None for a dimension it cannot tell)."""
+    from onnx import shape_inference
+
+    g = shape_inference.infer_shapes(model).graph
+    return {vi.name: [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+            for vi in list(g.value_info) + list(g.input) + list(g.output) if vi.type.tensor_type.HasField("shape")}
 
 
 def _has_subgraph(node) -> bool:
@@ -140,7 +149,7 @@ def pick_from_concat(model, *, log=None) -> int:
     are concatenated, then the last one is taken); onnx2tf gives that concat of recurrent states the
     wrong axis, and the result comes out with the layer count as its batch. Returns how many were
     rewritten (0: the model is untouched)."""
-    from onnx import helper, numpy_helper, shape_inference
+    from onnx import helper, numpy_helper
 
     g = model.graph
     producer = {o: n for n in g.node for o in n.output}
@@ -165,12 +174,7 @@ def pick_from_concat(model, *, log=None) -> int:
         candidates.append((n, c, int(idx)))
     if not candidates:
         return 0
-    inferred = shape_inference.infer_shapes(model)
-    shapes = {}
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-        t = vi.type.tensor_type
-        if t.HasField("shape"):
-            shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+    shapes = static_shapes(model)
     opset = _opset(model)
     done = 0
     for n, c, idx in candidates:

@@ -24,7 +24,7 @@ import sys
 import types
 
 from ..errors import TensorbridgeError, UnsupportedOp
-from ..onnx_fold import fold_constants
+from ..onnx_fold import fold_constants, static_shapes
 from ..tbmap import write_map
 from .common import tool_version
 from .options import ConvertOptions
@@ -86,15 +86,12 @@ def _inline_identity_weights(model) -> None:
 def _global_max_pool_as_reduce(model) -> int:
     """``GlobalMaxPool`` (no onnx2torch converter) as the ``ReduceMax`` over the spatial axes it is, or from
     opset 18 on (where onnx2torch has no ``ReduceMax`` either) a ``MaxPool`` over the whole, static, window."""
-    from onnx import helper, shape_inference
+    from onnx import helper
 
     nodes = [n for n in model.graph.node if n.op_type == "GlobalMaxPool" and n.domain in ("", "ai.onnx")]
     if not nodes:
         return 0
-    inferred = shape_inference.infer_shapes(model)
-    shapes = {vi.name: [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
-              for vi in list(inferred.graph.value_info) + list(inferred.graph.input)
-              if vi.type.tensor_type.HasField("shape")}
+    shapes = static_shapes(model)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
     done = 0
     for n in nodes:
@@ -121,7 +118,7 @@ def _explicit_same_pads(model) -> int:
     where every stride is 1 (the padding is then ``(k - 1) * dilation`` whatever the size)."""
     import math
 
-    from onnx import helper, shape_inference
+    from onnx import helper
 
     ops = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool")
 
@@ -132,10 +129,7 @@ def _explicit_same_pads(model) -> int:
     nodes = [n for n in model.graph.node if n.op_type in ops[:1] + ops[2:] and auto_pad(n) in ("SAME_UPPER", "SAME_LOWER")]
     if not nodes:
         return 0
-    inferred = shape_inference.infer_shapes(model)
-    shapes = {vi.name: [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
-              for vi in list(inferred.graph.value_info) + list(inferred.graph.input)
-              if vi.type.tensor_type.HasField("shape")}
+    shapes = static_shapes(model)
     inits = {t.name: list(t.dims) for t in model.graph.initializer}
     done = 0
     for n in nodes:
