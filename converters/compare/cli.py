@@ -95,6 +95,9 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--capture", action="append", default=[], metavar="A_TENSOR[=B_TENSOR]",
                    help="also compare an intermediate tensor (module path / node output / layer / tensor name "
                         "in A, and its name in B when it differs); repeatable")
+    p.add_argument("--samples", type=int, default=1, metavar="N",
+                   help="compare on N seeded random input sets (seed, seed+1, …) and keep each output's and each "
+                        "layer's worst (default 1)")
     p.add_argument("--per-layer", action="store_true",
                    help="pair every layer of the two models (converter map, then the exporters' tensor names), "
                         "compare each, and name the first layer that is wrong itself rather than inheriting error")
@@ -130,7 +133,14 @@ def _compare_run(args) -> int:
         if not args.json and message and sys.stderr.isatty():
             print(f"  {message}…", file=sys.stderr)
 
-    res = compare_models(args.a, args.b, opts, progress=progress)
+    if args.samples > 1:
+        from .engine import compare_samples
+        try:
+            res = compare_samples(args.a, args.b, opts, args.samples, progress=progress)
+        except TensorbridgeError as exc:
+            raise CompareError(exc.message) from None
+    else:
+        res = compare_models(args.a, args.b, opts, progress=progress)
     if args.json:
         json.dump(_json_safe(res.to_dict()), sys.stdout, indent=1)
         sys.stdout.write("\n")

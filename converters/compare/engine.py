@@ -23,7 +23,7 @@ from .matching import align, pair_outputs
 from .results import CompareResult, SideInfo
 from .tolerances import PRESETS, Tolerance
 
-__all__ = ["CompareOptions", "compare_models", "compare_outputs", "compare_task", "SideFailed"]
+__all__ = ["CompareOptions", "compare_models", "compare_samples", "compare_outputs", "compare_task", "SideFailed"]
 
 
 class SideFailed(TensorbridgeError):
@@ -487,6 +487,51 @@ def _noise(outs_a: dict[str, np.ndarray], path: str | None) -> dict[str, float]:
             d = d[np.isfinite(d)]
             noise[k] = float(d.max()) if d.size else 0.0
     return noise
+
+
+_RANK = {"source": 4, "layout": 3, "inherited": 2, "ok": 1, "missing": 0}
+
+
+def compare_samples(path_a: str, path_b: str, options: CompareOptions | None = None, samples: int = 2, *,
+                    progress: Callable[[float | None, str], None] | None = None) -> CompareResult:
+    """:func:`compare_models` on ``samples`` seeded random input sets (seeds ``seed`` … ``seed+samples-1``),
+    merged: each output and each layer keeps its worst sample (a layer that is a source in any sample is a
+    source), and the first divergence is the earliest source over all of them. An ``.npz`` batch given as
+    inputs covers several samples in one run instead."""
+    from dataclasses import replace
+
+    o = options or CompareOptions()
+    if o.input_files:
+        raise TensorbridgeError("several samples are drawn from seeded random inputs; with input files, put the "
+                                "samples in one .npz batch instead")
+    prog = progress or (lambda f=None, m="": None)
+    runs: list[CompareResult] = []
+    for k in range(max(1, samples)):
+        prog(k / samples, f"sample {k + 1} of {samples}")
+        r = compare_models(path_a, path_b, replace(o, seed=o.seed + k, report=None,
+                                                     save_dir=os.path.join(o.save_dir, f"sample_{k}") if o.save_dir else None))
+        if r.error:
+            return r
+        runs.append(r)
+    res = runs[0]
+    res.seed = o.seed
+    res.samples = len(runs)
+    if len(runs) > 1:
+        res.outputs = [max((r.outputs[i] for r in runs), key=lambda d: (not d.passed, d.max_abs))
+                       if all(len(r.outputs) == len(res.outputs) for r in runs) else d for i, d in enumerate(res.outputs)]
+        if res.layers and all(len(r.layers) == len(res.layers) for r in runs):
+            res.layers = [max((r.layers[i] for r in runs), key=lambda x: (_RANK.get(x.status, 0), x.max_abs or 0.0))
+                          for i in range(len(res.layers))]
+            placed = [x for x in res.layers if x.depth >= 0] or res.layers
+            res.layer_first = next((x for x in placed if x.status == "source"), None) or \
+                next((x for x in placed if x.status == "layout"), None)
+        seen = set()
+        res.warnings = [w for r in runs for w in r.warnings if not (w in seen or seen.add(w))]
+    if o.report:
+        from ..report import write_report
+        res.files["report"] = os.path.abspath(o.report)
+        write_report(res, o.report, None, None)
+    return res
 
 
 def _finish(res: CompareResult, work: str, keep: bool, o: CompareOptions, outs_a, outs_b) -> CompareResult:

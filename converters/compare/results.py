@@ -65,6 +65,7 @@ class CompareResult:
     layer_first: Any = None
     unmatched: dict[str, list[str]] = field(default_factory=dict)
     layer_notes: list[str] = field(default_factory=list)
+    samples: int = 1  # input sets compared (each output and layer keeps its worst)
 
     @property
     def model_outputs(self) -> list[OutputDiff]:
@@ -110,7 +111,8 @@ class CompareResult:
         d = {"passed": self.passed, "first_divergence": first.name if first is not None else None,
              "a": self.a.to_dict(), "b": self.b.to_dict(),
              "outputs": [o.to_dict() for o in self.outputs], "tolerance": self.tolerance, "inputs": self.inputs,
-             "warnings": list(self.warnings), "error": self.error, "files": dict(self.files), "seed": self.seed}
+             "warnings": list(self.warnings), "error": self.error, "files": dict(self.files), "seed": self.seed,
+             "samples": self.samples}
         if self.layers:
             d["layers"] = [r.to_dict() for r in self.layers]
             d["layer_first"] = self.layer_first.to_dict() if self.layer_first is not None else None
@@ -132,7 +134,8 @@ class CompareResult:
                              files=dict(d.get("files", {})), seed=d.get("seed"),
                              layers=[LayerResult.from_dict(r) for r in d.get("layers", [])],
                              layer_first=LayerResult.from_dict(first) if first else None,
-                             unmatched=dict(d.get("unmatched", {})), layer_notes=list(d.get("layer_notes", [])))
+                             unmatched=dict(d.get("unmatched", {})), layer_notes=list(d.get("layer_notes", [])),
+                             samples=int(d.get("samples", 1)))
 
     def save_json(self, path: str) -> str:
         tmp = path + ".part"
@@ -153,7 +156,9 @@ class CompareResult:
             lines.append(f"error: {self.error}")
             return lines
         lines.append(f"tolerance: {self.tolerance.get('name', '?')} (atol {self.tolerance.get('atol')}, "
-                     f"rtol {self.tolerance.get('rtol')})")
+                     f"rtol {self.tolerance.get('rtol')})"
+                     + (f"; worst of {self.samples} input samples (seeds {self.seed}…{self.seed + self.samples - 1})"
+                        if self.samples > 1 and self.seed is not None else ""))
         for o in self.model_outputs:
             lines.append(("  " + o.summary()))
         inner = self.intermediates

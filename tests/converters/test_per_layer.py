@@ -286,3 +286,21 @@ def test_deep_network_layers_are_judged_with_the_references_rounding_sensitivity
     assert res["layer_first"] is None and res["layer_counts"].get("ok", 0) > 100
     inner = [o for o in res["outputs"] if o["intermediate"]]
     assert any(o["strict_mismatches"] and o["noise_allowance"] for o in inner)  # the allowance was needed
+
+
+def test_several_input_samples_keep_each_layers_worst(cnn):
+    from converters.compare import CompareOptions, compare_models
+    from converters.compare.engine import compare_samples
+    from converters.errors import TensorbridgeError
+
+    opts = CompareOptions(per_layer=True, repeats=1, warmup=0)
+    merged = compare_samples(cnn["src"], cnn["bad"], opts, samples=3)
+    assert merged.samples == 3 and merged.layer_first is not None and merged.layer_first.a == "bn2"
+    singles = [compare_models(cnn["src"], cnn["bad"], CompareOptions(per_layer=True, repeats=1, warmup=0, seed=s))
+               for s in range(3)]
+    for i, layer in enumerate(merged.layers):
+        assert layer.max_abs == max(r.layers[i].max_abs or 0.0 for r in singles)
+    assert "worst of 3 input samples" in "\n".join(merged.summary_lines())
+    assert merged.to_dict()["samples"] == 3
+    with pytest.raises(TensorbridgeError, match="one .npz batch"):
+        compare_samples(cnn["src"], cnn["bad"], CompareOptions(input_files=["x.npz"]), samples=2)
