@@ -174,14 +174,8 @@ def compare_arrays(a: np.ndarray, b: np.ndarray, tol: Tolerance, *, name: str = 
     bad = nonfinite_bad.copy()
     bad[finite] = diff[finite] > allowed[finite]
     d.strict_mismatches = int(bad.sum())
-    if noise is not None and np.isfinite(noise) and a.dtype.kind == "f":
-        d.noise = float(noise)
-        scale = float(np.abs(af[finite]).max()) if fin_diff.size else 0.0
-        if tol.noise_factor and d.noise <= NOISE_STABLE * scale:
-            d.noise_allowance = tol.noise_factor * d.noise
-            bad[finite] = diff[finite] > allowed[finite] + d.noise_allowance
-        elif tol.noise_factor and d.noise > 0:
-            d.noise_unstable = True
+    if a.dtype.kind == "f" and _allowance(d, tol, noise, float(np.abs(af[finite]).max()) if fin_diff.size else 0.0):
+        bad[finite] = diff[finite] > allowed[finite] + d.noise_allowance
     d.mismatches = int(bad.sum())
     d.mismatch_fraction = d.mismatches / a.size
     # where: the worst elements (largest error; non-finite disagreements first)
@@ -202,6 +196,24 @@ def compare_arrays(a: np.ndarray, b: np.ndarray, tol: Tolerance, *, name: str = 
     if a.ndim == 2 and a.shape[-1] >= 2 and finite.all():
         d.topk = _topk(af, bf)
 
+    return _judge(d, tol)
+
+
+def _allowance(d: OutputDiff, tol: Tolerance, noise: float | None, scale: float) -> float:
+    """Record A's own change under a rounding step on ``d`` and return the allowance it gives (0 when not
+    measured, switched off, or A is unstable there: more than NOISE_STABLE of its largest magnitude)."""
+    if noise is None or not np.isfinite(noise):
+        return 0.0
+    d.noise = float(noise)
+    if tol.noise_factor and d.noise <= NOISE_STABLE * scale:
+        d.noise_allowance = tol.noise_factor * d.noise
+    elif tol.noise_factor and d.noise > 0:
+        d.noise_unstable = True
+    return d.noise_allowance
+
+
+def _judge(d: OutputDiff, tol: Tolerance) -> OutputDiff:
+    """The verdict and its one-line reasons, from the counts and figures already on ``d``."""
     reasons = []
     if d.nonfinite_mismatches:
         reasons.append(f"{d.nonfinite_mismatches} NaN/Inf values on one side only")
@@ -209,7 +221,7 @@ def compare_arrays(a: np.ndarray, b: np.ndarray, tol: Tolerance, *, name: str = 
         w = d.worst[0]["index"] if d.worst else []
         extra = (f" + {tol.noise_factor:g}× A's rounding sensitivity {d.noise:.2g}" if d.noise_allowance else
                  " (A's own outputs jump under a rounding step: no allowance)" if d.noise_unstable else "")
-        reasons.append(f"{d.mismatches} of {a.size} elements outside atol {tol.atol:g} + rtol {tol.rtol:g}{extra} "
+        reasons.append(f"{d.mismatches} of {d.numel} elements outside atol {tol.atol:g} + rtol {tol.rtol:g}{extra} "
                        f"(worst at {w}: {d.worst[0]['a']:.6g} vs {d.worst[0]['b']:.6g})" if d.worst else
                        f"{d.mismatches} elements outside tolerance")
     if tol.min_cosine is not None and d.cosine is not None and d.cosine < tol.min_cosine:
@@ -224,14 +236,7 @@ def _compare_large(a: np.ndarray, b: np.ndarray, tol: Tolerance, d: OutputDiff, 
     """:func:`compare_arrays` for a large, all-finite float pair, one chunk at a time (same fields)."""
     fa, fb = a.reshape(-1), b.reshape(-1)
     n = fa.size
-    scale = float(max(abs(float(fa.min())), abs(float(fa.max()))))
-    allowance = 0.0
-    if noise is not None and np.isfinite(noise):
-        d.noise = float(noise)
-        if tol.noise_factor and d.noise <= NOISE_STABLE * scale:
-            allowance = d.noise_allowance = tol.noise_factor * d.noise
-        elif tol.noise_factor and d.noise > 0:
-            d.noise_unstable = True
+    allowance = _allowance(d, tol, noise, float(max(abs(float(fa.min())), abs(float(fa.max())))))
     step = max(1, n // SAMPLE)
     counts = np.zeros(len(HIST_EDGES) - 1, dtype=np.int64)
     sum_abs = sum_rel = dot = na2 = nb2 = 0.0
@@ -303,18 +308,7 @@ def _compare_large(a: np.ndarray, b: np.ndarray, tol: Tolerance, d: OutputDiff, 
             break
         d.worst.append({"index": [int(x) for x in np.unravel_index(flat, a.shape)], "a": av, "b": bv,
                         "abs": float(v[j]), "mismatch": bool(v[j] > lim)})
-    reasons = []
-    if d.mismatch_fraction > tol.max_mismatch_fraction:
-        w = d.worst[0] if d.worst else None
-        extra = (f" + {tol.noise_factor:g}× A's rounding sensitivity {d.noise:.2g}" if d.noise_allowance else
-                 " (A's own outputs jump under a rounding step: no allowance)" if d.noise_unstable else "")
-        reasons.append(f"{d.mismatches} of {n} elements outside atol {tol.atol:g} + rtol {tol.rtol:g}{extra}"
-                       + (f" (worst at {w['index']}: {w['a']:.6g} vs {w['b']:.6g})" if w else ""))
-    if tol.min_cosine is not None and d.cosine is not None and d.cosine < tol.min_cosine:
-        reasons.append(f"cosine {d.cosine:.6f} below {tol.min_cosine:g}")
-    d.reasons = reasons
-    d.passed = not reasons
-    return d
+    return _judge(d, tol)
 
 
 def _log_bins(diff: np.ndarray) -> np.ndarray:

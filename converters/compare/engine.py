@@ -350,8 +350,6 @@ def _compare_spilled(pairs: list[tuple], results: dict, o: CompareOptions, noise
                      warnings: list[str]) -> list[OutputDiff]:
     """Compare the tensors both sides wrote to disk, one pair at a time (memory: one pair)."""
     fa, fb = results["A"].get("captured") or {}, results["B"].get("captured") or {}
-    inner_noise = dict(noise)
-    inner_noise.update(results["A"].get("capture_noise") or {})
 
     def one(c) -> list[OutputDiff]:
         a, b = c[0], c[1]
@@ -360,7 +358,7 @@ def _compare_spilled(pairs: list[tuple], results: dict, o: CompareOptions, noise
         xa, xb = np.load(fa[a], mmap_mode="r"), np.load(fb[b], mmap_mode="r")
         return compare_outputs({a: xa}, {b: xb}, tolerance=o.tolerance, overrides=o.overrides, warnings=warnings,
                                names_a=[a], names_b=[b], pairs=[tuple(c)], only_given=True,
-                               noise={a: inner_noise[a]} if a in inner_noise else None, detail=False)
+                               noise={a: noise[a]} if a in noise else None, detail=False)
 
     # numpy releases the GIL in its loops: a few threads compare a few pairs at once
     from concurrent.futures import ThreadPoolExecutor

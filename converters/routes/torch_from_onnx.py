@@ -120,13 +120,13 @@ def _explicit_same_pads(model) -> int:
 
     from onnx import helper
 
-    ops = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool")
+    ops = ("Conv", "MaxPool", "AveragePool", "LpPool")  # not ConvTranspose: its SAME padding is another rule
 
     def auto_pad(n):
         a = next((a for a in n.attribute if a.name == "auto_pad"), None)
         return a.s.decode() if a is not None else ""
 
-    nodes = [n for n in model.graph.node if n.op_type in ops[:1] + ops[2:] and auto_pad(n) in ("SAME_UPPER", "SAME_LOWER")]
+    nodes = [n for n in model.graph.node if n.op_type in ops and auto_pad(n) in ("SAME_UPPER", "SAME_LOWER")]
     if not nodes:
         return 0
     shapes = static_shapes(model)

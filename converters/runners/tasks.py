@@ -179,10 +179,10 @@ def _result(runner, out, out_path, noise_path, params, timing, open_s, boot, war
 
 def _streamed(runner, params, ctx, feeds, capture, capture_dir, warnings, boot, open_s, matches) -> dict:
     """A per-layer run: one run that writes each captured tensor to ``capture_dir/<k>.npy`` (k: its first
-    position in ``capture``) as the runtime produces it, so no more than about one tensor is held here;
-    with ``noise_out`` a second run on inputs one rounding step away measures each captured tensor's own
-    change against the file, keeping only that number. The timing is that of the capturing run (a
-    per-layer comparison is about where numbers differ, not speed: no separate timed runs)."""
+    position in ``capture``) as the runtime produces it, so no more than about one tensor is held here.
+    A's rounding sensitivity is measured afterwards, where needed (see :func:`_rounding_only`). The timing
+    is that of the capturing run (a per-layer comparison is about where numbers differ, not speed: no
+    separate timed runs)."""
     from .base import timing_stats
 
     os.makedirs(capture_dir, exist_ok=True)
@@ -207,25 +207,8 @@ def _streamed(runner, params, ctx, feeds, capture, capture_dir, warnings, boot, 
         warnings.append(f"{len(missing)} of {len(index)} planned tensors cannot be captured in "
                         f"{os.path.basename(params['path'])} (e.g. '{missing[0]}'); those are not compared")
     out_path = _save_npz(params.get("outputs_out") or ctx.path("outputs.npz"), out)
-    noise_path, inner_noise = None, {}
-    if params.get("noise_out") and any(np.asarray(v).dtype.kind == "f" for v in feeds.values()):
-        ctx.progress(0.85, "measuring rounding sensitivity")
-
-        def change(name: str, value) -> None:
-            f = files.get(name)
-            if f is None:
-                return
-            ref = np.load(f, mmap_mode="r")
-            v = np.asarray(value)
-            if ref.shape == v.shape and v.dtype.kind == "f":
-                d = np.abs(np.asarray(ref, dtype=np.float64) - v)
-                d = d[np.isfinite(d)]
-                inner_noise[name] = float(d.max()) if d.size else 0.0
-
-        noisy = runner.capture_stream(rounding_step(feeds), list(files), change, budget_bytes=budget)
-        noise_path = _save_npz(params["noise_out"], noisy)
-    return _result(runner, out, out_path, noise_path, params, timing_stats(times, 0), open_s, boot,
-                   warnings, feeds, matches, ctx, captured=files, capture_noise=inner_noise)
+    return _result(runner, out, out_path, None, params, timing_stats(times, 0), open_s, boot,
+                   warnings, feeds, matches, ctx, captured=files)
 
 
 def devices_task(params: dict, ctx) -> dict:
