@@ -191,7 +191,12 @@ class Runner:
 
     def _capture_stream_impl(self, feeds, names, sink, budget_bytes) -> dict[str, np.ndarray]:
         # one run returns everything (what the runtime allows); then each tensor is handed over and dropped
-        out = self._infer_impl(feeds, names)
+        try:
+            out = self._infer_impl(feeds, names)
+        except Exception:  # a name this runtime does not have: find the ones it does, then run once more
+            self._probe_feeds = feeds
+            names = self.capturable(names)
+            out = self._infer_impl(feeds, names)
         model_names = [s.name for s in self._output_specs_impl()]
         wanted = set(names)
         for n in list(out):

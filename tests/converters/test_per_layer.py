@@ -304,3 +304,19 @@ def test_several_input_samples_keep_each_layers_worst(cnn):
     assert merged.to_dict()["samples"] == 3
     with pytest.raises(TensorbridgeError, match="one .npz batch"):
         compare_samples(cnn["src"], cnn["bad"], CompareOptions(input_files=["x.npz"]), samples=2)
+
+
+def test_a_runtime_without_static_checks_skips_names_it_does_not_have(model_file):
+    """TFLite has no static list of capturable names here: one run tries them all, and on failure the ones
+    it has are found and captured; the rest are skipped, as with ONNX and torch."""
+    from converters.formats import load
+    from converters.runners import runner_for
+
+    path = model_file("compare_models", "keras_twin.tflite").path
+    names = [n.outputs[0] for n in load(path).graph.nodes[:3]]
+    with runner_for(path) as r:
+        x = {s.name: np.random.default_rng(0).random([d if isinstance(d, int) else 1 for d in s.shape],
+                                                       dtype=np.float32) for s in r.input_specs()}
+        got: dict = {}
+        r.capture_stream(x, names + ["no_such_tensor"], got.__setitem__)
+    assert sorted(got) == sorted(names)
