@@ -15,6 +15,7 @@ TASKS: dict[str, str] = {
     "run_model": "converters.runners.tasks:run_model_task",
     "devices": "converters.runners.tasks:devices_task",
     "run_nodes": "converters.runners.tasks:run_nodes_task",
+    "compare_side": "converters.compare.side:compare_side_task",
     "compare": "converters.compare.engine:compare_task",
     "plan_layers": "converters.parity.plan:plan_task",
     "open": "converters.jobs.view_tasks:open_task",
