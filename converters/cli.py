@@ -121,6 +121,7 @@ def _load_plugins() -> None:
             if exc.name and mod.startswith(exc.name):
                 continue
             raise
+    COMMANDS.update(importlib.import_module("converters.parity.cli").COMMANDS)  # parity may not import the CLI
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 __all__ = ["TaskParams", "OpenParams", "LoadParams", "TensorParams", "ConvertParams", "DevicesParams",
-           "AttachParams", "CompareParams", "PlanParams", "params_for"]
+           "AttachParams", "CompareParams", "PlanParams", "ReduceCutParams", "ReduceSliceParams", "params_for"]
 
 
 class TaskParams:
@@ -122,8 +122,41 @@ class PlanParams(TaskParams):
     map: dict[str, Any] | None = None
 
 
+@dataclass
+class ReduceCutParams(TaskParams):
+    """The smallest subgraph of ONNX model ``path`` (B) ending at ``target`` that still fails against A's
+    value ``expected`` (see :func:`converters.parity.tasks.reduce_cut_task`)."""
+    TASK: ClassVar[str] = "reduce_cut"
+    path: str
+    target: str
+    expected: str
+    graph_inputs: str
+    out: str
+    feeds: dict[str, str] = field(default_factory=dict)
+    perm: list[int] | None = None
+    feed_perms: dict[str, list[int]] = field(default_factory=dict)
+    tolerance: dict[str, Any] = field(default_factory=dict)
+    allowance: float = 0.0
+    layer_max_abs: float | None = None
+    same_order: float = 0.1
+    max_checks: int = 200
+
+
+@dataclass
+class ReduceSliceParams(TaskParams):
+    """One cut of ONNX model ``path`` (A) ending at ``target``, fed at ``fed`` (None: list the candidates);
+    see :func:`converters.parity.tasks.reduce_slice_task`."""
+    TASK: ClassVar[str] = "reduce_slice"
+    path: str
+    target: str
+    graph_inputs: str
+    out: str
+    values: dict[str, str] = field(default_factory=dict)
+    fed: list[str] | None = None
+
+
 _ALL = {c.TASK: c for c in (OpenParams, LoadParams, TensorParams, ConvertParams, DevicesParams, AttachParams,
-                            CompareParams, PlanParams)}
+                            CompareParams, PlanParams, ReduceCutParams, ReduceSliceParams)}
 
 
 def params_for(task: str, d: dict[str, Any]) -> TaskParams:

@@ -18,6 +18,8 @@ TASKS: dict[str, str] = {
     "compare_side": "converters.compare.side:compare_side_task",
     "compare": "converters.compare.engine:compare_task",
     "plan_layers": "converters.parity.plan:plan_task",
+    "reduce_cut": "converters.parity.tasks:reduce_cut_task",
+    "reduce_slice": "converters.parity.tasks:reduce_slice_task",
     "open": "converters.jobs.view_tasks:open_task",
     "tensor": "converters.jobs.view_tasks:tensor_task",
 }

@@ -1,0 +1,587 @@
+"""A minimal repro of a parity failure: the smallest ONNX subgraph that still fails the same way.
+
+>>> from converters.parity.reduce import ReduceOptions, reduce_failure
+>>> r = reduce_failure("model.pt2", "model.onnx", ReduceOptions(out="repro"))
+>>> r.nodes_before, r.nodes_after, r.out_dir
+
+Two cases, told apart by which side is ONNX:
+
+*B is ONNX* (the ONNX is the one that is wrong: torch -> ONNX mistranslated, or two ONNX files). A
+per-layer comparison (``compare`` task) names the first divergence: the first layer of B that is wrong
+itself. Its tensor in B is the repro's one output, and the repro's inputs are paired tensors upstream fed
+with A's own values, so no error from upstream reaches it. The search (:func:`search_cut`, run in one
+``reduce_cut`` worker with B loaded once) tries first the cut that starts at the nearest paired tensors;
+if that one passes (the failure needs error accumulated further up), it bisects over how far up the cut
+starts, then drops the paired tensors nearest the inputs one at a time while the cut still fails.
+
+*A is ONNX and B is its conversion* (the ONNX hop of a route: ONNX -> TFLite, -> PyTorch, -> TF). The
+failing layer is in the converter, so the cut is of A: A's subgraph up to the first divergence, fed with
+A's values, is converted again by the same route and compared with its conversion; the same search
+shrinks it, each step a real conversion (at most ``max_steps`` of them).
+
+"Fails the same way" (:func:`same_way`): the cut's output fails the comparison's own tolerance (with the
+same rounding allowance the full comparison gave that tensor), and its max abs error is at least
+``SAME_ORDER`` (a tenth) of that layer's error in the full comparison: a cut that fails only by rounding
+while the model fails by a wrong weight does not count.
+
+Every read or run of a user's file happens in workers (the ``compare``, ``run_model``, ``reduce_cut``,
+``reduce_slice`` and ``convert`` tasks); this module only plans and writes the repro folder.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+from ..errors import TensorbridgeError
+from ..jobs.protocol import ConvertParams, ReduceCutParams, ReduceSliceParams
+
+__all__ = ["ReduceOptions", "ReduceResult", "reduce_failure", "search_cut", "same_way", "fresh_folder", "SAME_ORDER"]
+
+SAME_ORDER = 0.1  # a cut keeps at least this fraction of the layer's max abs error in the full comparison
+
+# converted model's file name -> the ``convert --to`` target that makes it
+_TARGET_BY_EXT = {".tflite": "tflite", ".pt2": "torch", ".keras": "keras", ".h5": "keras", ".onnx": "onnx"}
+
+
+class ReduceError(TensorbridgeError):
+    """A repro could not be made (a side failed, the failure does not reproduce on any cut)."""
+
+
+@dataclass
+class ReduceOptions:
+    """How to reduce. Tolerance as ``compare`` has it (``preset``, ``atol``, ``rtol``, ``noise_factor``);
+    inputs: ``inputs`` (.npz/.npy files) or seeded random (``seed``); ``out``: the repro folder (default
+    ``<B>.repro`` beside B; an existing folder is never replaced, a fresh name is picked); ``max_checks``:
+    cuts tried in case 1; ``max_steps``: conversions tried in case 2; ``timeout`` seconds per job."""
+
+    preset: str | None = None
+    atol: float | None = None
+    rtol: float | None = None
+    noise_factor: float | None = None
+    seed: int = 0
+    inputs: list[str] = field(default_factory=list)
+    trust: bool = False
+    out: str | None = None
+    max_checks: int = 200
+    max_steps: int = 8
+    timeout: float | None = None
+
+
+@dataclass
+class ReduceResult:
+    """What the reduction found. ``differ`` False: A and B agree (``message`` says so), nothing written.
+    Otherwise ``out_dir`` holds repro.onnx, inputs.npz, expected.npz, actual.npz, README.md and check.py."""
+
+    differ: bool
+    message: str = ""
+    case: str = ""  # "onnx" (B's ONNX is wrong) or "conversion" (A's ONNX converts wrongly)
+    out_dir: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+    target: str = ""  # the repro's output: the first divergence's tensor in the ONNX that was cut
+    target_a: str = ""
+    op: str = ""
+    nodes_before: int = 0
+    nodes_after: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    ratio: float = 0.0
+    max_abs: float | None = None
+    layer_max_abs: float | None = None
+    tolerance: dict = field(default_factory=dict)
+    allowance: float = 0.0
+    inputs: list[str] = field(default_factory=list)
+    nodes: list[str] = field(default_factory=list)
+    ops: list[str] = field(default_factory=list)
+    how: str = ""
+    checks: int = 0
+    seconds: float = 0.0
+    route: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("max_abs", "layer_max_abs"):
+            if isinstance(d[k], float) and not math.isfinite(d[k]):
+                d[k] = str(d[k])
+        return d
+
+    def summary_lines(self) -> list[str]:
+        if not self.differ:
+            return [self.message]
+        what = "B's ONNX" if self.case == "onnx" else f"A's ONNX, converted again ({self.route})"
+        return [f"first divergence: {self.target} ({self.op}), max abs {_g(self.layer_max_abs)} in the full comparison",
+                f"repro: {self.nodes_after} of {self.nodes_before} nodes of {what} ({self.ratio:.0f}x fewer), "
+                f"{_size(self.bytes_after)} of {_size(self.bytes_before)}",
+                f"still fails: max abs {_g(self.max_abs)} (tolerance {_tol(self.tolerance)})",
+                f"written: {self.out_dir}"]
+
+
+def _g(x) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def _tol(t: dict) -> str:
+    s = f"atol {t.get('atol', 0):g}, rtol {t.get('rtol', 0):g}"
+    if t.get("max_mismatch_fraction"):
+        s += f", up to {t['max_mismatch_fraction']:.2%} mismatching"
+    if t.get("min_cosine") is not None:
+        s += f", cosine >= {t['min_cosine']:g}"
+    return s
+
+
+# ---- the search (pure: unit-tested without any model) --------------------------------------------------
+
+def same_way(verdict: dict | None, layer_max_abs: float | None, order: float = SAME_ORDER) -> bool:
+    """Whether a cut's verdict (see converters.parity.tasks.judge) is the failure of the full comparison:
+    it fails the same tolerance, with shapes that agree, and its max abs error is at least ``order`` times
+    the layer's there."""
+    if not verdict or verdict.get("passed") or verdict.get("shape_differs"):
+        return False
+    if layer_max_abs is None or not math.isfinite(float(layer_max_abs)):
+        return True
+    return float(verdict.get("max_abs") or 0.0) >= order * float(layer_max_abs)
+
+
+def search_cut(cands: Sequence[str], fails: Callable[[list[str]], bool], *, max_checks: int = 200,
+               log: Callable[[dict], None] | None = None) -> tuple[list[str] | None, str]:
+    """The tensors to feed (a subset of ``cands``, paired tensors upstream of the target in graph order,
+    nearest the model's inputs first) for the smallest cut that still ``fails``; (None, "") when even the
+    whole cone above the target does not.
+
+    1. every candidate fed: the cut starts at the nearest passing paired tensors (where a layer that is
+       wrong by itself has its repro: a node or a few);
+    2. otherwise bisection over the candidates in graph order: feed those above position k, the largest
+       k that still fails;
+    3. then shrinking: each remaining candidate, front first, is fed too where the cut still fails."""
+    cands = list(cands)
+    n = 0
+
+    def check(f: list[str]) -> bool:
+        nonlocal n
+        n += 1
+        return fails(f)
+
+    say = log or (lambda _d: None)
+    if cands and check(cands):
+        return cands, "nearest paired tensors"
+    if not check([]):
+        return None, ""
+    lo, hi = 0, len(cands)  # feeding cands[:lo] fails, cands[:hi] does not
+    while hi - lo > 1 and n < max_checks:
+        mid = (lo + hi) // 2
+        if check(cands[:mid]):
+            lo = mid
+        else:
+            hi = mid
+    fed = cands[:lo]
+    say({"what": "bisection", "fed": len(fed)})
+    for c in cands[lo:]:
+        if n >= max_checks:
+            break
+        if check(fed + [c]):
+            fed = fed + [c]
+    return fed, "bisection, then shrinking"
+
+
+# ---- files ---------------------------------------------------------------------------------------------
+
+def fresh_folder(path: str) -> str:
+    """``path`` if nothing is there yet, else ``path_1``, ``path_2``, … (an existing folder is never touched)."""
+    path = os.path.abspath(path.rstrip(os.sep) or path)
+    if not os.path.lexists(path):
+        return path
+    k = 1
+    while os.path.lexists(f"{path}_{k}"):
+        k += 1
+    return f"{path}_{k}"
+
+
+def _default_out(path_b: str) -> str:
+    base = os.path.abspath(os.path.normpath(path_b))
+    stem = os.path.splitext(base)[0] if os.path.isfile(base) else base
+    return stem + ".repro"
+
+
+def _bytes(path: str) -> int:
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+    return os.path.getsize(path) if os.path.exists(path) else 0
+
+
+# ---- the jobs ------------------------------------------------------------------------------------------
+
+class _Runner:
+    """Runs the tasks of one reduction in workers, in a work folder that goes at the end."""
+
+    def __init__(self, options: ReduceOptions, progress: Callable[[float | None, str], None]):
+        from ..jobs import jobs_root, own_folder
+
+        self.o = options
+        self.progress = progress
+        self.work = tempfile.mkdtemp(prefix="reduce-", dir=jobs_root())
+        own_folder(self.work)  # a CLI run removes it at its end, even when stopped by a signal
+        self.jobs = 0
+
+    def job(self, task: str, params: dict, what: str) -> dict:
+        from ..jobs import run_job
+
+        def on_event(ev) -> None:
+            if ev.kind == "progress" and ev.data.get("message"):
+                self.progress(None, f"{what}: {ev.data['message']}")
+
+        self.jobs += 1
+        res, job = run_job(task, params, on_event=on_event, timeout=self.o.timeout,
+                           job_dir=os.path.join(self.work, "jobs", f"{self.jobs}-{task}"))
+        return res
+
+    def tolerance_params(self) -> dict:
+        return {"preset": self.o.preset, "atol": self.o.atol, "rtol": self.o.rtol, "noise_factor": self.o.noise_factor}
+
+    def compare(self, a: str, b: str, save_dir: str, *, per_layer: bool, inputs: list[str] | None = None) -> dict:
+        params = {"a": a, "b": b, "per_layer": per_layer, "save_dir": save_dir, "seed": self.o.seed,
+                  "inputs": inputs if inputs is not None else [os.path.abspath(f) for f in self.o.inputs],
+                  "trust": self.o.trust, "warmup": 0, "repeats": 1, "timeout": self.o.timeout,
+                  **self.tolerance_params()}
+        return self.job("compare", params, "comparing")
+
+    def capture(self, path: str, names: list[str], inputs_npz: str, folder: str) -> dict[str, str]:
+        """A's values of ``names`` on the comparison's inputs: {name: .npy}."""
+        if not names:
+            return {}
+        res = self.job("run_model", {"path": path, "device": "cpu", "trust": self.o.trust, "inputs_npz": inputs_npz,
+                                     "capture": names, "capture_dir": folder, "warmup": 0, "repeats": 1,
+                                     "outputs_out": os.path.join(folder, "outputs.npz")}, "capturing A's tensors")
+        return dict(res.get("captured") or {})
+
+    def close(self) -> None:
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _target_of(cmp: dict) -> dict | None:
+    """The layer to reduce to: the first divergence, else the first failing model output."""
+    first = cmp.get("layer_first")
+    if first:
+        allow = next((o.get("noise_allowance") or 0.0 for o in cmp.get("outputs") or []
+                      if o.get("intermediate") and o.get("name") == first["a"] and o.get("name_b") == first["b"]), 0.0)
+        return {"a": first["a"], "b": first["b"], "perm": first.get("perm"), "op": first.get("op_b") or first.get("op"),
+                "max_abs": first.get("max_abs"), "allowance": allow, "index": first.get("index"), "layer": True}
+    bad = [o for o in cmp.get("outputs") or [] if not o.get("intermediate") and not o.get("passed")]
+    if not bad:
+        return None
+    o = bad[0]
+    return {"a": o["name"], "b": o["name_b"], "perm": o.get("perm_b"), "op": "output", "max_abs": o.get("max_abs"),
+            "allowance": o.get("noise_allowance") or 0.0, "index": None, "layer": False}
+
+
+def _num(x) -> float | None:
+    if x is None:
+        return None
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def reduce_failure(path_a: str, path_b: str, options: ReduceOptions | None = None, *,
+                   progress: Callable[[float | None, str], None] | None = None) -> ReduceResult:
+    """Compare B with reference A layer by layer and cut the smallest ONNX subgraph that still fails the
+    same way (see the module docs). Returns a :class:`ReduceResult` (``differ`` False when A and B agree);
+    raises :class:`TensorbridgeError` (one line) when either side cannot run or no cut reproduces."""
+    o = options or ReduceOptions()
+    prog = progress or (lambda f=None, m="": None)
+    t0 = time.perf_counter()
+    path_a, path_b = os.path.abspath(os.fspath(path_a)), os.path.abspath(os.fspath(path_b))
+    for p in (path_a, path_b):
+        if not os.path.exists(p):
+            raise ReduceError(f"{p}: no such file")
+    for f in o.inputs:
+        if not os.path.exists(f):
+            raise ReduceError(f"{f}: no such input file")
+    out_wanted = os.path.abspath(o.out) if o.out else _default_out(path_b)
+    run = _Runner(o, prog)
+    try:
+        prog(0.0, "comparing A and B layer by layer")
+        cmp_dir = os.path.join(run.work, "compare")
+        cmp = run.compare(path_a, path_b, cmp_dir, per_layer=True)
+        if cmp.get("error"):
+            raise ReduceError(cmp["error"])
+        target = _target_of(cmp)
+        tol = dict(cmp.get("tolerance") or {})
+        if target is None:
+            return ReduceResult(differ=False, tolerance=tol, seconds=time.perf_counter() - t0,
+                                message=f"A and B agree within tolerance ({_tol(tol)}): nothing to reduce")
+        rt_a, rt_b = (cmp.get("a") or {}).get("runtime"), (cmp.get("b") or {}).get("runtime")
+        if rt_b == "onnxruntime":
+            res = _reduce_onnx(run, path_a, path_b, cmp, cmp_dir, target, tol)
+        elif rt_a == "onnxruntime":
+            res = _reduce_conversion(run, path_a, path_b, cmp, cmp_dir, target, tol)
+        else:
+            raise ReduceError(f"reduce cuts an ONNX model, and neither {os.path.basename(path_a)} nor "
+                              f"{os.path.basename(path_b)} is ONNX; convert the wrong one to ONNX first "
+                              f"(tensorbridge convert … --to onnx)")
+        res.warnings = [w for w in cmp.get("warnings") or [] if "transposed" not in w][:5] + res.warnings
+        res.tolerance = tol
+        res.layer_max_abs = _num(target.get("max_abs"))
+        res.allowance = float(target.get("allowance") or 0.0)
+        res.target_a = target["a"]
+        res.op = res.op or str(target.get("op") or "")
+        out = fresh_folder(out_wanted)
+        _publish(res, out, path_a, path_b)
+        res.seconds = time.perf_counter() - t0
+        with open(os.path.join(out, "reduce.json"), "w") as f:
+            json.dump(res.to_dict(), f, indent=1)
+        res.files["json"] = os.path.join(out, "reduce.json")
+        return res
+    finally:
+        run.close()
+
+
+# ---- case 1: B is the ONNX that is wrong ----------------------------------------------------------------
+
+def _reduce_onnx(run: _Runner, path_a: str, path_b: str, cmp: dict, cmp_dir: str, target: dict, tol: dict) -> ReduceResult:
+    layers = cmp.get("layers") or []
+    below = target["index"] if target["index"] is not None else len(layers)
+    feedable = [r for r in layers if r.get("status") == "ok" and r.get("index", 0) < below and r.get("depth", -1) >= 0
+                and r["b"] != target["b"]]
+    names_a = list(dict.fromkeys([target["a"]] + [r["a"] for r in feedable]))
+    run.progress(0.5, f"capturing {len(names_a)} tensors of A")
+    inputs_a = os.path.join(cmp_dir, "inputs.npz")
+    inputs_b = os.path.join(cmp_dir, "inputs_b.npz")
+    captured = run.capture(path_a, names_a, inputs_a, os.path.join(run.work, "a_values"))
+    if target["a"] not in captured:
+        raise ReduceError(f"A's tensor '{target['a']}' at the first divergence could not be captured again")
+    feeds = {r["b"]: captured[r["a"]] for r in feedable if r["a"] in captured}
+    perms = {r["b"]: r["perm"] for r in feedable if r.get("perm")}
+    run.progress(0.6, "cutting B")
+    params = ReduceCutParams(path=path_b, target=target["b"], expected=captured[target["a"]],
+                             graph_inputs=inputs_b if os.path.exists(inputs_b) else inputs_a,
+                             out=os.path.join(run.work, "cut"), feeds=feeds, perm=target.get("perm"), feed_perms=perms,
+                             tolerance=tol, allowance=float(target["allowance"] or 0.0),
+                             layer_max_abs=_num(target.get("max_abs")), same_order=SAME_ORDER,
+                             max_checks=run.o.max_checks)
+    cut = run.job(params.TASK, params.to_dict(), "cutting B")
+    checks = sum(1 for s in cut.get("steps") or [] if s.get("what") == "check")
+    if not cut.get("found"):
+        raise ReduceError(f"no cut of {os.path.basename(path_b)} reproduces the failure: {cut.get('why')}")
+    v = cut["verdict"]
+    return ReduceResult(differ=True, case="onnx", target=target["b"], files=dict(cut["files"]),
+                        nodes_before=int(cut["nodes_before"]), nodes_after=len(cut["nodes"]),
+                        nodes=list(cut["nodes"]), ops=list(cut["ops"]), inputs=list(cut["inputs"]),
+                        max_abs=_num(v.get("max_abs")), how=cut.get("how", ""), checks=checks,
+                        op=cut["ops"][-1] if cut.get("ops") else "")
+
+
+# ---- case 2: A is the ONNX a converter got wrong --------------------------------------------------------
+
+def _convert_target(path_b: str) -> str:
+    if os.path.isdir(path_b):
+        return "tf"
+    ext = os.path.splitext(path_b)[1].lower()
+    if ext not in _TARGET_BY_EXT:
+        raise ReduceError(f"{os.path.basename(path_b)}: cannot tell which conversion made it; reduce handles "
+                          f"B as .tflite, .pt2, .keras/.h5 or a SavedModel folder")
+    return _TARGET_BY_EXT[ext]
+
+
+def _reduce_conversion(run: _Runner, path_a: str, path_b: str, cmp: dict, cmp_dir: str, target: dict,
+                       tol: dict) -> ReduceResult:
+    to = _convert_target(path_b)
+    layers = cmp.get("layers") or []
+    below = target["index"] if target["index"] is not None else len(layers)
+    feedable = [r for r in layers if r.get("status") == "ok" and r.get("index", 0) < below and r.get("depth", -1) >= 0
+                and r["a"] != target["a"]]
+    names = list(dict.fromkeys([target["a"]] + [r["a"] for r in feedable]))
+    run.progress(0.4, f"capturing {len(names)} tensors of A")
+    inputs_a = os.path.join(cmp_dir, "inputs.npz")
+    values = run.capture(path_a, names, inputs_a, os.path.join(run.work, "a_values"))
+    if target["a"] not in values:
+        raise ReduceError(f"A's tensor '{target['a']}' at the first divergence could not be captured again")
+    def sliced(fed: list[str] | None, out: str, what: str) -> dict:
+        p = ReduceSliceParams(path=path_a, target=target["a"], graph_inputs=inputs_a, out=out, values=values, fed=fed)
+        return run.job(p.TASK, p.to_dict(), what)
+
+    listed = sliced(None, os.path.join(run.work, "list"), "reading A")
+    cands, nodes_before = list(listed["candidates"]), int(listed["nodes_before"])
+    layer_err = _num(target.get("max_abs"))
+    tried: dict[tuple[str, ...], dict] = {}
+    steps = 0
+
+    def step(fed: list[str]) -> bool:
+        nonlocal steps
+        key = tuple(sorted(fed))
+        if key in tried:
+            return bool(tried[key]["fails"])
+        if steps >= run.o.max_steps:
+            return False
+        steps += 1
+        d = os.path.join(run.work, f"step{steps}")
+        cut = sliced(list(fed), d, f"step {steps}: cutting A")
+        run.progress(None, f"step {steps} of at most {run.o.max_steps}: converting a cut of {len(cut['nodes'])} "
+                           f"node(s) to {to}")
+        converted = os.path.join(d, "converted" + _suffix(to))
+        rec: dict[str, Any] = {"cut": cut, "converted": converted, "fails": False}
+        tried[key] = rec
+        try:
+            conv = ConvertParams(src=cut["files"]["model"], to=to, out=converted)
+            run.job(conv.TASK, conv.to_dict(), f"step {steps}: converting")
+        except TensorbridgeError as exc:
+            rec["why"] = exc.message  # a cut the converter does not take is not a repro
+            return False
+        c = run.compare(cut["files"]["model"], converted, os.path.join(d, "compare"), per_layer=False,
+                        inputs=[cut["files"]["inputs"]])
+        outs = [x for x in c.get("outputs") or [] if not x.get("intermediate")]
+        if c.get("error") or not outs:
+            rec["why"] = c.get("error") or "no output compared"
+            return False
+        o = outs[0]
+        rec["verdict"] = {"passed": bool(o.get("passed")), "max_abs": _num(o.get("max_abs")), "name_b": o.get("name_b")}
+        rec["npz"] = (c.get("files") or {}).get("npz")
+        rec["fails"] = same_way(rec["verdict"], layer_err)
+        run.progress(None, f"step {steps}: {'fails' if rec['fails'] else 'passes'} "
+                           f"(max abs {_g(rec['verdict']['max_abs'])})")
+        return bool(rec["fails"])
+
+    fed, how = search_cut(cands, step, max_checks=run.o.max_steps)
+    if fed is None:
+        why = next((r.get("why") for r in tried.values() if r.get("why")), None)
+        raise ReduceError(f"no cut of {os.path.basename(path_a)} converted to {to} fails the same way"
+                          + (f" ({why})" if why else f" within {steps} conversion(s)"))
+    rec = tried[tuple(sorted(fed))]
+    cut = rec["cut"]
+    files = dict(cut["files"])
+    files["converted"] = rec["converted"]
+    if rec.get("npz") and os.path.exists(rec["npz"]):
+        import numpy as np
+
+        with np.load(rec["npz"]) as z:
+            b_keys = [k for k in z.files if k.startswith("b/")]
+            if b_keys:
+                files["actual"] = os.path.join(os.path.dirname(files["model"]), "actual.npz")
+                np.savez(files["actual"], **{target["a"]: z[b_keys[0]]})
+    return ReduceResult(differ=True, case="conversion", target=target["a"], files=files, nodes_before=nodes_before,
+                        nodes_after=len(cut["nodes"]), nodes=list(cut["nodes"]), ops=list(cut["ops"]),
+                        inputs=list(cut["inputs"]), max_abs=rec["verdict"]["max_abs"], how=how, checks=steps,
+                        route=f"onnx -> {to}", op=cut["ops"][-1] if cut.get("ops") else "")
+
+
+def _suffix(to: str) -> str:
+    return {"tflite": ".tflite", "torch": ".pt2", "keras": ".keras", "tf": ".tf", "onnx": ".onnx"}[to]
+
+
+# ---- the repro folder ----------------------------------------------------------------------------------
+
+def _publish(res: ReduceResult, out: str, path_a: str, path_b: str) -> None:
+    """Move the repro files into ``out`` (a fresh folder) and write README.md and check.py."""
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    stage = out + ".part"
+    shutil.rmtree(stage, ignore_errors=True)
+    os.makedirs(stage)
+    try:
+        names = {"model": "repro.onnx", "inputs": "inputs.npz", "expected": "expected.npz", "actual": "actual.npz"}
+        if res.files.get("converted"):
+            names["converted"] = "converted" + os.path.splitext(res.files["converted"])[1]
+        moved = {}
+        for key, name in names.items():
+            src = res.files.get(key)
+            if src and os.path.exists(src):
+                shutil.move(src, os.path.join(stage, name))
+                moved[key] = os.path.join(out, name)
+                data = os.path.join(os.path.dirname(src), "repro.onnx.data")  # initializers past 2 GB
+                if key == "model" and os.path.exists(data):
+                    shutil.move(data, os.path.join(stage, "repro.onnx.data"))
+        res.bytes_before = _bytes(path_b if res.case == "onnx" else path_a)
+        res.bytes_after = _bytes(os.path.join(stage, "repro.onnx")) + _bytes(os.path.join(stage, "repro.onnx.data"))
+        res.ratio = res.nodes_before / max(res.nodes_after, 1)
+        with open(os.path.join(stage, "check.py"), "w") as f:
+            f.write(_check_py(res))
+        with open(os.path.join(stage, "README.md"), "w") as f:
+            f.write(_readme(res, path_a, path_b))
+        os.rename(stage, out)  # the folder appears whole, or not at all
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    res.out_dir = out
+    res.files = {**moved, "readme": os.path.join(out, "README.md"), "check": os.path.join(out, "check.py")}
+
+
+def _check_py(res: ReduceResult) -> str:
+    t = res.tolerance
+    return f'''"""Re-run the repro: exit 1 while repro.onnx still differs from expected.npz, 0 once it matches."""
+import sys
+
+import numpy as np
+import onnxruntime as ort
+
+ATOL, RTOL, ALLOWANCE = {float(t.get("atol", 1e-5))!r}, {float(t.get("rtol", 1e-4))!r}, {float(res.allowance)!r}
+feeds = dict(np.load("inputs.npz"))
+expected = np.load("expected.npz")[{res.target!r}]
+got = ort.InferenceSession("repro.onnx", providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+bad = ~np.isclose(got.reshape(expected.shape), expected, atol=ATOL + ALLOWANCE, rtol=RTOL, equal_nan=True)
+err = float(np.nanmax(np.abs(got.astype(np.float64).reshape(expected.shape) - expected)))
+print(f"max abs {{err:.3g}}, {{int(bad.sum())}} of {{bad.size}} elements outside atol {{ATOL:g}}, rtol {{RTOL:g}}")
+sys.exit(1 if bad.mean() > {float(t.get("max_mismatch_fraction") or 0.0)!r} else 0)
+'''
+
+
+def _readme(res: ReduceResult, path_a: str, path_b: str) -> str:
+    t = res.tolerance
+    conv = os.path.basename(res.files.get("converted", "converted"))
+    ext = os.path.splitext(conv)[1]
+    if res.case == "onnx":
+        how = (f"B ({os.path.basename(path_b)}) was compared with A ({os.path.basename(path_a)}) layer by layer. "
+               f"The first layer of B that is wrong by itself makes tensor `{res.target}` ({res.op}); this "
+               f"repro is B's subgraph that ends there. Its inputs are tensors B shares with A, fed with **A's** "
+               f"values (`inputs.npz`), so no error from upstream reaches it; `expected.npz` is A's value of "
+               f"`{res.target}`, `actual.npz` what the repro gives in onnxruntime.")
+        fix = "The wrong numbers are made inside these nodes of B."
+        cmd = "python check.py"
+    else:
+        how = (f"B ({os.path.basename(path_b)}) is a conversion of A ({os.path.basename(path_a)}, ONNX), and the "
+               f"first layer that differs is `{res.target}` ({res.op}). This repro is A's subgraph that ends "
+               f"there, fed with A's own values (`inputs.npz`); converted again ({res.route}) it still differs "
+               f"from A: `expected.npz` is A's value, `actual.npz` what the conversion (`{conv}`) gives. The "
+               f"converter gets these nodes wrong.")
+        fix = ""
+        cmd = (f"tensorbridge convert repro.onnx --to {res.route.split()[-1]} -o again{ext} && "
+               f"tensorbridge compare repro.onnx again{ext} --inputs inputs.npz")
+    lines = [
+        "# Parity failure repro", "",
+        how, "",
+        f"Cut by `tensorbridge reduce` ({res.how}; {res.checks} check(s)).", "",
+        "| | original | repro |", "|---|---|---|",
+        f"| nodes | {res.nodes_before} | {res.nodes_after} ({res.ratio:.0f}x fewer) |",
+        f"| bytes | {res.bytes_before:,} | {res.bytes_after:,} |",
+        f"| max abs error at `{res.target}` | {_g(res.layer_max_abs)} | {_g(res.max_abs)} |", "",
+        f"Tolerance: {_tol(t)}" + (f", plus {res.allowance:.3g} (A's own rounding allowance for this tensor)"
+                                   if res.allowance else "") + ".", "",
+        f"Repro inputs: {', '.join(f'`{x}`' for x in res.inputs) or '-'}.  ",
+        f"Repro nodes: {', '.join(f'{n} ({op})' for n, op in zip(res.nodes[:20], res.ops[:20]))}"
+        + (" …" if len(res.nodes) > 20 else "") + ".", "",
+        "## Reproduce", "", "```", cmd, "```", "",
+    ]
+    if res.case == "onnx":
+        lines += ["exits 1 while the repro still fails. The same in five lines:", "", "```python",
+                  "import numpy as np, onnxruntime as ort",
+                  "feeds = dict(np.load('inputs.npz'))",
+                  "got = ort.InferenceSession('repro.onnx').run(None, feeds)[0]",
+                  f"exp = np.load('expected.npz')['{res.target}']",
+                  f"print(np.abs(got - exp).max(), np.allclose(got, exp, atol={float(t.get('atol', 1e-5)) + res.allowance:g}, "
+                  f"rtol={float(t.get('rtol', 1e-4)):g}))",
+                  "```", ""]
+        if fix:
+            lines += [fix, ""]
+    return "\n".join(lines)
