@@ -116,6 +116,7 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
         self.parity = ParityPanel(self.jobs, self)
         self.parity.divergenceRequested.connect(self.show_divergence)
         self.parity_dock = self._dock("Parity", "parity", self.parity, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._setup_layer_views()
         self.tabifyDockWidget(self.jobs_dock, self.parity_dock)
         self.jobs_dock.raise_()
         self._devices: list[dict] | None = None  # the devices task's answer, asked once per window
@@ -224,6 +225,10 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
         self.act_about = self._action("&About Tensorbridge", self.about)
         self.act_compare = self._action("Compare &with…", self.compare_with, "Ctrl+Shift+K",
                                         "Run two models on the same inputs and compare their outputs")
+        self.act_first_divergence = self._action("Go to first &divergence", self.go_to_first_divergence, "Ctrl+Shift+D",
+                                                 "Select the first layer that is wrong itself in both graphs")
+        self.act_first_divergence.setEnabled(False)
+        self.act_overlay = self.parity.layers.overlay_action
         self.act_auto_parity = QAction("Check &parity after conversion", self, checkable=True)
         self.act_auto_parity.setChecked(self.auto_parity)
         self.act_auto_parity.setStatusTip("Compare each converted model with its source as soon as it opens")
@@ -246,6 +251,8 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
         vm.addAction(self.inspector_dock.toggleViewAction())
         vm.addAction(self.jobs_dock.toggleViewAction())
         vm.addAction(self.parity_dock.toggleViewAction())
+        vm.addAction(self.act_overlay)
+        vm.addAction(self.act_first_divergence)
         vm.addAction(self.act_auto_parity)
         theme = vm.addMenu("&Theme")
         group = QActionGroup(self)
@@ -472,6 +479,7 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
 
     def _tab_loaded(self, tab: ModelTab) -> None:
         self._add_recent(tab.path)  # only files that opened: a refused or damaged one stays out of Recent
+        self.apply_overlays()       # a per-layer result shown in the dock colours this graph too
         if tab is self.current_tab():
             self.inspector.show_summary(tab.doc)
         self.statusBar().showMessage(f"Opened {tab.path} ({tab.doc.format})", 5000)
@@ -483,6 +491,7 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
         self._update_actions()
 
     def _node_selected(self, tab: ModelTab, index: int) -> None:
+        self.follow_node(tab, index)
         if tab is not self.current_tab() or tab.doc is None:
             return
         if index is None or index < 0:

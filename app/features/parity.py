@@ -23,8 +23,9 @@ class ParityFeature:
         """Run the ``compare`` task and show it in the Parity dock (raised). Returns the QtJob."""
         self.parity_dock.show()
         self.parity_dock.raise_()
-        if self.parity_dock.height() < 260 and not self.parity_dock.isFloating():
-            self.resizeDocks([self.parity_dock], [300], Qt.Orientation.Vertical)
+        want = 340 if params.get("per_layer") else 300  # the Layers page: a table, its controls, the pair's words
+        if self.parity_dock.height() < want - 40 and not self.parity_dock.isFloating():
+            self.resizeDocks([self.parity_dock], [want], Qt.Orientation.Vertical)
         return self.parity.start(params, title)
 
     def start_parity_after_conversion(self, convert_params: dict, out: str):
@@ -106,3 +107,161 @@ class ParityFeature:
         self.statusBar().showMessage("The first diverging tensor is in no open graph; open the converted "
                                      "model to see it", 8000)
         return -1
+
+    # -- per-layer results on the graphs -----------------------------------------------------------
+    def _setup_layer_views(self) -> None:
+        """Wire the Parity dock's Layers page to the graphs (called once by the window)."""
+        self._overlays: dict[tuple[str, int], object] = {}   # (side, id(pack)) -> ErrorOverlay
+        self._overlay_result: dict | None = None
+        self._following = False
+        self.parity.started.connect(lambda _job: self.apply_overlays())
+        self.parity.resultShown.connect(lambda _res: self.apply_overlays())
+        self.parity.layerSelected.connect(self.select_layer)
+        self.parity.layers.overlayChanged.connect(self.apply_overlays)
+        self.parity.layers.openBRequested.connect(self.open_compared_b)
+
+    def layer_result(self) -> dict | None:
+        """The Parity dock's result when it is a per-layer one, else None."""
+        res = self.parity.result
+        return res if res and res.get("layers") else None
+
+    def _side_of(self, tab) -> str | None:
+        res = self.layer_result()
+        if res is None or tab is None:
+            return None
+        p = os.path.abspath(tab.path)
+        if p == os.path.abspath(res["a"]["path"]):
+            return "a"
+        if p == os.path.abspath(res["b"]["path"]):
+            return "b"
+        return None
+
+    def tab_for_side(self, side: str):
+        """The open, drawn tab of model A or B of the per-layer result (None when not open)."""
+        res = self.layer_result()
+        if res is None:
+            return None
+        path = os.path.abspath(res[side]["path"])
+        for tab in self.model_tabs():
+            if (os.path.abspath(tab.path) == path and tab.doc is not None and tab.doc.pack is not None
+                    and hasattr(tab.canvas, "set_overlay")):
+                return tab
+        return None
+
+    def side_overlay(self, side: str):
+        """The :class:`~app.graph_view.overlay.ErrorOverlay` of side ``"a"`` or ``"b"``: the result's
+        layers mapped onto that open graph (made once per result and graph), or None."""
+        res = self.layer_result()
+        tab = self.tab_for_side(side) if res is not None else None
+        if tab is None:
+            return None
+        if self._overlay_result is not res:
+            self._overlays.clear()
+            self._overlay_result = res
+        pack = tab.doc.pack
+        key = (side, id(pack))
+        ov = self._overlays.get(key)
+        if ov is None or ov.n_nodes != pack.n_nodes:
+            from ..graph_view.overlay import ErrorOverlay
+            from ..panels.parity import nodes_for_layers
+
+            layers = res["layers"]
+            node_key, value_key = ("node", "a") if side == "a" else ("node_b", "b")
+            idx = nodes_for_layers(pack, [r.get(node_key) or "" for r in layers], [r.get(value_key) or "" for r in layers])
+            first = res.get("layer_first")
+            ov = ErrorOverlay(pack.n_nodes, idx, [float("nan") if r.get("max_abs") is None else float(r["max_abs"])
+                                                  for r in layers],
+                              [r.get("status", "missing") for r in layers], [int(r["index"]) for r in layers],
+                              first=int(first["index"]) if first else None,
+                              atol=float((res.get("tolerance") or {}).get("atol") or 1e-5),
+                              threshold=self.parity.layers.threshold)
+            self._overlays[key] = ov
+        return ov
+
+    def apply_overlays(self) -> None:
+        """Paint (or remove) the error overlay on every open graph of A and B, at the dock's threshold."""
+        res = self.layer_result()
+        on = res is not None and self.parity.layers.overlay_on and not self.parity.running
+        for tab in self.model_tabs():
+            canvas = tab.canvas
+            if not hasattr(canvas, "set_overlay"):
+                continue
+            side = self._side_of(tab) if on else None
+            ov = self.side_overlay(side) if side is not None and self.tab_for_side(side) is tab else None
+            if ov is not None:
+                ov.set_threshold(self.parity.layers.threshold)
+            if ov is not None or canvas.overlay is not None:
+                canvas.set_overlay(ov)
+        self.parity.layers.set_b_open(res is None or self.tab_for_side("b") is not None)
+        if hasattr(self, "act_first_divergence"):
+            self.act_first_divergence.setEnabled(res is not None and res.get("layer_first") is not None)
+
+    def select_layer(self, index: int) -> dict[str, int]:
+        """Select layer ``index`` of the per-layer result in the open graphs of A and B (centred there);
+        the current tab becomes B's (else A's) unless it already shows one of them. Returns
+        {side: node index} of the graphs that have it."""
+        hits: dict[str, int] = {}
+        if index < 0 or self.layer_result() is None:
+            return hits
+        tabs = {}
+        self._following = True
+        try:
+            for side in ("a", "b"):
+                ov = self.side_overlay(side)
+                node = ov.node_of_layer.get(int(index), -1) if ov is not None else -1
+                if node >= 0:
+                    tab = self.tab_for_side(side)
+                    tab.canvas_call("select", node)
+                    hits[side], tabs[side] = node, tab
+            cur = self.current_tab()
+            if tabs and cur not in tabs.values():
+                self.tabs.setCurrentWidget(tabs.get("b") or tabs["a"])
+            cur = self.current_tab()
+            if cur is not None and cur.doc is not None and cur in tabs.values():
+                self.inspector.show_node(cur.doc, hits["a" if tabs.get("a") is cur else "b"])
+        finally:
+            self._following = False
+        r = next((x for x in self.layer_result()["layers"] if int(x["index"]) == int(index)), None)
+        if r is not None:
+            where = [f"{s.upper()} node {r.get('node' if s == 'a' else 'node_b')}" for s in hits]
+            missing = [s.upper() for s in ("a", "b") if s not in hits]
+            msg = f"Layer '{r['a']}': " + (", ".join(where) if where else "in no open graph")
+            if missing:
+                msg += f" ({' and '.join(missing)} not open or without this node)"
+            self.statusBar().showMessage(msg, 8000)
+        return hits
+
+    def follow_node(self, tab, index: int) -> None:
+        """A node picked in A's or B's graph: select its layer in the dock and its partner in the other
+        graph (not centred there, so the graph the user looks at stays put)."""
+        if self._following or index is None or index < 0:
+            return
+        side = self._side_of(tab)
+        ov = self.side_overlay(side) if side is not None and self.tab_for_side(side) is tab else None
+        if ov is None or not 0 <= index < ov.n_nodes or int(ov.layer[index]) < 0:
+            return
+        k = int(ov.layer[index])
+        self._following = True
+        try:
+            self.parity.layers.select_layer(k, emit=False)
+            self.parity._mark_depth(k)
+            other = "b" if side == "a" else "a"
+            ov2 = self.side_overlay(other)
+            node = ov2.node_of_layer.get(k, -1) if ov2 is not None else -1
+            if node >= 0:
+                self.tab_for_side(other).canvas_call("select", node, True)
+        finally:
+            self._following = False
+
+    def open_compared_b(self):
+        """Open model B of the per-layer result in a tab (the overlay follows once it is drawn)."""
+        res = self.parity.result
+        if not res:
+            return None
+        trust = bool((self.parity.params or {}).get("trust"))
+        return self.open_path(res["b"]["path"], trust=trust)
+
+    def go_to_first_divergence(self) -> bool:
+        self.parity_dock.show()
+        self.parity_dock.raise_()
+        return self.parity.layers.go_to_first()

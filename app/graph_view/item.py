@@ -108,8 +108,12 @@ def _cull(b, r: QRectF) -> np.ndarray:
 
 
 def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected: int, dark: bool,
-                 text: bool = True) -> None:
-    """Paint the part of ``d`` inside scene rect ``r`` at zoom ``lod`` (screen px per scene unit)."""
+                 text: bool = True, overlay=None, group_bins: np.ndarray | None = None) -> None:
+    """Paint the part of ``d`` inside scene rect ``r`` at zoom ``lod`` (screen px per scene unit).
+
+    ``overlay``: an :class:`~app.graph_view.overlay.ErrorOverlay` whose colours replace the op
+    categories' (nodes that are no compared layer turn neutral) and whose statuses outline the nodes;
+    ``group_bins``: its worst bin per group, shown as a band on collapsed group boxes."""
     lay, pack = d.lay, d.pack
     fills = palette.category_fills()
     borders = palette.category_borders()
@@ -203,6 +207,16 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
             # a second outline behind suggests the stack of nodes inside
             p.drawRects([QRectF(x + 4, y + 4, w, h) for x, y, w, h in br[bi].tolist()])
         p.drawRects(_qrects(br[bi], px))
+        if group_bins is not None and len(group_bins) == pack.n_groups:
+            # the worst error inside a collapsed group: a band along its top edge
+            gb = group_bins[lay.box_idx[bi]]
+            ocols = _overlay_colors()
+            p.setPen(Qt.PenStyle.NoPen)
+            for b in np.flatnonzero(np.bincount(gb[gb >= 0], minlength=len(ocols))).tolist():
+                rows = br[bi[gb == b]].copy()
+                rows[:, 3] = np.maximum(6.0, 3 * px)
+                p.setBrush(QBrush(ocols[b]))
+                p.drawRects(_qrects(rows, px))
         if text and lod >= LOD_GROUP_TITLE:
             labels = pack.group_labels
             counts = pack.group_count
@@ -226,15 +240,23 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
         ni = ni[:0]
     if len(ni):
         nr = lay.node_rect
-        cats = d.node_cat[ni]
+        cats = d.node_cat[ni].astype(np.int16)
+        nfill, nborder = fills, borders
+        if overlay is not None:
+            # one key per brush: the error bins of compared layers, one neutral fill for the rest
+            ocols = _overlay_colors()
+            ob = overlay.bin[lay.node_idx[ni]].astype(np.int16)
+            cats = np.where(ob >= 0, ob, len(ocols))
+            nfill = ocols + [palette.OVERLAY_NEUTRAL]
+            nborder = [c.darker(160) for c in ocols] + [palette.OVERLAY_NEUTRAL_BORDER]
         rounded = text and lod >= 0.6
-        for c in np.flatnonzero(np.bincount(cats, minlength=len(fills))).tolist():
+        for c in np.flatnonzero(np.bincount(cats, minlength=len(nfill))).tolist():
             rows = ni[cats == c]
-            p.setBrush(QBrush(fills[c]))
+            p.setBrush(QBrush(nfill[c]))
             if lod * 34 < 3:
                 p.setPen(Qt.PenStyle.NoPen)
             else:
-                pen = QPen(borders[c])
+                pen = QPen(nborder[c])
                 pen.setCosmetic(True)
                 p.setPen(pen)
             if rounded and len(rows) < 3000:
@@ -263,6 +285,9 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
                     p.drawText(QRectF(x + 3, y + 18, w - 6, 14), Qt.AlignmentFlag.AlignCenter,
                                fm_name.elidedText(names[i].rsplit("/", 1)[-1], Qt.TextElideMode.ElideMiddle, w - 6))
 
+    if overlay is not None and len(ni):
+        _paint_status(p, d, ni, overlay, lod, px, text, dark)
+
     # selection on top
     if 0 <= selected < len(d.node_row):
         k = int(d.node_row[selected])
@@ -288,6 +313,63 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
             p.drawRect(QRectF(x - m, y - m, w + 2 * m, h + 2 * m))
 
 
+_OVERLAY_COLORS: list = []
+
+
+def _overlay_colors() -> list:
+    if not _OVERLAY_COLORS:
+        from .overlay import level_colors
+
+        _OVERLAY_COLORS.extend(level_colors())
+    return _OVERLAY_COLORS
+
+
+def _paint_status(p: QPainter, d: LayoutData, ni: np.ndarray, overlay, lod: float, px: float, text: bool,
+                  dark: bool) -> None:
+    """Outlines of the visible compared layers by status, and the first divergence's halo."""
+    from . import overlay as ov
+
+    lay = d.lay
+    nr = lay.node_rect
+    st = overlay.status[lay.node_idx[ni]]
+    p.setBrush(Qt.BrushStyle.NoBrush)
+    oc = ov.outline_colors(dark)
+    styles = ((ov.STATUS_CODES["source"], oc["source"], Qt.PenStyle.SolidLine, 3.0),
+              (ov.STATUS_CODES["inherited"], oc["inherited"], Qt.PenStyle.DashLine, 2.0),
+              (ov.STATUS_CODES["layout"], oc["layout"], Qt.PenStyle.DotLine, 2.5),
+              (ov.STATUS_CODES["missing"], palette.EDGE, Qt.PenStyle.DotLine, 1.2))
+    m = 1.5 * px
+    for code, colour, style, width in styles:
+        rows = nr[ni[st == code]]
+        if not len(rows):
+            continue
+        pen = QPen(colour)
+        pen.setCosmetic(True)
+        pen.setWidthF(width if lod * 34 >= 3 else 1.0)
+        pen.setStyle(style)
+        p.setPen(pen)
+        rows = rows.copy()
+        rows[:, 0:2] -= m
+        rows[:, 2:4] += 2 * m
+        p.drawRects(_qrects(rows, px))
+    f = overlay.first_node
+    if 0 <= f < len(d.node_row) and d.node_row[f] >= 0:
+        x, y, w, h = nr[int(d.node_row[f])]
+        pen = QPen(oc["first"])
+        pen.setCosmetic(True)
+        pen.setWidthF(3.0)
+        p.setPen(pen)
+        g = 6.0 + 3 * px
+        p.drawRoundedRect(QRectF(x - g, y - g, w + 2 * g, h + 2 * g), 6, 6)
+        if text and lod >= LOD_GROUP_TITLE:
+            font = QFont()
+            font.setPixelSize(11)
+            font.setBold(True)
+            p.setFont(font)
+            p.drawText(QRectF(x - g, y - g - 17, max(w + 2 * g, 140), 16),
+                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, "first divergence")
+
+
 class GraphItem(QGraphicsItem):
     """Paints one :class:`LayoutData`; the view owns selection and dark-mode state."""
 
@@ -296,6 +378,8 @@ class GraphItem(QGraphicsItem):
         self.data_: LayoutData | None = None
         self.selected = -1
         self.dark = False
+        self.overlay = None            # an ErrorOverlay, or None
+        self.group_bins: np.ndarray | None = None
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
 
     def set_data(self, d: LayoutData | None) -> None:
@@ -314,6 +398,7 @@ class GraphItem(QGraphicsItem):
         r = option.exposedRect
         p.setRenderHint(QPainter.RenderHint.Antialiasing, lod >= 0.6)
         p.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
-        paint_layout(p, d, r, lod, selected=self.selected, dark=self.dark)
+        paint_layout(p, d, r, lod, selected=self.selected, dark=self.dark, overlay=self.overlay,
+                     group_bins=self.group_bins)
 
 

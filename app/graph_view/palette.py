@@ -29,6 +29,9 @@ GROUP_BORDER = QColor("#6b7686")
 EDGE = QColor("#8d949e")
 SELECT = QColor("#ff8c00")
 HIGHLIGHT_EDGE = QColor("#ff8c00")
+# with the error overlay on, nodes that are no compared layer (see .overlay for the error colours)
+OVERLAY_NEUTRAL = QColor("#f4f4f2")
+OVERLAY_NEUTRAL_BORDER = QColor("#a6abb3")
 
 
 def category_fills() -> list[QColor]:

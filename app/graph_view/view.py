@@ -173,6 +173,82 @@ class _Minimap(QWidget):
             self._jump(event.position())
 
 
+_LEGEND_TITLE = "max |A − B| per layer"
+_LEGEND_KEYS = ("wrong itself (source)", "inherited from upstream", "layout-only op", "first divergence")
+
+
+class _Legend(QWidget):
+    """The error overlay's key, in the bottom-left corner: one swatch per colour (absolute error) and
+    the outline of each status."""
+
+    def __init__(self, owner: "GraphView", parent: QWidget):
+        super().__init__(parent)
+        self.owner = owner
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
+        self.rows: list[tuple[QColor, str]] = []
+
+    def set_overlay(self, ov) -> None:
+        self.rows = ov.legend() if ov is not None else []
+        if not self.rows:
+            self.hide()
+            return
+        from PySide6.QtGui import QFontMetrics
+
+        fm = QFontMetrics(self.font())
+        bold = self.font()
+        bold.setBold(True)
+        w = max([fm.horizontalAdvance(t) for _c, t in self.rows] + [fm.horizontalAdvance(t) for t in _LEGEND_KEYS]
+                + [QFontMetrics(bold).horizontalAdvance(_LEGEND_TITLE) - 28]) + 48
+        self.resize(w, (len(self.rows) + 5) * (fm.height() + 2) + 12)
+        self.show()
+        self.owner._place_minimap()
+
+    def paintEvent(self, event) -> None:
+        from . import overlay as ov
+
+        if not self.rows:
+            return
+        p = QPainter(self)
+        dark = palette.is_dark(self.palette())
+        p.fillRect(self.rect(), QColor(30, 30, 34, 225) if dark else QColor(250, 250, 252, 235))
+        p.setPen(QColor("#8d949e"))
+        p.drawRect(self.rect().adjusted(0, 0, -1, -1))
+        text = QColor("#e6e9ef") if dark else QColor("#1f2328")
+        fm = p.fontMetrics()
+        lh = fm.height() + 2
+        y = 6
+        f = p.font()
+        f.setBold(True)
+        p.setFont(f)
+        p.setPen(text)
+        p.drawText(QRectF(8, y, self.width() - 12, lh), Qt.AlignmentFlag.AlignVCenter, _LEGEND_TITLE)
+        f.setBold(False)
+        p.setFont(f)
+        y += lh
+        for colour, label in self.rows:
+            p.setPen(QColor(colour).darker(160))
+            p.setBrush(colour)
+            p.drawRect(QRectF(8, y + 2, 22, lh - 5))
+            p.setPen(text)
+            p.drawText(QRectF(36, y, self.width() - 40, lh), Qt.AlignmentFlag.AlignVCenter, label)
+            y += lh
+        oc = ov.outline_colors(dark)
+        keys = zip((oc["source"], oc["inherited"], oc["layout"], oc["first"]),
+                   (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.SolidLine),
+                   (2.5, 2.0, 2.0, 2.5), _LEGEND_KEYS)
+        for colour, style, width, label in keys:
+            pen = QPen(colour)
+            pen.setWidthF(width)
+            pen.setStyle(style)
+            p.setPen(pen)
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRoundedRect(QRectF(9, y + 3, 20, lh - 7), 3 if label == "first divergence" else 0, 3)
+            p.setPen(text)
+            p.drawText(QRectF(36, y, self.width() - 40, lh), Qt.AlignmentFlag.AlignVCenter, label)
+            y += lh
+        p.end()
+
+
 def _thumbnail(d: LayoutData) -> QImage:
     """A small picture of the whole layout for the minimap (boxes and lines only)."""
     from .item import paint_layout
@@ -224,6 +300,9 @@ class GraphView(QWidget):
         # a child of this widget, not of the viewport: QGraphicsView scrolls the viewport's children
         self._minimap = _Minimap(self, self)
         self._minimap.hide()
+        self._legend = _Legend(self, self)
+        self._legend.hide()
+        self._overlay = None
         self.last_layout_seconds = 0.0
         self._prefetch_engine = None
         # load the fonts now (tens of ms the first time), not during the first paint of a graph
@@ -246,6 +325,8 @@ class GraphView(QWidget):
             pack.adopt_engine(old)
         self.pack = pack
         self._latest = next(self._req)      # drop any layout still running for the old pack
+        if not same and self._overlay is not None:
+            self.set_overlay(None)          # its node indices belong to the old graph
         if pack is None or pack.weights_only or pack.n_nodes == 0:
             self._expanded = set()
             self._show(None)
@@ -310,6 +391,22 @@ class GraphView(QWidget):
     @property
     def selected(self) -> int:
         return self._selected
+
+    def set_overlay(self, overlay) -> None:
+        """Paint an :class:`~app.graph_view.overlay.ErrorOverlay` over the nodes (None removes it).
+        Call again after changing its threshold: the colours are looked up per paint, not copied."""
+        if overlay is not None and (self.pack is None or overlay.n_nodes != self.pack.n_nodes):
+            overlay = None                 # made for another graph
+        self._overlay = overlay
+        self._item.overlay = overlay
+        self._item.group_bins = (overlay.group_bins(self.pack.group_parent, self.pack.node_group)
+                                 if overlay is not None else None)
+        self._legend.set_overlay(overlay)
+        self._item.update()
+
+    @property
+    def overlay(self):
+        return self._overlay
 
     def expand(self, group: int) -> None:
         """Expand a group (its ancestors too)."""
@@ -481,6 +578,9 @@ class GraphView(QWidget):
         top_right = vp.mapTo(self, vp.rect().topRight())
         self._minimap.move(top_right.x() - self._minimap.width() - 8, top_right.y() + 8)
         self._minimap.raise_()
+        bottom_left = vp.mapTo(self, vp.rect().bottomLeft())
+        self._legend.move(bottom_left.x() + 8, bottom_left.y() - self._legend.height() - 8)
+        self._legend.raise_()
 
     def hit(self, pos: QPointF) -> tuple[str, int]:
         """What is at a scene point: ("node", i), ("box", g), ("frame", g), ("frame-marker", g),
@@ -514,7 +614,14 @@ class GraphView(QWidget):
         pack = self.pack
         if kind == "node":
             out = [pack.edge_text(int(e)) for e in np.flatnonzero(pack.edge_src == idx)[:1]]
-            return "\n".join([f"{pack.op_type(idx)}  {pack.names[idx]}"] + [f"→ {t}" for t in out if t])
+            lines = [f"{pack.op_type(idx)}  {pack.names[idx]}"] + [f"→ {t}" for t in out if t]
+            ov = self._overlay
+            if ov is not None and ov.status[idx] >= 0:
+                lv = float(ov.level[idx])
+                err = "not compared" if lv != lv else \
+                    ("exact" if lv == float("-inf") else f"max |A − B| {ov.atol * 10 ** lv:.3g}")
+                lines.append(f"{err} · {ov.status_of(idx)}")
+            return "\n".join(lines)
         if kind.startswith(("box", "frame")) and idx > 0:
             what = "double-click to expand" if kind.startswith("box") else "double-click the title to collapse"
             return f"{pack.group_paths[idx]}  ({int(pack.group_count[idx]):,} nodes; {what})"
@@ -546,6 +653,15 @@ class GraphView(QWidget):
         elif kind == "" and not double:
             if self._selected != -1:
                 self.select(-1, center=False)
+
+    def changeEvent(self, event) -> None:
+        # a theme switch: the frames, the overlay's outlines and the legend have a light and a dark set
+        if event.type() == QEvent.Type.PaletteChange:
+            self._item.dark = palette.is_dark(self.palette())
+            self._scene.setBackgroundBrush(self.palette().base())
+            self._item.update()
+            self._legend.update()
+        super().changeEvent(event)
 
     def closeEvent(self, event) -> None:
         self._latest = next(self._req)

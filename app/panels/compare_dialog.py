@@ -1,5 +1,6 @@
 """The "Compare with…" dialog: model A (an open tab), model B (another tab or a file), a device per side,
-the tolerance preset, the random inputs' seed and batch, or an inputs file.
+the tolerance preset, the random inputs' seed and batch, or an inputs file, and whether to compare layer
+by layer (to find the first layer where the two part ways).
 
 The devices come from the worker task ``devices`` (asking a framework costs seconds, so it runs in a
 worker); devices that are missing are listed disabled, their reason in the tooltip. Until the answer
@@ -12,7 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QStandardItem, QStandardItemModel
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
                                QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from .parity import compare_params
@@ -104,6 +105,11 @@ class CompareDialog(QDialog):
         form.addRow("Seed", self.seed)
         form.addRow("Batch", self.batch)
         form.addRow("Inputs", irow)
+        self.per_layer = QCheckBox("Per layer (find where they part ways)", self)
+        self.per_layer.setToolTip("Also pair the layers of both graphs and compare each pair: the first layer "
+                                  "that is wrong itself, and which layers only inherit its error. Slower: "
+                                  "every paired tensor is captured on both sides")
+        form.addRow("", self.per_layer)
         lay.addLayout(form)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Compare")
@@ -222,4 +228,4 @@ class CompareDialog(QDialog):
                               device_a=str(self.device_a.currentData() or "cpu"),
                               device_b=str(self.device_b.currentData() or "cpu"), seed=self.seed.value(),
                               batch=self.batch.value() or None, inputs=[inputs] if inputs else None,
-                              trust=trust)
+                              trust=trust, per_layer=self.per_layer.isChecked())
