@@ -727,22 +727,22 @@ def value_producers(pack) -> dict[str, int]:
     if hit is not None:
         return hit
     out: dict[str, int] = {}
-    offs = getattr(pack, "_details_off", None)
     path = os.path.join(str(pack.dir), "details.jsonl")
-    if offs is not None and len(offs) > 1 and os.path.exists(path):
+    if pack.n_nodes and os.path.exists(path):
         with open(path, "rb") as f:
-            data = f.read()
-        # each line is {"index", "name", …, "outputs": [{"name": …, "dtype", "shape"}, …], "weights": …}
+            lines = f.read().split(b"\n")
+        # line i is node i: {"index", "name", …, "outputs": [{"name": …, "dtype", "shape"}, …], "weights": …}
         name_re = re.compile(rb'"name": ("(?:[^"\\]|\\.)*")')
-        for m in re.finditer(rb'"outputs": \[(.*?)\], "weights": ', data):
-            i = int(np.searchsorted(offs, m.start(), side="right")) - 1
-            if not 0 <= i < pack.n_nodes:
+        start, end = b'"outputs": [', b'], "weights": '
+        for i, line in enumerate(lines[:pack.n_nodes]):
+            k = line.find(start)
+            if k < 0:
                 continue
-            for s in name_re.findall(m.group(1)):
-                try:
-                    out.setdefault(json.loads(s), i)
-                except ValueError:
-                    pass
+            e = line.find(end, k)
+            for q in name_re.findall(line, k, e if e >= 0 else len(line)):
+                name = q[1:-1].decode("utf-8", "surrogatepass") if b"\\" not in q else json.loads(q)
+                if name not in out:
+                    out[name] = i
     try:
         _PRODUCERS[pack] = out
     except TypeError:
