@@ -23,10 +23,15 @@ class ParityFeature:
         """Run the ``compare`` task and show it in the Parity dock (raised). Returns the QtJob."""
         self.parity_dock.show()
         self.parity_dock.raise_()
-        want = 340 if params.get("per_layer") else 300  # the Layers page: a table, its controls, the pair's words
-        if self.parity_dock.height() < want - 40 and not self.parity_dock.isFloating():
-            self.resizeDocks([self.parity_dock], [want], Qt.Orientation.Vertical)
+        self._fit_parity_dock(bool(params.get("per_layer")))
         return self.parity.start(params, title)
+
+    def _fit_parity_dock(self, per_layer: bool) -> None:
+        """Room for the dock's table and plots; more for the Layers page (its controls and the pair's words
+        take four lines), as long as the graph keeps most of the window."""
+        want = min(380, int(self.height() * 0.42)) if per_layer else 300
+        if self.parity_dock.height() < want - 30 and not self.parity_dock.isFloating():
+            self.resizeDocks([self.parity_dock], [want], Qt.Orientation.Vertical)
 
     def start_parity_after_conversion(self, convert_params: dict, out: str):
         """Compare a conversion's source with its output: CPU, seeded random inputs, the fp16 preset
@@ -114,7 +119,8 @@ class ParityFeature:
         self._overlays: dict[tuple[str, int], object] = {}   # (side, id(pack)) -> ErrorOverlay
         self._overlay_result: dict | None = None
         self._following = False
-        self.parity.started.connect(lambda _job: self.apply_overlays())
+        self.parity.started.connect(lambda job: (self.apply_overlays(),
+                                                 self._fit_parity_dock(bool(job.params.get("per_layer")))))
         self.parity.resultShown.connect(lambda _res: self.apply_overlays())
         self.parity.layerSelected.connect(self.select_layer)
         self.parity.layers.overlayChanged.connect(self.apply_overlays)

@@ -211,6 +211,9 @@ class LayersView(QWidget):
         for row in range(self.table.rowCount()):
             r = self._by_index.get(self.layer_at(row))
             self.table.setRowHidden(row, show is not None and (r is None or r.get("status") not in show))
+        k = self.selected_layer()
+        if k >= 0:
+            self._scroll_to(k)
 
     def layer_at(self, row: int) -> int:
         """The layer index shown in table row ``row`` (after sorting), -1 when none."""
@@ -247,17 +250,23 @@ class LayersView(QWidget):
         if not emit:
             self.table.blockSignals(True)
         self.table.selectRow(row)
-        self.table.scrollToItem(self.table.item(row, 0), QAbstractItemView.ScrollHint.PositionAtCenter)
+        self._scroll_to(index)
         if not emit:
             self.table.blockSignals(False)
             self.detail.setText(self.describe(index))
         return True
+
+    def _scroll_to(self, index: int) -> None:
+        row = self.row_of(index)
+        if row >= 0:
+            self.table.scrollToItem(self.table.item(row, 0), QAbstractItemView.ScrollHint.PositionAtCenter)
 
     def go_to_first(self) -> bool:
         """Select the first divergence (and so its nodes in the open graphs)."""
         if self.first is None:
             return False
         if self.selected_layer() == self.first:
+            self._scroll_to(self.first)
             self.layerSelected.emit(self.first)      # again: centre the graphs on it
             return True
         return self.select_layer(self.first)
