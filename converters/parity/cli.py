@@ -12,6 +12,16 @@ import json
 import sys
 
 
+def _kv(text: str) -> tuple[str, object]:
+    k, _, v = text.partition("=")
+    if not k or not v:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got '{text}'")
+    try:
+        return k.replace("-", "_"), json.loads(v)
+    except ValueError:
+        return k.replace("-", "_"), v
+
+
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", help="reference model (any format: .pt2, .onnx, .keras, .tflite, SavedModel folder)")
     p.add_argument("b", help="the model that fails against A (ONNX; or A's conversion to another format when "
@@ -30,6 +40,9 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="allowance for A's own rounding sensitivity, as in compare (0: off)")
     p.add_argument("--max-steps", type=int, default=8, metavar="N",
                    help="conversions tried at most when B is a conversion of ONNX A (default 8)")
+    p.add_argument("--convert-option", action="append", default=[], type=_kv, metavar="KEY=VALUE",
+                   help="an option B was converted with, when B is a conversion of ONNX A (as in convert: "
+                        "fp16=true, keep_nchw=true, opset=17; default: what B's converter map records)")
     p.add_argument("--timeout", type=float, default=None, help="seconds allowed per job (default: no limit)")
     p.add_argument("--trust", action="store_true", help="allow running code stored in the files")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -43,7 +56,8 @@ def _run(args) -> int:
         raise TensorbridgeError("--max-steps: give at least 1")
     opts = ReduceOptions(preset=args.preset, atol=args.atol, rtol=args.rtol, noise_factor=args.noise_factor,
                          seed=args.seed, inputs=list(args.inputs), trust=args.trust, out=args.output,
-                         max_steps=args.max_steps, timeout=args.timeout)
+                         max_steps=args.max_steps, timeout=args.timeout,
+                         convert_options=dict(args.convert_option) if args.convert_option else None)
     tty = sys.stderr.isatty()
 
     def progress(fraction=None, message="") -> None:

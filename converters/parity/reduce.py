@@ -58,7 +58,9 @@ class ReduceOptions:
     """How to reduce. Tolerance as ``compare`` has it (``preset``, ``atol``, ``rtol``, ``noise_factor``);
     inputs: ``inputs`` (.npz/.npy files) or seeded random (``seed``); ``out``: the repro folder (default
     ``<B>.repro`` beside B; an existing folder is never replaced, a fresh name is picked); ``max_checks``:
-    cuts tried in case 1; ``max_steps``: conversions tried in case 2; ``timeout`` seconds per job."""
+    cuts tried in case 1; ``max_steps``: conversions tried in case 2; ``timeout`` seconds per job;
+    ``convert_options``: the options B was converted with (case 2; default: read from B's converter map,
+    else the defaults)."""
 
     preset: str | None = None
     atol: float | None = None
@@ -71,6 +73,7 @@ class ReduceOptions:
     max_checks: int = 200
     max_steps: int = 8
     timeout: float | None = None
+    convert_options: dict[str, Any] | None = None
 
 
 @dataclass
@@ -102,6 +105,7 @@ class ReduceResult:
     checks: int = 0
     seconds: float = 0.0
     route: str = ""
+    convert_options: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,6 +184,8 @@ def search_cut(cands: Sequence[str], fails: Callable[[list[str]], bool], *, max_
         return cands, "nearest paired tensors"
     if not check([]):
         return None, ""
+    if not cands:
+        return [], "the whole subgraph above it (no paired tensor upstream)"
     lo, hi = 0, len(cands)  # feeding cands[:lo] fails, cands[:hi] does not
     while hi - lo > 1 and n < max_checks:
         mid = (lo + hi) // 2
@@ -397,9 +403,22 @@ def _convert_target(path_b: str) -> str:
     return _TARGET_BY_EXT[ext]
 
 
+def _convert_options(path_b: str, o: ReduceOptions) -> dict[str, Any]:
+    """The options to convert each cut with: the caller's, else what B's converter map says B was made
+    with (a float16 TFLite), else the defaults."""
+    if o.convert_options is not None:
+        return dict(o.convert_options)
+    from ..tbmap import read_map
+
+    m = read_map(path_b, [])
+    product = str(m.extra.get("product") or "") if m else ""
+    return {"fp16": True} if product.endswith("fp16") else {}
+
+
 def _reduce_conversion(run: _Runner, path_a: str, path_b: str, cmp: dict, cmp_dir: str, target: dict,
                        tol: dict) -> ReduceResult:
     to = _convert_target(path_b)
+    conv_opts = _convert_options(path_b, run.o)
     layers = cmp.get("layers") or []
     below = target["index"] if target["index"] is not None else len(layers)
     feedable = [r for r in layers if r.get("status") == "ok" and r.get("index", 0) < below and r.get("depth", -1) >= 0
@@ -436,7 +455,7 @@ def _reduce_conversion(run: _Runner, path_a: str, path_b: str, cmp: dict, cmp_di
         rec: dict[str, Any] = {"cut": cut, "converted": converted, "fails": False}
         tried[key] = rec
         try:
-            conv = ConvertParams(src=cut["files"]["model"], to=to, out=converted)
+            conv = ConvertParams(src=cut["files"]["model"], to=to, out=converted, options=conv_opts)
             run.job(conv.TASK, conv.to_dict(), f"step {steps}: converting")
         except TensorbridgeError as exc:
             rec["why"] = exc.message  # a cut the converter does not take is not a repro
@@ -458,8 +477,11 @@ def _reduce_conversion(run: _Runner, path_a: str, path_b: str, cmp: dict, cmp_di
     fed, how = search_cut(cands, step, max_checks=run.o.max_steps)
     if fed is None:
         why = next((r.get("why") for r in tried.values() if r.get("why")), None)
-        raise ReduceError(f"no cut of {os.path.basename(path_a)} converted to {to} fails the same way"
-                          + (f" ({why})" if why else f" within {steps} conversion(s)"))
+        if why:
+            raise ReduceError(f"no cut of {os.path.basename(path_a)} converted to {to} fails the same way ({why})")
+        raise ReduceError(f"converted again to {to}, {os.path.basename(path_a)} up to '{target['a']}' matches A "
+                          f"({steps} conversion(s)): the difference is not made by this conversion; pass the options "
+                          f"B was converted with (convert_options) or compare B with the ONNX it was made from")
     rec = tried[tuple(sorted(fed))]
     cut = rec["cut"]
     files = dict(cut["files"])
@@ -475,7 +497,7 @@ def _reduce_conversion(run: _Runner, path_a: str, path_b: str, cmp: dict, cmp_di
     return ReduceResult(differ=True, case="conversion", target=target["a"], files=files, nodes_before=nodes_before,
                         nodes_after=len(cut["nodes"]), nodes=list(cut["nodes"]), ops=list(cut["ops"]),
                         inputs=list(cut["inputs"]), max_abs=rec["verdict"]["max_abs"], how=how, checks=steps,
-                        route=f"onnx -> {to}", op=cut["ops"][-1] if cut.get("ops") else "")
+                        route=f"onnx -> {to}", op=cut["ops"][-1] if cut.get("ops") else "", convert_options=conv_opts)
 
 
 def _suffix(to: str) -> str:
@@ -506,8 +528,9 @@ def _publish(res: ReduceResult, out: str, path_a: str, path_b: str) -> None:
         res.bytes_before = _bytes(path_b if res.case == "onnx" else path_a)
         res.bytes_after = _bytes(os.path.join(stage, "repro.onnx")) + _bytes(os.path.join(stage, "repro.onnx.data"))
         res.ratio = res.nodes_before / max(res.nodes_after, 1)
-        with open(os.path.join(stage, "check.py"), "w") as f:
-            f.write(_check_py(res))
+        if res.case == "onnx":  # the repro runs in onnxruntime alone; a conversion's needs the converter
+            with open(os.path.join(stage, "check.py"), "w") as f:
+                f.write(_check_py(res))
         with open(os.path.join(stage, "README.md"), "w") as f:
             f.write(_readme(res, path_a, path_b))
         os.rename(stage, out)  # the folder appears whole, or not at all
@@ -515,7 +538,9 @@ def _publish(res: ReduceResult, out: str, path_a: str, path_b: str) -> None:
         shutil.rmtree(stage, ignore_errors=True)
         raise
     res.out_dir = out
-    res.files = {**moved, "readme": os.path.join(out, "README.md"), "check": os.path.join(out, "check.py")}
+    res.files = {**moved, "readme": os.path.join(out, "README.md")}
+    if res.case == "onnx":
+        res.files["check"] = os.path.join(out, "check.py")
 
 
 def _check_py(res: ReduceResult) -> str:
@@ -556,8 +581,11 @@ def _readme(res: ReduceResult, path_a: str, path_b: str) -> str:
                f"from A: `expected.npz` is A's value, `actual.npz` what the conversion (`{conv}`) gives. The "
                f"converter gets these nodes wrong.")
         fix = ""
-        cmd = (f"tensorbridge convert repro.onnx --to {res.route.split()[-1]} -o again{ext} && "
-               f"tensorbridge compare repro.onnx again{ext} --inputs inputs.npz")
+        flags = "".join(f" --{k.replace('_', '-')}" for k in ("fp16", "keep_nchw", "simplify")
+                        if res.convert_options.get(k) is True)
+        tol = "" if t.get("name") == "fp32" else f" --atol {t.get('atol', 1e-5):g} --rtol {t.get('rtol', 1e-4):g}"
+        cmd = (f"tensorbridge convert repro.onnx --to {res.route.split()[-1]}{flags} -o again{ext} && "
+               f"tensorbridge compare repro.onnx again{ext} --inputs inputs.npz{tol}")
     lines = [
         "# Parity failure repro", "",
         how, "",

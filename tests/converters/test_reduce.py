@@ -1,0 +1,267 @@
+"""``tensorbridge reduce``: a fault planted in one mid-graph layer of an exported ONNX model is cut out as a
+repro that fails the same way, at least ten times smaller than the model, while the same subgraph of the
+clean model passes."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = str(Path(sys.executable).with_name("tensorbridge"))
+
+
+# ---- the search and the verdict, without any model -----------------------------------------------------
+
+@pytest.mark.fast
+def test_the_nearest_cut_is_tried_first_and_kept_when_it_fails():
+    from converters.parity.reduce import search_cut
+
+    seen = []
+    fed, how = search_cut(["a", "b", "c"], lambda f: seen.append(list(f)) or True)
+    assert fed == ["a", "b", "c"] and seen == [["a", "b", "c"]] and how.startswith("nearest")
+
+
+@pytest.mark.fast
+def test_bisection_then_shrinking_finds_the_smallest_failing_cut():
+    from converters.parity.reduce import search_cut
+
+    cands = [f"t{k}" for k in range(16)]
+    # the failure needs t5's upstream error: a cut fails while t5 is not fed (t5 left to be computed)
+    fed, how = search_cut(cands, lambda f: "t5" not in f)
+    assert fed == [c for c in cands if c != "t5"] and "bisection" in how
+    # nothing fails, not even the whole cone: no repro
+    assert search_cut(cands, lambda f: False) == (None, "")
+    # a bounded search stops early with a cut that still fails
+    calls = []
+    fed, _ = search_cut(cands, lambda f: calls.append(1) or "t5" not in f, max_checks=6)
+    assert len(calls) <= 6 and "t5" not in fed
+
+
+@pytest.mark.fast
+def test_fails_the_same_way_needs_the_same_tolerance_and_the_same_order_of_error():
+    from converters.parity.reduce import same_way
+    from converters.parity.tasks import judge
+
+    tol = {"atol": 1e-5, "rtol": 1e-4}
+    a = np.linspace(-1, 1, 100, dtype=np.float32)
+    assert judge(a, a + 1e-6, tol)["passed"]
+    v = judge(a, a * 1.05, tol)
+    assert not v["passed"] and v["max_abs"] == pytest.approx(0.05, rel=1e-3)
+    assert same_way(v, 0.05) and same_way(v, 0.3)
+    assert not same_way(v, 1.0)  # a twentieth of the model's error: another failure
+    assert not same_way(judge(a, a + 1e-6, tol), 1e-6)
+    assert judge(a, a + 2e-5, tol, allowance=1e-4)["passed"]  # the reference's rounding allowance applies
+    assert not judge(a, a.reshape(10, 10)[:5], tol)["passed"]
+    assert not same_way(judge(a, a[:50], tol), None)  # a shape change is not this failure
+
+
+@pytest.mark.fast
+def test_a_cut_is_a_standalone_model_with_the_original_names(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from converters.parity.tasks import Graph
+
+    w = numpy_helper.from_array(np.full((4, 4), 0.5, np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h1"], name="mm1"),
+             helper.make_node("Relu", ["h1"], ["h2"], name="relu"),
+             helper.make_node("MatMul", ["h2", "w"], ["h3"], name="mm2"),
+             helper.make_node("Add", ["h3", "h1"], ["y"], name="add")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [w])
+    graph = Graph(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    assert graph.cone("y", set()) == [0, 1, 2, 3]
+    assert graph.cone("y", {"h1"}) == [1, 2, 3] and graph.boundary([1, 2, 3]) == ["h1"]
+    assert graph.cone("y", {"h1", "h2"}) == [2, 3] and graph.boundary([2, 3]) == ["h2", "h1"]
+    h1 = np.ones((1, 4), np.float32)
+    m = graph.model_of([2, 3], {"h2": h1, "h1": h1}, "y")
+    onnx.checker.check_model(m)
+    assert [t.name for t in m.graph.initializer] == ["w"]
+    got = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"h2": h1, "h1": h1})[0]
+    np.testing.assert_allclose(got, h1 @ np.full((4, 4), 0.5) + h1)
+
+
+@pytest.mark.fast
+def test_a_repro_folder_never_replaces_an_existing_one(tmp_path):
+    from converters.parity.reduce import fresh_folder
+
+    assert fresh_folder(str(tmp_path / "r")) == str(tmp_path / "r")
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r_1").mkdir()
+    assert fresh_folder(str(tmp_path / "r")) == str(tmp_path / "r_2")
+
+
+# ---- a real model: torch CNN -> ONNX (the convert route), one Conv's weights scaled -------------------
+
+DEPTH = 12  # conv-BN-ReLU blocks: the exported ONNX has about 2 * DEPTH + 3 nodes
+PLANT_AT = 6  # the Conv of block 6
+
+
+def _torch_cnn(path: str) -> str:
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 3, padding=1)
+            self.blocks = nn.Sequential(*[nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+                                          for _ in range(DEPTH)])
+            self.head = nn.Linear(8, 5)
+
+        def forward(self, x):
+            return self.head(self.blocks(self.stem(x)).mean(dim=(2, 3)))
+
+    torch.manual_seed(0)
+    m = Net().eval()
+    for mod in m.modules():  # BatchNorm statistics that are not the identity
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.3, 0.3)
+            mod.running_var.uniform_(0.5, 1.5)
+    torch.export.save(torch.export.export(m, (torch.randn(1, 3, 12, 10),)), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    import onnx
+
+    from benchmarks import faults
+
+    d = tmp_path_factory.mktemp("reduce")
+    pt2 = _torch_cnn(str(d / "net.pt2"))
+    clean = faults._convert(pt2, "onnx", str(d / "net.onnx"))
+    bad = onnx.load(clean)
+    _, plant = faults.scale_weight("Conv", PLANT_AT)
+    planted = plant(bad)
+    assert planted is not None
+    onnx.save(bad, str(d / "planted.onnx"))
+    return {"dir": d, "pt2": pt2, "clean": clean, "planted": str(d / "planted.onnx"), "node": planted.name,
+            "nodes": len(bad.graph.node)}
+
+
+def _cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
+
+
+def _check_repro(out: Path, models: dict, target: str) -> None:
+    """The planted node is in the repro, which is >= 10x smaller; the repro fails against A's values on its
+    inputs while the clean model's same subgraph does not."""
+    import onnx
+    import onnxruntime as ort
+    from onnx.utils import Extractor
+
+    info = json.loads((out / "reduce.json").read_text())
+    repro = onnx.load(str(out / "repro.onnx"))
+    names = [n.name for n in repro.graph.node]
+    assert models["node"] in names, (names, models["node"])
+    assert models["nodes"] >= 10 * len(names), (models["nodes"], names)
+    feeds = dict(np.load(out / "inputs.npz"))
+    assert sorted(feeds) == sorted(i.name for i in repro.graph.input)
+    expected = np.load(out / "expected.npz")[target]
+    atol = info["tolerance"]["atol"] + info["allowance"]
+    rtol = info["tolerance"]["rtol"]
+    got = ort.InferenceSession(str(out / "repro.onnx"), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    assert not np.allclose(got, expected, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(np.load(out / "actual.npz")[target], got, rtol=1e-6, atol=1e-7)
+    # the same cut of the clean model, on the same inputs, matches A
+    clean = Extractor(onnx.load(models["clean"])).extract_model(list(feeds), [target])
+    ref = ort.InferenceSession(clean.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    np.testing.assert_allclose(ref, expected, atol=atol, rtol=rtol)
+    readme = (out / "README.md").read_text()
+    assert "python check.py" in readme and f"| nodes | {models['nodes']} | {len(names)} " in readme
+    # the one command of the README reproduces the failure (exit 1 while it fails)
+    chk = subprocess.run([sys.executable, "check.py"], cwd=out, capture_output=True, text=True, timeout=120)
+    assert chk.returncode == 1, chk.stdout + chk.stderr
+
+
+@pytest.mark.slow
+def test_cli_cuts_the_planted_layer_out_of_two_onnx_files(models):
+    out = models["dir"] / "cli.repro"
+    p = _cli("reduce", models["clean"], models["planted"], "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert lines[-1] == f"written: {out}" and any(line.startswith("repro: 1 of ") for line in lines), p.stdout
+    info = json.loads((out / "reduce.json").read_text())
+    assert info["case"] == "onnx" and info["ratio"] >= 10 and info["max_abs"] > 1e-3
+    _check_repro(out, models, info["target"])
+    # a second run never replaces the first folder: it picks a fresh name, and --json says where
+    p = _cli("reduce", models["clean"], models["planted"], "-o", str(out), "--json")
+    assert p.returncode == 0, p.stderr
+    again = json.loads(p.stdout)
+    assert again["out_dir"] == f"{out}_1" and again["nodes_after"] == info["nodes_after"]
+    assert (out / "repro.onnx").exists()
+
+
+@pytest.mark.slow
+def test_api_reduces_against_the_torch_reference(models):
+    from converters.parity.reduce import ReduceOptions, reduce_failure
+
+    b = models["dir"] / "planted_map.onnx"
+    shutil.copy(models["planted"], b)
+    shutil.copy(models["clean"] + ".tbmap.json", str(b) + ".tbmap.json")  # the map of the clean conversion
+    res = reduce_failure(models["pt2"], str(b), ReduceOptions(out=str(models["dir"] / "api")))
+    assert res.differ and res.case == "onnx" and res.out_dir == str(models["dir"] / "api")
+    assert res.nodes_before == models["nodes"] and res.ratio >= 10
+    assert models["node"] in res.nodes and res.target_a.startswith("blocks.")
+    assert res.max_abs >= 0.1 * res.layer_max_abs
+    _check_repro(Path(res.out_dir), models, res.target)
+
+
+@pytest.mark.slow
+def test_a_conversion_that_differs_is_cut_out_of_its_onnx_source_and_converted_again(models):
+    """Case 2: B is A's conversion (ONNX -> TFLite with float16 weights, judged at fp32 tolerance): the repro
+    is a cut of A that, converted again the same way (read from B's converter map), still differs."""
+    import onnxruntime as ort
+
+    from converters.jobs import run_job
+    from converters.parity.reduce import ReduceOptions, reduce_failure
+
+    b = str(models["dir"] / "net_fp16.tflite")
+    _, job = run_job("convert", {"src": models["clean"], "to": "tflite", "out": b, "options": {"fp16": True}},
+                     timeout=300)
+    job.cleanup()
+    res = reduce_failure(models["clean"], b, ReduceOptions(out=str(models["dir"] / "conv")))
+    assert res.differ and res.case == "conversion" and res.convert_options == {"fp16": True}
+    assert res.nodes_before == models["nodes"] and res.ratio >= 10 and 1 <= res.checks <= 8
+    out = Path(res.out_dir)
+    assert (out / "converted.tflite").exists() and "--fp16" in (out / "README.md").read_text()
+    feeds = dict(np.load(out / "inputs.npz"))
+    expected = np.load(out / "expected.npz")[res.target]
+    actual = np.load(out / "actual.npz")[res.target]
+    tol = dict(atol=res.tolerance["atol"] + res.allowance, rtol=res.tolerance["rtol"])
+    # the cut is A's own ONNX: it gives A's values; its conversion does not
+    got = ort.InferenceSession(str(out / "repro.onnx"), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(actual.reshape(expected.shape) if actual.size == expected.size else actual, expected, **tol)
+
+
+@pytest.mark.slow
+def test_a_pair_that_matches_exits_1_with_one_line(models):
+    same = models["dir"] / "copy.onnx"
+    shutil.copy(models["clean"], same)
+    p = _cli("reduce", models["clean"], str(same), "-o", str(models["dir"] / "none"))
+    assert p.returncode == 1, p.stderr
+    assert p.stdout.strip().count("\n") == 0 and "nothing to reduce" in p.stdout
+    assert not (models["dir"] / "none").exists()
+
+
+@pytest.mark.slow
+def test_a_corrupt_model_exits_2_with_one_clean_line(models):
+    bad = models["dir"] / "broken.onnx"
+    bad.write_bytes(Path(models["clean"]).read_bytes()[:300])
+    p = _cli("reduce", models["clean"], str(bad))
+    assert p.returncode == 2
+    err = p.stderr.strip()
+    assert err.startswith("tensorbridge: error: ") and "\n" not in err and "Traceback" not in err, err
+    assert "\x1b" not in err and p.stdout == ""
