@@ -67,7 +67,9 @@ def _pixel(tab, node: int) -> QColor:
     r = canvas.node_scene_rect(node)
     assert r is not None
     v = canvas.canvas
+    v.centerOn(r.center())
     pt = v.mapFromScene(r.left() + 0.12 * r.width(), r.center().y())
+    assert v.viewport().rect().contains(pt)
     img = v.viewport().grab().toImage()
     return QColor(img.pixel(QPoint(pt.x(), pt.y())))
 
