@@ -26,7 +26,8 @@ import os
 import shutil
 
 from ..errors import TensorbridgeError, UnsupportedOp
-from ..onnx_fold import fold_constants, pick_from_concat
+from ..onnx_fold import (conv1d_from_unit_conv2d, fold_constants, fold_scale_into_conv, global_pool_as_reduce,
+                         pick_from_concat, uniform_gather_elements)
 from ..tbmap import write_map
 from ..layouts import explain_layout as shape_perm
 from .common import offline, tool_version, working_dir
@@ -153,9 +154,13 @@ def run(src: str, out: str, opts: ConvertOptions, *, product: str = "savedmodel"
     os.makedirs(work)
     try:
         model = onnx.load(src)  # also reads external data, so the copy is self-contained
+        uniform_gather_elements(model, log=log)  # RoBERTa's token types: onnx2tf's meshgrid breaks the .h5
         if not opts.simplify:  # onnxsim folds constants itself; without it, weights computed by nodes
             fold_constants(model, log=log)  # (Constant / ConstantOfShape / Identity chains) become initializers
+            fold_scale_into_conv(model, log=log)  # and a batch norm left after a depthwise conv (onnxsim fuses it)
         pick_from_concat(model, log=log)  # a stacked RNN's h_n[-1]: onnx2tf mistakes the concat's axis
+        conv1d_from_unit_conv2d(model, log=log)  # tf2onnx's Keras Conv1D: onnx2tf misreads its Unsqueeze
+        global_pool_as_reduce(model, log=log)  # a 3-D global pool (a LayerNorm's mean): onnx2tf guesses its axis
         copy = os.path.join(work, "model.onnx")
         big = sum(len(t.raw_data) for t in model.graph.initializer) > 1_800_000_000
         onnx.save(model, copy, save_as_external_data=big)  # protobuf cannot hold more than 2 GB
