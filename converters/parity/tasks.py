@@ -202,6 +202,25 @@ def _write_cut(folder: str, model, feeds: dict[str, np.ndarray], target: str, ex
     return files
 
 
+def _load_onnx(path: str):
+    """The model with its weights; external weight files only from beside it (the reader's own check)."""
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_model
+
+    from ..errors import CorruptFile, TensorbridgeError, one_line
+    from ..formats.onnx_reader import _check_external_locations
+
+    try:
+        model = onnx.load_model(path, load_external_data=False)
+        _check_external_locations(path, model)
+        load_external_data_for_model(model, os.path.dirname(os.path.abspath(path)))
+    except TensorbridgeError:
+        raise
+    except Exception as exc:
+        raise CorruptFile(f"{path}: cannot be read as ONNX ({one_line(exc)})") from None
+    return model
+
+
 # ---- the tasks ----------------------------------------------------------------------------------------
 
 def reduce_cut_task(params: dict, ctx) -> dict:
@@ -216,15 +235,10 @@ def reduce_cut_task(params: dict, ctx) -> dict:
     result: ``found``, ``nodes_before``, ``nodes`` (the repro's node names), ``inputs``, ``verdict`` (see
     :func:`judge`), ``steps`` [{what, nodes, fails, max_abs}], ``files``, ``why`` when nothing fails.
     """
-    import onnx
-
-    from ..errors import CorruptFile, one_line
+    from ..errors import one_line
     from .reduce import search_cut, same_way
 
-    try:
-        model = onnx.load(params["path"])
-    except Exception as exc:
-        raise CorruptFile(f"{params['path']}: cannot be read as ONNX ({one_line(exc)})") from None
+    model = _load_onnx(params["path"])
     graph = Graph(model)
     target = params["target"]
     if target not in graph.producer:
@@ -295,14 +309,7 @@ def reduce_slice_task(params: dict, ctx) -> dict:
     (.npz: A's inputs), ``out`` (folder). With ``fed`` None: only list the candidates (the paired tensors
     upstream of the target, in graph order) and the model's node count.
     result: ``nodes_before``, ``candidates`` or ``nodes``, ``inputs``, ``files``."""
-    import onnx
-
-    from ..errors import CorruptFile, one_line
-
-    try:
-        model = onnx.load(params["path"])
-    except Exception as exc:
-        raise CorruptFile(f"{params['path']}: cannot be read as ONNX ({one_line(exc)})") from None
+    model = _load_onnx(params["path"])
     graph = Graph(model)
     target = params["target"]
     if target not in graph.producer:

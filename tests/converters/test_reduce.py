@@ -100,6 +100,48 @@ def test_a_repro_folder_never_replaces_an_existing_one(tmp_path):
     assert fresh_folder(str(tmp_path / "r")) == str(tmp_path / "r_2")
 
 
+@pytest.mark.slow
+def test_a_failure_made_upstream_of_the_first_divergence_is_found_by_bisection(tmp_path):
+    """A bias shifted by 5e-6 passes where it is made and fails only after a x1000 scale: the nearest cut
+    (the scale alone, on A's values) passes, so the cut grows upstream until it holds the shifted bias."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from converters.parity.reduce import ReduceOptions, reduce_failure
+
+    def chain(shift: float) -> onnx.ModelProto:
+        nodes, inits, x = [], [], "x"
+        for k in range(10):  # a stack of affine layers that keep values in [0, 1)
+            inits += [numpy_helper.from_array(np.full((1, 16), 0.9, np.float32), f"w{k}"),
+                      numpy_helper.from_array(np.full((1, 16), 0.05, np.float32), f"b{k}")]
+            nodes += [helper.make_node("Mul", [x, f"w{k}"], [f"m{k}"], name=f"mul{k}"),
+                      helper.make_node("Add", [f"m{k}", f"b{k}"], [f"a{k}"], name=f"add{k}")]
+            x = f"a{k}"
+        inits += [numpy_helper.from_array(np.full((1, 16), 1e-3, np.float32), "small"),
+                  numpy_helper.from_array(np.full((1, 16), shift, np.float32), "shift"),
+                  numpy_helper.from_array(np.full((1, 16), 1e3, np.float32), "big")]
+        nodes += [helper.make_node("Mul", [x, "small"], ["tiny"], name="to_small"),
+                  helper.make_node("Add", ["tiny", "shift"], ["shifted"], name="shift_bias"),
+                  helper.make_node("Mul", ["shifted", "big"], ["scaled"], name="scale"),
+                  helper.make_node("Relu", ["scaled"], ["y"], name="out")]
+        for k in range(4):
+            nodes.insert(len(nodes) - 1, helper.make_node("Sigmoid", ["scaled" if k == 0 else f"s{k - 1}"], [f"s{k}"],
+                                                          name=f"sig{k}"))
+        nodes[-1].input[0] = "s3"
+        g = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+        return onnx.shape_inference.infer_shapes(m)
+
+    onnx.save(chain(0.0), str(tmp_path / "a.onnx"))
+    onnx.save(chain(5e-6), str(tmp_path / "b.onnx"))
+    res = reduce_failure(str(tmp_path / "a.onnx"), str(tmp_path / "b.onnx"), ReduceOptions(out=str(tmp_path / "r")))
+    assert res.target == "scaled" and "bisection" in res.how, res
+    assert "shift_bias" in res.nodes and "scale" in res.nodes and res.nodes_after <= 3, res.nodes
+    assert res.nodes_before >= 10 * res.nodes_after
+    assert res.max_abs >= 0.1 * res.layer_max_abs
+
+
 # ---- a real model: torch CNN -> ONNX (the convert route), one Conv's weights scaled -------------------
 
 DEPTH = 12  # conv-BN-ReLU blocks: the exported ONNX has about 2 * DEPTH + 3 nodes
