@@ -118,3 +118,125 @@ def test_stacked_lstm_to_tflite_keeps_its_batch(tmp_path):
     job.cleanup()
     assert res["passed"] is True, res
     assert res["outputs"][0]["shape"] == [1, 3]
+
+
+# ---- layout rewrites before onnx2tf, on the forms tf2onnx writes for Keras models ------------------------------
+def _run(model, feeds):
+    return ort.InferenceSession(model.SerializeToString()).run(None, feeds)
+
+
+def _keras_conv1d_layernorm(tail: str, opset: int = 15):
+    """A Keras ``Conv1D`` + ``LayerNormalization``'s mean in tf2onnx's form, from a TFLite file (``tail="tflite"``:
+    ``Transpose`` + ``Reshape`` back to 3-D) or a SavedModel (``"savedmodel"``: ``Squeeze``, then ``Transpose``):
+    ``Unsqueeze`` of the ``[N, T, F]`` sequence at -3, ``Transpose`` to NCHW, a ``[1, 3]`` Conv, the mean as a
+    3-D ``GlobalAveragePool``."""
+    rng = np.random.default_rng(3)
+    t, f, c = 16, 8, 12
+    w = rng.standard_normal((c, f, 1, 3)).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b"),
+             numpy_helper.from_array(np.array([-3], np.int64), "ax"),
+             numpy_helper.from_array(np.array([2], np.int64), "sq"),
+             numpy_helper.from_array(np.array([-1, t, c], np.int64), "shape3")]
+    nodes = [helper.make_node("Unsqueeze", ["x", "ax"], ["u"], name="expand"),
+             helper.make_node("Transpose", ["u"], ["nchw"], perm=[0, 3, 1, 2], name="to_nchw"),
+             helper.make_node("Conv", ["nchw", "w", "b"], ["conv"], kernel_shape=[1, 3], pads=[0, 1, 0, 1],
+                              strides=[1, 1], dilations=[1, 1], group=1, name="conv1d")]
+    if tail == "tflite":
+        nodes += [helper.make_node("Relu", ["conv"], ["relu"], name="relu"),
+                  helper.make_node("Transpose", ["relu"], ["nhwc"], perm=[0, 2, 3, 1], name="to_nhwc"),
+                  helper.make_node("Reshape", ["nhwc", "shape3"], ["seq"], name="squeeze")]
+    else:
+        nodes += [helper.make_node("Squeeze", ["conv", "sq"], ["sqz"], name="squeeze"),
+                  helper.make_node("Relu", ["sqz"], ["relu"], name="relu"),
+                  helper.make_node("Transpose", ["relu"], ["seq"], perm=[0, 2, 1], name="to_ntc")]
+    nodes += [helper.make_node("GlobalAveragePool", ["seq"], ["mean"], name="mean"),
+              helper.make_node("Sub", ["seq", "mean"], ["y"], name="centre")]
+    g = helper.make_graph(nodes, "conv1d", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", t, f])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", t, c])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.checker.check_model(m)
+    return m
+
+
+@pytest.mark.parametrize("tail", ["tflite", "savedmodel"])
+def test_keras_conv1d_from_tf2onnx_becomes_a_1d_conv_with_the_same_results(tail):
+    from converters.onnx_fold import conv1d_from_unit_conv2d, global_pool_as_reduce
+
+    m = _keras_conv1d_layernorm(tail)
+    x = np.random.default_rng(0).standard_normal((2, 16, 8)).astype(np.float32)
+    want = _run(m, {"x": x})[0]
+    assert conv1d_from_unit_conv2d(m) == 1
+    assert global_pool_as_reduce(m) == 1
+    ops = [n.op_type for n in m.graph.node]
+    assert "Unsqueeze" not in ops and "Squeeze" not in ops and "Reshape" not in ops and "GlobalAveragePool" not in ops
+    conv = next(n for n in m.graph.node if n.op_type == "Conv")
+    assert list(next(a for a in conv.attribute if a.name == "kernel_shape").ints) == [3]
+    onnx.checker.check_model(m, full_check=True)
+    np.testing.assert_allclose(_run(m, {"x": x})[0], want, rtol=0, atol=1e-5)
+    assert conv1d_from_unit_conv2d(m) == 0 and global_pool_as_reduce(m) == 0  # nothing left to rewrite
+
+
+def test_a_2d_conv_on_images_and_a_4d_global_pool_are_left_alone():
+    from converters.onnx_fold import conv1d_from_unit_conv2d, global_pool_as_reduce
+
+    rng = np.random.default_rng(1)
+    nodes = [helper.make_node("Unsqueeze", ["x", "ax"], ["u"]),
+             helper.make_node("Conv", ["u", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", ["c"], ["y"])]
+    g = helper.make_graph(nodes, "img", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 1, 1])],
+                          [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w"),
+                           numpy_helper.from_array(np.array([0], np.int64), "ax")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)])
+    before = m.SerializeToString()
+    assert conv1d_from_unit_conv2d(m) == 0 and global_pool_as_reduce(m) == 0
+    assert m.SerializeToString() == before
+
+
+def test_a_batch_norm_left_after_a_depthwise_conv_is_folded_into_it():
+    from converters.onnx_fold import fold_scale_into_conv
+
+    rng = np.random.default_rng(2)
+    c = 6
+    inits = [numpy_helper.from_array(rng.standard_normal((c, 1, 3, 3)).astype(np.float32), "dw"),
+             numpy_helper.from_array(rng.random((1, c, 1, 1)).astype(np.float32) + 0.5, "scale"),
+             numpy_helper.from_array(rng.standard_normal((1, c, 1, 1)).astype(np.float32), "shift")]
+    nodes = [helper.make_node("Conv", ["x", "dw"], ["d"], group=c, kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="dw"),
+             helper.make_node("Mul", ["d", "scale"], ["m"], name="bn_mul"),
+             helper.make_node("Add", ["m", "shift"], ["a"], name="bn_add"),
+             helper.make_node("Relu", ["a"], ["y"])]
+    g = helper.make_graph(nodes, "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", c, 10, 10])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", c, 10, 10])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    x = rng.standard_normal((2, c, 10, 10)).astype(np.float32)
+    want = _run(m, {"x": x})[0]
+    assert fold_scale_into_conv(m) == 2
+    assert [n.op_type for n in m.graph.node] == ["Conv", "Relu"]
+    assert sorted(t.name for t in m.graph.initializer) == ["dw__b_folded", "dw__w_folded"]
+    onnx.checker.check_model(m, full_check=True)
+    np.testing.assert_allclose(_run(m, {"x": x})[0], want, rtol=1e-5, atol=1e-5)
+    assert fold_scale_into_conv(m) == 0
+
+
+def test_gather_elements_from_an_all_zero_buffer_becomes_zeros():
+    """transformers' RoBERTa embeddings: token types gathered from a registered all-zero buffer."""
+    from converters.onnx_fold import uniform_gather_elements
+
+    for static in (True, False):
+        dims = [1, 8] if static else ["n", 8]
+        nodes = [helper.make_node("GatherElements", ["buf", "pos"], ["tt"], axis=1, name="gather"),
+                 helper.make_node("Gather", ["emb", "tt"], ["y"], axis=0)]
+        inits = [numpy_helper.from_array(np.zeros((1, 66), np.int64), "buf"),
+                 numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(2, 6), "emb")]
+        g = helper.make_graph(nodes, "tt", [helper.make_tensor_value_info("pos", TensorProto.INT64, dims)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims + [6])], inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+        pos = np.arange(2, 10, dtype=np.int64).reshape(1, 8)
+        want = _run(m, {"pos": pos})[0]
+        assert uniform_gather_elements(m) == 1
+        assert "GatherElements" not in [n.op_type for n in m.graph.node]
+        assert "buf" not in {t.name for t in m.graph.initializer}
+        onnx.checker.check_model(m, full_check=True)
+        np.testing.assert_array_equal(_run(m, {"pos": pos})[0], want)
+        assert uniform_gather_elements(m) == 0
