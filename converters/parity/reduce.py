@@ -415,6 +415,22 @@ def _convert_options(path_b: str, o: ReduceOptions) -> dict[str, Any]:
     return {"fp16": True} if product.endswith("fp16") else {}
 
 
+def _cut_options(options: dict[str, Any], to: str, cut: dict) -> dict[str, Any]:
+    """B's conversion options for one cut. A cut's inputs are inner tensors, and one whose sizes after the
+    batch repeat (1x8x8x8) gives no sign of its layout: onnx2tf would make it channels-last while the
+    comparison cannot tell, and feed it as it is. Such inputs stay channels-first (``keep_nchw``), unless
+    the options already say how to lay out the inputs."""
+    opts = dict(options)
+    if to not in ("tflite", "tf", "keras") or "keep_nchw" in opts:
+        return opts
+    shapes = cut.get("shapes") or {}
+    amb = [x for x in cut.get("inputs") or [] if len(shapes.get(x) or []) >= 3
+           and len(set(shapes[x][1:])) < len(shapes[x][1:])]
+    if amb:
+        opts["keep_nchw"] = amb
+    return opts
+
+
 def _reduce_conversion(run: _Runner, path_a: str, path_b: str, cmp: dict, cmp_dir: str, target: dict,
                        tol: dict) -> ReduceResult:
     to = _convert_target(path_b)
@@ -452,10 +468,11 @@ def _reduce_conversion(run: _Runner, path_a: str, path_b: str, cmp: dict, cmp_di
         run.progress(None, f"step {steps} of at most {run.o.max_steps}: converting a cut of {len(cut['nodes'])} "
                            f"node(s) to {to}")
         converted = os.path.join(d, "converted" + _suffix(to))
-        rec: dict[str, Any] = {"cut": cut, "converted": converted, "fails": False}
+        opts = _cut_options(conv_opts, to, cut)
+        rec: dict[str, Any] = {"cut": cut, "converted": converted, "fails": False, "options": opts}
         tried[key] = rec
         try:
-            conv = ConvertParams(src=cut["files"]["model"], to=to, out=converted, options=conv_opts)
+            conv = ConvertParams(src=cut["files"]["model"], to=to, out=converted, options=opts)
             run.job(conv.TASK, conv.to_dict(), f"step {steps}: converting")
         except TensorbridgeError as exc:
             rec["why"] = exc.message  # a cut the converter does not take is not a repro
@@ -480,8 +497,8 @@ def _reduce_conversion(run: _Runner, path_a: str, path_b: str, cmp: dict, cmp_di
         if why:
             raise ReduceError(f"no cut of {os.path.basename(path_a)} converted to {to} fails the same way ({why})")
         raise ReduceError(f"converted again to {to}, {os.path.basename(path_a)} up to '{target['a']}' matches A "
-                          f"({steps} conversion(s)): the difference is not made by this conversion; pass the options "
-                          f"B was converted with (convert_options) or compare B with the ONNX it was made from")
+                          f"({steps} conversion(s)): the difference is not made by this conversion; give the options "
+                          f"B was converted with (--convert-option) or compare B with the ONNX it was made from")
     rec = tried[tuple(sorted(fed))]
     cut = rec["cut"]
     files = dict(cut["files"])
@@ -497,7 +514,8 @@ def _reduce_conversion(run: _Runner, path_a: str, path_b: str, cmp: dict, cmp_di
     return ReduceResult(differ=True, case="conversion", target=target["a"], files=files, nodes_before=nodes_before,
                         nodes_after=len(cut["nodes"]), nodes=list(cut["nodes"]), ops=list(cut["ops"]),
                         inputs=list(cut["inputs"]), max_abs=rec["verdict"]["max_abs"], how=how, checks=steps,
-                        route=f"onnx -> {to}", op=cut["ops"][-1] if cut.get("ops") else "", convert_options=conv_opts)
+                        route=f"onnx -> {to}", op=cut["ops"][-1] if cut.get("ops") else "",
+                        convert_options=rec["options"])
 
 
 def _suffix(to: str) -> str:
@@ -583,6 +601,8 @@ def _readme(res: ReduceResult, path_a: str, path_b: str) -> str:
         fix = ""
         flags = "".join(f" --{k.replace('_', '-')}" for k in ("fp16", "keep_nchw", "simplify")
                         if res.convert_options.get(k) is True)
+        if isinstance(res.convert_options.get("keep_nchw"), list):
+            flags += " --keep-nchw-inputs " + ",".join(res.convert_options["keep_nchw"])
         tol = "" if t.get("name") == "fp32" else f" --atol {t.get('atol', 1e-5):g} --rtol {t.get('rtol', 1e-4):g}"
         cmd = (f"tensorbridge convert repro.onnx --to {res.route.split()[-1]}{flags} -o again{ext} && "
                f"tensorbridge compare repro.onnx again{ext} --inputs inputs.npz{tol}")

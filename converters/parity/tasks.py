@@ -327,5 +327,7 @@ def reduce_slice_task(params: dict, ctx) -> dict:
     expected = np.load(files[target]) if target in files else None
     m = graph.model_of(nodes, values, target, out_value=expected)
     out = _write_cut(params["out"], m, values, target, expected, None)
+    inputs = graph.boundary(nodes)
     return {"nodes_before": len(graph.nodes), "nodes": [graph.nodes[k].name or graph.nodes[k].output[0] for k in nodes],
-            "ops": [graph.nodes[k].op_type for k in nodes], "inputs": graph.boundary(nodes), "files": out}
+            "ops": [graph.nodes[k].op_type for k in nodes], "inputs": inputs,
+            "shapes": {x: list(np.shape(values[x])) for x in inputs}, "files": out}
