@@ -45,6 +45,8 @@ def _args(p: argparse.ArgumentParser) -> None:
                         "fp16=true, keep_nchw=true, opset=17; default: what B's converter map records)")
     p.add_argument("--timeout", type=float, default=None, help="seconds allowed per job (default: no limit)")
     p.add_argument("--trust", action="store_true", help="allow running code stored in the files")
+    p.add_argument("--progress", action="store_true",
+                   help="print each step on stderr even when it is not a terminal (one line each)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -61,8 +63,12 @@ def _run(args) -> int:
     tty = sys.stderr.isatty()
 
     def progress(fraction=None, message="") -> None:
-        if tty and message and not args.json:
+        if not message:
+            return
+        if tty and not args.json:
             print(f"\r\x1b[2K  {message[:150]}…", end="", file=sys.stderr, flush=True)
+        elif args.progress:
+            print(f"  {message}", file=sys.stderr, flush=True)
 
     try:
         res = reduce_failure(args.a, args.b, opts, progress=progress)
