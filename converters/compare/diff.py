@@ -20,7 +20,7 @@ HIST_EDGES = [-np.inf] + list(np.arange(-12, 4.5, 0.5)) + [np.inf]
 # sample of about SAMPLE elements: the figures of a 64 MiB activation in well under a second, with a few
 # chunk-sized temporaries instead of a dozen whole-array float64 copies.
 LARGE = 1 << 22
-CHUNK = 1 << 20
+CHUNK = 1 << 18
 SAMPLE = 1 << 20
 
 
@@ -133,9 +133,11 @@ def compare_arrays(a: np.ndarray, b: np.ndarray, tol: Tolerance, *, name: str = 
         if not same:
             d.reasons.append("values differ")
         return d
-    if a.size > LARGE and a.dtype.kind == "f" and b.dtype.kind == "f" and np.isfinite(a).all() \
-            and np.isfinite(b).all():
-        return _compare_large(a, b, tol, d, noise, worst_k if detail else 1, detail)
+    if a.size > LARGE and a.dtype.kind == "f" and b.dtype.kind == "f":
+        done = _compare_large(a, b, tol, d, noise, worst_k if detail else 1, detail)
+        if done is not None:
+            return done
+        d.worst, d.noise, d.noise_allowance, d.noise_unstable = [], None, 0.0, False
     af = a.astype(np.float64)
     bf = b.astype(np.float64)
     nan_a, nan_b = np.isnan(af), np.isnan(bf)
@@ -232,56 +234,74 @@ def _judge(d: OutputDiff, tol: Tolerance) -> OutputDiff:
 
 
 def _compare_large(a: np.ndarray, b: np.ndarray, tol: Tolerance, d: OutputDiff, noise: float | None,
-                   worst_k: int, detail: bool = True) -> OutputDiff:
-    """:func:`compare_arrays` for a large, all-finite float pair, one chunk at a time (same fields)."""
+                   worst_k: int, detail: bool = True) -> OutputDiff | None:
+    """:func:`compare_arrays` for a large float pair, one cache-sized chunk at a time, in the inputs' own
+    precision with float64 accumulators (same fields). Returns None when a chunk holds a NaN or an Inf
+    (the caller then takes the exact path, which reports them)."""
     fa, fb = a.reshape(-1), b.reshape(-1)
     n = fa.size
-    allowance = _allowance(d, tol, noise, float(max(abs(float(fa.min())), abs(float(fa.max())))))
+    work = np.float64 if (fa.dtype == np.float64 or fb.dtype == np.float64) else np.float32
     step = max(1, n // SAMPLE)
     counts = np.zeros(len(HIST_EDGES) - 1, dtype=np.int64)
-    sum_abs = sum_rel = dot = na2 = nb2 = 0.0
+    sum_abs = sum_rel = na2 = nb2 = d2 = 0.0
     max_abs = max_rel = 0.0
     lo, hi = np.inf, -np.inf
     strict = mism = 0
     cand_v: list[np.ndarray] = []
     cand_i: list[np.ndarray] = []
     samp_abs, samp_rel = [], []
-    work = np.float64 if (fa.dtype == np.float64 or fb.dtype == np.float64) else np.float32
-    kth = -1.0  # the k-th largest error seen so far: a chunk's elements below it cannot be among the worst
+    m = min(CHUNK, n)
+    diff_buf, ax_buf, lim_buf = (np.empty(m, dtype=work) for _ in range(3))
+    over_buf = np.empty(m, dtype=bool)
+    rtol, atol, floor = work(tol.rtol), work(tol.atol), work(REL_FLOOR)
+    allowance = 0.0
+    kth = -1.0  # the k-th largest error seen so far: a chunk whose largest error is below it adds no candidate
     for start in range(0, n, CHUNK):
         x = np.asarray(fa[start:start + CHUNK], dtype=work)
         y = np.asarray(fb[start:start + CHUNK], dtype=work)
-        diff = np.abs(x - y)
-        ax = np.abs(x)
-        limit = ax * work(tol.rtol)
-        limit += work(tol.atol)
-        strict += int(np.count_nonzero(diff > limit))
-        if allowance:
-            limit += work(allowance)
-            mism += int(np.count_nonzero(diff > limit))
-        np.maximum(ax, work(REL_FLOOR), out=ax)
-        rel = np.divide(diff, ax, out=ax)
-        max_abs, max_rel = max(max_abs, float(diff.max())), max(max_rel, float(rel.max()))
-        sum_abs += float(diff.sum(dtype=np.float64))
-        sum_rel += float(rel.sum(dtype=np.float64))
-        x64, y64 = x.astype(np.float64, copy=False), y.astype(np.float64, copy=False)
-        dot += float(np.dot(x64, y64))
-        na2 += float(np.dot(x64, x64))
-        nb2 += float(np.dot(y64, y64))
+        k = x.size
+        diff, ax, lim, over = diff_buf[:k], ax_buf[:k], lim_buf[:k], over_buf[:k]
+        np.subtract(x, y, out=diff)
+        np.abs(diff, out=diff)
+        c_sum = float(diff.sum())  # pairwise in the chunk's precision, accumulated in float64 across chunks
+        c_a2, c_b2 = float(np.dot(x, x)), float(np.dot(y, y))
+        if not (np.isfinite(c_sum) and np.isfinite(c_a2) and np.isfinite(c_b2)):
+            return None
+        if start == 0 and noise is not None:  # the allowance needs A's scale: the whole array's, taken once
+            allowance = _allowance(d, tol, noise, float(max(abs(float(fa.min())), abs(float(fa.max())))))
+        sum_abs += c_sum
+        na2, nb2, d2 = na2 + c_a2, nb2 + c_b2, d2 + float(np.dot(diff, diff))
+        c_max = float(diff.max())
+        max_abs = max(max_abs, c_max)
         lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+        np.abs(x, out=ax)
+        np.multiply(ax, rtol, out=lim)
+        lim += atol
+        strict += int(np.count_nonzero(np.greater(diff, lim, out=over)))
+        if allowance:
+            lim += work(allowance)
+            mism += int(np.count_nonzero(np.greater(diff, lim, out=over)))
+        np.maximum(ax, floor, out=ax)
+        rel = np.divide(diff, ax, out=ax)
+        max_rel = max(max_rel, float(rel.max()))
+        sum_rel += float(rel.sum())
         if detail:
             first = (-start) % step
             samp_abs.append(diff[first::step].astype(np.float64))
             samp_rel.append(rel[first::step].astype(np.float64))
             counts += _log_bins(diff)
-        hit = np.flatnonzero(diff >= kth) if kth >= 0 else np.arange(diff.size)
-        if hit.size > worst_k:
-            hit = hit[np.argpartition(-diff[hit], worst_k - 1)[:worst_k]]
-        cand_v.append(diff[hit].astype(np.float64))
-        cand_i.append(hit + start)
-        allv = np.concatenate(cand_v)
-        if allv.size >= worst_k:
-            kth = float(np.partition(allv, allv.size - worst_k)[allv.size - worst_k])
+        if c_max > kth:  # a tie with the k-th largest so far adds nothing
+            if worst_k == 1:
+                hit = np.array([int(diff.argmax())])
+            else:
+                hit = np.flatnonzero(diff > kth) if kth >= 0 else np.arange(k)
+                if hit.size > worst_k:
+                    hit = hit[np.argpartition(-diff[hit], worst_k - 1)[:worst_k]]
+            cand_v.append(diff[hit].astype(np.float64))
+            cand_i.append(hit + start)
+            allv = np.concatenate(cand_v)
+            if allv.size >= worst_k:
+                kth = float(np.partition(allv, allv.size - worst_k)[allv.size - worst_k])
     d.strict_mismatches = strict
     d.mismatches = mism if allowance else strict
     d.mismatch_fraction = d.mismatches / n
@@ -290,12 +310,7 @@ def _compare_large(a: np.ndarray, b: np.ndarray, tol: Tolerance, d: OutputDiff, 
         sa, sr = np.concatenate(samp_abs), np.concatenate(samp_rel)
         d.median_abs, d.p99_abs = (float(v) for v in np.percentile(sa, [50, 99]))
         d.median_rel, d.p99_rel = (float(v) for v in np.percentile(sr, [50, 99]))
-    if na2 == 0 and nb2 == 0:
-        d.cosine = 1.0
-    elif na2 == 0 or nb2 == 0:
-        d.cosine = 0.0
-    else:
-        d.cosine = float(np.clip(dot / (np.sqrt(na2) * np.sqrt(nb2)), -1.0, 1.0))
+    d.cosine = _cosine(na2, nb2, d2)
     d.ref_range = [lo, hi]
     d.histogram = [int(c) for c in counts] if detail else []
     v, i = np.concatenate(cand_v), np.concatenate(cand_i)
@@ -303,12 +318,25 @@ def _compare_large(a: np.ndarray, b: np.ndarray, tol: Tolerance, d: OutputDiff, 
     for j in order:
         flat = int(i[j])
         av, bv = float(fa[flat]), float(fb[flat])
-        lim = tol.atol + tol.rtol * abs(av) + allowance
+        lim_j = tol.atol + tol.rtol * abs(av) + allowance
         if v[j] == 0 and d.mismatches == 0 and len(d.worst) >= 3:
             break
         d.worst.append({"index": [int(x) for x in np.unravel_index(flat, a.shape)], "a": av, "b": bv,
-                        "abs": float(v[j]), "mismatch": bool(v[j] > lim)})
+                        "abs": float(v[j]), "mismatch": bool(v[j] > lim_j)})
     return _judge(d, tol)
+
+
+def _cosine(na2: float, nb2: float, d2: float) -> float:
+    """cos(a, b) from |a|², |b|² and |a - b|²: 1 - cos = (|a - b|² - (|a| - |b|)²) / (2 |a| |b|). The
+    difference term is summed directly, so two arrays that agree to rounding get a cosine that close to 1
+    (a dot product summed in float32 would lose it), and it is held to what |a - b|² allows."""
+    if na2 == 0 and nb2 == 0:
+        return 1.0
+    if na2 == 0 or nb2 == 0:
+        return 0.0
+    na, nb = np.sqrt(na2), np.sqrt(nb2)
+    gap = max(0.0, d2 - (na - nb) ** 2)
+    return float(np.clip(1.0 - min(gap, d2) / (2.0 * na * nb), -1.0, 1.0))
 
 
 def _log_bins(diff: np.ndarray) -> np.ndarray:

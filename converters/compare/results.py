@@ -29,6 +29,7 @@ class SideInfo:
     timing: dict = field(default_factory=dict)
     open_s: float | None = None
     startup_s: float | None = None
+    cpu_s: float | None = None  # the worker's CPU time (user + system), all its threads
     error: str | None = None
     error_kind: str | None = None
     crashed: bool = False

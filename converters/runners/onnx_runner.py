@@ -50,6 +50,14 @@ def providers_for(device: str) -> list:
                             + ", ".join(avail))
 
 
+def _no_spin(opts) -> None:
+    """The runtime's threads sleep when idle instead of spinning: another process computes on the same
+    cores at the same time (the two sides of a per-layer comparison), and spinning threads would take its
+    time. Option ``share_cores``."""
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+
+
 class OnnxRuntimeRunner(Runner):
     runtime = "onnxruntime"
 
@@ -60,6 +68,9 @@ class OnnxRuntimeRunner(Runner):
         self._ort = ort
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        self._shared = bool(self.options.get("share_cores"))
+        if self._shared:
+            _no_spin(opts)
         self._opts = opts
         try:
             self.session = ort.InferenceSession(self.path, sess_options=opts, providers=self._providers)
@@ -201,6 +212,8 @@ class _Piece:
             if not keep:
                 opts = runner._ort.SessionOptions()
                 opts.log_severity_level = 3
+                if runner._shared:
+                    _no_spin(opts)
                 opts.enable_cpu_mem_arena = False
                 opts.enable_mem_pattern = False
             sess = runner._ort.InferenceSession(data, sess_options=opts, providers=runner._providers)

@@ -62,7 +62,7 @@ def rounding_step(feeds: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.n
     return out
 
 
-def run_model_task(params: dict, ctx) -> dict:
+def run_model_task(params: dict, ctx, consume=None) -> dict:
     """Open one model, feed it, run it ``warmup`` + ``repeats`` times, save the outputs.
 
     params:
@@ -90,8 +90,10 @@ def run_model_task(params: dict, ctx) -> dict:
     warnings: list[str] = []
     ctx.progress(0.0, f"opening {os.path.basename(path)}")
     t0 = time.perf_counter()
-    runner = runner_for(path, device=params.get("device") or "cpu", trust=bool(params.get("trust")),
-                        **({"signature": params["signature"]} if params.get("signature") else {}))
+    options = {"signature": params["signature"]} if params.get("signature") else {}
+    if params.get("share_cores"):
+        options["share_cores"] = True
+    runner = runner_for(path, device=params.get("device") or "cpu", trust=bool(params.get("trust")), **options)
     runner.open()
     open_s = time.perf_counter() - t0
     try:
@@ -132,7 +134,8 @@ def run_model_task(params: dict, ctx) -> dict:
         capture = params.get("capture") or None
         capture_dir = params.get("capture_dir")
         if capture and capture_dir:
-            return _streamed(runner, params, ctx, feeds, capture, capture_dir, warnings, boot, open_s, matches)
+            return _streamed(runner, params, ctx, feeds, capture, capture_dir, warnings, boot, open_s, matches,
+                             consume)
         if capture and params.get("capture_optional"):
             capture = _capturable(runner, feeds, capture, warnings, os.path.basename(path))
         ctx.progress(0.2, "running")
@@ -155,6 +158,16 @@ def run_model_task(params: dict, ctx) -> dict:
         runner.close()
 
 
+def _cpu_seconds() -> float | None:
+    """This process's CPU time so far (user + system, all threads)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
 def _save_npz(path: str, arrays: dict) -> str:
     tmp = path + ".part.npz"
     np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
@@ -171,18 +184,70 @@ def _result(runner, out, out_path, noise_path, params, timing, open_s, boot, war
             "outputs": desc["outputs"], "output_names": list(out.keys()), "aliases": desc.get("aliases", {}),
             "outputs_npz": out_path, "noise_npz": noise_path,
             "inputs_npz": params.get("inputs_out"), "timing": timing, "open_s": open_s,
-            "boot_s": boot, "warnings": warnings,
+            "boot_s": boot, "cpu_s": _cpu_seconds(), "warnings": warnings,
             "feeds": {k: {"shape": list(v.shape), "dtype": v.dtype.name} for k, v in feeds.items()},
             "matches": [{"source": m.source, "target": m.target, "by": m.by,
                          "perm": list(m.perm) if m.perm else None} for m in matches], **more}
 
 
-def _streamed(runner, params, ctx, feeds, capture, capture_dir, warnings, boot, open_s, matches) -> dict:
+class _Spiller:
+    """Writes captured tensors to ``.npy`` files on a thread of its own, so the runtime computes the next
+    piece while the last one goes to disk. At most ``depth`` tensors wait (memory: that many tensors)."""
+
+    def __init__(self, depth: int = 2):
+        import queue
+        import threading
+
+        self._q: "queue.Queue" = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="spill", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            path, value = item
+            if self._error is None:
+                try:
+                    tmp = path + ".part"
+                    with open(tmp, "wb") as f:
+                        np.save(f, np.asarray(value))
+                    os.replace(tmp, path)
+                except BaseException as exc:  # a full disk: raised by close(), in the task
+                    self._error = exc
+            del item, value
+
+    def put(self, path: str, value) -> None:
+        if self._error is not None:
+            raise self._error
+        self._q.put((path, value))
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+def _streamed(runner, params, ctx, feeds, capture, capture_dir, warnings, boot, open_s, matches,
+              consume=None) -> dict:
     """A per-layer run: one run that writes each captured tensor to ``capture_dir/<k>.npy`` (k: its first
-    position in ``capture``) as the runtime produces it, so no more than about one tensor is held here.
-    A's rounding sensitivity is measured afterwards, where needed (see :func:`_rounding_only`). The timing
-    is that of the capturing run (a per-layer comparison is about where numbers differ, not speed: no
-    separate timed runs)."""
+    position in ``capture``) as the runtime produces it, so no more than about one piece's tensors are
+    held here.
+
+    With ``consume`` (a callable ``(name, value) -> bool`` with ``start(ctx)`` and ``finish()``, see
+    converters.compare.side) each tensor goes to it instead, and only those it returns True for are
+    written. With ``stream_to`` (a named pipe, see :mod:`.stream`) each tensor is sent there instead.
+    ``capture_index_out``: a JSON file {name: .npy path} written once every file is complete (what the
+    other side of a comparison waits for when tensors go through files).
+
+    A's rounding sensitivity is measured afterwards, where needed (see :func:`_rounding_only`). The
+    timing is that of the capturing run (a per-layer comparison is about where numbers differ, not speed:
+    no separate timed runs)."""
+    import json
+
     from .base import timing_stats
 
     os.makedirs(capture_dir, exist_ok=True)
@@ -190,25 +255,52 @@ def _streamed(runner, params, ctx, feeds, capture, capture_dir, warnings, boot, 
     for k, n in enumerate(capture):
         index.setdefault(n, k)
     files: dict[str, str] = {}
+    seen: list[str] = []
+    spiller = _Spiller()
+    sender = None
+    if params.get("stream_to"):  # the other side of the comparison reads them from this pipe
+        from .stream import Sender
+        sender = Sender(params["stream_to"])
 
-    def spill(name: str, value) -> None:
+    def sink(name: str, value) -> None:
         k = index.get(name)
-        if k is not None:
-            f = os.path.join(capture_dir, f"{k}.npy")
-            np.save(f, np.asarray(value))
-            files[name] = f
+        if k is None:
+            return
+        seen.append(name)
+        if sender is not None:
+            sender.put(name, value)
+            return
+        if consume is not None and not consume(name, value):
+            return
+        f = os.path.join(capture_dir, f"{k}.npy")
+        spiller.put(f, value)
+        files[name] = f
 
+    if consume is not None:
+        consume.start(ctx)
     ctx.progress(0.65, f"capturing {len(index)} tensors")
     budget = int(params.get("capture_budget_mb") or 256) << 20
-    out = runner.capture_stream(feeds, list(index), spill, budget_bytes=budget)
+    try:
+        out = runner.capture_stream(feeds, list(index), sink, budget_bytes=budget)
+    finally:
+        spiller.close()
+        if sender is not None:
+            sender.close()
+        if consume is not None and hasattr(consume, "finish"):
+            consume.finish()
     times = [runner.last_inference_time]
-    missing = [n for n in index if n not in files]
+    missing = [n for n in index if n not in set(seen)]
     if missing:
         warnings.append(f"{len(missing)} of {len(index)} planned tensors cannot be captured in "
                         f"{os.path.basename(params['path'])} (e.g. '{missing[0]}'); those are not compared")
     out_path = _save_npz(params.get("outputs_out") or ctx.path("outputs.npz"), out)
+    if params.get("capture_index_out"):
+        tmp = params["capture_index_out"] + ".part"
+        with open(tmp, "w") as fh:
+            json.dump(files, fh)
+        os.replace(tmp, params["capture_index_out"])
     return _result(runner, out, out_path, None, params, timing_stats(times, 0), open_s, boot,
-                   warnings, feeds, matches, ctx, captured=files)
+                   warnings, feeds, matches, ctx, captured=files, compared=seen)
 
 
 def devices_task(params: dict, ctx) -> dict:

@@ -313,12 +313,14 @@ class _Sink(dict):
         self._sink = sink
 
     def __setitem__(self, key, value):
+        # copies: a module's output may be changed in place after its hook (ReLU(inplace=True)), and the
+        # sink may keep the array a while (it is written to disk on a thread of its own)
         if hasattr(value, "shape"):
-            self._sink(key, to_numpy(value))
+            self._sink(key, np.array(to_numpy(value), copy=True))
         else:
             for k, t in flatten_outputs(value, prefix=key).items():
                 if hasattr(t, "shape"):
-                    self._sink(k, to_numpy(t))
+                    self._sink(k, np.array(to_numpy(t), copy=True))
 
 
 def _is_static(d) -> bool:
