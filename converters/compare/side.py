@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class InlineCompare:
         self.a_dir = params.get("a_dir") or os.path.dirname(next(iter(self.files_a.values()), "") or ".")
         self.wait_s = float(params.get("wait_s") or 0)
         self.keep = bool(params.get("keep_against"))
-        self.buffer_bytes = int(params.get("buffer_mb") or 256) << 20
+        self.buffer_bytes = int(float(params.get("buffer_mb") or 256) * (1 << 20))
         self.tol = Tolerance.from_dict(params["tolerance"]) if params.get("tolerance") else Tolerance()
         self.overrides = {k: Tolerance.from_dict(v) for k, v in (params.get("overrides") or {}).items()}
         self.by_b: dict[str, list[tuple]] = {}
@@ -65,6 +66,8 @@ class InlineCompare:
         self._held: dict[str, np.ndarray] = {}  # frames read ahead of need
         self._held_bytes = 0
         self._parked: dict[str, str] = {}  # frames read ahead, past the buffer: on disk
+        self._recent: OrderedDict[str, object] = OrderedDict()  # passed lately: see _remember
+        self._recent_bytes = 0
 
     # -- the stream's ends -------------------------------------------------------------------------------
     def start(self, ctx) -> None:
@@ -143,32 +146,52 @@ class InlineCompare:
             self.uses[a] -= 1
             if bad:
                 self._failed_a.add(a)
-            if self._pipe is not None:
-                parked = getattr(xa, "filename", None)  # read back from where it waited on disk
-                if bad and a not in self.a_files:  # what comes after reads A's tensor of a failing layer
-                    f = self._a_path(a)
-                    if parked != f:
-                        np.save(f, np.asarray(xa))
-                    self.a_files[a] = f
-                elif self.uses[a] > 0:  # another of B's tensors pairs with it: hold it again
+                self._keep_a(a, xa)
+                for r, v in self._recent.items():  # what fed this layer, for re-running it on A's tensors
+                    self._keep_a(r, v)
+                self._recent.clear()
+                self._recent_bytes = 0
+            elif self.uses[a] > 0:  # another of B's tensors pairs with it: hold it again
+                if self._pipe is not None:
                     self._held[a] = np.array(xa)
                     self._held_bytes += self._held[a].nbytes
-                if parked and a not in self.a_files:
-                    del xa
-                    xa = None
-                    os.remove(parked)
-            else:
-                f = self.files_a[a]
-                if bad:
-                    self.a_files[a] = f
-                elif not self.keep and self.uses[a] == 0 and a not in self._failed_a:
-                    try:  # passed: nothing reads it again; deleted before it is written back, it costs no disk
-                        os.remove(f)
-                        self.released.append(a)
-                    except OSError:
-                        pass
+            elif a not in self.a_files:
+                self._remember(a, xa)
             del xa
         return failed
+
+    def _keep_a(self, a: str, xa) -> None:
+        """Keep A's tensor ``a`` on disk for what comes after the run (the engine's re-judging and re-runs)."""
+        if a in self.a_files:
+            return
+        if self._pipe is None:
+            self.a_files[a] = self.files_a[a]
+            return
+        f = self._a_path(a)
+        if getattr(xa, "filename", None) != f:
+            np.save(f, np.asarray(xa))
+        self.a_files[a] = f
+
+    def _remember(self, a: str, xa) -> None:
+        """A passed tensor of A stays a while (up to the buffer's size): if a layer after it fails, the
+        engine re-runs that layer on A's tensors, which are these."""
+        self._recent[a] = xa
+        self._recent_bytes += int(np.asarray(xa).nbytes)
+        while self._recent and self._recent_bytes > self.buffer_bytes // 2:
+            old, v = self._recent.popitem(last=False)
+            self._recent_bytes -= int(np.asarray(v).nbytes)
+            self._forget(old, v)
+
+    def _forget(self, a: str, xa) -> None:
+        f = getattr(xa, "filename", None) if self._pipe is not None else self.files_a.get(a)
+        del xa
+        if f and (self._pipe is not None or not self.keep):
+            try:  # nothing reads it again; deleted before it is written back, it costs no disk
+                os.remove(f)
+                if self._pipe is None:
+                    self.released.append(a)
+            except OSError:
+                pass
 
 
 def compare_side_task(params: dict, ctx) -> dict:

@@ -79,16 +79,25 @@ class OnnxRuntimeRunner(Runner):
             raise RunnerError(f"{self.path}: onnxruntime cannot load this model ({one_line(exc)})") from exc
         self._capture_sessions: dict[tuple, object] = {}
         self._out_names = [o.name for o in self.session.get_outputs()]
+        self._out_specs = None
 
     def _close_impl(self) -> None:
         self.session = None
         self._capture_sessions = {}
 
+    def _base(self):
+        """The whole model's session (opened again if a capture run let it go)."""
+        if self.session is None:
+            self.session = self._ort.InferenceSession(self.path, sess_options=self._opts, providers=self._providers)
+        return self.session
+
     def _input_specs_impl(self):
-        return [_ort_spec(a) for a in self.session.get_inputs()]
+        return [_ort_spec(a) for a in self._base().get_inputs()]
 
     def _output_specs_impl(self):
-        return [_ort_spec(a) for a in self.session.get_outputs()]
+        if getattr(self, "_out_specs", None) is None:
+            self._out_specs = [_ort_spec(a) for a in self._base().get_outputs()]
+        return list(self._out_specs)
 
     def _capture_session(self, names: tuple):
         sess = self._capture_sessions.get(names)
@@ -138,6 +147,11 @@ class OnnxRuntimeRunner(Runner):
         piece's tensors, not every node output at once (what marking all of them as outputs costs)."""
         wanted = set(self.capturable(names))
         pieces = self._pieces(frozenset(wanted), budget_bytes)
+        if self.session is not None:  # the pieces hold the weights now: the whole model's copy can go
+            self.input_specs()
+            self.output_specs()
+            self.session = None
+            self._capture_sessions = {}
         env: dict[str, np.ndarray] = dict(feeds)
         result: dict[str, np.ndarray] = {}
         model_outs = set(self._out_names)
@@ -173,7 +187,7 @@ class OnnxRuntimeRunner(Runner):
             sess = self._capture_session(tuple(capture))
             names = [o.name for o in sess.get_outputs()]
         else:
-            sess = self.session
+            sess = self._base()
             names = self._out_names
         values = sess.run(names, feeds)
         out = {n: np.asarray(v) for n, v in zip(names, values)}

@@ -320,3 +320,101 @@ def test_a_runtime_without_static_checks_skips_names_it_does_not_have(model_file
         got: dict = {}
         r.capture_stream(x, names + ["no_such_tensor"], got.__setitem__)
     assert sorted(got) == sorted(names)
+
+
+# ---- the two sides at once: A's tensors through a pipe (or files), B comparing as it runs ------------
+
+def test_tensors_through_the_pipe_and_through_files_give_the_same_verdicts(cnn, tmp_path):
+    """Without ``save_dir`` A streams its tensors to B through a named pipe and only failing layers reach
+    the disk; with it (every tensor kept) they go through files. Both must judge every layer alike."""
+    from converters.compare import CompareOptions, compare_models
+
+    piped = compare_models(cnn["src"], cnn["bad"], CompareOptions(per_layer=True, repeats=1))
+    kept_dir = tmp_path / "kept"
+    filed = compare_models(cnn["src"], cnn["bad"], CompareOptions(per_layer=True, repeats=1, save_dir=str(kept_dir)))
+    assert piped.layer_first is not None and piped.layer_first.a == "bn2"
+    assert [(r.a, r.b, r.status) for r in piped.layers] == [(r.a, r.b, r.status) for r in filed.layers]
+    assert [r.max_abs for r in piped.layers] == pytest.approx([r.max_abs for r in filed.layers], rel=1e-6)
+    assert piped.layer_first.local_passed is False  # A's tensors of failing layers were kept for the re-run
+    # files kept: every tensor A captured; B's only where the pair failed
+    failing = sum(1 for r in filed.layers if r.status in ("source", "inherited", "layout"))
+    assert len(list((kept_dir / "layers_a").glob("*.npy"))) >= sum(1 for r in filed.layers if r.status != "missing")
+    assert 0 < len(list((kept_dir / "layers_b").glob("*.npy"))) <= failing + 1
+
+
+def test_frames_read_ahead_of_need_wait_in_memory_then_on_disk(tmp_path):
+    """B may need A's tensors in another order than A makes them: those read ahead are held, and past the
+    buffer parked on disk, and every pair is still compared with the right tensor."""
+    import threading
+
+    from converters.compare.side import InlineCompare
+    from converters.runners.stream import Sender, make_pipe
+
+    pipe = str(tmp_path / "p")
+    assert make_pipe(pipe)
+    rng = np.random.default_rng(0)
+    a = {f"t{i}": rng.standard_normal((256, 256)).astype(np.float32) for i in range(6)}  # 256 KiB each
+
+    def send():
+        s = Sender(pipe)
+        for k, v in a.items():
+            s.put(k, v)
+        s.close()
+
+    th = threading.Thread(target=send)
+    th.start()
+    order = ["t5", "t0", "t3", "t1", "t4", "t2"]  # B's order
+    c = InlineCompare({"against_pipe": pipe, "a_dir": str(tmp_path), "buffer_mb": 0.6, "wait_s": 30,
+                       "pairs": [[k, k, None] for k in order], "tolerance": {"atol": 1e-6, "rtol": 0.0}})
+
+    class Ctx:
+        def progress(self, *a):
+            pass
+
+    c.start(Ctx())
+    wrong = {"t3"}  # B's t3 differs: kept (with A's), the others pass and go
+    kept = [c(order[0], a[order[0]])]
+    assert sorted(c._held) == ["t0", "t1"] and sorted(c._parked) == ["t2", "t3", "t4"]  # read ahead to t5
+    kept += [c(k, a[k] + (np.float32(0.1) if k in wrong else np.float32(0))) for k in order[1:]]
+    c.finish()
+    th.join(10)
+    assert kept == [k in wrong for k in order]
+    assert c._parked == {} and c._held == {}  # all used
+    assert [d.name for d in c.diffs] == order and [d.passed for d in c.diffs] == [k not in wrong for k in order]
+    # A's t3 is kept for what comes after, and so is t0, the passed tensor just before it (what fed the
+    # failing layer, for re-running it on A's tensors); t5 had left the window of recent ones
+    assert set(c.a_files) == {"t3", "t0"}
+    assert all(np.array_equal(np.load(c.a_files[k]), a[k]) for k in c.a_files)
+    # frames parked on disk went once used, but the one still in that window (t2, B's last)
+    assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(f) for f in c.a_files.values()] +
+                                                  [os.path.basename(c._recent["t2"].filename), "p"])
+
+
+def test_one_side_failing_mid_run_ends_the_other_instead_of_leaving_it_waiting(tmp_path):
+    """A runs out of its own bounds while B waits for A's tensors on the pipe: the comparison must end with
+    A's error, promptly, and no worker may be left behind."""
+    import time
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from converters.compare import CompareOptions, compare_models
+
+    def model(path, shape):
+        nodes = [helper.make_node("Relu", ["x"], ["r0"], name="relu0"),
+                 helper.make_node("Reshape", ["r0", "shape"], ["s"], name="reshape"),
+                 helper.make_node("Relu", ["s"], ["y"], name="relu1")]
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.array(shape, dtype=np.int64), "shape")])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+        m.ir_version = 8
+        onnx.save(m, path)
+        return path
+
+    a = model(str(tmp_path / "a.onnx"), [3, 5])  # 8 values cannot be 3 x 5: A fails at run time
+    b = model(str(tmp_path / "b.onnx"), [2, 4])
+    t = time.monotonic()
+    res = compare_models(a, b, CompareOptions(per_layer=True, repeats=1, timeout=120))
+    assert time.monotonic() - t < 60
+    assert res.error and res.error.startswith("side A") and res.a.error
