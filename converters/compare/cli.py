@@ -101,12 +101,42 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-layer", action="store_true",
                    help="pair every layer of the two models (converter map, then the exporters' tensor names), "
                         "compare each, and name the first layer that is wrong itself rather than inheriting error")
+    p.add_argument("--pairs", default=None, metavar="FILE.json",
+                   help="layer pairs to add or correct (with --per-layer; also --capture A=B): a JSON list of "
+                        "[A tensor, B tensor] or {\"a\": …, \"b\": …, \"perm\": [B's axes in A's order]}, "
+                        "or {\"pairs\": that list}")
     p.add_argument("--capture-map", action="store_true",
                    help="also compare every inner tensor pair listed in the converter's map (<model>.tbmap.json) "
                         "and report the first that diverges")
 
 
+def read_pairs(path: str) -> list[tuple]:
+    """Layer pairs from a small JSON file (see ``--pairs``): [(A tensor, B tensor, perm or None)]."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except OSError as exc:
+        raise CompareError(f"{path}: cannot read the pairs file ({exc.strerror})") from None
+    except ValueError as exc:
+        raise CompareError(f"{path}: not JSON ({exc}); give a list of [A tensor, B tensor] pairs") from None
+    items = doc.get("pairs") if isinstance(doc, dict) else doc
+    out: list[tuple] = []
+    for k, it in enumerate(items if isinstance(items, list) else [None]):
+        if isinstance(it, dict) and it.get("a") and it.get("b"):
+            perm = it.get("perm")
+            out.append((str(it["a"]), str(it["b"]), tuple(int(x) for x in perm) if perm else None))
+        elif isinstance(it, (list, tuple)) and len(it) in (2, 3) and all(isinstance(x, str) for x in it[:2]):
+            out.append((it[0], it[1], tuple(int(x) for x in it[2]) if len(it) == 3 and it[2] else None))
+        else:
+            raise CompareError(f"{path}: entry {k} is not a pair; give [A tensor, B tensor] or "
+                               f"{{\"a\": …, \"b\": …}}")
+    return out
+
+
 def params_from_args(args) -> dict:
+    given = [tuple(c.split("=", 1)) if "=" in c else (c, c) for c in args.capture]
+    if getattr(args, "pairs", None):
+        given += read_pairs(args.pairs)
     return {"device_a": args.device_a, "device_b": args.device_b, "inputs": args.inputs, "seed": args.seed,
             "batch": args.batch, "dims": dict(args.dim), "shapes": dict(args.shape), "preset": args.preset,
             "atol": args.atol, "rtol": args.rtol, "noise_factor": args.noise_factor,
@@ -114,7 +144,7 @@ def params_from_args(args) -> dict:
             "repeats": args.repeats, "trust": args.trust, "signature_a": args.signature_a,
             "signature_b": args.signature_b, "save_dir": args.save_dir, "report": args.report,
             "timeout": args.timeout,
-            "capture": [tuple(c.split("=", 1)) if "=" in c else (c, c) for c in args.capture],
+            "capture": given,
             "capture_map": args.capture_map, "per_layer": args.per_layer,
             "image": {"size": args.image_size, "mean": args.mean, "std": args.std, "scale": not args.no_scale,
                       "layout": args.layout}}

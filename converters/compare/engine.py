@@ -394,7 +394,8 @@ def _plan_layers(path_a: str, path_b: str, o: CompareOptions, sidecar: TensorMap
     from ..jobs import Job, JobFailed
     from ..parity import LayerPlan
 
-    params = {"a": path_a, "b": path_b, "trust": o.trust, "map": sidecar.to_dict() if sidecar else None}
+    params = {"a": path_a, "b": path_b, "trust": o.trust, "map": sidecar.to_dict() if sidecar else None,
+              "user_pairs": [[c[0], c[1], list(c[2]) if len(c) > 2 and c[2] else None] for c in o.capture]}
     job = Job("plan_layers", params, job_dir=os.path.join(jobs_dir, "plan")).start()
     try:
         plan = LayerPlan.from_dict(job.wait(o.timeout))

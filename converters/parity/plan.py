@@ -5,12 +5,19 @@ Correspondence, in order of trust (each pair records the method that found it):
 ``map``
     the converter map Tensorbridge wrote beside a converted model (chained across hops), read by
     :mod:`converters.tbmap`; it knows layout changes.
+``user``
+    pairs the user gives (``compare --capture A=B`` or ``--pairs FILE`` with ``--per-layer``), trusted
+    before anything else: they add a pair or correct one.
 ``name``
     the exporters' own naming: a tensor of the same name produced by an op in both graphs. torch.onnx's
     dynamo exporter names each ONNX value after its FX node (``conv2d``, ``relu_1``, ``linear``), copies
     of one ONNX or TFLite file keep their tensor names, onnx2torch keeps the ONNX node names. A pair is
     kept only where both shapes, when known, have the same sizes (in some order), and never for a
     layout-only op (exporters renumber those as they decompose).
+
+``weights`` and ``structure``
+    for what is left (files converted elsewhere): layers whose weights hold the same values, then the
+    runs between them aligned by op kind and output size; see :mod:`converters.parity.structure`.
 
 Pairs are then placed on A's graph: each pair's A tensor is produced by one node of A, in A's
 topological order (its ``depth``), and its *upstream* pairs are the nearest paired nodes above it. That
@@ -156,13 +163,14 @@ def _load_graph(path: str, trust: bool):
     return g
 
 
-def plan_layers(path_a: str, path_b: str, *, trust: bool = False, sidecar=None) -> LayerPlan:
+def plan_layers(path_a: str, path_b: str, *, trust: bool = False, sidecar=None,
+                user_pairs: list | None = None) -> LayerPlan:
     """Read both models' graphs (no model code runs) and pair their layers; see the module docs."""
     ga, gb = _load_graph(path_a, trust), _load_graph(path_b, trust)
-    return plan_from_graphs(ga, gb, sidecar=sidecar)
+    return plan_from_graphs(ga, gb, sidecar=sidecar, user_pairs=user_pairs)
 
 
-def plan_from_graphs(ga, gb, *, sidecar=None) -> LayerPlan:
+def plan_from_graphs(ga, gb, *, sidecar=None, structural: bool = True, user_pairs: list | None = None) -> LayerPlan:
     ia, ib = _Index(ga), _Index(gb)
     plan = LayerPlan()
     if ga is None or gb is None:
@@ -171,13 +179,25 @@ def plan_from_graphs(ga, gb, *, sidecar=None) -> LayerPlan:
     graph_io_a = set(ga.inputs) | set(ga.outputs)
     seen_a: set[str] = set()
     raw: list[LayerPair] = []
+    # 0. what the user says: (A tensor, B tensor[, B's layout as a permutation]) adds a pair or corrects one
+    user_b: set[str] = set()
+    for u in user_pairs or []:
+        a, b = str(u[0]), str(u[1])
+        perm = list(u[2]) if len(u) > 2 and u[2] else None
+        if a in seen_a:
+            continue
+        if ia.node_of(a) is None:
+            plan.notes.append(f"the pair given for '{a}': A has no such tensor; compared, but not placed")
+        seen_a.add(a)
+        user_b.add(b)
+        raw.append(LayerPair(a, b, "user", perm))
     # 1. the converter's own map
     if sidecar is not None and sidecar:
         # a model output is paired exactly by the map's outputs section; an inner-tensor entry for the same
         # name can point into a fused op's pieces (TFLite's LayerNormalization ``…/batchnorm/sub``)
         exact = {e.source: (e.target, e.layout) for e in sidecar.outputs}
         for src, dst, perm in sidecar.tensor_pairs():
-            if src in seen_a or src in ga.inputs:
+            if src in seen_a or src in ga.inputs or dst in user_b:
                 continue
             if src in exact:
                 dst, perm = exact[src]
@@ -211,6 +231,20 @@ def plan_from_graphs(ga, gb, *, sidecar=None) -> LayerPlan:
             seen_a.add(e.source)
             taken_b.add(e.target)
             raw.append(LayerPair(e.source, e.target, "map", list(e.layout) if e.layout else None))
+    # 4. structure, for what is left: weights of the same values, then the runs between them aligned
+    if structural:
+        from .structure import pair_by_structure
+
+        fixed = [(ia.node_of(p.a), ib.node_of(p.b)) for p in raw]
+        found = pair_by_structure(ia, ib, [(i, j) for i, j in fixed if i is not None and j is not None],
+                                  plan.notes)
+        for i, j, method in found:
+            va, vb = ia.nodes[i].outputs[0], ib.nodes[j].outputs[0]
+            if va in seen_a or va in ga.inputs or vb in taken_b:
+                continue
+            seen_a.add(va)
+            taken_b.add(vb)
+            raw.append(LayerPair(va, vb, method))
     # place the pairs on A's graph
     for p in raw:
         i = ia.node_of(p.a)
@@ -285,6 +319,7 @@ def plan_task(params: dict, ctx) -> dict:
 
     ctx.progress(0.0, "reading both graphs")
     sidecar = TensorMap.from_dict(params["map"]) if params.get("map") else None
-    plan = plan_layers(params["a"], params["b"], trust=bool(params.get("trust")), sidecar=sidecar)
+    plan = plan_layers(params["a"], params["b"], trust=bool(params.get("trust")), sidecar=sidecar,
+                       user_pairs=params.get("user_pairs"))
     ctx.progress(1.0, f"{len(plan.pairs)} layer pairs")
     return plan.to_dict()

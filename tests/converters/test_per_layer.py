@@ -418,3 +418,77 @@ def test_one_side_failing_mid_run_ends_the_other_instead_of_leaving_it_waiting(t
     res = compare_models(a, b, CompareOptions(per_layer=True, repeats=1, timeout=120))
     assert time.monotonic() - t < 60
     assert res.error and res.error.startswith("side A") and res.a.error
+
+
+# ---- files converted elsewhere: weights and structure; pairs the user gives ----------------------------
+
+def test_pairs_the_user_gives_come_first_and_correct_the_others():
+    ops, names = ["Conv", "Relu", "Gemm", "Softmax"], ["c", "r", "g", "y"]
+    plan = plan_from_graphs(_chain(ops, names), _chain(ops, names), user_pairs=[("r", "g", None), ("q", "y", None)])
+    by_a = {p.a: (p.b, p.method) for p in plan.pairs}
+    assert by_a["r"] == ("g", "user")  # the user's pair replaces the name pair
+    assert "g" not in by_a or by_a["g"][0] != "g"  # B's g is taken by the user's pair
+    assert by_a["q"] == ("y", "user") and any("'q'" in n for n in plan.notes)
+    assert by_a["c"] == ("c", "name")
+
+
+def test_pairs_file_errors_are_one_line(tmp_path):
+    bad = tmp_path / "pairs.json"
+    bad.write_text('[["a", "b"], 3]')
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    m = str(tmp_path / "m.onnx")
+    shutil.copy(os.path.join(os.getcwd(), "resources", "samples", "tiny_cnn.onnx"), m)
+    r = subprocess.run([sys.executable, "-m", "app", "compare", m, m, "--per-layer", "--pairs", str(bad)],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+    assert "entry 1 is not a pair" in r.stderr
+
+
+def test_weight_fingerprints_survive_layouts_and_half_precision():
+    from converters.parity.structure import _same, fingerprint, op_kind
+
+    w = np.random.default_rng(0).standard_normal((32, 16, 3, 3)).astype(np.float32)
+    f = fingerprint(w)
+    assert _same(f, fingerprint(w.transpose(0, 2, 3, 1)))  # OIHW -> OHWI (TFLite)
+    assert _same(f, fingerprint(w.astype(np.float16)))
+    assert not _same(f, fingerprint(w * 1.05)) and not _same(f, fingerprint(w[::-1] + 0.01))
+    assert fingerprint(np.ones(64, np.float32)) is None  # a constant weight says nothing
+    assert op_kind("Conv") == op_kind("CONV_2D") == op_kind("aten.conv2d.default") == "conv"
+    assert op_kind("FULLY_CONNECTED") == op_kind("Gemm") == op_kind("linear") == "matmul"
+
+
+@pytest.mark.slow
+def test_a_tflite_converted_elsewhere_pairs_by_weights_and_structure(cnn, tmp_path):
+    """ONNX -> TFLite with no converter map (as if another tool converted it): layers pair by the values of
+    their weights and by structure; the fused activation and the folded batch norm are accounted for; a
+    fault planted before conversion is found at its layer."""
+    from converters.jobs import run_job
+
+    outs = {}
+    for tag in ("good", "bad"):
+        src = tmp_path / f"{tag}.onnx"
+        shutil.copy(cnn[tag], src)
+        out = str(tmp_path / f"{tag}.tflite")
+        _, job = run_job("convert", {"src": str(src), "to": "tflite", "out": out, "options": {}}, timeout=600)
+        job.cleanup()
+        os.remove(out + ".tbmap.json")
+        outs[tag] = out
+    clean = tmp_path / "model.onnx"
+    shutil.copy(cnn["good"], clean)
+    res = _per_layer(str(clean), outs["good"])
+    methods = {r["method"] for r in res["layers"]}
+    assert res["passed"] is True and res["layer_first"] is None
+    assert {"weights", "structure"} <= methods and "map" not in methods
+    assert all(r["status"] == "ok" for r in res["layers"])
+    assert len(res["layers"]) == 5  # conv+relu, pool, conv+relu, pool, fc: every layer TFLite keeps
+    res = _per_layer(str(clean), outs["bad"])
+    first = res["layer_first"]
+    assert first is not None and first["status"] == "source"
+    # the planted conv's TFLite op carries its ReLU: the pair is A's tensor after that activation
+    import onnx
+    g = onnx.load(cnn["good"]).graph
+    relu_after = [n.output[0] for n in g.node if n.op_type == "Relu" and n.input[0] == cnn["conv2_out"]]
+    assert first["a"] in [cnn["conv2_out"]] + relu_after
+    k = first["index"]
+    assert all(r["status"] == "ok" for r in res["layers"][:k])
+    assert all(r["status"] == "inherited" for r in res["layers"][k + 1:] if r["status"] != "missing")
