@@ -68,6 +68,19 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def text_of(exc: BaseException | str, limit: int = 200) -> str:
+    """An exception's own message (without its type name) on one line, without terminal escapes, cut at
+    ``limit`` characters; "" when it has none. For a reason quoted inside a message of our own."""
+    return plain(str(exc))[:limit]
+
+
+def first_line(exc: BaseException | str, limit: int = 200) -> str:
+    """The first non-blank line of an exception's message, plain and cut at ``limit`` characters; "" when
+    it has none. For libraries that put a traceback, quoted code or advice after the reason itself."""
+    line = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
+    return plain(line)[:limit]
+
+
 def root_cause(exc: BaseException) -> BaseException:
     """The innermost exception a library wrapped (``raise Wrapper(...) from cause``): what went wrong."""
     seen = set()

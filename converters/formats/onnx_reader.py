@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..errors import CorruptFile
+from ..errors import CorruptFile, first_line
 from ..graph import Graph, Model, Node, Tensor, Value
 from ..scopes import parse_py_list_of_str, scope_from_module_chain, scope_from_name
 
@@ -199,7 +199,7 @@ def load(path: str, *, trust: bool = False, progress=None, infer_shapes: bool = 
             inferred = onnx.shape_inference.infer_shapes(mp, strict_mode=False, data_prop=True)
             mp = inferred
         except Exception as exc:  # keep the file's own info; inference is best effort
-            warnings.append(f"shape inference failed ({str(exc).splitlines()[0][:200]}); some shapes are unknown")
+            warnings.append(f"shape inference failed ({first_line(exc)}); some shapes are unknown")
     _check_external_locations(path, mp)
     progress(0.5, "building graph")
     try:

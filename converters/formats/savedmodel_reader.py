@@ -28,6 +28,10 @@
   execution), which only runs each op's C++ shape function. Nothing from the model is executed: the
   reader needs TensorFlow's protobuf classes, its op registry (each op's outputs) and graph import.
 
+Why one module of this size: most of it is one walk, :class:`_SignatureBuilder` (inlining, the node
+budget, scopes and shapes share its state); the variables reader and protobuf helpers around it are
+small and used by nothing else.
+
 Why one module of this size: the walk over the GraphDef, the function inlining and the variable
 reader share one model of the protobuf; they are read and changed together.
 """
@@ -37,7 +41,7 @@ import functools
 import os
 from typing import Any, Callable
 
-from ..errors import CorruptFile, UnsupportedFormat
+from ..errors import CorruptFile, UnsupportedFormat, text_of
 from ..graph import Graph, Model, Node, Tensor, Value
 from ..safety.savedmodel import read_saved_model
 
@@ -123,7 +127,7 @@ class _VariableReader:
             try:
                 self._reader = tf.train.load_checkpoint(self.prefix)
             except Exception as exc:
-                self.error = " ".join(str(exc).split())[:200] or type(exc).__name__
+                self.error = text_of(exc) or type(exc).__name__
                 raise
         return self._reader
 

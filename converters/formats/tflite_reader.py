@@ -22,7 +22,7 @@ import os
 import struct
 from typing import Any, Callable
 
-from ..errors import CorruptFile, UnsupportedFormat
+from ..errors import CorruptFile, UnsupportedFormat, text_of
 from ..graph import Graph, Model, Node, Tensor, Value
 
 __all__ = ["load"]
@@ -68,7 +68,7 @@ def load(path: str, *, trust: bool = False, progress: Callable = lambda *a: None
                           f"{size:,}-byte file); re-convert or re-download it") from None
     except Exception as exc:
         raise CorruptFile(f"{path}: damaged .tflite file ({type(exc).__name__}: "
-                          f"{' '.join(str(exc).split())[:160]}); re-convert or re-download it") from None
+                          f"{text_of(exc, 160)}); re-convert or re-download it") from None
 
 
 def custom_op_names(path: str) -> list[str]:

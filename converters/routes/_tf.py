@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import re
 
-from ..errors import TensorbridgeError, TrustRequired
+from ..errors import TensorbridgeError, TrustRequired, first_line
 from ..formats.keras.files import h5_layer_classes, safe_mode_refusal
 from ..layouts import explain_layout as shape_perm
 
@@ -39,7 +39,7 @@ def load_keras(src: str, family: str, trust: bool):
     if first is None:
         raise TensorbridgeError(f"{src}: neither Keras 3 nor tf_keras can load this model")
     raise TensorbridgeError(f"{src}: Keras cannot load this model ({type(first).__name__}: "
-                            f"{str(first).splitlines()[0][:200] if str(first) else ''})")
+                            f"{first_line(first)})")
 
 
 def keras_input_specs(model, opts):
@@ -173,8 +173,8 @@ def tflite_convert(converter, opts, src: str) -> bytes:
                         "fixed to 1)")
             raise TensorbridgeError(f"{src}: TFLite has no builtin kernel for {', '.join(sorted(set(ops))[:5])}; "
                                     f"the model needs TF ops (Flex), which this conversion does not enable{hint}")
-        first = next((ln for ln in text.splitlines() if ln.strip()), type(exc).__name__)
-        raise TensorbridgeError(f"{src}: TFLite conversion failed: {first[:300]}") from exc
+        first = first_line(text, 300) or type(exc).__name__
+        raise TensorbridgeError(f"{src}: TFLite conversion failed: {first}") from exc
 
 
 def savedmodel_io(path: str, *, trust: bool = False) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 
-from ..errors import UnsupportedOp
+from ..errors import UnsupportedOp, first_line
 from ._tf import keras_input_specs, keras_layer_map, load_keras, onnx_io
 from ..tbmap import write_map
 from .common import tool_version
@@ -126,8 +126,8 @@ def _tf2onnx(model, specs, opts: ConvertOptions, out: str) -> None:
 
 
 def _export_failed(src: str, exc: BaseException) -> UnsupportedOp:
-    text = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-    return UnsupportedOp(f"{src}: export to ONNX failed: {type(exc).__name__}: {text[:300]}")
+    text = first_line(exc, 300) or type(exc).__name__
+    return UnsupportedOp(f"{src}: export to ONNX failed: {type(exc).__name__}: {text}")
 
 
 def _rename(mp, out: str | None, opts: ConvertOptions) -> None:

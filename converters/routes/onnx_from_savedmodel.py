@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import UnsupportedOp
+from ..errors import UnsupportedOp, first_line
 from ._tf import onnx_io
 from ..tbmap import write_map
 from .common import tool_version
@@ -39,8 +39,8 @@ def run(src: str, out: str, opts: ConvertOptions, *, log=print, **_) -> dict:
                         tensors_to_rename=renames, initialized_tables=tables, shape_override=shape_override,
                         output_path=out)
     except Exception as exc:
-        text = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        raise UnsupportedOp(f"{src}: tf2onnx could not convert the SavedModel: {text[:300]}") from exc
+        text = first_line(exc, 300) or type(exc).__name__
+        raise UnsupportedOp(f"{src}: tf2onnx could not convert the SavedModel: {text}") from exc
     mp = onnx.load(out)
     rename_io(mp, out, opts)
     mp = onnx.load(out)

@@ -5,7 +5,7 @@ suffix; layouts are kept (a TFLite NHWC model gives an NHWC ONNX model).
 """
 from __future__ import annotations
 
-from ..errors import UnsupportedOp
+from ..errors import UnsupportedOp, first_line
 from ._tf import onnx_io, pair_io, tflite_io
 from ..tbmap import write_map
 from .common import tool_version
@@ -29,8 +29,8 @@ def run(src: str, out: str, opts: ConvertOptions, *, log=print, **_) -> dict:
     try:
         mp, _ = from_tflite(src, opset=opts.opset)  # in memory: renamed and checked, then written once
     except Exception as exc:
-        text = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        raise UnsupportedOp(f"{src}: tf2onnx could not convert the TFLite model: {text[:300]}") from exc
+        text = first_line(exc, 300) or type(exc).__name__
+        raise UnsupportedOp(f"{src}: tf2onnx could not convert the TFLite model: {text}") from exc
     # Friendlier I/O names unless the user chose some.
     if not opts.input_names and not opts.output_names:
         from .options import ConvertOptions as CO

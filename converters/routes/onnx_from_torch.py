@@ -234,16 +234,13 @@ def _param_bytes(model) -> int:
 def _first_line(exc: BaseException) -> str:
     """The reason an export failed: torch.onnx wraps the cause in a long, coloured "Next steps" text; the
     cause itself ("shape '[-1, 768]' is invalid for input of size 2048") is what the user needs."""
-    from ..errors import plain, root_cause
+    from ..errors import first_line, root_cause
 
     cause = root_cause(exc)
     text = str(cause).strip()
     summary = re.search(r"## Exception summary\s*\n\s*\n?(.+)", text)
-    if summary:
-        msg = summary.group(1)
-    else:
-        msg = next((ln for ln in text.splitlines() if ln.strip()), type(cause).__name__)
-    return f"{type(cause).__name__}: {plain(msg)[:300]}"
+    msg = first_line(summary.group(1) if summary else text, 300) or type(cause).__name__
+    return f"{type(cause).__name__}: {msg}"
 
 
 def module_outputs(mp) -> list[dict]:

@@ -1,7 +1,7 @@
 """Keras -> TensorFlow SavedModel with Keras ``export()`` (an inference-only ``serve`` signature)."""
 from __future__ import annotations
 
-from ..errors import UnsupportedOp
+from ..errors import UnsupportedOp, first_line
 from ._tf import keras_input_specs, load_keras, pair_io, savedmodel_io
 from ..tbmap import write_map
 from .common import tool_version
@@ -20,8 +20,8 @@ def run(src: str, out: str, opts: ConvertOptions, *, family: str = "keras", log=
             fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0]), input_signature=specs)
             tf.saved_model.save(model, out, signatures=fn)
     except Exception as exc:
-        text = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        raise UnsupportedOp(f"{src}: Keras export to SavedModel failed: {text[:300]}") from exc
+        text = first_line(exc, 300) or type(exc).__name__
+        raise UnsupportedOp(f"{src}: Keras export to SavedModel failed: {text}") from exc
     sm = savedmodel_io(out)
     ins = pair_io([{"name": s.name, "shape": list(s.shape)} for s in specs], sm["inputs"])
     outs = pair_io([{"name": t.name.split(":")[0], "shape": list(t.shape)} for t in model.outputs], sm["outputs"])

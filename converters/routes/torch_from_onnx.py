@@ -23,7 +23,7 @@ from __future__ import annotations
 import sys
 import types
 
-from ..errors import TensorbridgeError, UnsupportedOp
+from ..errors import TensorbridgeError, UnsupportedOp, first_line
 from ..onnx_fold import fold_constants, static_shapes
 from ..tbmap import write_map
 from .common import tool_version
@@ -357,7 +357,7 @@ def run(src: str, out: str, opts: ConvertOptions, *, log=print, **_) -> dict:
             ep = torch.export.export(gm, args, dynamic_shapes=dynamic_shapes if any(dyn) else None)
     except Exception as first:
         log(f"torch.export of the onnx2torch graph failed ({type(first).__name__}: "
-            f"{str(first).splitlines()[0][:200]}); retrying with static shapes")
+            f"{first_line(first)}); retrying with static shapes")
         # Static from here on: a dynamic batch is fixed to 1, the batch a model is usually run with (the
         # 2 above only keeps torch.export from specialising the dim while it is dynamic).
         args = tuple(a[:1] if d and a.dim() > 0 and a.shape[0] == 2 else a for a, d in zip(args, dyn))
@@ -372,7 +372,7 @@ def run(src: str, out: str, opts: ConvertOptions, *, log=print, **_) -> dict:
                     ep = torch.export.export(flat, args)
             except Exception as exc:
                 raise UnsupportedOp(f"{src}: torch.export cannot trace the model onnx2torch built "
-                                    f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+                                    f"({type(exc).__name__}: {first_line(exc)})") from exc
             specialised = True
             notes.append("traced on the example input: every shape is fixed to "
                          + ", ".join(str(list(a.shape)) for a in args)

@@ -12,7 +12,7 @@ import stat
 import zipfile
 import zlib
 
-from ..errors import CorruptFile, ResourceLimit
+from ..errors import CorruptFile, ResourceLimit, text_of
 
 # A member may inflate to this many times its stored size, once it is past MIN_BOMB_SIZE. Real models
 # compress 1-5x (weights are noise; zero-filled buffers reach a few hundred); bombs reach 1000x and more.
@@ -117,5 +117,5 @@ def read_member(path: str, z: zipfile.ZipFile, name: str, limit: int, what: str 
 
 
 def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())[:160]
+    text = text_of(exc, 160)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -18,7 +18,7 @@ import io
 import os
 import pickletools
 
-from ..errors import CorruptFile, ResourceLimit
+from ..errors import CorruptFile, ResourceLimit, text_of
 
 MAX_OPS = 50_000_000
 # How far a memo index may run ahead of the opcodes seen so far (an honest pickler: never).
@@ -93,7 +93,7 @@ def scan_stream(f, *, path: str, what: str = "pickle", end: int | None = None) -
             if name == "STOP":
                 return ops
     except (ValueError, EOFError, OverflowError, UnicodeDecodeError, IndexError, TypeError) as exc:
-        text = " ".join(str(exc).split())[:160]
+        text = text_of(exc, 160)
         raise CorruptFile(f"{path}: the {what} is damaged or truncated ({text}); re-save or re-download "
                           f"it") from None
     raise CorruptFile(f"{path}: the {what} ends before its STOP opcode; the file is truncated")

@@ -42,7 +42,7 @@ from __future__ import annotations
 import os
 import stat
 
-from ..errors import CorruptFile, TrustRequired, UnsupportedFormat
+from ..errors import CorruptFile, TrustRequired, UnsupportedFormat, text_of
 
 __all__ = ["check_savedmodel", "check_files", "read_saved_model", "DENY", "MAX_PB_BYTES"]
 
@@ -186,7 +186,7 @@ def read_saved_model(folder: str):
                 text_format.Parse(f.read(min(size, MAX_PB_BYTES)), sm)
     except (message.DecodeError, text_format.ParseError, UnicodeDecodeError, ValueError, RuntimeError) as exc:
         raise CorruptFile(f"{path}: cannot be parsed as a SavedModel "
-                          f"({' '.join(str(exc).split())[:200] or type(exc).__name__}); the file is damaged or "
+                          f"({text_of(exc) or type(exc).__name__}); the file is damaged or "
                           f"truncated") from None
     except OSError as exc:
         raise CorruptFile(f"{path}: cannot be read ({exc.strerror or exc})") from None

@@ -5,7 +5,7 @@ import io
 import struct
 import zipfile
 
-from ...errors import UnsupportedFormat
+from ...errors import UnsupportedFormat, text_of
 from ...graph import Model, Tensor, WeightEntry
 from .config import _str_list
 
@@ -25,8 +25,8 @@ def _h5py():
 
 
 def _h5_reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text.split("(")[0].strip()[:160] or type(exc).__name__
+    # h5py appends "(file name = ..., errno = ...)": the reason is what comes before it
+    return text_of(text_of(exc, 10_000).split("(")[0].strip(), 160) or type(exc).__name__
 
 
 class _nullcontext:

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ...errors import CorruptFile, TensorbridgeError, TrustRequired
+from ...errors import CorruptFile, TensorbridgeError, TrustRequired, text_of
 from ...graph import Graph, Model, Node, Tensor, Value, WeightEntry
 from ...scopes import scope_from_module_chain
 from .pt2 import load_exported_program
@@ -270,7 +270,7 @@ def load_pickle(path: str, *, trust: bool = False, progress: Callable = _noop, i
         # unpickler is just as safe, so let it try before calling the file damaged.
         obj = _torch_weights_only(path)
         if obj is None:
-            text = " ".join(str(exc).split())[:200]
+            text = text_of(exc)
             raise CorruptFile(f"{path}: cannot read this torch.save file ({type(exc).__name__}: {text}); "
                               f"it may be damaged or truncated") from None
         unknown, legacy = {}, not zipfile.is_zipfile(path)

@@ -8,7 +8,7 @@ import zipfile
 
 import numpy as np
 
-from ...errors import CorruptFile
+from ...errors import CorruptFile, text_of
 from ...safety import archives
 
 def _noop(fraction=None, message=""):
@@ -169,7 +169,7 @@ def _read_json_member(z: zipfile.ZipFile, name: str):
     try:
         return json.loads(archives.read_member(z.filename, z, name, _MAX_JSON_MEMBER))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        text = " ".join(str(exc).split())[:160]
+        text = text_of(exc, 160)
         raise CorruptFile(f"{z.filename}: cannot read {name} ({text}); the file may be damaged") from None
 
 

@@ -5,7 +5,7 @@ import re
 from typing import Callable
 
 
-from ...errors import CorruptFile
+from ...errors import CorruptFile, first_line
 from ...graph import Graph, Model, Node, Tensor, Value
 from .checkpoint import _alias, _torch_to_numpy
 from .storage import _noop
@@ -296,8 +296,7 @@ def load_torchscript(path: str, *, trust: bool = False, progress: Callable = _no
     except RuntimeError as exc:
         # torch quotes the archive's code after the first line ("Serialized File ... <--- HERE"): keep
         # only the reason itself
-        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        text = " ".join(first.split())[:200]
+        text = first_line(exc) or type(exc).__name__
         raise CorruptFile(f"{path}: cannot load this TorchScript archive ({text}); it may be damaged or "
                           f"need custom operators that are not installed") from None
     progress(0.5, "walking the forward graph")
