@@ -25,9 +25,9 @@ import importlib
 import os
 import shutil
 
-from ..errors import TensorbridgeError, UnsupportedOp
-from ..onnx_fold import (conv1d_from_unit_conv2d, fold_constants, fold_scale_into_conv, global_pool_as_reduce,
-                         pick_from_concat, uniform_gather_elements)
+from ..errors import TensorbridgeError, UnsupportedOp, first_line
+from ..onnx_fold import fold_constants, pick_from_concat
+from ..onnx_rewrites import conv1d_from_unit_conv2d, fold_scale_into_conv, global_pool_as_reduce, uniform_gather_elements
 from ..tbmap import write_map
 from ..layouts import explain_layout as shape_perm
 from .common import offline, tool_version, working_dir
@@ -315,8 +315,8 @@ def _failure(src: str, cap, exc: BaseException) -> TensorbridgeError:
     if isinstance(exc, SystemExit):
         why = f"onnx2tf stopped (exit code {exc.code})"
     else:
-        text = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
-        why = f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+        text = first_line(exc)
+        why = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     if op == "?":
         return TensorbridgeError(f"{src}: onnx2tf failed before converting any node ({why}); "
                                  f"see the job log")
