@@ -29,7 +29,7 @@ class ParityFeature:
     def _fit_parity_dock(self, per_layer: bool) -> None:
         """Room for the dock's table and plots; more for the Layers page (its controls and the pair's words
         take four lines), as long as the graph keeps most of the window."""
-        want = min(380, int(self.height() * 0.42)) if per_layer else 300
+        want = min(440, int(self.height() * 0.45)) if per_layer else 300
         if self.parity_dock.height() < want - 30 and not self.parity_dock.isFloating():
             self.resizeDocks([self.parity_dock], [want], Qt.Orientation.Vertical)
 
@@ -121,10 +121,22 @@ class ParityFeature:
         self._following = False
         self.parity.started.connect(lambda job: (self.apply_overlays(),
                                                  self._fit_parity_dock(bool(job.params.get("per_layer")))))
-        self.parity.resultShown.connect(lambda _res: self.apply_overlays())
+        self.parity.resultShown.connect(self._layer_result_shown)
+        self.parity.layers.tensors.registry = self.jobs
+        self.parity.layers.tensors.openRequested.connect(lambda p: self.open_path(p))
         self.parity.layerSelected.connect(self.select_layer)
         self.parity.layers.overlayChanged.connect(self.apply_overlays)
         self.parity.layers.openBRequested.connect(self.open_compared_b)
+
+    def _layer_result_shown(self, res: dict) -> None:
+        self.apply_overlays()
+        self.parity.layers.set_result(res, self.parity.params)
+        if res.get("layers"):
+            # the Layers page holds the table and the pair's tensors: most of the dock's width
+            w = max(self.parity.split.width(), 900)
+            self.parity.split.setSizes([int(w * 0.64), w - int(w * 0.64)])
+            lw = max(int(w * 0.64), 600)
+            self.parity.layers.split.setSizes([int(lw * 0.42), lw - int(lw * 0.42)])
 
     def layer_result(self) -> dict | None:
         """The Parity dock's result when it is a per-layer one, else None."""

@@ -4,8 +4,11 @@ One row per :class:`converters.parity.LayerResult` (A's name, B's name, op, stat
 error B's layer makes by itself on A's tensors, how the pair was matched, depth), sortable, filterable
 by status; the first divergence is marked and "Go to first divergence" selects it. Above the table: the
 error overlay's switch (a QAction the View menu shares) and its threshold, in decades over the
-tolerance's atol. Below: the selected pair in words (local against inherited error, the nodes it maps
-to). The window listens to ``layerSelected`` and selects the pair's nodes in the open graphs.
+tolerance's atol. Beside the table: the selected pair's tensors (:class:`app.panels.parity_detail.
+LayerDetail`: A, B and B - A as images, a histogram of B - A); below it, the pair in words (local against
+inherited error, the nodes it maps to). The pair's actions (Reduce to a minimal repro, Copy names, Export
+report, Save inputs) sit in the bar and the table's context menu. The window listens to ``layerSelected``
+and selects the pair's nodes in the open graphs.
 """
 from __future__ import annotations
 
@@ -13,8 +16,10 @@ import math
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QColor, QFont
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QSlider, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QMenu, QPushButton,
+                               QSlider, QSplitter, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
+
+from .parity_detail import LayerDetail
 
 __all__ = ["LayersView", "LAYER_COLUMNS", "STATUS_FILTERS", "STATUS_TEXT"]
 
@@ -88,6 +93,29 @@ class LayersView(QWidget):
         self.open_b_button.setToolTip("Open B in a tab to see the overlay and the selection in its graph too")
         self.open_b_button.clicked.connect(self.openBRequested.emit)
         self.open_b_button.hide()
+        self.tensors = LayerDetail(self)
+        self.reduce_action = QAction("&Reduce to a minimal repro", self)
+        self.reduce_action.setStatusTip("Cut the smallest ONNX subgraph that still fails the same way at the first "
+                                        "divergence (repro.onnx with its inputs and expected values)")
+        self.reduce_action.triggered.connect(lambda _c=False: self.tensors.reduce())
+        self.copy_action = QAction("&Copy names in both models", self)
+        self.copy_action.setStatusTip("Copy the selected pair's node and tensor names in A and B")
+        self.copy_action.triggered.connect(lambda _c=False: self.tensors.copy_names(self.selected_layer()))
+        self.export_action = QAction("&Export report (HTML + JSON)…", self)
+        self.export_action.triggered.connect(lambda _c=False: self.tensors.export_report())
+        self.inputs_action = QAction("&Save inputs used (.npz)…", self)
+        self.inputs_action.triggered.connect(lambda _c=False: self.tensors.save_inputs())
+        self.reduce_button = QToolButton(self)
+        self.reduce_button.setDefaultAction(self.reduce_action)
+        self.reduce_button.setText("Reduce…")
+        self.reduce_button.setToolTip(self.reduce_action.statusTip())
+        self.actions_menu = QMenu(self)
+        for a in (self.reduce_action, self.copy_action, None, self.export_action, self.inputs_action):
+            self.actions_menu.addSeparator() if a is None else self.actions_menu.addAction(a)
+        self.actions_button = QToolButton(self)
+        self.actions_button.setText("Actions")
+        self.actions_button.setMenu(self.actions_menu)
+        self.actions_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
         bar.addWidget(self.filter)
@@ -100,6 +128,8 @@ class LayersView(QWidget):
         bar.addWidget(self.threshold_label)
         bar.addStretch(1)
         bar.addWidget(self.open_b_button)
+        bar.addWidget(self.reduce_button)
+        bar.addWidget(self.actions_button)
 
         self.table = QTableWidget(0, len(LAYER_COLUMNS), self)
         self.table.setHorizontalHeaderLabels(LAYER_COLUMNS)
@@ -112,6 +142,8 @@ class LayersView(QWidget):
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setStretchLastSection(False)
         self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._table_menu)
 
         self.detail = QLabel("", self)
         self.detail.setWordWrap(True)
@@ -120,15 +152,23 @@ class LayersView(QWidget):
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 2, 0, 0)
+        self.split = QSplitter(Qt.Orientation.Horizontal, self)
+        self.split.setChildrenCollapsible(False)
+        self.split.addWidget(self.table)
+        self.split.addWidget(self.tensors)
+        self.split.setStretchFactor(0, 2)
+        self.split.setStretchFactor(1, 3)
         lay.addLayout(bar)
-        lay.addWidget(self.table, 1)
+        lay.addWidget(self.split, 1)
         lay.addWidget(self.detail)
         self._threshold_moved(emit=False)
+        self._update_actions()
 
     # -- filling -----------------------------------------------------------------------------------
     def set_layers(self, layers: list[dict], first: dict | None, atol: float) -> None:
         """Show a result's ``layers`` (LayerResult dicts) with its ``layer_first``; ``atol`` scales the
         threshold."""
+        self.tensors.set_result(None)  # the window hands the new result's files over (set_result)
         self.layers = list(layers)
         self._by_index = {int(r["index"]): r for r in self.layers}
         self.first = int(first["index"]) if first else None
@@ -254,6 +294,7 @@ class LayersView(QWidget):
         if not emit:
             self.table.blockSignals(False)
             self.detail.setText(self.describe(index))
+            self._show_tensors(index)
         return True
 
     def _scroll_to(self, index: int) -> None:
@@ -274,7 +315,41 @@ class LayersView(QWidget):
     def _selection_changed(self) -> None:
         k = self.selected_layer()
         self.detail.setText(self.describe(k) if k >= 0 else self._summary())
+        self._show_tensors(k)
         self.layerSelected.emit(k)
+
+    def _show_tensors(self, index: int) -> None:
+        self._update_actions()
+        if index < 0:
+            self.tensors.show_layer(-1)
+        elif index != self.tensors.index or self.tensors.info is None:
+            self.tensors.show_layer(index)
+
+    def set_result(self, result: dict | None, params: dict | None = None) -> None:
+        """The comparison behind the layers (its files: the tensors, report and inputs): shows the
+        selected pair's tensors."""
+        self.tensors.set_result(result if result and result.get("layers") else None, params)
+        self._show_tensors(self.selected_layer())
+
+    def _update_actions(self) -> None:
+        k = self.selected_layer()
+        r = self._by_index.get(k)
+        t = self.tensors
+        self.reduce_action.setEnabled(t.can_reduce())
+        self.reduce_action.setToolTip("Cut the smallest ONNX subgraph that still fails the same way at the first "
+                                      "divergence" + (f" ('{self._by_index[self.first]['a']}')"
+                                                      if self.first in self._by_index else ""))
+        self.copy_action.setEnabled(r is not None)
+        html, js = t.report_files()
+        self.export_action.setEnabled(bool(html or js))
+        self.inputs_action.setEnabled(t.inputs_file() is not None)
+
+    def _table_menu(self, pos) -> None:
+        row = self.table.rowAt(pos.y())
+        if row >= 0 and self.layer_at(row) != self.selected_layer():
+            self.table.selectRow(row)
+        self._update_actions()
+        self.actions_menu.popup(self.table.viewport().mapToGlobal(pos))
 
     def describe(self, index: int) -> str:
         """The pair in words: where it is, its status, its error against the tolerance, local error."""

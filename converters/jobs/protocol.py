@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 __all__ = ["TaskParams", "OpenParams", "LoadParams", "TensorParams", "ConvertParams", "DevicesParams",
-           "AttachParams", "CompareParams", "PlanParams", "ReduceCutParams", "ReduceSliceParams", "params_for"]
+           "AttachParams", "CompareParams", "PlanParams", "ReduceCutParams", "ReduceSliceParams", "ReduceParams",
+           "LayerTensorsParams", "params_for"]
 
 
 class TaskParams:
@@ -120,6 +121,7 @@ class PlanParams(TaskParams):
     b: str
     trust: bool = False
     map: dict[str, Any] | None = None
+    user_pairs: list[list] | None = None  # [A tensor, B tensor, perm or None]: pairs the user gives
 
 
 @dataclass
@@ -155,8 +157,42 @@ class ReduceSliceParams(TaskParams):
     fed: list[str] | None = None
 
 
+@dataclass
+class ReduceParams(TaskParams):
+    """A minimal repro of B's failure against reference A, written to ``out`` (see
+    :mod:`converters.parity.reduce_task`); tolerance and inputs as in the comparison to reproduce."""
+    TASK: ClassVar[str] = "reduce"
+    a: str
+    b: str
+    out: str | None = None
+    preset: str | None = None
+    atol: float | None = None
+    rtol: float | None = None
+    noise_factor: float | None = None
+    seed: int = 0
+    inputs: list[str] | None = None
+    trust: bool = False
+    max_checks: int | None = None
+    max_steps: int | None = None
+    timeout: float | None = None
+
+
+@dataclass
+class LayerTensorsParams(TaskParams):
+    """One layer pair of a per-layer result folder as 2-D slices (see :mod:`converters.compare.layer_tensors`)."""
+    TASK: ClassVar[str] = "layer_tensors"
+    result_dir: str
+    index: int
+    slice: int | None = None
+    layout: str = "auto"
+    max_side: int | None = None
+    max_elems: int | None = None
+    bins: int | None = None
+
+
 _ALL = {c.TASK: c for c in (OpenParams, LoadParams, TensorParams, ConvertParams, DevicesParams, AttachParams,
-                            CompareParams, PlanParams, ReduceCutParams, ReduceSliceParams)}
+                            CompareParams, PlanParams, ReduceCutParams, ReduceSliceParams, ReduceParams,
+                            LayerTensorsParams)}
 
 
 def params_for(task: str, d: dict[str, Any]) -> TaskParams:

@@ -20,6 +20,8 @@ TASKS: dict[str, str] = {
     "plan_layers": "converters.parity.plan:plan_task",
     "reduce_cut": "converters.parity.tasks:reduce_cut_task",
     "reduce_slice": "converters.parity.tasks:reduce_slice_task",
+    "reduce": "converters.parity.reduce_task:reduce_task",
+    "layer_tensors": "converters.compare.layer_tensors:layer_tensors_task",
     "open": "converters.jobs.view_tasks:open_task",
     "tensor": "converters.jobs.view_tasks:tensor_task",
 }
