@@ -3,9 +3,10 @@
 The comparison runs in a worker process (:mod:`converters.compare.engine`); this panel shows its result:
 a PASS/FAIL badge with the tolerance preset, one table row per output (errors in the output's units,
 relative errors unitless), each side's runtime, device and median time, the warnings, and two plots of
-the selected output read from the result's ``arrays.npz`` with numpy alone: a histogram of
-log10 |A - B| and A against B (subsampled to at most :data:`SCATTER_POINTS` points). pyqtgraph is
-imported when the first result arrives.
+the selected output: the engine's own histogram of log10 |A - B| (``OutputDiff.histogram``) and A against
+B from the result's ``arrays.npz`` (at most :data:`SCATTER_POINTS` points); the figures come from
+:mod:`converters.compare.plots`, shared with the HTML report. pyqtgraph is imported when the first
+result arrives.
 
 A per-layer result (``per_layer``) adds the Layers page (:class:`app.panels.parity_layers.LayersView`)
 and a third plot, the error of every compared layer against its depth in A (log scale, the tolerance's
@@ -27,19 +28,17 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 
 from converters.errors import ErrorKind
 from converters.compare.params import compare_params
+from converters.compare.plots import SCATTER_POINTS, histogram_bars, paired, scatter_sample, sides
 
 from ..jobs import JobRegistry, QtJob, show_fraction
 from .parity_layers import LayersView
 
-__all__ = ["ParityPanel", "COLUMNS", "SCATTER_POINTS", "compare_params", "error_histogram", "scatter_points",
-           "depth_points", "node_for_value", "nodes_for_layers", "value_producers"]
+__all__ = ["ParityPanel", "COLUMNS", "SCATTER_POINTS", "compare_params", "depth_points", "node_for_value",
+           "nodes_for_layers", "value_producers"]
 
 # table columns: header -> how the row's OutputDiff dict is shown
 COLUMNS = ["Output A", "Output B", "Shape", "Verdict", "Max abs", "Mean abs", "P99 abs", "Max rel",
            "Cosine", "Mismatches", "Worst index", "Top-1"]
-SCATTER_POINTS = 4000
-# log10 |A - B| bin edges, as in the engine; the open ends are drawn one bin wide (exact matches at the left)
-_EDGES = np.arange(-12.0, 4.5, 0.5)
 
 
 def _g(x: Any, spec: str = ".3g") -> str:
@@ -48,19 +47,6 @@ def _g(x: Any, spec: str = ".3g") -> str:
     if isinstance(x, str):
         return x
     return format(float(x), spec)
-
-
-def error_histogram(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(edges, counts) of log10 |a - b| over finite element pairs; exact matches fall in the first bin
-    (drawn at -12.5 … -12), errors above 1e4 in the last."""
-    d = np.abs(a.astype(np.float64, copy=False) - b.astype(np.float64, copy=False)).ravel()
-    d = d[np.isfinite(d)]
-    with np.errstate(divide="ignore"):
-        lg = np.log10(d)
-    edges = np.concatenate([[_EDGES[0] - 0.5], _EDGES, [_EDGES[-1] + 0.5]])
-    lg = np.clip(lg, edges[0], edges[-1] - 1e-9)  # -inf (exact) to the first bin, huge to the last
-    counts, _ = np.histogram(lg, bins=edges)
-    return edges, counts
 
 
 def depth_points(layers: list[dict], atol: float) -> tuple[np.ndarray, np.ndarray, list[int], float]:
@@ -77,16 +63,6 @@ def depth_points(layers: list[dict], atol: float) -> tuple[np.ndarray, np.ndarra
     pos = y[y > 0]
     floor = min((atol if atol > 0 else 1e-12) * 1e-4, float(pos.min()) / 10 if pos.size else np.inf)
     return x, np.maximum(y, floor), [int(rows[k]["index"]) for k in order], float(floor)
-
-
-def scatter_points(a: np.ndarray, b: np.ndarray, limit: int = SCATTER_POINTS, seed: int = 0):
-    """(x = A values, y = B values) for at most ``limit`` finite element pairs, picked at random (seeded)."""
-    x = np.asarray(a, np.float64).ravel()
-    y = np.asarray(b, np.float64).ravel()
-    ok = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
-    if ok.size > limit:
-        ok = np.sort(np.random.default_rng(seed).choice(ok, limit, replace=False))
-    return x[ok], y[ok]
 
 
 class ParityPanel(QWidget):
@@ -425,19 +401,10 @@ class ParityPanel(QWidget):
 
     def pair_arrays(self, row: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(A, B) arrays of table row ``row`` from the result's npz, B in A's layout; None when absent."""
-        d = self.diffs[row]
-        a = self.arrays.get(f"a/{d['name']}")
-        b = self.arrays.get(f"b/{d['name_b']}")
-        if a is None or b is None:
-            return None
-        if d.get("perm_b"):
-            b = np.transpose(b, d["perm_b"])
-        if a.shape != b.shape:
-            return None
-        return a, b
+        return paired(self.diffs[row], *sides(self.arrays))
 
     def plot_output(self, row: int) -> None:
-        """Draw the histogram and scatter of table row ``row``."""
+        """Draw the histogram (the engine's counts) and the scatter of table row ``row``."""
         pair = self.pair_arrays(row) if 0 <= row < len(self.diffs) else None
         if pair is None:
             if self.hist_plot is not None:
@@ -446,12 +413,13 @@ class ParityPanel(QWidget):
             self._show_plots()
             return
         self._ensure_plots()
-        self.hist_plot.show()
-        self.scatter_plot.show()
         a, b = pair
-        edges, counts = error_histogram(a, b)
-        self.hist_item.setData(edges, counts)
-        x, y = scatter_points(a, b)
+        edges, counts = histogram_bars(self.diffs[row].get("histogram") or [])
+        self.hist_plot.setVisible(counts.size > 0)
+        self.scatter_plot.show()
+        if counts.size:
+            self.hist_item.setData(edges, counts)
+        x, y = scatter_sample(a, b, SCATTER_POINTS)
         self.scatter_item.setData(x, y)
         lo = float(min(x.min(), y.min())) if x.size else 0.0
         hi = float(max(x.max(), y.max())) if x.size else 1.0

@@ -74,6 +74,8 @@ def _tol_bin(atol: float) -> int:
 
 def render_report(result, outs_a: dict | None = None, outs_b: dict | None = None) -> str:
     """The report as an HTML string. ``outs_a``/``outs_b`` (name -> array) add the A-vs-B scatter plots."""
+    from ..compare.plots import paired
+
     r = result
     passed = r.passed
     t = r.tolerance or {}
@@ -159,12 +161,10 @@ def render_report(result, outs_a: dict | None = None, outs_b: dict | None = None
                 figs.append(histogram_svg(d.histogram, _hist_labels(len(d.histogram)),
                                           title=f"{d.name}: error histogram",
                                           highlight_from=_tol_bin(float(tol.get("atol") or 0))))
-            a = (outs_a or {}).get(d.name)
-            b = (outs_b or {}).get(d.name_b)
-            if a is not None and b is not None:
-                if d.perm_b:
-                    b = np.transpose(b, d.perm_b)
-                if a.shape == b.shape and a.dtype.kind in "fiub" and b.dtype.kind in "fiub":
+            pair = paired(d, outs_a, outs_b)
+            if pair is not None:
+                a, b = pair
+                if a.dtype.kind in "fiub" and b.dtype.kind in "fiub":
                     tol = d.tolerance or {}
                     af, bf = a.astype(np.float64), b.astype(np.float64)
                     with np.errstate(invalid="ignore"):

@@ -12,7 +12,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QDialogButtonBox
 
 from app.main_window import MainWindow
-from app.panels.parity import error_histogram, node_for_value
+from app.panels.parity import node_for_value
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "resources" / "samples" / "tiny_cnn.onnx"
@@ -71,14 +71,18 @@ def test_compare_dialog_pass_shows_figures_and_plots(window, qtbot, model_file):
     assert float(p.cell(logits_row, "Max abs")) == pytest.approx(2e-3, rel=0.05)
     assert "runs" in p.sides.text() and "onnxruntime on cpu" in p.sides.text()
     assert p.report_button.isEnabled() and os.path.getsize(p.report_path()) > 1000
-    # plots of the selected output, from the npz
+    # plots of the selected output: the engine's histogram as it is, the scatter from the npz
     p.table.selectRow(logits_row)
     with np.load(res["files"]["npz"]) as z:
         ref_a, ref_b = z["a/logits"], z["b/logits"]
-    edges, counts = error_histogram(ref_a, ref_b)
     hx, hy = p.hist_item.xData, p.hist_item.yData
-    assert hy is not None and hy.sum() == ref_a.size and np.array_equal(hy, counts)
-    assert np.array_equal(hx, edges)
+    assert hy is not None and hy.tolist() == by_name["logits"]["histogram"] and hy.sum() == ref_a.size
+    # log10 |A - B| in bins 0.5 wide from 1e-12 to 1e4, the open ends drawn one bin wide
+    edges = np.arange(-12.5, 4.75, 0.5)
+    assert np.allclose(hx, edges)
+    with np.errstate(divide="ignore"):
+        lg = np.clip(np.log10(np.abs(ref_a.astype(np.float64) - ref_b)), edges[0], edges[-1] - 1e-9)
+    assert np.array_equal(hy, np.histogram(lg, bins=edges)[0])
     # errors of ~2e-3 land in the log10 bin around -2.7; exact matches (the other columns) in the first
     assert hy[0] == ref_a.size - ref_a.shape[0] and hy[np.searchsorted(edges, np.log10(2e-3)) - 1] == ref_a.shape[0]
     sx, sy = p.scatter_item.xData, p.scatter_item.yData
