@@ -68,6 +68,7 @@ def _run(args) -> int:
     from PySide6.QtWidgets import QApplication
 
     from converters.jobs import Job
+    from converters.jobs.protocol import OpenParams
     from converters.viewpack import ViewPack
 
     from .graph_view import GraphView
@@ -124,10 +125,10 @@ def _run(args) -> int:
         _wait_warm(pool, family, app)
     t0 = time.perf_counter()
     if pool is not None:
-        job = pool.start("open", {"path": args.file, "trust": args.trust}, family=family,
+        job = pool.start("open", OpenParams(args.file, trust=args.trust).to_dict(), family=family,
                          on_event=bridge.event.emit)
     else:
-        job = Job("open", {"path": args.file, "trust": args.trust}, on_event=bridge.event.emit)
+        job = Job("open", OpenParams(args.file, trust=args.trust).to_dict(), on_event=bridge.event.emit)
         job.start()
     deadline = t0 + args.timeout
     last_sample = 0.0

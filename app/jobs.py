@@ -16,16 +16,9 @@ from converters.errors import ErrorKind
 from converters.errors import TensorbridgeError
 from converters.jobs import Event, Job
 
-__all__ = ["QtJob", "JobRegistry", "task_available"]
+__all__ = ["QtJob", "JobRegistry"]
 
 _ids = itertools.count(1)
-
-
-def task_available(name: str) -> bool:
-    """Whether a worker task of that name is registered (cheap: reads the task table only)."""
-    from converters.jobs.tasks import TASKS
-
-    return name in TASKS or ":" in name
 
 
 

@@ -3,6 +3,12 @@
 Every file is opened by a worker job (:mod:`app.jobs`); the GUI thread only draws what jobs return.
 Settings (geometry, dock layout, recent files, last folder, theme) live in QSettings under the
 organisation "Tensorbridge".
+
+The features with their own actions, dialogs and jobs are controllers in :mod:`app.features` (convert,
+parity, attach), mixed into :class:`MainWindow`. Why this module is still over 600 lines: what remains is
+the window's own composition (the docks, menus and toolbar it builds, about 230 lines), opening files
+into tabs, drag and drop, and the view actions that forward to the current tab's canvas; each of these
+reads and sets the same widgets, so a split would only move the widgets' names into another file.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
 from converters.formats.registry import file_filter
 
 from .features import AttachFeature, ConvertFeature, ParityFeature
-from .jobs import JobRegistry, QtJob, task_available
+from .jobs import JobRegistry, QtJob
 from .panels.convert import TARGET_LABELS, ConvertDialog, ConvertStrip, file_mime, local_paths
 from .panels.inspector import Inspector
 from .panels.jobs_panel import JobsPanel
@@ -106,7 +112,6 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
 
         # docks
         self.inspector = Inspector(self)
-        self.inspector.stats_enabled = task_available("tensor")
         self.inspector.clear()
         self.inspector.statsRequested.connect(self._request_stats)
         self.inspector_dock = self._dock("Inspector", "inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -533,12 +538,11 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
         for a in (self.act_find, self.act_find_next, self.act_find_prev):
             a.setEnabled(has_graph)
         self.act_netron.setEnabled(tab is not None)
-        self.act_attach.setEnabled(ready and tab.doc is not None and tab.doc.weights_only
-                                   and task_available("attach_architecture"))
+        self.act_attach.setEnabled(ready and tab.doc is not None and tab.doc.weights_only)
         self.act_close.setEnabled(self.tabs.count() > 0)
         for a in self.convert_actions.values():
             a.setEnabled(tab is not None)
-        self.act_compare.setEnabled(tab is not None and task_available("compare"))
+        self.act_compare.setEnabled(tab is not None)
 
     # -- view actions ------------------------------------------------------------------------------------
     def _canvas(self, name: str, *args):

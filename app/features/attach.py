@@ -8,7 +8,6 @@ import os
 from PySide6.QtCore import Qt
 
 
-from ..jobs import task_available
 from ..panels.model_tab import ModelTab
 
 
@@ -16,10 +15,6 @@ class AttachFeature:
     def attach_architecture(self, tab: ModelTab | None = None) -> None:
         tab = tab or self.current_tab()
         if tab is None:
-            return
-        if not task_available("attach_architecture"):
-            self.show_notice("Attaching an architecture needs the engine's 'attach_architecture' task, "
-                             "which is not installed.", "warning")
             return
         from ..panels.attach import AttachDialog
 

@@ -11,8 +11,8 @@ from PySide6.QtCore import Qt
 
 from converters.errors import ErrorKind
 
-from ..jobs import QtJob, show_fraction, task_available
-from ..panels.convert import TARGET_LABELS, ConvertDialog, engine_available
+from ..jobs import QtJob, show_fraction
+from ..panels.convert import TARGET_LABELS, ConvertDialog
 
 
 class ConvertFeature:
@@ -26,10 +26,6 @@ class ConvertFeature:
     def convert_path(self, path: str, target: str, *, trust: bool | None = None) -> ConvertDialog | None:
         """Plan a conversion of ``path`` to ``target`` and show the route and options; the conversion
         runs when the dialog is accepted. Returns the (non-modal) dialog, or None when no route exists."""
-        if not engine_available():
-            self.show_notice("Conversion engine not available: this installation has no converters.routes "
-                             "module or 'convert' task.", "warning")
-            return None
         if trust is None:  # a file already opened with trust keeps it
             trust = any(t.trust for t in self.model_tabs() if t.path == os.path.abspath(path))
         dlg = ConvertDialog(path, target, self)
@@ -82,7 +78,7 @@ class ConvertFeature:
                 warnings = result.get("warnings") or []
                 if warnings:  # e.g. a TFLite file that needs TF Select ops
                     self.show_notice("Converted, with a warning: " + " · ".join(warnings), "warning")
-                if self.auto_parity and task_available("compare"):
+                if self.auto_parity:
                     self.start_parity_after_conversion(params, out)
 
         def failed(message: str, kind: str) -> None:

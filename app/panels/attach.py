@@ -82,7 +82,8 @@ class AttachDialog(QDialog):
             self.spec.setCursorPosition(len(self.spec.text()))
 
     def params(self) -> dict[str, Any]:
-        """The ``attach_architecture`` task's params; raises ValueError with a one-line reason."""
+        """The ``attach_architecture`` task's params (:class:`converters.jobs.protocol.AttachParams`) as the
+        wire dict; raises ValueError with a one-line reason."""
         spec = self.spec.text().strip()
         if ":" not in spec or not spec.split(":", 1)[1]:
             raise ValueError("the model class must be written package.module:ClassName or path/to/model.py:ClassName")
@@ -102,7 +103,9 @@ class AttachDialog(QDialog):
             raise ValueError("input shapes must be integers like 1,3,224,224") from None
         if not shapes:
             raise ValueError("give at least one input shape, e.g. 1,3,224,224")
-        return {"path": self.path, "spec": spec, "kwargs": kwargs, "input_shapes": shapes}
+        from converters.jobs.protocol import AttachParams
+
+        return AttachParams(self.path, spec, kwargs=kwargs, input_shapes=shapes).to_dict()
 
     def accept(self) -> None:
         try:

@@ -6,31 +6,19 @@ so the dialog opens instantly; the conversion itself is the worker task ``conver
 """
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 from PySide6.QtCore import QMimeData, Qt, QUrl, Signal
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QFrame, QHBoxLayout,
                                QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget)
 
-__all__ = ["TARGETS", "ConvertStrip", "ConvertTarget", "ConvertDialog", "engine_available", "plan_route",
+__all__ = ["TARGETS", "ConvertStrip", "ConvertTarget", "ConvertDialog", "plan_route",
            "local_paths", "file_mime"]
 
 # target id (the convert task's ``to``) -> label shown on the strip
 TARGETS: list[tuple[str, str]] = [("onnx", "ONNX"), ("tf", "TensorFlow"), ("keras", "Keras"),
                                   ("tflite", "TFLite"), ("torch", "PyTorch")]
 TARGET_LABELS = dict(TARGETS)
-
-
-def engine_available() -> bool:
-    """True when the conversion engine (planner module and ``convert`` task) is installed."""
-    from converters.jobs.tasks import TASKS
-
-    try:
-        found = importlib.util.find_spec("converters.routes") is not None
-    except (ImportError, ValueError):
-        found = False
-    return found and "convert" in TASKS
 
 
 def plan_route(src: str, to: str) -> list[str]:
@@ -141,14 +129,6 @@ class ConvertStrip(QWidget):
             t.clicked.connect(self.targetClicked.emit)
             self.targets[key] = t
             lay.addWidget(t, 1)
-        self.note = QLabel(self)
-        lay.addWidget(self.note)
-        self.refresh()
-
-    def refresh(self) -> None:
-        ok = engine_available()
-        self.note.setText("" if ok else "conversion engine not available")
-        self.note.setVisible(not ok)
 
 
 class ConvertDialog(QDialog):

@@ -1,22 +1,15 @@
 """What a model tab holds once its file is open: the summary, per-node details and the weights list.
 
 Two sources give the same interface: the compact view pack written by the worker task ``open``
-(:class:`converters.viewpack.ViewPack`, details read on demand) and, where that task is not
-installed, the ``model.json`` written by the task ``load``.
+(:class:`converters.viewpack.ViewPack`, details read on demand) and the ``model.json`` that ``load``
+and ``attach_architecture`` write (shown when an attached architecture left no ``.pt2`` to reopen).
 """
 from __future__ import annotations
 
 import json
 from typing import Any
 
-__all__ = ["ModelDoc", "open_task_name"]
-
-
-def open_task_name() -> str:
-    """``open`` (view pack) when the engine has it, else ``load`` (whole model as JSON)."""
-    from converters.jobs.tasks import TASKS
-
-    return "open" if "open" in TASKS else "load"
+__all__ = ["ModelDoc"]
 
 
 class ModelDoc:

@@ -10,19 +10,17 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushB
 
 from converters.errors import ErrorKind
 from ..jobs import JobRegistry, QtJob, show_fraction
-from .doc import ModelDoc, open_task_name
+from .doc import ModelDoc
 from .weights_tree import WeightsTree
 
 __all__ = ["ModelTab", "Banner"]
 
 
 def graph_view_class():
-    """The graph canvas class, or None while app.graph_view is not installed."""
-    try:
-        from .. import graph_view
-    except ImportError:
-        return None
-    return getattr(graph_view, "GraphView", None)
+    """The graph canvas class (imported on first use: it brings pyqtgraph's scene machinery)."""
+    from ..graph_view import GraphView
+
+    return GraphView
 
 
 def _pass_drops_up(widget: QWidget) -> None:
@@ -197,11 +195,9 @@ class ModelTab(QWidget):
         """Start (or restart) loading the file in a worker."""
         if trust is not None:
             self.trust = trust
-        from converters.jobs.protocol import LoadParams, OpenParams
+        from converters.jobs.protocol import OpenParams
 
-        task = open_task_name()
-        params = (OpenParams if task == "open" else LoadParams)(self.path, trust=self.trust)
-        return self.run_task(task, params.to_dict(),
+        return self.run_task("open", OpenParams(self.path, trust=self.trust).to_dict(),
                              title=f"open {self.title}" + (" (trusted)" if self.trust else ""))
 
     def run_task(self, task: str, params: dict, *, title: str, then_open: str | None = None) -> QtJob:
