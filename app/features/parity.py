@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 
 
 from ..panels.parity import node_for_value
@@ -204,6 +204,8 @@ class ParityFeature:
             canvas = tab.canvas
             if not hasattr(canvas, "set_overlay"):
                 continue
+            if getattr(canvas, "_layer_menu", None) is None and hasattr(canvas, "hit"):
+                canvas._layer_menu = _NodeMenu(self, tab, canvas)  # a right click on a node: its layer's actions
             side = self._side_of(tab) if on else None
             ov = self.side_overlay(side) if side is not None and self.tab_for_side(side) is tab else None
             if ov is not None:
@@ -271,6 +273,30 @@ class ParityFeature:
         finally:
             self._following = False
 
+    def layer_menu(self, tab, node: int):
+        """The context menu of node ``node`` of ``tab`` when the node is a layer of the per-layer result (A's
+        or B's graph): show its tensors, copy its names in both models, reduce to a minimal repro. None
+        when the node is no layer."""
+        from PySide6.QtWidgets import QMenu
+
+        side = self._side_of(tab)
+        ov = self.side_overlay(side) if side is not None and self.tab_for_side(side) is tab else None
+        if ov is None or not 0 <= node < ov.n_nodes or int(ov.layer[node]) < 0:
+            return None
+        k = int(ov.layer[node])
+        lv = self.parity.layers
+        r = lv._by_index.get(k) or {}
+        menu = QMenu(self)
+        menu.setObjectName("layerMenu")
+        head = menu.addAction(f"Layer '{r.get('a', k)}'")
+        head.setEnabled(False)
+        menu.addAction("Show its &tensors", lambda: (self.parity_dock.show(), self.parity_dock.raise_(),
+                                                     lv.select_layer(k)))
+        menu.addAction("&Copy names in both models", lambda: lv.tensors.copy_names(k))
+        red = menu.addAction("&Reduce to a minimal repro", lambda: (self.parity_dock.show(), lv.tensors.reduce()))
+        red.setEnabled(lv.tensors.can_reduce())
+        return menu
+
     def open_compared_b(self):
         """Open model B of the per-layer result in a tab (the overlay follows once it is drawn)."""
         res = self.parity.result
@@ -283,3 +309,23 @@ class ParityFeature:
         self.parity_dock.show()
         self.parity_dock.raise_()
         return self.parity.layers.go_to_first()
+
+
+class _NodeMenu(QObject):
+    """Opens a graph's node context menu (the window's :meth:`ParityFeature.layer_menu`) on a right click."""
+
+    def __init__(self, window, tab, canvas):
+        super().__init__(canvas)
+        self.window, self.tab, self.canvas = window, tab, canvas
+        canvas.canvas.viewport().installEventFilter(self)
+
+    def eventFilter(self, obj, ev) -> bool:
+        if ev.type() != QEvent.Type.ContextMenu:
+            return False
+        kind, i = self.canvas.hit(self.canvas.canvas.mapToScene(ev.pos()))
+        menu = self.window.layer_menu(self.tab, i) if kind == "node" else None
+        if menu is None:
+            return False
+        self.canvas.select(i, False)  # the node's layer becomes the selected pair (the dock follows)
+        menu.popup(ev.globalPos())
+        return True

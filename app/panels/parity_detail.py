@@ -231,7 +231,7 @@ class LayerDetail(QWidget):
         if h.get("counts"):
             e = np.asarray(h["edges"], np.float64)
             self.hist_item.setData(e, np.asarray(h["counts"], np.float64))
-            self.hist_plot.setTitle(f"B − A over all {math.prod(info['shape']) if info['shape'] else 1:,} values",
+            self.hist_plot.setTitle(f"B − A: all {math.prod(info['shape']) if info['shape'] else 1:,} values",
                                     size="8pt")
             self.hist_plot.show()
         else:

@@ -15,7 +15,7 @@ from app.panels.parity_detail import NOT_KEPT
 from converters.compare.params import compare_params
 
 from . import test_parity_layers as _layers
-from .test_parity_layers import JOB_TIMEOUT, _wait
+from .test_parity_layers import JOB_TIMEOUT, _open, _wait
 
 window = _layers.window          # the fixtures of the per-layer window tests: the same window size
 fault_pair = _layers.fault_pair  # and the same planted fault
@@ -103,11 +103,20 @@ def test_node_detail_images_slices_and_actions(window, qtbot, fault_pair, tmp_pa
 
 def test_reduce_from_the_layers_page_writes_and_opens_the_repro(window, qtbot, fault_pair, tmp_path):
     a, b, planted = fault_pair
+    tab_b = _open(window, qtbot, b)
     res = _per_layer(window, qtbot, a, b, tmp_path)
     lv = window.parity.layers
     d = lv.tensors
     assert lv.reduce_action.isEnabled()
-    lv.reduce_action.trigger()
+    # from the planted node's context menu in B's graph (the Layers page's bar has the same action)
+    n = tab_b.doc.pack.names.index(planted["node"])
+    menu = window.layer_menu(tab_b, n)
+    acts = {a.text().replace("&", ""): a for a in menu.actions()}
+    assert acts[f"Layer '{planted['value']}'"].isEnabled() is False
+    assert window.layer_menu(tab_b, -1) is None
+    acts["Copy names in both models"].trigger()
+    assert planted["node"] in QGuiApplication.clipboard().text()
+    acts["Reduce to a minimal repro"].trigger()
     job = d.reduce_job
     assert job is not None and job.task == "reduce" and job.params["b"] == res["b"]["path"]
     assert d.repro_cancel.isVisible() and d.repro_bar.isVisible()
