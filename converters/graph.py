@@ -37,9 +37,12 @@ def shape_str(shape: Shape) -> str:
 
 def numel(shape: Shape) -> int | None:
     """Number of elements of a fully static shape, else None."""
-    if shape is None or any(not isinstance(d, int) for d in shape):
+    if shape is None:
         return None
-    return math.prod(shape) if shape else 1
+    dims = [d for d in shape if isinstance(d, int)]
+    if len(dims) != len(shape):
+        return None
+    return math.prod(dims) if dims else 1
 
 
 def tensor_stats(array) -> dict[str, Any]:

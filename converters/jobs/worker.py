@@ -142,7 +142,7 @@ _OOM_TEXT = ("can't allocate memory", "cannot allocate memory", "out of memory",
              "std::bad_alloc")
 
 
-def _out_of_memory(exc: BaseException) -> bool:
+def _out_of_memory(exc: BaseException | None) -> bool:
     seen = 0
     while exc is not None and seen < 10:
         if isinstance(exc, MemoryError):

@@ -100,8 +100,8 @@ def scatter_svg(a: np.ndarray, b: np.ndarray, *, title: str, width: int = 300, h
     for v in (lo + pad, (lo + hi) / 2, hi - pad):
         parts.append(f'<text x="{sx(v):.1f}" y="{top + ph + 14}" text-anchor="middle" {_FONT}>{_fmt(v)}</text>')
         parts.append(f'<text x="{left - 4}" y="{sy(v) + 4:.1f}" text-anchor="end" {_FONT}>{_fmt(v)}</text>')
-    pts_ok = []
-    pts_bad = []
+    pts_ok: list[str] = []
+    pts_bad: list[str] = []
     for i, x, y in zip(idx, xs, ys):
         (pts_bad if bad[i] else pts_ok).append(f"M{sx(x):.1f} {sy(y):.1f}h0")
     if pts_ok:
