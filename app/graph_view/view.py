@@ -7,6 +7,10 @@ and arrives on the GUI thread through a queued signal. Drawing is one item (see 
 Mouse: drag pans, the wheel (or a pinch) zooms around the cursor, a click selects a node, a double
 click (or the + / − marker) expands a collapsed group or collapses an expanded one. The minimap in the
 top-right corner shows the whole graph and the visible part; click or drag in it to move there.
+
+Why one module of this size: the canvas, the minimap, the legend and :class:`GraphView` are one widget
+that shares the scene, the zoom and the layout thread's requests; the drawing itself is already apart
+(:mod:`.item`, :mod:`.palette`).
 """
 from __future__ import annotations
 
