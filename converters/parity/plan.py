@@ -28,6 +28,7 @@ No framework is imported here beyond the format readers (which run no model code
 """
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -131,12 +132,47 @@ class _Index:
                 cut = s.rfind("/")
                 s = s[:cut] if cut > 0 else ""
 
+    def consumers_of(self, value: str) -> list[int]:
+        c = getattr(self, "_consumers", None)
+        if c is None:
+            c = self._consumers = {}
+            for i, n in enumerate(self.nodes):
+                for x in n.inputs:
+                    if x:
+                        c.setdefault(x, []).append(i)
+        return c.get(value, [])
+
     def node_of(self, name: str) -> int | None:
-        """The node that makes tensor ``name``: its producer, a node of that name, or a scope's last node."""
+        """The node that makes tensor ``name``: its producer, a node of that name, a scope's last node, or
+        the producer of the one value whose name ends in ``name`` after one or two leading path levels."""
         for table in (self.producer, self.by_name, self.last_in_scope):
             if name in table:
                 return table[name]
-        return None
+        return self.tails.get(name)
+
+    @property
+    def tails(self) -> dict[str, int]:
+        """Value names without their first one or two path levels -> producer, where that is unique. A
+        SavedModel's signature wraps the model in call ops (``StatefulPartitionedCall_1/…``) that the
+        graph TensorFlow freezes for running and converting does not have (``StatefulPartitionedCall/…``
+        inlined once): tf2onnx and the runner name the same tensor without the outer level."""
+        t = getattr(self, "_tails", None)
+        if t is None:
+            t, dup = {}, set()
+            for v, i in self.producer.items():
+                rest = v
+                for _ in range(2):
+                    cut = rest.find("/")
+                    if cut < 0:
+                        break
+                    rest = rest[cut + 1:]
+                    if rest in t and t[rest] != i:
+                        dup.add(rest)
+                    t.setdefault(rest, i)
+            for d in dup:
+                t.pop(d, None)
+            self._tails = t
+        return t
 
     def shape(self, value: str) -> list[int] | None:
         v = self.graph.values.get(value) if self.graph is not None else None
@@ -209,19 +245,22 @@ def plan_from_graphs(ga, gb, *, sidecar=None, structural: bool = True, user_pair
         if not ia.is_data(i):
             continue
         for v in n.outputs:
-            if not v or v in seen_a or v in ga.inputs or v not in ib.producer or v in taken_b:
+            if not v or v in seen_a or v in ga.inputs:
                 continue
-            j = ib.producer[v]
+            vb = v if v in ib.producer else _tail_in(v, ib)
+            if vb is None or vb in taken_b:
+                continue
+            j = ib.producer[vb]
             if not ib.is_data(j) or is_layout_op(n.op_type):
                 # a reshape or transpose does no arithmetic to get wrong, and exporters renumber them as
                 # they decompose (``view_3`` on one side is not ``view_3`` on the other): not paired by name
                 continue
-            sa, sb = ia.shape(v), ib.shape(v)
+            sa, sb = ia.shape(v), ib.shape(vb)
             if sa is not None and sb is not None and sorted(sa) != sorted(sb):
                 continue  # not the same tensor (a layout change keeps the sizes, permuted)
             seen_a.add(v)
-            taken_b.add(v)
-            raw.append(LayerPair(v, v, "name"))
+            taken_b.add(vb)
+            raw.append(LayerPair(v, vb, "name"))
     # 3. the map's model outputs, where no name paired them: the last layer is a layer too (a fault
     # there shows nowhere else)
     if sidecar is not None and sidecar:
@@ -231,6 +270,16 @@ def plan_from_graphs(ga, gb, *, sidecar=None, structural: bool = True, user_pair
             seen_a.add(e.source)
             taken_b.add(e.target)
             raw.append(LayerPair(e.source, e.target, "map", list(e.layout) if e.layout else None))
+    # a map entry for a tensor B's graph does not have (folded away by a later rewrite) pairs nothing
+    if gb.nodes:
+        gone = [p for p in raw if p.method == "map" and ib.node_of(p.b) is None and p.b not in gb.outputs]
+        if gone:
+            drop = {id(p) for p in gone}
+            raw = [p for p in raw if id(p) not in drop]
+            seen_a -= {p.a for p in gone}
+            taken_b -= {p.b for p in gone}
+            plan.notes.append(f"{len(gone)} converter-map entr{'y' if len(gone) == 1 else 'ies'} name tensors B no "
+                              f"longer has (e.g. '{gone[0].b}'); not paired by the map")
     # 4. structure, for what is left: weights of the same values, then the runs between them aligned
     if structural:
         from .structure import pair_by_structure
@@ -245,6 +294,11 @@ def plan_from_graphs(ga, gb, *, sidecar=None, structural: bool = True, user_pair
             seen_a.add(va)
             taken_b.add(vb)
             raw.append(LayerPair(va, vb, method))
+    # a tensor name B's converter gave to the first piece of an op it wrote as several (tf2onnx: Rsqrt as
+    # Sqrt ``…/Rsqrt:0`` then Reciprocal ``…/Rsqrt__17:0``): A's tensor is the last piece's
+    for p in raw:
+        if p.method in ("map", "name"):
+            p.b = _decomposed_end(ib, p.b)
     # place the pairs on A's graph
     for p in raw:
         i = ia.node_of(p.a)
@@ -281,6 +335,42 @@ def plan_from_graphs(ga, gb, *, sidecar=None, structural: bool = True, user_pair
                         if ib.is_data(j) and n.outputs and n.outputs[0] not in paired_b and n.name not in paired_b
                         and not is_layout_op(n.op_type)]
     return plan
+
+
+_PIECE = re.compile(r"__\d+(:\d+)?$")
+
+
+def _decomposed_end(ib: _Index, b: str) -> str:
+    """``b``, or the last of the pieces B's converter made of the op ``b`` names: values named after it with
+    a ``__N`` suffix, each made from the one before, where the chain leaves the family."""
+    stem = b.rsplit(":", 1)[0] if ":" in b else b
+    cur = b
+    for _ in range(8):
+        nxt = None
+        for k in ib.consumers_of(cur):
+            for o in ib.nodes[k].outputs:
+                if o and o.startswith(stem + "__") and _PIECE.search(o):
+                    nxt = o
+                    break
+            if nxt:
+                break
+        if nxt is None:
+            return cur
+        cur = nxt
+    return cur
+
+
+def _tail_in(v: str, ib: _Index) -> str | None:
+    """B's value named as ``v`` without its first one or two path levels (see :attr:`_Index.tails`)."""
+    rest = v
+    for _ in range(2):
+        cut = rest.find("/")
+        if cut < 0:
+            return None
+        rest = rest[cut + 1:]
+        if rest in ib.producer:
+            return rest
+    return None
 
 
 def _link_upstream(pairs: list[LayerPair], ia: _Index) -> None:

@@ -39,7 +39,7 @@ _KINDS = {
              "transpose_conv", "conv2dbackpropinput"),
     "matmul": ("matmul", "gemm", "linear", "fully_connected", "batch_matmul", "bmm", "mm", "addmm", "einsum",
                "batchmatmul", "batchmatmulv2", "batchmatmulv3", "dense"),
-    "add": ("add", "addv2", "sum", "add_n", "addn"),
+    "add": ("add", "addv2", "sum", "add_n", "addn", "biasadd", "bias_add"),
     "sub": ("sub", "subtract", "rsub"),
     "mul": ("mul", "multiply"),
     "div": ("div", "realdiv", "divide", "true_divide"),
@@ -207,10 +207,23 @@ def _folds(index, k: int | None) -> str | None:
     if kind == "norm" or kind in _FUSIBLE:
         return kind
     if kind in ("add", "sub", "mul", "div"):
-        data = [x for x in n.inputs if x and x not in index.consts]
+        data = [x for x in n.inputs if x and x in _live(index)]
         if len(data) == 1:
             return kind
     return None
+
+
+def _live(index) -> set[str]:
+    """The values computed from the model's inputs (the rest come from weights alone: a batch norm's
+    scale worked out from its variables is a constant here)."""
+    live = getattr(index, "_live", None)
+    if live is None:
+        live = set(index.inputs)
+        for n in index.nodes:  # topological order
+            if any(x in live for x in n.inputs if x):
+                live.update(o for o in n.outputs if o)
+        index._live = live
+    return live
 
 
 def _settle(ia, i: int, ib, j: int) -> tuple[int, int, list[int], list[int]]:
@@ -219,9 +232,15 @@ def _settle(ia, i: int, ib, j: int) -> tuple[int, int, list[int], list[int]]:
     taken_a: list[int] = []
     taken_b: list[int] = []
     act_a, act_b = _fused(ia.nodes[i]), _fused(ib.nodes[j])
+    # a normalization, a bias or a scale folds into a convolution or a matrix product only; an activation
+    # into any op that carries it as an attribute
+    weighted = bool({op_kind(ia.nodes[i].op_type), op_kind(ib.nodes[j].op_type)} & {"conv", "matmul"})
     for _ in range(4):
         na, nb = _next(ia, i), _next(ib, j)
         ka, kb = _folds(ia, na), _folds(ib, nb)
+        if not weighted:
+            ka = ka if ka in _FUSIBLE else None
+            kb = kb if kb in _FUSIBLE else None
         if ka is not None and ka != kb and (ka not in _FUSIBLE or act_b is not None):
             i = na  # type: ignore[assignment]
             taken_a.append(i)
@@ -253,8 +272,17 @@ def _fits(ia, i: int, ib, j: int) -> bool:
                                         sorted(d for d in sa if d != 1) == sorted(d for d in sb if d != 1))
 
 
+# Elementwise arithmetic is not aligned by structure: converters write one op as several of these (a layer
+# norm as mean, sub, mul, add) and fold others away, so "the next add" on each side is often not the same
+# tensor. Such ops pair by names and maps only.
+_UNALIGNED = {"add", "sub", "mul", "div", "pow", "sqrt", "rsqrt", "exp", "erf", "neg", "abs", "reciprocal",
+              "squareddifference", "maximum", "minimum", "where", "equal", "less", "greater", "not", "and", "or"}
+
+
 def _align(ia, seg_a: list[int], ib, seg_b: list[int]) -> list[tuple[int, int]]:
     """Longest common subsequence of two runs of nodes, tokens being (op kind, output size)."""
+    seg_a = [i for i in seg_a if op_kind(ia.nodes[i].op_type) not in _UNALIGNED]
+    seg_b = [j for j in seg_b if op_kind(ib.nodes[j].op_type) not in _UNALIGNED]
     if not seg_a or not seg_b or len(seg_a) * len(seg_b) > 4_000_000:
         return []
     ta = [(op_kind(ia.nodes[i].op_type), _numel(ia, i)) for i in seg_a]
@@ -313,7 +341,7 @@ def pair_by_structure(ia, ib, fixed: list[tuple[int, int]], notes: list[str]) ->
             return
         ii, jj, more_a, more_b = _settle(ia, i, ib, j)
         if any(k in settled or k in paired_a for k in more_a) or any(k in settled_b or k in paired_b for k in more_b):
-            ii, jj, more_a, more_b = i, j, [], []
+            return  # what this pair must reach past is another pair's: comparing here would compare unlike tensors
         settled.update([i, ii, *more_a])
         settled_b.update([j, jj, *more_b])
         out.append((ii, jj, method))

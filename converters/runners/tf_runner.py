@@ -4,8 +4,11 @@
 SavedModel: the signature is picked by name (option ``signature``, default ``serving_default``, else the
 only one); inputs and outputs are the signature's keyword names. Keras: inputs are the model's input
 names; outputs are the output names (dict keys for dict outputs, else the output layer names).
-Devices: "cpu", "gpu:N" (also accepted: "cuda:N"). Capture (Keras models only): layer names, whose outputs
-are fetched through a second model built on the same graph.
+Devices: "cpu", "gpu:N" (also accepted: "cuda:N"). Capture: for Keras models, layer names, whose outputs
+are fetched through a second model built on the same graph; for a SavedModel, tensor names of the
+signature's graph as TensorFlow freezes it for running (functions inlined, variables as constants: the
+names tf2onnx gives the ONNX it writes), also with the outer call levels the reader shows
+(``StatefulPartitionedCall_1/…``), fetched through a pruned copy of that graph.
 """
 from __future__ import annotations
 
@@ -192,8 +195,7 @@ class TFRunner(Runner):
         with tf.device(self._dev):
             if self._fn is not None:
                 if capture:
-                    raise RunnerError(f"{self.path}: capturing intermediates of a SavedModel signature is not "
-                                      f"supported; open the Keras model or the TFLite file instead")
+                    return self._savedmodel_capture(feeds, list(capture))
                 res = self._fn(**{k: tf.constant(v) for k, v in feeds.items()})
                 return {s.name: to_numpy(res[s.name]) for s in self._out}
             model = self.keras_model
@@ -222,6 +224,98 @@ class TFRunner(Runner):
             res = [res]
         names = [s.name for s in self._out] + (list(capture) if capture else [])
         return {n: to_numpy(v) for n, v in zip(names, res)}
+
+    # -- SavedModel capture: the frozen graph, pruned to what is asked ------------------------------------
+    def _frozen(self):
+        fz = getattr(self, "_frozen_cache", None)
+        if fz is None:
+            from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2_as_graph
+
+            func, gdef = convert_variables_to_constants_v2_as_graph(self._fn)
+            tf = self._tf
+
+            def imports():
+                tf.compat.v1.import_graph_def(gdef, name="")
+
+            wrapped = tf.compat.v1.wrap_function(imports, [])
+            ops = {n.name for n in gdef.node}
+            # the signature's keyword inputs, in their flattened (sorted) order, are the frozen inputs
+            ins = dict(zip(sorted(k for k in (self._fn.structured_input_signature[1] or {})),
+                           [t.name for t in func.inputs]))
+            outs = dict(zip(sorted(self._fn.structured_outputs), [t.name for t in func.outputs]))
+            fz = self._frozen_cache = (wrapped, ops, ins, outs, {})
+        return fz
+
+    def _sm_tensor(self, name: str) -> str | None:
+        """The frozen graph's tensor for ``name`` (``op:index``), looking through the outer call levels."""
+        _, ops, _, outs, _ = self._frozen()
+        if name in outs:  # a signature output, by its key
+            return outs[name]
+        op, _, idx = name.rpartition(":")
+        if not op or not idx.isdigit():
+            op, idx = name, "0"
+        rest = op
+        for _ in range(3):
+            if rest in ops:
+                return f"{rest}:{idx}"
+            cut = rest.find("/")
+            if cut < 0:
+                return None
+            rest = rest[cut + 1:]
+        return None
+
+    def _savedmodel_capture(self, feeds, names: list[str]) -> dict[str, np.ndarray]:
+        wrapped, _, ins, outs, cache = self._frozen()
+        where = {n: self._sm_tensor(n) for n in names}
+        lacking = [n for n, t in where.items() if t is None]
+        if lacking:
+            raise RunnerError(f"{self.path}: no tensor named '{lacking[0]}' in the SavedModel's graph to capture")
+        fetch = [outs[s.name] for s in self._out] + [where[n] for n in names]
+        unique = list(dict.fromkeys(fetch))
+        key = tuple(unique)
+        fn = cache.get(key)
+        if fn is None:
+            g = wrapped.graph
+            if len(cache) > 8:  # one pruned graph per group of names asked together
+                cache.clear()
+            fn = cache[key] = wrapped.prune([g.get_tensor_by_name(ins[s.name]) for s in self._in],
+                                            [g.get_tensor_by_name(t) for t in unique])
+        res = dict(zip(unique, fn(*[self._tf.constant(feeds[s.name]) for s in self._in])))
+        keys = [s.name for s in self._out] + names
+        return {k: to_numpy(res[t]) for k, t in zip(keys, fetch)}
+
+    def _capture_stream_impl(self, feeds, names, sink, budget_bytes):
+        """A SavedModel's tensors in groups of about ``budget_bytes`` (by their static sizes), one pruned run
+        each: memory stays near one group, at the cost of a run per group."""
+        if self._fn is None:
+            return super()._capture_stream_impl(feeds, names, sink, budget_bytes)
+        wrapped = self._frozen()[0]
+        names = self.capturable(names)
+        groups: list[list[str]] = [[]]
+        acc = 0
+        for n in names:
+            shape = wrapped.graph.get_tensor_by_name(self._sm_tensor(n)).shape
+            dims = shape.as_list() if shape.rank is not None else None
+            size = 1 << 20 if dims is None else int(np.prod([d if d is not None else 1 for d in dims])) * 4
+            if groups[-1] and acc + size > budget_bytes:
+                groups.append([])
+                acc = 0
+            groups[-1].append(n)
+            acc += size
+        out: dict[str, np.ndarray] = {}
+        model_names = [s.name for s in self._out]
+        for group in groups:
+            got = self._infer_impl(feeds, group)
+            for n in group:
+                sink(n, got[n])
+            out = {k: got[k] for k in model_names}
+            del got
+        return out if names else self._infer_impl(feeds, None)
+
+    def capturable(self, names: list[str]) -> list[str]:
+        if self._fn is None:
+            return super().capturable(names)
+        return [n for n in names if self._sm_tensor(n) is not None]
 
     def _graph_call(self, x, model=None):
         # a traced graph, as served models run: eager Keras calls cost milliseconds of Python per run,

@@ -492,3 +492,43 @@ def test_a_tflite_converted_elsewhere_pairs_by_weights_and_structure(cnn, tmp_pa
     k = first["index"]
     assert all(r["status"] == "ok" for r in res["layers"][:k])
     assert all(r["status"] == "inherited" for r in res["layers"][k + 1:] if r["status"] != "missing")
+
+
+def test_a_savedmodel_is_captured_layer_by_layer_against_its_onnx(model_file, tmp_path):
+    """A SavedModel signature's tensors are captured from the graph TensorFlow freezes for running (the
+    names tf2onnx gives the ONNX it writes); the pieces tf2onnx makes of one TF op (a batch norm's
+    Rsqrt as Sqrt then Reciprocal) compare at the last piece; a planted fault is found at its layer."""
+    import onnx
+    from onnx import numpy_helper
+
+    from converters.jobs import run_job
+
+    sm = str(tmp_path / "kcnn_sm")
+    shutil.copytree(model_file("convert_models", "kcnn_sm").path, sm)
+    good = str(tmp_path / "kcnn.onnx")
+    _, job = run_job("convert", {"src": sm, "to": "onnx", "out": good, "options": {}}, timeout=600)
+    job.cleanup()
+    res = _per_layer(sm, good)
+    assert res["passed"] is True and res["layer_first"] is None
+    counts = res["layer_counts"]
+    assert counts.get("ok", 0) >= 6 and not counts.get("missing") and not counts.get("source")
+    m = onnx.load(good)
+    convs = [n for n in m.graph.node if n.op_type == "Conv"]
+    target = convs[1]
+    for t in m.graph.initializer:
+        if t.name == target.input[1]:
+            t.CopyFrom(numpy_helper.from_array((numpy_helper.to_array(t) * 1.05).astype(np.float32), t.name))
+    bad = str(tmp_path / "kcnn_bad.onnx")
+    onnx.save(m, bad)
+    shutil.copy(good + ".tbmap.json", bad + ".tbmap.json")
+    res = _per_layer(sm, bad)
+    first = res["layer_first"]
+    assert first is not None and first["status"] == "source"
+    # the planted conv, or what tf2onnx folded into it (its bias add, batch norm or activation)
+    feeds = {target.output[0]}
+    for n in m.graph.node:
+        if any(i in feeds for i in n.input) and n.op_type in ("Add", "Mul", "Relu", "BatchNormalization"):
+            feeds.update(n.output)
+    assert first["b"] in feeds
+    k = first["index"]
+    assert all(r["status"] == "inherited" for r in res["layers"][k + 1:] if r["status"] not in ("missing", "ok"))
