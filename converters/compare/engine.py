@@ -385,6 +385,16 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
             _local_errors(layers, planned, results, o, path_b, work, res.warnings)
         res.layer_notes = list(plan.notes)
         res.unmatched = {"a": list(plan.unmatched_a), "b": list(plan.unmatched_b)}
+        if keep:  # where each side's kept tensors are: {tensor name: .npy path}, for readers of the folder
+            import json
+
+            for side, found in (("a", results["A"].get("captured") or {}), ("b", results["B"].get("captured") or {})):
+                index = os.path.join(work, f"layers_{side}.json")
+                with open(index, "w") as f:
+                    json.dump({k: v for k, v in found.items() if os.path.exists(v)}, f)
+                res.files[f"layers_{side}"] = index
+            if os.path.isdir(os.path.join(work, "local")):
+                res.files["local"] = os.path.join(work, "local")
     return _finish(res, work, keep, o, outs_a, outs_b)
 
 

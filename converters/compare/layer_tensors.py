@@ -97,7 +97,13 @@ def _files(result_dir: str, layers: list[dict], r: dict) -> dict[str, str]:
     kb = next((int(x["index"]) for x in layers if x["b"] == r["b"]), int(r["index"]))
     if not fa or not os.path.exists(fa):
         fa = os.path.join(result_dir, "layers_a", f"{ka}.npy")
-    fb = os.path.join(result_dir, "layers_b", f"{kb}.npy")
+    fb = ""
+    index_b = os.path.join(result_dir, "layers_b.json")  # B's kept tensors by name (failing pairs only)
+    if os.path.exists(index_b):
+        with open(index_b) as f:
+            fb = (json.load(f) or {}).get(r["b"], "")
+    if not fb:
+        fb = os.path.join(result_dir, "layers_b", f"{kb}.npy")
     fl = os.path.join(result_dir, "local", f"{int(r['index'])}.npy")
     return {k: (p if os.path.exists(p) else "") for k, p in (("a", fa), ("b", fb), ("local", fl))}
 

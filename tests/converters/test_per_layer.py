@@ -340,6 +340,11 @@ def test_tensors_through_the_pipe_and_through_files_give_the_same_verdicts(cnn, 
     failing = sum(1 for r in filed.layers if r.status in ("source", "inherited", "layout"))
     assert len(list((kept_dir / "layers_a").glob("*.npy"))) >= sum(1 for r in filed.layers if r.status != "missing")
     assert 0 < len(list((kept_dir / "layers_b").glob("*.npy"))) <= failing + 1
+    # and the folder says which file is which tensor
+    index_a, index_b = json.load(open(filed.files["layers_a"])), json.load(open(filed.files["layers_b"]))
+    failed_b = {r.b for r in filed.layers if r.status in ("source", "inherited", "layout")}
+    assert set(index_b) <= failed_b and set(index_b) and all(os.path.exists(f) for f in index_b.values())
+    assert {r.a for r in filed.layers if r.status != "missing"} <= set(index_a)
 
 
 def test_frames_read_ahead_of_need_wait_in_memory_then_on_disk(tmp_path):
