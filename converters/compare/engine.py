@@ -380,7 +380,7 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
         inner = {(d.name, d.name_b): d for d in res.intermediates}
         layers, first = judge_layers(plan, inner)
         res.layers, res.layer_first = layers, first
-        if res.b.runtime == "onnxruntime" and any(r.status in ("source", "inherited") for r in layers):
+        if res.b.runtime in ("onnxruntime", "torch") and any(r.status in ("source", "inherited") for r in layers):
             prog(0.95, "re-running B's failing layers on A's tensors")
             _local_errors(layers, planned, results, o, path_b, work, res.warnings)
         res.layer_notes = list(plan.notes)
@@ -517,7 +517,7 @@ def _local_errors(layers, pairs: list[tuple], results: dict, o: CompareOptions, 
         reqs.append({"node": r.node_b, "inputs": "auto", "out": os.path.join(outdir, f"{r.index}.npy")})
         by_node.setdefault(r.node_b, []).append(r)
     try:
-        res, job = run_job("run_nodes", {"path": path_b, "device": o.device_b, "requests": reqs,
+        res, job = run_job("run_nodes", {"path": path_b, "device": o.device_b, "requests": reqs, "trust": o.trust,
                                          "available": a_of_b}, timeout=o.timeout)
         job.cleanup()
     except JobFailed as exc:

@@ -351,13 +351,17 @@ def _rounding_only(runner, params, ctx, feeds) -> dict:
 
 
 def run_nodes_task(params: dict, ctx) -> dict:
-    """Worker task "run_nodes": run single nodes of an ONNX model on given inputs (a per-layer comparison
-    re-runs B's layer on A's own tensors: the error that layer makes by itself).
+    """Worker task "run_nodes": run single nodes of an ONNX model or a torch.export program on given inputs (a
+    per-layer comparison re-runs B's layer on A's own tensors: the error that layer makes by itself).
 
-    params: ``path`` (ONNX), ``device``, ``requests`` [{``node``: name, ``inputs``: {input name: .npy path}
+    params: ``path`` (ONNX or .pt2), ``device``, ``trust``, ``requests`` [{``node``: name, ``inputs``: {input name: .npy path}
     or "auto", ``out``: .npy path for the node's first output}], ``available`` {tensor name: .npy path}
     (what "auto" picks a node's inputs from). result: ``done`` [node names], ``failed`` {node: why}.
     """
+    from ..formats.detect import detect
+
+    if detect(params["path"]) == "torch.export":
+        return _run_torch_nodes(params, ctx)
     import onnx
     import onnxruntime as ort
     from onnx import helper
@@ -404,3 +408,60 @@ def run_nodes_task(params: dict, ctx) -> dict:
             from ..errors import one_line
             failed[req["node"]] = one_line(exc)
     return {"done": done, "failed": failed}
+
+
+def _run_torch_nodes(params: dict, ctx) -> dict:
+    """:func:`run_nodes_task` for a torch.export program: each FX node called on A's tensors for the nodes
+    that feed it, with the program's own weights and constants for the rest."""
+    import torch
+    import torch.fx
+
+    from ..errors import one_line
+    from .torch_runner import TorchRunner
+
+    runner = TorchRunner(params["path"], device=params.get("device") or "cpu", trust=bool(params.get("trust")))
+    runner.open()
+    try:
+        gm = runner.module
+        nodes = {n.name: n for n in gm.graph.nodes}
+        avail = params.get("available") or {}
+        done, failed = [], {}
+        reqs = params.get("requests") or []
+        dev = runner._dev
+        for k, req in enumerate(reqs):
+            ctx.progress(k / max(len(reqs), 1), f"re-running {req['node']}")
+            n = nodes.get(req["node"])
+            if n is None or n.op != "call_function":
+                failed[req["node"]] = "no such node"
+                continue
+            lacking: list[str] = []
+
+            def value(x):
+                if x.op == "get_attr":
+                    obj = gm
+                    for part in str(x.target).split("."):
+                        obj = getattr(obj, part)
+                    return obj
+                f = avail.get(x.name)
+                if f is None:
+                    lacking.append(x.name)
+                    return None
+                return torch.from_numpy(np.load(f)).to(dev)
+
+            try:
+                args = torch.fx.node.map_arg(n.args, value)
+                kwargs = torch.fx.node.map_arg(n.kwargs, value)
+                if lacking:
+                    failed[req["node"]] = f"input '{lacking[0]}' has no paired tensor in A"
+                    continue
+                with torch.inference_mode():
+                    out = n.target(*args, **kwargs)
+                if isinstance(out, (tuple, list)):
+                    out = out[0]
+                np.save(req["out"], out.detach().cpu().numpy())
+                done.append(req["node"])
+            except Exception as exc:  # an op that needs more context than its inputs: no local figure
+                failed[req["node"]] = one_line(exc)
+        return {"done": done, "failed": failed}
+    finally:
+        runner.close()

@@ -537,3 +537,27 @@ def test_a_savedmodel_is_captured_layer_by_layer_against_its_onnx(model_file, tm
     assert first["b"] in feeds
     k = first["index"]
     assert all(r["status"] == "inherited" for r in res["layers"][k + 1:] if r["status"] not in ("missing", "ok"))
+
+
+def test_a_torch_programs_failing_layer_is_re_run_alone_on_the_references_tensors(cnn, tmp_path):
+    """ONNX -> PyTorch with one conv's weights scaled: B's FX node of that layer, called alone on A's own
+    tensors, is off by itself; the layers after it, called alone, are not (their error is inherited)."""
+    from converters.jobs import run_job
+    from converters.tbmap import read_map
+
+    clean = tmp_path / "model.onnx"
+    shutil.copy(cnn["good"], clean)
+    bad = tmp_path / "planted.onnx"
+    shutil.copy(cnn["bad"], bad)
+    out = str(tmp_path / "planted.pt2")
+    _, job = run_job("convert", {"src": str(bad), "to": "torch", "out": out, "options": {}}, timeout=600)
+    job.cleanup()
+    m = read_map(out)  # written for planted.onnx: say it was written for the clean one (same names)
+    m.source["path"] = str(clean)
+    m.write(out + ".tbmap.json")
+    res = _per_layer(str(clean), out)
+    first = res["layer_first"]
+    assert first is not None and first["status"] == "source" and first["a"] == cnn["conv2_out"]
+    assert first["local_passed"] is False and first["local_max_abs"] == pytest.approx(first["max_abs"], rel=1e-3)
+    after = [r for r in res["layers"][first["index"] + 1:] if r["local_passed"] is not None]
+    assert after and all(r["local_passed"] for r in after)
