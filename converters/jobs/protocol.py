@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 __all__ = ["TaskParams", "OpenParams", "LoadParams", "TensorParams", "ConvertParams", "DevicesParams",
-           "AttachParams", "CompareParams", "PlanParams", "ReduceCutParams", "ReduceSliceParams", "ReduceParams",
-           "LayerTensorsParams", "params_for"]
+           "AttachParams", "CompareParams", "PlanParams", "StructDiffParams", "ReduceCutParams", "ReduceSliceParams",
+           "ReduceParams", "LayerTensorsParams", "params_for"]
 
 
 class TaskParams:
@@ -125,6 +125,16 @@ class PlanParams(TaskParams):
 
 
 @dataclass
+class StructDiffParams(TaskParams):
+    """The structural diff of ``b`` against ``a``, read without running either (see
+    :mod:`converters.parity.structdiff`)."""
+    TASK: ClassVar[str] = "struct_diff"
+    a: str
+    b: str
+    trust: bool = False
+
+
+@dataclass
 class ReduceCutParams(TaskParams):
     """The smallest subgraph of ONNX model ``path`` (B) ending at ``target`` that still fails against A's
     value ``expected`` (see :func:`converters.parity.tasks.reduce_cut_task`)."""
@@ -175,6 +185,8 @@ class ReduceParams(TaskParams):
     max_checks: int | None = None
     max_steps: int | None = None
     timeout: float | None = None
+    layer: str | int | None = None       # the pair to reduce: A's tensor name or the layer index
+    result_dir: str | None = None        # a kept per-layer result folder to reuse instead of comparing again
 
 
 @dataclass
@@ -191,7 +203,7 @@ class LayerTensorsParams(TaskParams):
 
 
 _ALL = {c.TASK: c for c in (OpenParams, LoadParams, TensorParams, ConvertParams, DevicesParams, AttachParams,
-                            CompareParams, PlanParams, ReduceCutParams, ReduceSliceParams, ReduceParams,
+                            CompareParams, PlanParams, StructDiffParams, ReduceCutParams, ReduceSliceParams, ReduceParams,
                             LayerTensorsParams)}
 
 

@@ -18,6 +18,7 @@ TASKS: dict[str, str] = {
     "compare_side": "converters.compare.side:compare_side_task",
     "compare": "converters.compare.engine:compare_task",
     "plan_layers": "converters.parity.plan:plan_task",
+    "struct_diff": "converters.parity.structdiff:struct_diff_task",
     "reduce_cut": "converters.parity.tasks:reduce_cut_task",
     "reduce_slice": "converters.parity.tasks:reduce_slice_task",
     "reduce": "converters.parity.reduce_task:reduce_task",

@@ -43,6 +43,12 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--convert-option", action="append", default=[], type=_kv, metavar="KEY=VALUE",
                    help="an option B was converted with, when B is a conversion of ONNX A (as in convert: "
                         "fp16=true, keep_nchw=true, opset=17; default: what B's converter map records)")
+    p.add_argument("--layer", default=None, metavar="NAME|INDEX",
+                   help="the failing pair to reduce: A's tensor name or the layer index of the per-layer result "
+                        "(default: the first divergence)")
+    p.add_argument("--result-dir", default=None, metavar="DIR",
+                   help="reuse a kept per-layer comparison of the same A and B (compare --per-layer --save-dir DIR) "
+                        "instead of comparing again; its tolerance and inputs are used")
     p.add_argument("--timeout", type=float, default=None, help="seconds allowed per job (default: no limit)")
     p.add_argument("--trust", action="store_true", help="allow running code stored in the files")
     p.add_argument("--progress", action="store_true",
@@ -59,7 +65,8 @@ def _run(args) -> int:
     opts = ReduceOptions(preset=args.preset, atol=args.atol, rtol=args.rtol, noise_factor=args.noise_factor,
                          seed=args.seed, inputs=list(args.inputs), trust=args.trust, out=args.output,
                          max_steps=args.max_steps, timeout=args.timeout,
-                         convert_options=dict(args.convert_option) if args.convert_option else None)
+                         convert_options=dict(args.convert_option) if args.convert_option else None,
+                         layer=args.layer, result_dir=args.result_dir)
     tty = sys.stderr.isatty()
 
     def progress(fraction=None, message="") -> None:
@@ -89,3 +96,12 @@ def _run(args) -> int:
 # name -> (help, add_arguments, run), merged into converters.cli.COMMANDS by its plug-in loader
 COMMANDS = {"reduce": ("cut the smallest ONNX subgraph that still fails a comparison the same way, saved as a repro "
                        "folder (exit 0 written, 1 A and B agree, 2 error)", _args, _run)}
+
+
+def _more_commands() -> None:
+    from .diff_cli import COMMANDS as diff_commands
+
+    COMMANDS.update(diff_commands)
+
+
+_more_commands()

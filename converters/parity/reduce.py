@@ -19,6 +19,12 @@ failing layer is in the converter, so the cut is of A: A's subgraph up to the fi
 A's values, is converted again by the same route and compared with its conversion; the same search
 shrinks it, each step a real conversion (at most ``max_steps`` of them).
 
+Which pair: the first divergence by default; ``ReduceOptions.layer`` names another failing pair (A's
+tensor name or the engine's layer index), for instance one that only inherits error (its cut then reaches
+up to where the error is made) or a second layer that is wrong itself. ``ReduceOptions.result_dir``
+reuses a kept per-layer result folder (``result.json``, ``inputs.npz``; what the window's comparison
+keeps) instead of running the comparison again: its tolerance and inputs are the repro's.
+
 "Fails the same way" (:func:`same_way`): the cut's output fails the comparison's own tolerance (with the
 same rounding allowance the full comparison gave that tensor), and its max abs error is at least
 ``SAME_ORDER`` (a tenth) of that layer's error in the full comparison: a cut that fails only by rounding
@@ -41,7 +47,8 @@ from typing import Any, Callable, Sequence
 from ..errors import TensorbridgeError
 from ..jobs.protocol import ConvertParams, ReduceCutParams, ReduceSliceParams
 
-__all__ = ["ReduceOptions", "ReduceResult", "reduce_failure", "search_cut", "same_way", "fresh_folder", "SAME_ORDER"]
+__all__ = ["ReduceOptions", "ReduceResult", "reduce_failure", "read_result_dir", "search_cut", "same_way", "fresh_folder",
+           "SAME_ORDER"]
 
 SAME_ORDER = 0.1  # a cut keeps at least this fraction of the layer's max abs error in the full comparison
 
@@ -60,7 +67,11 @@ class ReduceOptions:
     ``<B>.repro`` beside B; an existing folder is never replaced, a fresh name is picked); ``max_checks``:
     cuts tried in case 1; ``max_steps``: conversions tried in case 2; ``timeout`` seconds per job;
     ``convert_options``: the options B was converted with (case 2; default: read from B's converter map,
-    else the defaults)."""
+    else the defaults). ``layer``: the pair to reduce, A's tensor name or the layer index of the per-layer
+    result (default: the first divergence, else the first failing output); it must not be within
+    tolerance. ``result_dir``: a kept per-layer result folder of the same A and B to reuse (its
+    ``result.json`` and ``inputs.npz``) instead of comparing again; the tolerance and inputs are then the
+    folder's, and the options' tolerance, ``seed`` and ``inputs`` are not used."""
 
     preset: str | None = None
     atol: float | None = None
@@ -74,6 +85,8 @@ class ReduceOptions:
     max_steps: int = 8
     timeout: float | None = None
     convert_options: dict[str, Any] | None = None
+    layer: str | int | None = None
+    result_dir: str | None = None
 
 
 @dataclass
@@ -107,6 +120,10 @@ class ReduceResult:
     route: str = ""
     convert_options: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    layer: int | None = None  # the reduced pair's layer index in the per-layer result (None: a model output)
+    reused: str = ""  # the per-layer result folder reused instead of a comparison of its own
+    jobs: dict[str, int] = field(default_factory=dict)  # worker jobs run, per task
+    first: bool = True  # the pair reduced is the comparison's first divergence (else one chosen with ``layer``)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -119,7 +136,8 @@ class ReduceResult:
         if not self.differ:
             return [self.message]
         what = "B's ONNX" if self.case == "onnx" else f"A's ONNX, converted again ({self.route})"
-        return [f"first divergence: {self.target} ({self.op}), max abs {_g(self.layer_max_abs)} in the full comparison",
+        what_pair = "first divergence" if self.first else f"layer {self.layer}" if self.layer is not None else "pair"
+        return [f"{what_pair}: {self.target} ({self.op}), max abs {_g(self.layer_max_abs)} in the full comparison",
                 f"repro: {self.nodes_after} of {self.nodes_before} nodes of {what} ({self.ratio:.0f}x fewer), "
                 f"{_size(self.bytes_after)} of {_size(self.bytes_before)}",
                 f"still fails: max abs {_g(self.max_abs)} (tolerance {_tol(self.tolerance)})",
@@ -241,6 +259,7 @@ class _Runner:
         self.work = tempfile.mkdtemp(prefix="reduce-", dir=jobs_root())
         own_folder(self.work)  # a CLI run removes it at its end, even when stopped by a signal
         self.jobs = 0
+        self.tasks: dict[str, int] = {}
 
     def job(self, task: str, params: dict, what: str) -> dict:
         from ..jobs import run_job
@@ -250,6 +269,7 @@ class _Runner:
                 self.progress(None, f"{what}: {ev.data['message']}")
 
         self.jobs += 1
+        self.tasks[task] = self.tasks.get(task, 0) + 1
         res, job = run_job(task, params, on_event=on_event, timeout=self.o.timeout,
                            job_dir=os.path.join(self.work, "jobs", f"{self.jobs}-{task}"))
         return res
@@ -277,20 +297,83 @@ class _Runner:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def _target_of(cmp: dict) -> dict | None:
-    """The layer to reduce to: the first divergence, else the first failing model output."""
+def _target_of(cmp: dict, layer: str | int | None = None) -> dict | None:
+    """The pair to reduce to: layer ``layer`` (A's tensor name or layer index) when given, else the first
+    divergence, else the first failing model output."""
+    def allowance(a: str, b: str) -> float:
+        return next((o.get("noise_allowance") or 0.0 for o in cmp.get("outputs") or []
+                     if o.get("intermediate") and o.get("name") == a and o.get("name_b") == b), 0.0)
+
+    def of_layer(r: dict) -> dict:
+        return {"a": r["a"], "b": r["b"], "perm": r.get("perm"), "op": r.get("op_b") or r.get("op"),
+                "max_abs": r.get("max_abs"), "allowance": allowance(r["a"], r["b"]), "index": r.get("index"),
+                "layer": True}
+
+    if layer is not None and str(layer) != "":
+        layers = cmp.get("layers") or []
+        r = _find_layer(layers, layer)
+        if r is None:
+            raise ReduceError(f"no layer '{layer}' in the per-layer result ({len(layers)} layers: give A's tensor "
+                              f"name or the layer index)")
+        if r.get("status") in ("ok", "missing"):
+            what = "matches within tolerance" if r.get("status") == "ok" else "was not compared"
+            raise ReduceError(f"layer '{r['a']}' {what}: nothing to reduce there; pick a failing layer")
+        return {**of_layer(r), "chosen": True}
     first = cmp.get("layer_first")
     if first:
-        allow = next((o.get("noise_allowance") or 0.0 for o in cmp.get("outputs") or []
-                      if o.get("intermediate") and o.get("name") == first["a"] and o.get("name_b") == first["b"]), 0.0)
-        return {"a": first["a"], "b": first["b"], "perm": first.get("perm"), "op": first.get("op_b") or first.get("op"),
-                "max_abs": first.get("max_abs"), "allowance": allow, "index": first.get("index"), "layer": True}
+        return of_layer(first)
     bad = [o for o in cmp.get("outputs") or [] if not o.get("intermediate") and not o.get("passed")]
     if not bad:
         return None
     o = bad[0]
     return {"a": o["name"], "b": o["name_b"], "perm": o.get("perm_b"), "op": "output", "max_abs": o.get("max_abs"),
             "allowance": o.get("noise_allowance") or 0.0, "index": None, "layer": False}
+
+
+def _find_layer(layers: list[dict], layer: str | int) -> dict | None:
+    """The per-layer row of ``layer``: an int (or digits) is a layer index, else A's tensor name."""
+    if isinstance(layer, int) or (isinstance(layer, str) and layer.isdigit()
+                                  and not any(r.get("a") == layer for r in layers)):
+        return next((r for r in layers if int(r.get("index", -1)) == int(layer)), None)
+    return next((r for r in layers if r.get("a") == layer), None)
+
+
+_SPECIAL = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
+def _restore(x: Any) -> Any:
+    # result.json writes NaN and the infinities as strings (JSON has none)
+    if isinstance(x, str) and x in _SPECIAL:
+        return _SPECIAL[x]
+    if isinstance(x, dict):
+        return {k: _restore(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_restore(v) for v in x]
+    return x
+
+
+def read_result_dir(folder: str, path_a: str, path_b: str) -> dict:
+    """The per-layer comparison kept in ``folder`` (its result.json as a dict), checked to be of A and B
+    and to have what a reduction reads (the layers, A's inputs)."""
+    folder = os.path.abspath(folder)
+    rj = os.path.join(folder, "result.json")
+    if not os.path.isfile(rj):
+        raise ReduceError(f"{folder}: no result.json (give the folder a per-layer comparison kept)")
+    try:
+        with open(rj) as f:
+            cmp = _restore(json.load(f))
+    except (OSError, ValueError) as exc:
+        raise ReduceError(f"{rj}: unreadable ({exc})") from None
+    for side, want in (("a", path_a), ("b", path_b)):
+        got = str((cmp.get(side) or {}).get("path") or "")
+        if not got or os.path.abspath(got) != want:
+            raise ReduceError(f"{folder} is a comparison of {os.path.basename(got) or '?'} as {side.upper()}, "
+                              f"not {os.path.basename(want)}; compare again or leave the folder out")
+    if not cmp.get("layers"):
+        raise ReduceError(f"{folder} holds a comparison of the outputs only; reduce needs a per-layer one")
+    if not os.path.isfile(os.path.join(folder, "inputs.npz")):
+        raise ReduceError(f"{folder}: inputs.npz is missing (the inputs the comparison ran on)")
+    return cmp
 
 
 def _num(x) -> float | None:
@@ -318,14 +401,19 @@ def reduce_failure(path_a: str, path_b: str, options: ReduceOptions | None = Non
         if not os.path.exists(f):
             raise ReduceError(f"{f}: no such input file")
     out_wanted = os.path.abspath(o.out) if o.out else _default_out(path_b)
+    reuse = read_result_dir(o.result_dir, path_a, path_b) if o.result_dir else None
     run = _Runner(o, prog)
     try:
-        prog(0.0, "comparing A and B layer by layer")
-        cmp_dir = os.path.join(run.work, "compare")
-        cmp = run.compare(path_a, path_b, cmp_dir, per_layer=True)
+        if reuse is not None:
+            prog(0.0, "reading the per-layer comparison kept")
+            cmp_dir, cmp = os.path.abspath(str(o.result_dir)), reuse
+        else:
+            prog(0.0, "comparing A and B layer by layer")
+            cmp_dir = os.path.join(run.work, "compare")
+            cmp = run.compare(path_a, path_b, cmp_dir, per_layer=True)
         if cmp.get("error"):
             raise ReduceError(cmp["error"])
-        target = _target_of(cmp)
+        target = _target_of(cmp, o.layer)
         tol = dict(cmp.get("tolerance") or {})
         if target is None:
             return ReduceResult(differ=False, tolerance=tol, seconds=time.perf_counter() - t0,
@@ -345,6 +433,11 @@ def reduce_failure(path_a: str, path_b: str, options: ReduceOptions | None = Non
         res.allowance = float(target.get("allowance") or 0.0)
         res.target_a = target["a"]
         res.op = res.op or str(target.get("op") or "")
+        res.layer = int(target["index"]) if target.get("index") is not None else None
+        first = cmp.get("layer_first") or {}
+        res.first = res.layer is None or (first.get("index") is not None and int(first["index"]) == res.layer)
+        res.reused = cmp_dir if reuse is not None else ""
+        res.jobs = dict(run.tasks)
         out = fresh_folder(out_wanted)
         _publish(res, out, path_a, path_b)
         res.seconds = time.perf_counter() - t0
@@ -356,20 +449,29 @@ def reduce_failure(path_a: str, path_b: str, options: ReduceOptions | None = Non
         run.close()
 
 
+def _feedable(target: dict) -> tuple[str, ...]:
+    """Statuses of the paired tensors upstream that a cut may be fed with (A's values). At the first
+    divergence every pair above is within tolerance. A chosen pair may sit below others that fail: they are
+    fed with A's values too, so the nearest cut shows whether the pair is wrong itself (a second layer wrong
+    itself shows as inherited when its inputs already differ); when it only inherits error, the search grows
+    the cut upstream to where the error is made."""
+    return ("ok", "source", "inherited", "layout") if target.get("chosen") else ("ok",)
+
+
 # ---- case 1: B is the ONNX that is wrong ----------------------------------------------------------------
 
 def _reduce_onnx(run: _Runner, path_a: str, path_b: str, cmp: dict, cmp_dir: str, target: dict, tol: dict) -> ReduceResult:
     layers = cmp.get("layers") or []
     below = target["index"] if target["index"] is not None else len(layers)
-    feedable = [r for r in layers if r.get("status") == "ok" and r.get("index", 0) < below and r.get("depth", -1) >= 0
-                and r["b"] != target["b"]]
+    feedable = [r for r in layers if r.get("status") in _feedable(target) and r.get("index", 0) < below
+                and r.get("depth", -1) >= 0 and r["b"] != target["b"]]
     names_a = list(dict.fromkeys([target["a"]] + [r["a"] for r in feedable]))
     run.progress(0.5, f"capturing {len(names_a)} tensors of A")
     inputs_a = os.path.join(cmp_dir, "inputs.npz")
     inputs_b = os.path.join(cmp_dir, "inputs_b.npz")
     captured = run.capture(path_a, names_a, inputs_a, os.path.join(run.work, "a_values"))
     if target["a"] not in captured:
-        raise ReduceError(f"A's tensor '{target['a']}' at the first divergence could not be captured again")
+        raise ReduceError(f"A's tensor '{target['a']}' of the pair to reduce could not be captured again")
     feeds = {r["b"]: captured[r["a"]] for r in feedable if r["a"] in captured}
     perms = {r["b"]: r["perm"] for r in feedable if r.get("perm")}
     run.progress(0.6, "cutting B")
@@ -437,14 +539,14 @@ def _reduce_conversion(run: _Runner, path_a: str, path_b: str, cmp: dict, cmp_di
     conv_opts = _convert_options(path_b, run.o)
     layers = cmp.get("layers") or []
     below = target["index"] if target["index"] is not None else len(layers)
-    feedable = [r for r in layers if r.get("status") == "ok" and r.get("index", 0) < below and r.get("depth", -1) >= 0
-                and r["a"] != target["a"]]
+    feedable = [r for r in layers if r.get("status") in _feedable(target) and r.get("index", 0) < below
+                and r.get("depth", -1) >= 0 and r["a"] != target["a"]]
     names = list(dict.fromkeys([target["a"]] + [r["a"] for r in feedable]))
     run.progress(0.4, f"capturing {len(names)} tensors of A")
     inputs_a = os.path.join(cmp_dir, "inputs.npz")
     values = run.capture(path_a, names, inputs_a, os.path.join(run.work, "a_values"))
     if target["a"] not in values:
-        raise ReduceError(f"A's tensor '{target['a']}' at the first divergence could not be captured again")
+        raise ReduceError(f"A's tensor '{target['a']}' of the pair to reduce could not be captured again")
     def sliced(fed: list[str] | None, out: str, what: str) -> dict:
         p = ReduceSliceParams(path=path_a, target=target["a"], graph_inputs=inputs_a, out=out, values=values, fed=fed)
         return run.job(p.TASK, p.to_dict(), what)
@@ -585,19 +687,21 @@ def _readme(res: ReduceResult, path_a: str, path_b: str) -> str:
     conv = os.path.basename(res.files.get("converted", "converted"))
     ext = os.path.splitext(conv)[1]
     if res.case == "onnx":
+        pair = (f"The first layer of B that is wrong by itself makes tensor `{res.target}` ({res.op})" if res.first
+                else f"The layer pair chosen (layer {res.layer}) is B's tensor `{res.target}` ({res.op})")
         how = (f"B ({os.path.basename(path_b)}) was compared with A ({os.path.basename(path_a)}) layer by layer. "
-               f"The first layer of B that is wrong by itself makes tensor `{res.target}` ({res.op}); this "
-               f"repro is B's subgraph that ends there. Its inputs are tensors B shares with A, fed with **A's** "
-               f"values (`inputs.npz`), so no error from upstream reaches it; `expected.npz` is A's value of "
-               f"`{res.target}`, `actual.npz` what the repro gives in onnxruntime.")
+               f"{pair}; this repro is B's subgraph that ends there. Its inputs are tensors B shares with A, fed "
+               f"with **A's** values (`inputs.npz`), so no error made outside it reaches it; `expected.npz` is A's "
+               f"value of `{res.target}`, `actual.npz` what the repro gives in onnxruntime.")
         fix = "The wrong numbers are made inside these nodes of B."
         cmd = "python check.py"
     else:
+        pair = "first layer that differs" if res.first else "layer pair chosen"
         how = (f"B ({os.path.basename(path_b)}) is a conversion of A ({os.path.basename(path_a)}, ONNX), and the "
-               f"first layer that differs is `{res.target}` ({res.op}). This repro is A's subgraph that ends "
-               f"there, fed with A's own values (`inputs.npz`); converted again ({res.route}) it still differs "
-               f"from A: `expected.npz` is A's value, `actual.npz` what the conversion (`{conv}`) gives. The "
-               f"converter gets these nodes wrong.")
+               f"{pair} is `{res.target}` ({res.op}). This repro is A's subgraph that ends there, fed with A's "
+               f"own values (`inputs.npz`); converted again ({res.route}) it still differs from A: `expected.npz` "
+               f"is A's value, `actual.npz` what the conversion (`{conv}`) gives. The converter gets these nodes "
+               f"wrong.")
         fix = ""
         flags = "".join(f" --{k.replace('_', '-')}" for k in ("fp16", "keep_nchw", "simplify")
                         if res.convert_options.get(k) is True)

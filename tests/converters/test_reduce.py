@@ -307,3 +307,87 @@ def test_a_corrupt_model_exits_2_with_one_clean_line(models):
     err = p.stderr.strip()
     assert err.startswith("tensorbridge: error: ") and "\n" not in err and "Traceback" not in err, err
     assert "\x1b" not in err and p.stdout == ""
+
+
+# ---- the pair to reduce and a kept comparison reused -------------------------------------------------
+
+def _kept_comparison(a: str, b: str, folder: Path) -> dict:
+    from converters.compare.params import compare_params
+    from converters.jobs import run_job
+
+    res, job = run_job("compare", compare_params(a, b, per_layer=True, out_dir=str(folder)), timeout=300)
+    job.cleanup()
+    assert (folder / "result.json").exists() and (folder / "inputs.npz").exists()
+    return res
+
+
+@pytest.mark.slow
+def test_a_kept_comparison_is_reused_and_any_failing_pair_can_be_reduced(models):
+    """The window's comparison keeps its folder: reducing from it runs no comparison of its own (the jobs it
+    ran are counted by task) and gives the repro a fresh run gives; a pair that only inherits error is cut
+    back to where the error is made; a passing pair or another comparison's folder is refused in one line."""
+    import onnxruntime as ort
+
+    from converters.errors import TensorbridgeError
+    from converters.parity.reduce import ReduceOptions, reduce_failure
+
+    d = models["dir"]
+    folder = d / "kept"
+    cmp = _kept_comparison(models["clean"], models["planted"], folder)
+    first = cmp["layer_first"]
+    reused = reduce_failure(models["clean"], models["planted"], ReduceOptions(out=str(d / "reused"),
+                                                                            result_dir=str(folder)))
+    assert reused.jobs and "compare" not in reused.jobs and reused.reused == str(folder)
+    assert reused.first and reused.layer == first["index"] and reused.target_a == first["a"]
+    fresh = reduce_failure(models["clean"], models["planted"], ReduceOptions(out=str(d / "fresh")))
+    assert fresh.jobs.get("compare") == 1 and not fresh.reused
+    assert (reused.nodes, reused.inputs, reused.target) == (fresh.nodes, fresh.inputs, fresh.target)
+    assert reused.max_abs == pytest.approx(fresh.max_abs, rel=1e-5)
+    _check_repro(Path(reused.out_dir), models, reused.target)
+
+    # an inherited pair further down, by its layer index: the cut holds the planted Conv above it
+    inherited = [r for r in cmp["layers"] if r["status"] == "inherited" and r["depth"] > first["depth"] + 2]
+    pick = inherited[len(inherited) // 2]
+    res = reduce_failure(models["clean"], models["planted"], ReduceOptions(out=str(d / "inherited"),
+                                                                         result_dir=str(folder), layer=pick["index"]))
+    assert "compare" not in res.jobs and not res.first and res.layer == pick["index"]
+    assert res.target_a == pick["a"] and res.target == pick["b"] and models["node"] in res.nodes
+    assert len(res.nodes) > len(reused.nodes)
+    out = Path(res.out_dir)
+    feeds = dict(np.load(out / "inputs.npz"))
+    expected = np.load(out / "expected.npz")[res.target]
+    got = ort.InferenceSession(str(out / "repro.onnx"), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    assert not np.allclose(got, expected, atol=res.tolerance["atol"] + res.allowance, rtol=res.tolerance["rtol"])
+    assert f"layer pair chosen (layer {pick['index']})" in (out / "README.md").read_text()
+    assert json.loads((out / "reduce.json").read_text())["layer"] == pick["index"]
+
+    ok = next(r for r in cmp["layers"] if r["status"] == "ok")
+    with pytest.raises(TensorbridgeError, match="matches within tolerance"):
+        reduce_failure(models["clean"], models["planted"], ReduceOptions(result_dir=str(folder), layer=ok["a"]))
+    with pytest.raises(TensorbridgeError, match="no layer 'nope'"):
+        reduce_failure(models["clean"], models["planted"], ReduceOptions(result_dir=str(folder), layer="nope"))
+    with pytest.raises(TensorbridgeError, match="is a comparison of"):
+        reduce_failure(models["planted"], models["clean"], ReduceOptions(result_dir=str(folder)))
+
+
+@pytest.mark.slow
+def test_a_second_layer_wrong_itself_is_reduced_when_named(models):
+    """Two planted Convs (blocks 2 and 6): by default the repro ends at the first; named by A's tensor, the
+    second one is cut out alone (the first is fed with A's values, so its error never reaches the cut)."""
+    import onnx
+
+    from benchmarks import faults
+    from converters.parity.reduce import ReduceOptions, reduce_failure
+
+    d = models["dir"]
+    m = onnx.load(models["planted"])
+    _, plant = faults.scale_weight("Conv", 2)
+    early = plant(m)
+    assert early is not None and early.name != models["node"]
+    two = d / "two_faults.onnx"
+    onnx.save(m, str(two))
+    second = next(n for n in m.graph.node if n.name == models["node"]).output[0]
+    res = reduce_failure(models["clean"], str(two), ReduceOptions(out=str(d / "second"), layer=second))
+    assert res.jobs.get("compare") == 1 and not res.first and res.target_a == second
+    assert models["node"] in res.nodes and early.name not in res.nodes
+    assert "layer" in res.summary_lines()[0] and second in res.summary_lines()[0]
