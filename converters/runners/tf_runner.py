@@ -284,19 +284,27 @@ class TFRunner(Runner):
         keys = [s.name for s in self._out] + names
         return {k: to_numpy(res[t]) for k, t in zip(keys, fetch)}
 
+    def _tensor_dims(self, name: str) -> list | None:
+        try:
+            if self._fn is not None:
+                shape = self._frozen()[0].graph.get_tensor_by_name(self._sm_tensor(name)).shape
+                return shape.as_list() if shape.rank is not None else None
+            out = self.keras_model.get_layer(name).output
+            return list(getattr(out, "shape", None) or []) or None
+        except Exception:  # a layer with several outputs, or none known: sized as unknown
+            return None
+
     def _capture_stream_impl(self, feeds, names, sink, budget_bytes):
-        """A SavedModel's tensors in groups of about ``budget_bytes`` (by their static sizes), one pruned run
-        each: memory stays near one group, at the cost of a run per group."""
-        if self._fn is None:
-            return super()._capture_stream_impl(feeds, names, sink, budget_bytes)
-        wrapped = self._frozen()[0]
+        """Tensors in groups of about ``budget_bytes`` (by their static sizes, the batch taken from the
+        feeds), one run each (a pruned graph for a SavedModel, a model on the same layers for Keras):
+        memory stays near one group, at the cost of a run per group."""
         names = self.capturable(names)
+        batch = max([int(np.asarray(v).shape[0]) for v in feeds.values() if np.asarray(v).ndim] or [1])
         groups: list[list[str]] = [[]]
         acc = 0
         for n in names:
-            shape = wrapped.graph.get_tensor_by_name(self._sm_tensor(n)).shape
-            dims = shape.as_list() if shape.rank is not None else None
-            size = 1 << 20 if dims is None else int(np.prod([d if d is not None else 1 for d in dims])) * 4
+            dims = self._tensor_dims(n)
+            size = 1 << 20 if dims is None else int(np.prod([d if d is not None else batch for d in dims])) * 4
             if groups[-1] and acc + size > budget_bytes:
                 groups.append([])
                 acc = 0
@@ -305,17 +313,27 @@ class TFRunner(Runner):
         out: dict[str, np.ndarray] = {}
         model_names = [s.name for s in self._out]
         for group in groups:
+            if not group:
+                continue
             got = self._infer_impl(feeds, group)
             for n in group:
-                sink(n, got[n])
-            out = {k: got[k] for k in model_names}
+                if n in got:
+                    sink(n, got[n])
+            out = {k: got[k] for k in model_names if k in got}
             del got
         return out if names else self._infer_impl(feeds, None)
 
     def capturable(self, names: list[str]) -> list[str]:
-        if self._fn is None:
-            return super().capturable(names)
-        return [n for n in names if self._sm_tensor(n) is not None]
+        if self._fn is not None:
+            return [n for n in names if self._sm_tensor(n) is not None]
+        ok = []
+        for n in names:  # a layer of the model with one output (a shared layer's output is ambiguous)
+            try:
+                self.keras_model.get_layer(n).output
+                ok.append(n)
+            except (ValueError, AttributeError, RuntimeError):
+                continue
+        return ok
 
     def _graph_call(self, x, model=None):
         # a traced graph, as served models run: eager Keras calls cost milliseconds of Python per run,
