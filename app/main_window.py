@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
 
 from converters.formats.registry import file_filter
 
-from .features import AttachFeature, ConvertFeature, ParityFeature
+from .features import AttachFeature, ConvertFeature, ParityFeature, StructDiffFeature
 from .jobs import JobRegistry, QtJob
 from .panels.convert import TARGET_LABELS, ConvertDialog, ConvertStrip, file_mime, local_paths
 from .panels.inspector import Inspector
@@ -36,7 +36,7 @@ MAX_RECENT = 10
 FILE_FILTER = file_filter()  # every registered format's extensions (converters.formats.registry)
 
 
-DOCK_LAYOUT_VERSION = 2  # inspector, jobs, parity
+DOCK_LAYOUT_VERSION = 3  # inspector, jobs, parity, structural diff
 
 
 class DragTabBar(QTabBar):
@@ -71,7 +71,7 @@ class DragTabBar(QTabBar):
         super().mouseReleaseEvent(e)
 
 
-class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
+class MainWindow(ConvertFeature, StructDiffFeature, ParityFeature, AttachFeature, QMainWindow):
     """``open_path(path)`` is what File ▸ Open, recent files, the command line and drops all call."""
 
     tabOpened = Signal(object)
@@ -122,6 +122,7 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
         self.parity.divergenceRequested.connect(self.show_divergence)
         self.parity_dock = self._dock("Parity", "parity", self.parity, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._setup_layer_views()
+        self._setup_struct_diff()
         self.tabifyDockWidget(self.jobs_dock, self.parity_dock)
         self.jobs_dock.raise_()
         self._devices: list[dict] | None = None  # the devices task's answer, asked once per window
@@ -256,6 +257,7 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
         vm.addAction(self.inspector_dock.toggleViewAction())
         vm.addAction(self.jobs_dock.toggleViewAction())
         vm.addAction(self.parity_dock.toggleViewAction())
+        vm.addAction(self.struct_diff_dock.toggleViewAction())
         vm.addAction(self.act_overlay)
         vm.addAction(self.act_first_divergence)
         vm.addAction(self.act_auto_parity)
@@ -280,6 +282,7 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
             conv.addAction(a)
             self.convert_actions[key] = a
         mm.addAction(self.act_compare)
+        mm.addAction(self.act_struct_diff)
         mm.addAction(self.act_attach)
 
         hm = mb.addMenu("&Help")
@@ -543,6 +546,7 @@ class MainWindow(ConvertFeature, ParityFeature, AttachFeature, QMainWindow):
         for a in self.convert_actions.values():
             a.setEnabled(tab is not None)
         self.act_compare.setEnabled(tab is not None)
+        self.act_struct_diff.setEnabled(tab is not None)
 
     # -- view actions ------------------------------------------------------------------------------------
     def _canvas(self, name: str, *args):

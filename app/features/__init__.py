@@ -1,8 +1,9 @@
-"""The window's features beyond opening files, each in a module: convert, parity, attach."""
+"""The window's features beyond opening files, each in a module: convert, parity, structural diff, attach."""
 from __future__ import annotations
 
 from .attach import AttachFeature
 from .convert import ConvertFeature
 from .parity import ParityFeature
+from .struct_diff import StructDiffFeature
 
-__all__ = ["AttachFeature", "ConvertFeature", "ParityFeature"]
+__all__ = ["AttachFeature", "ConvertFeature", "ParityFeature", "StructDiffFeature"]

@@ -20,6 +20,9 @@ extended to every node (layout ops and constants included):
     of the same op kind (the reshape before a paired matmul, the add after a paired conv).
 ``order``
     what is still left, aligned by op kind alone between the pairs around it.
+``position``
+    a node still left that is the only one between the same pairs on both sides (fed by one pair, feeding
+    another): the same node with another op.
 
 Each pair is then compared: the op (its kind when the two files speak different frameworks), the
 attributes (when the op is the same; normalised: tuples and lists alike, numpy scalars as numbers, reader
@@ -354,7 +357,41 @@ def pair_nodes(ia, ib, notes: list[str]) -> dict[int, tuple[int, str]]:
     for seg_a, seg_b in list(segments()):
         for i, j in _lcs([_kind(ia.nodes[i].op_type) for i in seg_a], [_kind(ib.nodes[j].op_type) for j in seg_b]):
             add(seg_a[i], seg_b[j], "order")
+    # 6. position: one node left between the same pairs on both sides (fed by a pair, feeding a pair) is
+    # the same node with another op (a replaced activation in a file whose names say nothing)
+    for i in range(len(ia.nodes)):
+        if i in pairs or not ia.nodes[i].outputs:
+            continue
+        j = _slot_partner(ia, i, ib, pairs, taken)
+        if j is not None:
+            add(i, j, "position")
     return pairs
+
+
+def _slot_partner(ia, i: int, ib, pairs: dict[int, tuple[int, str]], taken: set[int]) -> int | None:
+    """B's only unpaired node fed from the partner of what feeds A's node ``i`` (itself the only unpaired
+    node fed from there), when what each one feeds is paired too."""
+    back = {j: a for a, (j, _m) in pairs.items()}
+    for x in ia.nodes[i].inputs:
+        pa = ia.producer.get(x) if x else None
+        if pa is None or pa not in pairs:
+            continue
+        pb = pairs[pa][0]
+        k = ia.nodes[pa].outputs.index(x)
+        if k >= len(ib.nodes[pb].outputs):
+            continue
+        xb = ib.nodes[pb].outputs[k]
+        here_a = [c for c in ia.consumers_of(x) if c not in pairs]
+        here_b = [c for c in ib.consumers_of(xb) if c not in taken]
+        if len(here_a) != 1 or len(here_b) != 1:
+            continue
+        j = here_b[0]
+        feeds_a = {pairs[c][0] for o in ia.nodes[i].outputs if o for c in ia.consumers_of(o) if c in pairs}
+        feeds_b = {c for o in ib.nodes[j].outputs if o for c in ib.consumers_of(o) if c in back}
+        out_a = {o for o in ia.nodes[i].outputs if o} & set(ia.graph.outputs)
+        if (feeds_a and feeds_a == feeds_b) or (out_a and not feeds_a and not feeds_b):
+            return j
+    return None
 
 
 def _wired_alike(ia, i: int, ib, j: int, pairs: dict[int, tuple[int, str]]) -> bool:
