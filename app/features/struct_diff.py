@@ -19,7 +19,8 @@ class StructDiffFeature:
         self.struct_diff = StructDiffPanel(self)
         self.struct_diff_dock = self._dock("Structural diff", "struct_diff", self.struct_diff,
                                            Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.tabifyDockWidget(self.parity_dock, self.struct_diff_dock)
+        # beside Jobs and Parity, as a tab (the window tabifies Parity with Jobs after this)
+        self.tabifyDockWidget(self.jobs_dock, self.struct_diff_dock)
         self.struct_diff_dialog = None
         self._diff_overlays: dict[tuple[str, int], object] = {}
         self._diff_overlay_result: dict | None = None
