@@ -260,6 +260,7 @@ class MainWindow(ConvertFeature, StructDiffFeature, ParityFeature, AttachFeature
         vm.addAction(self.struct_diff_dock.toggleViewAction())
         vm.addAction(self.act_overlay)
         vm.addAction(self.act_first_divergence)
+        vm.addAction(self.act_side_by_side)
         vm.addAction(self.act_auto_parity)
         theme = vm.addMenu("&Theme")
         group = QActionGroup(self)
@@ -476,7 +477,7 @@ class MainWindow(ConvertFeature, StructDiffFeature, ParityFeature, AttachFeature
         tab = self.current_tab()
         if tab is None:
             w = self.tabs.currentWidget()
-            self.inspector.clear("Netron view." if w is not None else "No model open.")
+            self.inspector.clear(getattr(w, "inspector_text", "Netron view.") if w is not None else "No model open.")
         elif tab.doc is not None:
             self.inspector.show_summary(tab.doc)
         elif tab.state == "failed" and tab.error:

@@ -1,5 +1,5 @@
-"""Parity in the window: the check after a conversion, Compare with…, the devices per side, and the
-first divergence shown in the graph.
+"""Parity in the window: the check after a conversion, Compare with…, the devices per side, the
+first divergence shown in the graph, and the compare view (A ⇄ B, :mod:`app.panels.parity_compare`).
 
 A mixin of :class:`app.main_window.MainWindow`: its methods use the window's widgets and job registry."""
 from __future__ import annotations
@@ -63,22 +63,28 @@ class ParityFeature:
         job.failed.connect(failed)
         return job
 
-    def compare_with(self, b_path: str | None = None):
-        """Open the Compare dialog with the current tab as A (and ``b_path`` as B when given); the
-        comparison runs when it is accepted. Returns the (non-modal) dialog."""
+    def compare_with(self, b_path: str | None = None, a_path: str | None = None, per_layer: bool | None = None):
+        """Open the Compare dialog with the current tab as A (``a_path`` when given; ``b_path`` as B when
+        given; ``per_layer`` ticks or clears its checkbox); the comparison runs when it is accepted. Returns
+        the (non-modal) dialog."""
         from ..panels.compare_dialog import CompareDialog
 
         tabs = [t for t in self.model_tabs() if t.state != "failed"]
         cur = self.current_tab()
-        if cur is None:
+        current_a = os.path.abspath(a_path) if a_path else (cur.path if cur is not None else None)
+        if current_a is None:
             self.show_notice("Open a model first; it will be model A of the comparison.", "info")
             return None
         choices = [(f"{t.title} — {t.path}", t.path) for t in tabs]
-        dlg = CompareDialog(choices, cur.path, parent=self,
+        if current_a not in [c[1] for c in choices]:
+            choices.insert(0, (f"{os.path.basename(current_a)} — {current_a}", current_a))
+        dlg = CompareDialog(choices, current_a, parent=self,
                             start_dir=str(self.settings.value("last_dir", "") or os.getcwd()))
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         if b_path:
             dlg.set_b(b_path)
+        if per_layer is not None:
+            dlg.per_layer.setChecked(bool(per_layer))
         self.compare_dialog = dlg
         dlg.destroyed.connect(lambda *_: setattr(self, "compare_dialog", None))
         have = {d.get("runtime") for d in (self._devices or [])}
@@ -127,6 +133,14 @@ class ParityFeature:
         self.parity.layerSelected.connect(self.select_layer)
         self.parity.layers.overlayChanged.connect(self.apply_overlays)
         self.parity.layers.openBRequested.connect(self.open_compared_b)
+        self.parity.layers.sideBySideRequested.connect(self.open_compare_view)
+        self.compare_view = None          # the A ⇄ B tab, once opened
+        self._compare_wanted = False      # opened once both graphs are drawn
+        self._compare_opened: set[str] = set()  # paths opened for it (each once per request)
+        self._compare_cache: tuple | None = None
+        self.act_side_by_side = self._action("A ⇄ B &side by side", self.open_compare_view, "Ctrl+Shift+B",
+                                             "Source and converted model side by side, in step through the layer "
+                                             "pairs of the last per-layer comparison")
 
     def _layer_result_shown(self, res: dict) -> None:
         self.apply_overlays()
@@ -213,8 +227,11 @@ class ParityFeature:
             if ov is not None or canvas.overlay is not None:
                 canvas.set_overlay(ov)
         self.parity.layers.set_b_open(res is None or self.tab_for_side("b") is not None)
+        self.parity.layers.side_button.setVisible(res is not None)
+        self.act_side_by_side.setEnabled(res is not None)
         if hasattr(self, "act_first_divergence"):
             self.act_first_divergence.setEnabled(res is not None and res.get("layer_first") is not None)
+        self.refresh_compare_view()
 
     def select_layer(self, index: int) -> dict[str, int]:
         """Select layer ``index`` of the per-layer result in the open graphs of A and B (centred there);
@@ -234,7 +251,10 @@ class ParityFeature:
                     tab.canvas_call("select", node)
                     hits[side], tabs[side] = node, tab
             cur = self.current_tab()
-            if tabs and cur not in tabs.values():
+            view = self.compare_view
+            if view is not None:
+                view.select_layer(int(index))
+            if tabs and cur not in tabs.values() and (view is None or self.tabs.currentWidget() is not view):
                 self.tabs.setCurrentWidget(tabs.get("b") or tabs["a"])
             cur = self.current_tab()
             if cur is not None and cur.doc is not None and cur in tabs.values():
@@ -293,7 +313,7 @@ class ParityFeature:
         menu.addAction("Show its &tensors", lambda: (self.parity_dock.show(), self.parity_dock.raise_(),
                                                      lv.select_layer(k)))
         menu.addAction("&Copy names in both models", lambda: lv.tensors.copy_names(k))
-        red = menu.addAction("&Reduce to a minimal repro", lambda: (self.parity_dock.show(), lv.tensors.reduce()))
+        red = menu.addAction("&Reduce to a minimal repro", lambda: (self.parity_dock.show(), lv.tensors.reduce(layer=k)))
         red.setEnabled(lv.tensors.can_reduce())
         return menu
 
@@ -304,6 +324,108 @@ class ParityFeature:
             return None
         trust = bool((self.parity.params or {}).get("trust"))
         return self.open_path(res["b"]["path"], trust=trust)
+
+    # -- the compare view: A and B side by side, in step ------------------------------------------------
+    def open_compare_view(self):
+        """Show the compare view (A ⇄ B) of the last per-layer result: opens A's and B's tabs where they are
+        not open, and the view once both are drawn. Returns the view, or None while it waits for them (or
+        when there is no per-layer result)."""
+        res = self.layer_result()
+        if res is None:
+            self.show_notice("Run a per-layer comparison first (Model ▸ Compare with…, Per layer): the view "
+                             "follows its layer pairs.", "info")
+            return None
+        self._compare_wanted = True
+        self._compare_opened = set()
+        return self.refresh_compare_view()
+
+    def _compare_parts(self, res: dict) -> tuple | None:
+        """(packs, Correspondence, pairings) of the result on the open graphs (made once per result and graphs)."""
+        from ..graph_view.overlay import Pairing
+        from ..panels.parity import nodes_for_layers
+        from ..panels.parity_compare import Correspondence
+
+        ovs = {s: self.side_overlay(s) for s in ("a", "b")}
+        if any(ov is None for ov in ovs.values()):
+            return None
+        packs = {s: self.tab_for_side(s).doc.pack for s in ("a", "b")}
+        key = (id(res), id(packs["a"]), id(packs["b"]))
+        if self._compare_cache is not None and self._compare_cache[0] == key:
+            return self._compare_cache[1]
+        corr = Correspondence({s: packs[s].n_nodes for s in packs}, {s: ovs[s].node_of_layer for s in ovs})
+        methods = {int(r["index"]): str(r.get("method") or "") for r in res["layers"]}
+        un = res.get("unmatched") or {}
+        pairings = {}
+        for s in ("a", "b"):
+            names = list(un.get(s) or [])
+            nodes = nodes_for_layers(packs[s], [""] * len(names), names) if names else []
+            pairings[s] = Pairing(packs[s].n_nodes, ovs[s].node_of_layer, methods, nodes)
+        parts = (packs, corr, pairings)
+        self._compare_cache = (key, parts)
+        return parts
+
+    def refresh_compare_view(self):
+        """Bring the compare view up to date with the per-layer result, its overlay and the open graphs (made
+        when it was asked for and both graphs are drawn)."""
+        view = self.compare_view
+        res = self.layer_result()
+        if res is None or (view is None and not self._compare_wanted):
+            return view
+        missing = [s for s in ("a", "b") if self.tab_for_side(s) is None]
+        if missing:
+            if self._compare_wanted and not self.parity.running:
+                trust = bool((self.parity.params or {}).get("trust"))
+                for s in missing:
+                    path = os.path.abspath(res[s]["path"])
+                    if path not in self._compare_opened:
+                        self._compare_opened.add(path)
+                        self.open_path(path, trust=trust)
+            return view
+        parts = self._compare_parts(res)
+        if parts is None:
+            return view
+        packs, corr, pairings = parts
+        if view is None:
+            from ..panels.parity_compare import CompareView
+
+            view = self.compare_view = CompareView(self.tabs)
+            view.compareAgainRequested.connect(self.compare_again)
+            view.layerPicked.connect(self._compare_layer_picked)
+            view.nodePicked.connect(self._compare_node_picked)
+            view.destroyed.connect(lambda *_: setattr(self, "compare_view", None))
+            i = self.tabs.addTab(view, "A ⇄ B")
+            self.tabs.setTabToolTip(i, "Model A and model B side by side, in step through the layer pairs")
+        on = self.parity.layers.overlay_on and not self.parity.running
+        ovs = {s: self.side_overlay(s) if on else None for s in ("a", "b")}
+        for ov in ovs.values():
+            if ov is not None:
+                ov.set_threshold(self.parity.layers.threshold)
+        view.set_models(packs, corr, res, overlays=ovs, pairings=pairings)
+        if self._compare_wanted:
+            self._compare_wanted = False
+            self.pages.setCurrentWidget(self.tabs)
+            self.tabs.setCurrentWidget(view)
+        return view
+
+    def compare_again(self):
+        """The Compare dialog for the compare view's two models, per layer (devices, inputs, tolerance, Run)."""
+        res = self.layer_result() or self.parity.result
+        if not res:
+            return self.compare_with(per_layer=True)
+        return self.compare_with(res["b"]["path"], a_path=res["a"]["path"], per_layer=True)
+
+    def _compare_layer_picked(self, k: int) -> None:
+        self._following = True
+        try:
+            self.parity.layers.select_layer(k, emit=False)
+            self.parity._mark_depth(k)
+        finally:
+            self._following = False
+
+    def _compare_node_picked(self, side: str, node: int) -> None:
+        tab = self.tab_for_side(side)
+        if tab is not None and tab.doc is not None and node >= 0:
+            self.inspector.show_node(tab.doc, node)
 
     def go_to_first_divergence(self) -> bool:
         self.parity_dock.show()

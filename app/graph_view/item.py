@@ -108,12 +108,13 @@ def _cull(b, r: QRectF) -> np.ndarray:
 
 
 def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected: int, dark: bool,
-                 text: bool = True, overlay=None, group_bins: np.ndarray | None = None) -> None:
+                 text: bool = True, overlay=None, group_bins: np.ndarray | None = None, pairing=None) -> None:
     """Paint the part of ``d`` inside scene rect ``r`` at zoom ``lod`` (screen px per scene unit).
 
     ``overlay``: an :class:`~app.graph_view.overlay.ErrorOverlay` whose colours replace the op
     categories' (nodes that are no compared layer turn neutral) and whose statuses outline the nodes;
-    ``group_bins``: its worst bin per group, shown as a band on collapsed group boxes."""
+    ``group_bins``: its worst bin per group, shown as a band on collapsed group boxes; ``pairing``: an
+    :class:`~app.graph_view.overlay.Pairing` (method badges, unmatched nodes hatched)."""
     lay, pack = d.lay, d.pack
     fills = palette.category_fills()
     borders = palette.category_borders()
@@ -287,6 +288,8 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
 
     if overlay is not None and len(ni):
         _paint_status(p, d, ni, overlay, lod, px, text, dark)
+    if pairing is not None and len(ni) and pairing.n_nodes == pack.n_nodes:
+        _paint_pairing(p, d, ni, pairing, lod, px, text)
 
     # selection on top
     if 0 <= selected < len(d.node_row):
@@ -370,6 +373,58 @@ def _paint_status(p: QPainter, d: LayoutData, ni: np.ndarray, overlay, lod: floa
                        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, "first divergence")
 
 
+BADGE_W, BADGE_H = 15.0, 13.0     # a method badge in a node's top-right corner (scene units)
+
+
+def _paint_pairing(p: QPainter, d: LayoutData, ni: np.ndarray, pairing, lod: float, px: float, text: bool) -> None:
+    """Unmatched nodes hatched; each paired node's method as a letter on the method's colour, top right."""
+    from . import overlay as ov
+
+    lay = d.lay
+    nr = lay.node_rect
+    nodes = lay.node_idx[ni]
+    un = ni[pairing.unmatched[nodes]]
+    if len(un):
+        p.setPen(Qt.PenStyle.NoPen)
+        brush = QBrush(ov.UNMATCHED_COLOR, Qt.BrushStyle.BDiagPattern)
+        if lod >= 0.3:
+            brush.setTransform(brush.transform().scale(px * 1.5, px * 1.5))  # a hatch of a fixed size on screen
+        p.setBrush(brush)
+        p.drawRects(_qrects(nr[un], px))
+        pen = QPen(ov.UNMATCHED_COLOR)
+        pen.setCosmetic(True)
+        pen.setWidthF(1.5)
+        pen.setStyle(Qt.PenStyle.DashLine)
+        p.setPen(pen)
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawRects(_qrects(nr[un], px))
+    codes = pairing.method[nodes]
+    if lod * BADGE_H < 2.5:
+        return                       # a badge under ~2 px says nothing
+    font = None
+    if text and lod >= LOD_OP:
+        font = QFont()
+        font.setPixelSize(10)
+        font.setBold(True)
+    for c in np.flatnonzero(np.bincount(codes[codes >= 0].astype(np.int64), minlength=len(ov.PAIR_METHODS))).tolist():
+        method = ov.PAIR_METHODS[c]
+        rows = nr[ni[codes == c]].copy()
+        rows[:, 0] = rows[:, 0] + rows[:, 2] - BADGE_W - 2
+        rows[:, 1] = rows[:, 1] + 2
+        rows[:, 2] = BADGE_W
+        rows[:, 3] = BADGE_H
+        colour = ov.method_color(method)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QBrush(colour))
+        p.drawRects(_qrects(rows, px))
+        if font is not None:
+            p.setFont(font)
+            p.setPen(Qt.GlobalColor.white)
+            letter = ov.method_letter(method)
+            for x, y, w, h in rows.tolist():
+                p.drawText(QRectF(x, y, w, h), Qt.AlignmentFlag.AlignCenter, letter)
+
+
 class GraphItem(QGraphicsItem):
     """Paints one :class:`LayoutData`; the view owns selection and dark-mode state."""
 
@@ -380,6 +435,7 @@ class GraphItem(QGraphicsItem):
         self.dark = False
         self.overlay = None            # an ErrorOverlay, or None
         self.group_bins: np.ndarray | None = None
+        self.pairing = None            # a Pairing, or None
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
 
     def set_data(self, d: LayoutData | None) -> None:
@@ -399,6 +455,6 @@ class GraphItem(QGraphicsItem):
         p.setRenderHint(QPainter.RenderHint.Antialiasing, lod >= 0.6)
         p.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
         paint_layout(p, d, r, lod, selected=self.selected, dark=self.dark, overlay=self.overlay,
-                     group_bins=self.group_bins)
+                     group_bins=self.group_bins, pairing=self.pairing)
 
 

@@ -8,6 +8,9 @@ Colour: ``level = log10(max abs error / atol)`` of the layer the node produces. 
 under the threshold (in decades; 0 means "at the tolerance's atol") are green; above it one colour per
 decade, light yellow to deep red. Outline: a layer that is wrong itself (``source``) solid, one that
 inherits error from upstream dashed, a layout-only op dotted; the first divergence gets a halo.
+
+:class:`Pairing` (the compare view's panes): a badge in a paired node's corner says which method paired
+it (a letter on the method's colour), a hatch marks a node whose tensor the engine paired with nothing.
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ import math
 import numpy as np
 from PySide6.QtGui import QColor
 
-__all__ = ["ErrorOverlay", "outline_colors", "STATUS_CODES", "BIN_OK", "BIN_MISSING", "N_LEVEL_BINS", "level_colors",
+__all__ = ["ErrorOverlay", "Pairing", "PAIR_METHODS", "method_color", "method_letter", "outline_colors",
+           "STATUS_CODES", "BIN_OK", "BIN_MISSING", "N_LEVEL_BINS", "level_colors",
            "OK_COLOR", "MISSING_COLOR", "SOURCE_COLOR", "INHERITED_COLOR", "LAYOUT_COLOR", "FIRST_COLOR"]
 
 # status -> code in ErrorOverlay.status (-1: the node is no compared layer)
@@ -175,3 +179,65 @@ def decades(max_abs: float | None, atol: float) -> float:
     if max_abs <= 0:
         return float("-inf")
     return math.log10(float(max_abs) / (atol if atol > 0 else 1e-12))
+
+
+# ---- how each pair was found, and what has no partner ---------------------------------------------------
+
+# the engine's pairing methods (converters.parity.plan), in order of trust: code = index
+PAIR_METHODS = ("user", "map", "name", "weights", "structure")
+_METHOD_LETTER = {"user": "U", "map": "M", "name": "N", "weights": "W", "structure": "S"}
+_METHOD_TEXT = {"user": "given by you", "map": "converter's map", "name": "same name",
+                "weights": "same weights", "structure": "graph structure"}
+# saturated tones apart from the error scale's yellows and reds, each with white letters
+_METHOD_COLOR = {"user": "#1565c0", "map": "#00838f", "name": "#6a4fb3", "weights": "#8d6e00", "structure": "#37474f"}
+UNMATCHED_COLOR = QColor("#8d949e")
+
+
+def method_color(method: str) -> QColor:
+    return QColor(_METHOD_COLOR.get(method, "#616161"))
+
+
+def method_letter(method: str) -> str:
+    return _METHOD_LETTER.get(method, "?")
+
+
+class Pairing:
+    """How each node of one graph is paired with the other model: ``method`` (a code of
+    :data:`PAIR_METHODS` per node, -1 where the node is no paired layer) and ``unmatched`` (True where the
+    node makes a tensor the engine paired with nothing: the result's ``unmatched`` list of this side).
+
+    ``node_of_layer``: {layer index: node} of this graph (the overlay's); ``methods``: {layer index:
+    method name} from the result's layers; ``unmatched_nodes``: node indices (-1 entries are ignored)."""
+
+    def __init__(self, n_nodes: int, node_of_layer: dict[int, int], methods: dict[int, str], unmatched_nodes):
+        self.n_nodes = int(n_nodes)
+        self.method = np.full(self.n_nodes, -1, np.int8)
+        for k, i in node_of_layer.items():
+            m = methods.get(int(k))
+            if m in PAIR_METHODS and 0 <= i < self.n_nodes:
+                self.method[i] = PAIR_METHODS.index(m)
+        self.unmatched = np.zeros(self.n_nodes, bool)
+        u = np.asarray(list(unmatched_nodes), np.int64)
+        u = u[(u >= 0) & (u < self.n_nodes)]
+        self.unmatched[u] = True
+        self.unmatched[self.method >= 0] = False     # a node that makes a paired tensor too is paired
+
+    def method_of(self, node: int) -> str | None:
+        c = int(self.method[node]) if 0 <= node < self.n_nodes else -1
+        return PAIR_METHODS[c] if c >= 0 else None
+
+    def nodes_by(self, method: str) -> np.ndarray:
+        return np.flatnonzero(self.method == PAIR_METHODS.index(method))
+
+    def counts(self) -> dict[str, int]:
+        c = np.bincount(self.method[self.method >= 0].astype(np.int64), minlength=len(PAIR_METHODS))
+        return {m: int(c[k]) for k, m in enumerate(PAIR_METHODS) if c[k]}
+
+    def legend(self) -> list[tuple[str, str, QColor, str]]:
+        """(kind, letter, colour, label) rows: one per method present, then the unmatched nodes' hatch."""
+        rows = [("method", method_letter(m), method_color(m), f"{_METHOD_TEXT[m]} ({n})")
+                for m, n in self.counts().items()]
+        n_un = int(self.unmatched.sum())
+        if n_un:
+            rows.append(("unmatched", "", UNMATCHED_COLOR, f"no partner in the other model ({n_un})"))
+        return rows

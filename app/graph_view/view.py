@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QWheelEvent
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QMouseEvent, QPainter, QPen, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QToolTip, QVBoxLayout, QWidget
 
 from . import palette
@@ -56,6 +56,10 @@ class _Canvas(QGraphicsView):
     def scrollContentsBy(self, dx: int, dy: int) -> None:
         super().scrollContentsBy(dx, dy)
         self.owner._minimap.update()
+        try:
+            self.owner.viewChanged.emit()
+        except (RuntimeError, TypeError):  # scrolled while the view is being destroyed: nobody listens
+            pass
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -178,6 +182,7 @@ class _Minimap(QWidget):
 
 
 _LEGEND_TITLE = "max |A − B| per layer"
+_PAIR_TITLE = "paired by"
 _LEGEND_KEYS = ("wrong itself (source)", "inherited from upstream", "layout-only op", "first divergence")
 
 
@@ -190,10 +195,18 @@ class _Legend(QWidget):
         self.owner = owner
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
         self.rows: list[tuple[QColor, str]] = []
+        self.pair_rows: list[tuple[str, str, QColor, str]] = []
 
     def set_overlay(self, ov) -> None:
         self.rows = ov.legend() if ov is not None else []
-        if not self.rows:
+        self._fit()
+
+    def set_pairing(self, pairing) -> None:
+        self.pair_rows = pairing.legend() if pairing is not None else []
+        self._fit()
+
+    def _fit(self) -> None:
+        if not self.rows and not self.pair_rows:
             self.hide()
             return
         from PySide6.QtGui import QFontMetrics
@@ -201,16 +214,23 @@ class _Legend(QWidget):
         fm = QFontMetrics(self.font())
         bold = self.font()
         bold.setBold(True)
-        w = max([fm.horizontalAdvance(t) for _c, t in self.rows] + [fm.horizontalAdvance(t) for t in _LEGEND_KEYS]
-                + [QFontMetrics(bold).horizontalAdvance(_LEGEND_TITLE) - 28]) + 48
-        self.resize(w, (len(self.rows) + 5) * (fm.height() + 2) + 12)
+        texts = [t for _c, t in self.rows] + [t for *_x, t in self.pair_rows]
+        if self.rows:
+            texts += list(_LEGEND_KEYS)
+        w = max([fm.horizontalAdvance(t) for t in texts]
+                + [QFontMetrics(bold).horizontalAdvance(t) - 28 for t in self._titles()]) + 48
+        n = (len(self.rows) + 5 if self.rows else 0) + (len(self.pair_rows) + 1 if self.pair_rows else 0)
+        self.resize(w, n * (fm.height() + 2) + 12)
         self.show()
         self.owner._place_minimap()
+
+    def _titles(self) -> list[str]:
+        return ([_LEGEND_TITLE] if self.rows else []) + ([_PAIR_TITLE] if self.pair_rows else [])
 
     def paintEvent(self, event) -> None:
         from . import overlay as ov
 
-        if not self.rows:
+        if not self.rows and not self.pair_rows:
             return
         p = QPainter(self)
         dark = palette.is_dark(self.palette())
@@ -222,13 +242,14 @@ class _Legend(QWidget):
         lh = fm.height() + 2
         y = 6
         f = p.font()
-        f.setBold(True)
-        p.setFont(f)
-        p.setPen(text)
-        p.drawText(QRectF(8, y, self.width() - 12, lh), Qt.AlignmentFlag.AlignVCenter, _LEGEND_TITLE)
-        f.setBold(False)
-        p.setFont(f)
-        y += lh
+        if self.rows:
+            f.setBold(True)
+            p.setFont(f)
+            p.setPen(text)
+            p.drawText(QRectF(8, y, self.width() - 12, lh), Qt.AlignmentFlag.AlignVCenter, _LEGEND_TITLE)
+            f.setBold(False)
+            p.setFont(f)
+            y += lh
         for colour, label in self.rows:
             p.setPen(QColor(colour).darker(160))
             p.setBrush(colour)
@@ -239,7 +260,7 @@ class _Legend(QWidget):
         oc = ov.outline_colors(dark)
         keys = zip((oc["source"], oc["inherited"], oc["layout"], oc["first"]),
                    (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.SolidLine),
-                   (2.5, 2.0, 2.0, 2.5), _LEGEND_KEYS)
+                   (2.5, 2.0, 2.0, 2.5), _LEGEND_KEYS if self.rows else ())
         for colour, style, width, label in keys:
             pen = QPen(colour)
             pen.setWidthF(width)
@@ -250,6 +271,33 @@ class _Legend(QWidget):
             p.setPen(text)
             p.drawText(QRectF(36, y, self.width() - 40, lh), Qt.AlignmentFlag.AlignVCenter, label)
             y += lh
+        if self.pair_rows:
+            f.setBold(True)
+            p.setFont(f)
+            p.setPen(text)
+            p.drawText(QRectF(8, y, self.width() - 12, lh), Qt.AlignmentFlag.AlignVCenter, _PAIR_TITLE)
+            y += lh
+            small = QFont(f)
+            small.setPixelSize(10)
+            for kind, letter, colour, label in self.pair_rows:
+                box = QRectF(12, y + 2, 15, lh - 4)
+                if kind == "unmatched":
+                    p.setPen(QPen(colour, 1.5, Qt.PenStyle.DashLine))
+                    p.setBrush(QBrush(colour, Qt.BrushStyle.BDiagPattern))
+                    p.drawRect(QRectF(8, y + 2, 22, lh - 5))
+                else:
+                    p.setPen(Qt.PenStyle.NoPen)
+                    p.setBrush(colour)
+                    p.drawRect(box)
+                    p.setFont(small)
+                    p.setPen(QColor("white"))
+                    p.drawText(box, Qt.AlignmentFlag.AlignCenter, letter)
+                    p.setFont(f)
+                f.setBold(False)
+                p.setFont(f)
+                p.setPen(text)
+                p.drawText(QRectF(36, y, self.width() - 40, lh), Qt.AlignmentFlag.AlignVCenter, label)
+                y += lh
         p.end()
 
 
@@ -272,12 +320,15 @@ class GraphView(QWidget):
     """The graph canvas.
 
     Signals: ``nodeSelected(int)`` (node index, -1 for none), ``drawn()`` (a requested layout is on
-    screen), ``busy(bool)`` (a layout is being computed).
+    screen), ``busy(bool)`` (a layout is being computed), ``viewChanged()`` (panned or zoomed),
+    ``groupToggled(int, bool)`` (a group expanded (True) or collapsed; -1: all of them).
     """
 
     nodeSelected = Signal(int)
     drawn = Signal()
     busy = Signal(bool)
+    viewChanged = Signal()
+    groupToggled = Signal(int, bool)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -307,6 +358,7 @@ class GraphView(QWidget):
         self._legend = _Legend(self, self)
         self._legend.hide()
         self._overlay = None
+        self._pairing = None
         self.last_layout_seconds = 0.0
         self._prefetch_engine = None
         # load the fonts now (tens of ms the first time), not during the first paint of a graph
@@ -357,6 +409,7 @@ class GraphView(QWidget):
         if self._data is not None:
             self._canvas.fitInView(self._data.bounds, Qt.AspectRatioMode.KeepAspectRatio)
             self._minimap.update()
+            self.viewChanged.emit()
 
     def zoom_in(self) -> None:
         self._zoom_by(1.25)
@@ -412,6 +465,50 @@ class GraphView(QWidget):
     def overlay(self):
         return self._overlay
 
+    def set_pairing(self, pairing) -> None:
+        """Mark how each node is paired (an :class:`~app.graph_view.overlay.Pairing`: method badges, the
+        unmatched nodes hatched, a legend entry); None removes it."""
+        if pairing is not None and (self.pack is None or pairing.n_nodes != self.pack.n_nodes):
+            pairing = None
+        self._pairing = pairing
+        self._item.pairing = pairing
+        self._legend.set_pairing(pairing)
+        self._item.update()
+
+    @property
+    def pairing(self):
+        return self._pairing
+
+    @property
+    def zoom(self) -> float:
+        """Screen pixels per scene unit."""
+        return float(self._canvas.transform().m11())
+
+    def view_center(self) -> QPointF:
+        """The scene point at the middle of the viewport."""
+        return self._canvas.mapToScene(self._canvas.viewport().rect().center())
+
+    def set_view(self, zoom: float, center: QPointF) -> None:
+        """Zoom to ``zoom`` (screen pixels per scene unit) and centre the viewport on scene point ``center``."""
+        c = self._canvas
+        c.resetTransform()
+        c.scale(zoom, zoom)
+        c.centerOn(center)
+        self._minimap.update()
+        self.viewChanged.emit()
+
+    def drawn_anchor(self, node: int) -> QRectF | None:
+        """Where node ``node`` is on screen: its rectangle, or the box of the collapsed group that hides
+        it (None when neither is drawn)."""
+        r = self.node_scene_rect(node)
+        if r is not None or self.pack is None or self._data is None:
+            return r
+        par = self.pack.group_parent
+        g = int(self.pack.node_group[node])
+        while g > 0 and g not in self._data.box_row:
+            g = int(par[g])
+        return self.group_scene_rect(g) if g > 0 else None
+
     def expand(self, group: int) -> None:
         """Expand a group (its ancestors too)."""
         g = int(group)
@@ -424,20 +521,24 @@ class GraphView(QWidget):
                 p = int(par[p])
         self._expanded |= add
         self._request(set(self._expanded), keep_view=True)
+        self.groupToggled.emit(g, True)
 
     def collapse(self, group: int) -> None:
         """Collapse a group (its subgroups keep their state for when it opens again)."""
         self._expanded.discard(int(group))
         self._request(set(self._expanded), keep_view=True)
+        self.groupToggled.emit(int(group), False)
 
     def expand_all(self) -> None:
         if self.pack is not None:
             self._expanded = set(range(1, self.pack.n_groups))
             self._request(set(self._expanded), keep_view=True)
+            self.groupToggled.emit(-1, True)
 
     def collapse_all(self) -> None:
         self._expanded = set()
         self._request(set(), keep_view=False, initial=True)
+        self.groupToggled.emit(-1, False)
 
     def drawn_count(self) -> int:
         """Nodes plus collapsed group boxes in the current layout."""
@@ -529,6 +630,7 @@ class GraphView(QWidget):
         self._canvas.scale(s, s)
         vh = self._canvas.viewport().height() / s
         self._canvas.centerOn(QPointF(d.lay.width / 2, min(d.lay.height / 2, vh / 2 - 20)))
+        self.viewChanged.emit()
 
     def _center_node(self, i: int) -> None:
         d = self._data
@@ -541,6 +643,7 @@ class GraphView(QWidget):
             self._canvas.scale(1.0, 1.0)
         self._canvas.centerOn(QPointF(x + w / 2, y + h / 2))
         self._minimap.update()
+        self.viewChanged.emit()
 
     def _prefetch(self, pack, start: int) -> None:
         """Layout thread: build the engine, then every group's layering and order, a slice at a time
@@ -576,6 +679,7 @@ class GraphView(QWidget):
                                   else QGraphicsView.ViewportAnchor.AnchorViewCenter)
         c.scale(f, f)
         self._minimap.update()
+        self.viewChanged.emit()
 
     def _place_minimap(self) -> None:
         vp = self._canvas.viewport()
@@ -625,6 +729,11 @@ class GraphView(QWidget):
                 err = "not compared" if lv != lv else \
                     ("exact" if lv == float("-inf") else f"max |A − B| {ov.atol * 10 ** lv:.3g}")
                 lines.append(f"{err} · {ov.status_of(idx)}")
+            pr = self._pairing
+            if pr is not None and pr.method_of(idx):
+                lines.append(f"paired by {pr.method_of(idx)}")
+            elif pr is not None and pr.unmatched[idx]:
+                lines.append("no partner in the other model")
             return "\n".join(lines)
         if kind.startswith(("box", "frame")) and idx > 0:
             what = "double-click to expand" if kind.startswith("box") else "double-click the title to collapse"

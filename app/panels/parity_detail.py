@@ -11,7 +11,8 @@ comparison kept in its result folder; a worker job (task ``layer_tensors``,
 is shown alone.
 
 The pair's actions: "Reduce to a minimal repro" (task ``reduce``: :func:`converters.parity.reduce.
-reduce_failure` in a worker, with progress and Cancel; the repro folder is then shown with Open
+reduce_failure` in a worker, with progress and Cancel, cut to the pair shown when it fails (else the
+first divergence) and reusing the comparison's kept folder; the repro folder is then shown with Open
 repro.onnx and Open folder), copy the pair's names in both models, export the report (HTML + JSON) and
 save the inputs used (.npz).
 """
@@ -34,6 +35,7 @@ __all__ = ["LayerDetail", "pair_names", "IMAGE_KEYS"]
 IMAGE_KEYS = ("a", "b", "diff")
 _TITLES = {"a": "A (reference)", "b": "B (converted)", "diff": "B − A"}
 NOT_KEPT = "B matches A within tolerance here (not kept)"
+FAILING = ("source", "inherited", "layout")   # statuses of a pair a reduction can cut to
 
 
 def _g(x) -> str:
@@ -500,9 +502,18 @@ class LayerDetail(QWidget):
         res = self.result or {}
         return bool(res.get("layers")) and not res.get("passed", True) and self.registry is not None
 
-    def reduce(self, out: str | None = None):
-        """Start the ``reduce`` task on the comparison's two models, tolerance and inputs: the smallest ONNX
-        cut that still fails the same way at the first divergence. Returns the job (None when it cannot)."""
+    def reduce_target(self, layer: int | None = None) -> int | None:
+        """The layer a reduction cuts to: ``layer`` (else the pair shown) when it fails, else None (the
+        engine's first divergence)."""
+        k = self.index if layer is None else int(layer)
+        r = self.layer(k) if k is not None and k >= 0 else None
+        return int(r["index"]) if r is not None and r.get("status") in FAILING else None
+
+    def reduce(self, out: str | None = None, layer: int | None = None):
+        """Start the ``reduce`` task on the comparison's two models: the smallest ONNX cut that still fails
+        the same way at pair ``layer`` (default: the pair shown when it fails, else the first divergence).
+        The comparison's kept folder is reused (its tolerance and inputs; no comparison is run again) while it
+        exists. Returns the job (None when it cannot)."""
         if not self.can_reduce():
             return None
         from converters.jobs.protocol import ReduceParams
@@ -512,13 +523,17 @@ class LayerDetail(QWidget):
         res, p = self.result, self.params or {}
         tol = res.get("tolerance") or {}
         inputs = list(p.get("inputs") or [])
+        target = self.reduce_target(layer)
         params = ReduceParams(res["a"]["path"], res["b"]["path"], out=out, preset=p.get("preset") or tol.get("name"),
                               seed=int(p.get("seed") or res.get("seed") or 0), inputs=inputs or None,
-                              trust=bool(p.get("trust")))
-        job = self.registry.run("reduce", params.to_dict(), title=f"reduce {os.path.basename(res['b']['path'])}")
+                              trust=bool(p.get("trust")), layer=target, result_dir=self.result_dir)
+        r = self.layer(target) if target is not None else None
+        job = self.registry.run("reduce", params.to_dict(), title=f"reduce {os.path.basename(res['b']['path'])}"
+                                + (f" at {r['a']}" if r else ""))
         self.reduce_job = job
         self.repro = None
-        self.repro_label.setText("Reducing to a minimal repro…")
+        self.repro_label.setText(f"Reducing to a minimal repro of '{r['a']}'…" if r else
+                                 "Reducing to a minimal repro of the first divergence…")
         self.repro_label.show()
         self.repro_bar.setRange(0, 0)
         for w in (self.repro_bar, self.repro_cancel):

@@ -52,11 +52,13 @@ class _Item(QTableWidgetItem):
 
 class LayersView(QWidget):
     """Signals: ``layerSelected(int)`` (a layer index of the result, -1 for none), ``overlayChanged()``
-    (the overlay switched or its threshold moved), ``openBRequested()``."""
+    (the overlay switched or its threshold moved), ``openBRequested()``, ``sideBySideRequested()`` (the
+    compare view, A and B in step)."""
 
     layerSelected = Signal(int)
     overlayChanged = Signal()
     openBRequested = Signal()
+    sideBySideRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -93,10 +95,14 @@ class LayersView(QWidget):
         self.open_b_button.setToolTip("Open B in a tab to see the overlay and the selection in its graph too")
         self.open_b_button.clicked.connect(self.openBRequested.emit)
         self.open_b_button.hide()
+        self.side_button = QPushButton("Side by side", self)
+        self.side_button.setToolTip("A and B side by side in one view, in step through the layer pairs (opens B if needed)")
+        self.side_button.clicked.connect(self.sideBySideRequested.emit)
         self.tensors = LayerDetail(self)
         self.reduce_action = QAction("&Reduce to a minimal repro", self)
-        self.reduce_action.setStatusTip("Cut the smallest ONNX subgraph that still fails the same way at the first "
-                                        "divergence (repro.onnx with its inputs and expected values)")
+        self.reduce_action.setStatusTip("Cut the smallest ONNX subgraph that still fails the same way at the selected "
+                                        "failing pair, else the first divergence (repro.onnx with its inputs and "
+                                        "expected values)")
         self.reduce_action.triggered.connect(lambda _c=False: self.tensors.reduce())
         self.copy_action = QAction("&Copy names in both models", self)
         self.copy_action.setStatusTip("Copy the selected pair's node and tensor names in A and B")
@@ -128,6 +134,7 @@ class LayersView(QWidget):
         bar.addWidget(self.threshold_label)
         bar.addStretch(1)
         bar.addWidget(self.open_b_button)
+        bar.addWidget(self.side_button)
         bar.addWidget(self.reduce_button)
         bar.addWidget(self.actions_button)
 
@@ -336,9 +343,11 @@ class LayersView(QWidget):
         r = self._by_index.get(k)
         t = self.tensors
         self.reduce_action.setEnabled(t.can_reduce())
-        self.reduce_action.setToolTip("Cut the smallest ONNX subgraph that still fails the same way at the first "
-                                      "divergence" + (f" ('{self._by_index[self.first]['a']}')"
-                                                      if self.first in self._by_index else ""))
+        k_red = t.reduce_target(k)
+        at = self._by_index.get(k_red if k_red is not None else self.first)
+        self.reduce_action.setToolTip("Cut the smallest ONNX subgraph that still fails the same way at "
+                                      + ("the selected pair" if k_red is not None else "the first divergence")
+                                      + (f" ('{at['a']}')" if at else ""))
         self.copy_action.setEnabled(r is not None)
         html, js = t.report_files()
         self.export_action.setEnabled(bool(html or js))
