@@ -405,6 +405,9 @@ class ParityFeature:
             self._compare_wanted = False
             self.pages.setCurrentWidget(self.tabs)
             self.tabs.setCurrentWidget(view)
+            k = self.parity.layers.selected_layer()
+            if k >= 0:                    # the pair the dock shows, in both panes (centred once drawn)
+                view.select_layer(k)
         return view
 
     def compare_again(self):

@@ -373,7 +373,18 @@ def _paint_status(p: QPainter, d: LayoutData, ni: np.ndarray, overlay, lod: floa
                        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, "first divergence")
 
 
-BADGE_W, BADGE_H = 15.0, 13.0     # a method badge in a node's top-right corner (scene units)
+BADGE_W, BADGE_H = 15.0, 13.0     # a method badge on a node's top-right corner (scene units)
+
+
+def badge_rects(node_rows: np.ndarray) -> np.ndarray:
+    """The method badges of nodes (x, y, w, h rows): astride each node's top-right corner, clear of the
+    op's name written in the middle."""
+    rows = np.array(node_rows, np.float64, copy=True).reshape(-1, 4)
+    rows[:, 0] = rows[:, 0] + rows[:, 2] - BADGE_W * 0.6
+    rows[:, 1] = rows[:, 1] - BADGE_H * 0.45
+    rows[:, 2] = BADGE_W
+    rows[:, 3] = BADGE_H
+    return rows
 
 
 def _paint_pairing(p: QPainter, d: LayoutData, ni: np.ndarray, pairing, lod: float, px: float, text: bool) -> None:
@@ -408,11 +419,7 @@ def _paint_pairing(p: QPainter, d: LayoutData, ni: np.ndarray, pairing, lod: flo
         font.setBold(True)
     for c in np.flatnonzero(np.bincount(codes[codes >= 0].astype(np.int64), minlength=len(ov.PAIR_METHODS))).tolist():
         method = ov.PAIR_METHODS[c]
-        rows = nr[ni[codes == c]].copy()
-        rows[:, 0] = rows[:, 0] + rows[:, 2] - BADGE_W - 2
-        rows[:, 1] = rows[:, 1] + 2
-        rows[:, 2] = BADGE_W
-        rows[:, 3] = BADGE_H
+        rows = badge_rects(nr[ni[codes == c]])
         colour = ov.method_color(method)
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(QBrush(colour))

@@ -206,7 +206,7 @@ class _Legend(QWidget):
         self._fit()
 
     def _fit(self) -> None:
-        if not self.rows and not self.pair_rows:
+        if (not self.rows and not self.pair_rows) or not self.owner.show_legend:
             self.hide()
             return
         from PySide6.QtGui import QFontMetrics
@@ -359,6 +359,7 @@ class GraphView(QWidget):
         self._legend.hide()
         self._overlay = None
         self._pairing = None
+        self._show_legend = True
         self.last_layout_seconds = 0.0
         self._prefetch_engine = None
         # load the fonts now (tens of ms the first time), not during the first paint of a graph
@@ -441,6 +442,8 @@ class GraphView(QWidget):
             self._expanded.update(self.pack.engine().ancestors(i))
             self._center_on_node = i if center else None
             self._request(set(self._expanded), keep_view=True)
+        elif i >= 0 and center and self._data is None:
+            self._center_on_node = i          # once the first layout is on screen
         elif i >= 0 and center:
             self._center_node(i)
         self.nodeSelected.emit(self._selected)
@@ -478,6 +481,16 @@ class GraphView(QWidget):
     @property
     def pairing(self):
         return self._pairing
+
+    @property
+    def show_legend(self) -> bool:
+        """Whether the overlay's key is drawn (when there is an overlay or a pairing)."""
+        return self._show_legend
+
+    @show_legend.setter
+    def show_legend(self, on: bool) -> None:
+        self._show_legend = bool(on)
+        self._legend._fit()
 
     @property
     def zoom(self) -> float:

@@ -127,6 +127,10 @@ class CompareView(QWidget):
         self.in_step = QCheckBox("In step", self)
         self.in_step.setChecked(True)
         self.in_step.setToolTip("Selecting, panning, zooming and expanding in one graph follows in the other")
+        self.legend_box = QCheckBox("Legend", self)
+        self.legend_box.setChecked(True)
+        self.legend_box.setToolTip("Show the key of the colours, outlines and pairing badges in both graphs")
+        self.legend_box.toggled.connect(self._legend_toggled)
         self.fit_button = QPushButton("Fit both", self)
         self.fit_button.clicked.connect(self.fit_both)
         self.again_button = QPushButton("Compare again…", self)
@@ -136,6 +140,7 @@ class CompareView(QWidget):
         bar.setContentsMargins(6, 4, 6, 2)
         bar.addWidget(self.summary, 1)
         bar.addWidget(self.in_step)
+        bar.addWidget(self.legend_box)
         bar.addWidget(self.fit_button)
         bar.addWidget(self.again_button)
 
@@ -204,6 +209,10 @@ class CompareView(QWidget):
             pane = self.panes[side]
             pane.set_overlay(overlays.get(side))
             pane.set_pairing(pairings.get(side))
+
+    def _legend_toggled(self, on: bool) -> None:
+        for pane in self.panes.values():
+            pane.show_legend = on
 
     def stop(self) -> None:
         """Before the tab goes: end the panes' layout threads."""

@@ -84,12 +84,13 @@ def _near(p: QPointF, q: QPointF, tol: float = 1.5) -> bool:
 
 
 def _badge_pixel(pane, node: int) -> QColor:
-    from app.graph_view.item import BADGE_H, BADGE_W
+    from app.graph_view.item import badge_rects
 
     r = pane.node_scene_rect(node)
     v = pane.canvas
     v.centerOn(r.center())
-    pt = v.mapFromScene(QPointF(r.right() - 2 - BADGE_W + 3, r.top() + 2 + BADGE_H - 3))  # clear of its letter
+    x, y, w, h = badge_rects(np.array([[r.x(), r.y(), r.width(), r.height()]]))[0]
+    pt = v.mapFromScene(QPointF(x + 2.5, y + h - 2.5))  # clear of its letter
     return QColor(v.viewport().grab().toImage().pixel(QPoint(pt.x(), pt.y())))
 
 
@@ -118,6 +119,16 @@ def test_compare_view_keeps_both_graphs_in_step(window, qtbot, extra_pair, tmp_p
     tab_b = window.tab_for_side("b")
     assert pa.pack is tab_a.doc.pack and pb.pack is tab_b.doc.pack
     na, nb = tab_a.doc.pack.names, tab_b.doc.pack.names
+    # the pair the dock shows (the first divergence) is selected and centred in both panes
+    first = res["layer_first"]["index"]
+    assert window.parity.layers.selected_layer() == first
+    for pane, names in ((pa, na), (pb, nb)):
+        assert pane.selected == names.index(f["conv2"])
+        qtbot.waitUntil(lambda pane=pane, names=names: _near(pane.view_center(), _center(pane, names.index(f["conv2"]))),
+                        timeout=10_000)
+    view.legend_box.setChecked(False)
+    assert not pa._legend.isVisible() and not pb._legend.isVisible()
+    view.legend_box.setChecked(True)
 
     # the error overlay on both panes: the planted Conv is the first divergence in each
     for pane, names in ((pa, na), (pb, nb)):
