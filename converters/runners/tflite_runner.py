@@ -3,8 +3,10 @@
 Inputs and outputs are the interpreter's tensor names (a signature's keyword names when the model has
 exactly one signature, as converters from Keras/SavedModel write: ``x``, ``logits``). Dynamic dims
 (``shape_signature`` -1) are resized to the fed shape. Device: "cpu" only (the desktop interpreter runs
-XNNPACK on the CPU). Capture: any tensor name of the flatbuffer (interpreter opened with
-``experimental_preserve_all_tensors``, so intermediates stay readable).
+XNNPACK on the CPU). Capture: any tensor name of the flatbuffer. A per-layer run (``capture_stream``) adds
+the wanted tensors to a copy of the model's outputs, in groups of a bounded size, one run per group (the
+interpreter reuses the memory of every tensor that is not an output); ``infer(capture=…)`` opens the model
+with ``experimental_preserve_all_tensors`` instead, which keeps every tensor.
 """
 from __future__ import annotations
 
@@ -51,13 +53,16 @@ class TFLiteRunner(Runner):
         self._tensor_out = {d["name"]: d for d in self._interp.get_output_details()}
         self._plans: dict[int, tuple] = {}
 
-    def _make(self, preserve: bool):
+    def _make(self, preserve: bool, content: bytes | None = None):
         import warnings
         try:
             with warnings.catch_warnings():
                 # preserving all tensors is exactly what capture asks for; the library warns about it
                 warnings.simplefilter("ignore", UserWarning)
-                it = self._Interpreter(model_path=self.path, experimental_preserve_all_tensors=preserve)
+                if content is not None:
+                    it = self._Interpreter(model_content=content)
+                else:
+                    it = self._Interpreter(model_path=self.path, experimental_preserve_all_tensors=preserve)
             it.allocate_tensors()
             return it
         except Exception as exc:
@@ -82,6 +87,68 @@ class TFLiteRunner(Runner):
         self._interp = None
         self._capture_interp = None
         self._plans = {}
+
+    # -- capture in groups: the wanted tensors made outputs of a copy of the model -------------------------
+    def capturable(self, names: list[str]) -> list[str]:
+        known = {d["name"] for d in self._interp.get_tensor_details()}
+        return [n for n in names if n in known]
+
+    def _with_outputs(self, indices: list[int]) -> bytes:
+        """The flatbuffer with tensors ``indices`` added to its main subgraph's outputs."""
+        import flatbuffers
+
+        from ..formats.tflite_reader import _schema
+
+        schema = _schema()
+        with open(self.path, "rb") as f:
+            m = schema.ModelT.InitFromPackedBuf(bytearray(f.read()), 0)
+        sg = m.subgraphs[0]
+        have = list(sg.outputs) if sg.outputs is not None else []
+        sg.outputs = have + [i for i in indices if i not in have]
+        b = flatbuffers.Builder(1 << 20)
+        b.Finish(m.Pack(b), file_identifier=b"TFL3")
+        return bytes(b.Output())
+
+    def _capture_stream_impl(self, feeds, names, sink, budget_bytes):
+        details = {d["name"]: d for d in self._interp.get_tensor_details()}
+        names = [n for n in self.capturable(names)]
+        groups: list[list[str]] = [[]]
+        acc = 0
+        for n in names:
+            d = details[n]
+            size = int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize if len(d["shape"]) else 8
+            if groups[-1] and acc + size > budget_bytes:
+                groups.append([])
+                acc = 0
+            groups[-1].append(n)
+            acc += size
+        out: dict[str, np.ndarray] = {}
+        for group in groups:
+            if not group:
+                continue
+            try:
+                it = self._make(False, content=self._with_outputs([details[n]["index"] for n in group]))
+            except Exception:  # a flatbuffer this schema cannot round-trip: every tensor kept, all at once
+                return super()._capture_stream_impl(feeds, names, sink, budget_bytes)
+            ins, outs = self._io_plan(it)
+            resized = False
+            for entry in ins:
+                a = feeds[entry[0]]
+                if entry[2] != a.shape:
+                    it.resize_tensor_input(entry[1], list(a.shape), strict=False)
+                    entry[2] = a.shape
+                    resized = True
+            if resized:
+                it.allocate_tensors()
+            for name, index, _shape in ins:
+                it.set_tensor(index, np.ascontiguousarray(feeds[name]))
+            it.invoke()
+            for n in group:
+                sink(n, it.get_tensor(details[n]["index"]))  # get_tensor copies
+            out = {name: it.get_tensor(index) for name, index in outs}
+            self._plans.pop(id(it), None)
+            del it
+        return out if names else self._infer_impl(feeds, None)
 
     @staticmethod
     def _spec(name: str, d: dict) -> TensorSpec:

@@ -561,3 +561,25 @@ def test_a_torch_programs_failing_layer_is_re_run_alone_on_the_references_tensor
     assert first["local_passed"] is False and first["local_max_abs"] == pytest.approx(first["max_abs"], rel=1e-3)
     after = [r for r in res["layers"][first["index"] + 1:] if r["local_passed"] is not None]
     assert after and all(r["local_passed"] for r in after)
+
+
+def test_tflite_capture_in_groups_gives_what_keeping_every_tensor_gives(model_file):
+    """A per-layer TFLite run adds the wanted tensors to a copy of the model's outputs, a group of bounded
+    size at a time; each tensor must equal what the interpreter keeping every tensor reads."""
+    from converters.formats import load
+    from converters.runners import runner_for
+
+    path = model_file("compare_models", "keras_twin.tflite").path
+    names = [n.outputs[0] for n in load(path).graph.nodes]
+    with runner_for(path) as r:
+        x = {s.name: np.random.default_rng(1).random([d if isinstance(d, int) else 1 for d in s.shape],
+                                                       dtype=np.float32) for s in r.input_specs()}
+        whole = r.infer(x, capture=names)
+        got: dict = {}
+        runs = []
+        real = r._make
+        r._make = lambda *a, **k: runs.append(1) or real(*a, **k)
+        out = r.capture_stream(x, names, got.__setitem__, budget_bytes=1)  # one tensor per group
+    assert sorted(got) == sorted(names) and len(runs) == len(names) > 2
+    assert all(np.array_equal(got[n], whole[n]) for n in names)
+    assert all(np.array_equal(out[k], whole[k]) for k in out) and out
