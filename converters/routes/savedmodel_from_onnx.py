@@ -202,6 +202,11 @@ def run(src: str, out: str, opts: ConvertOptions, *, product: str = "savedmodel"
             why = _h5_failure(printed.text())
             raise UnsupportedOp(f"{src}: onnx2tf could not save this model as a Keras .h5{why} (it wrote an "
                                 f"empty file); convert it to tf (SavedModel) or tflite instead")
+        if product == "tf_keras":
+            broken = _h5_cannot_run(files[product])
+            if broken:
+                raise UnsupportedOp(f"{src}: onnx2tf wrote a Keras .h5 that cannot run ({broken}); convert it to "
+                                    f"tf (SavedModel) or tflite instead")
         outputs = {product: out}
         os.replace(files[product], out)
         extra = []
@@ -272,6 +277,29 @@ def _onnx2tf_kwargs(opts: ConvertOptions, graph_inputs, product: str) -> dict:
     if shapes:
         kw["overwrite_input_shape"] = shapes
     return kw
+
+
+def _h5_cannot_run(h5_path: str) -> str | None:
+    """Why the Keras .h5 onnx2tf wrote cannot be run once on random inputs (None: it runs). onnx2tf can
+    save a model whose layers fail when it is loaded back and called (a Squeeze of a dimension that is
+    not 1): handing that file over would be handing over a model that does not work."""
+    import re
+
+    from ..errors import one_line
+    from ..inputs import random_inputs
+    from ..runners import runner_for
+
+    try:
+        with runner_for(h5_path) as r:
+            r.infer(random_inputs(r.input_specs(), seed=0))
+        return None
+    except Exception as exc:
+        text = one_line(exc)
+        layer = re.search(r"calling layer ['\"]([^'\"]+)['\"]", text)
+        cause = re.search(r"\}\}\s*(.+?)\s*\[Op:", text)
+        if layer:
+            return f"layer '{layer.group(1)}' fails: {cause.group(1).strip() if cause else text[:200]}"
+        return text[:300]
 
 
 def _has_model_config(h5_path: str) -> bool:

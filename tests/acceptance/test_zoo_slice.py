@@ -42,7 +42,7 @@ REWRITTEN = [
 @pytest.fixture(scope="session")
 def zoo_folder():
     folder = zoo.cache_dir()
-    names = sorted({m for m, _ in SLICE + REWRITTEN})
+    names = sorted({m for m, _ in SLICE + REWRITTEN} | {"sm_attn_seq"})
     facts = zoo.build_models(names, folder)
     bad = {n: facts.get(n, {}).get("build_error", "not built") for n in names
            if "build_error" in facts.get(n, {"build_error": 1})}
@@ -77,3 +77,22 @@ def _pair_passes(zoo_folder, tmp_path, name, target):
     assert cli["max_abs"] is not None and cli["max_abs"] < 1e-3
     # the window's check also captures inner tensors (the converter map); its outputs' error stays as small
     assert window["max_abs"] is not None and window["max_abs"] < 1e-3
+
+
+def test_a_keras_file_that_cannot_run_is_not_handed_over(zoo_folder, tmp_path):
+    """onnx2tf saves the Keras .h5 of a SavedModel attention block whose Squeeze fails when the file is loaded
+    and called; the conversion must end in one line naming that layer, and leave no file behind."""
+    import os
+    import subprocess
+    import sys
+
+    src = os.path.join(zoo_folder, "sm_attn_seq")
+    out = tmp_path / "attn.h5"
+    r = subprocess.run([sys.executable, "-m", "app", "convert", src, "--to", "keras", "-o", str(out)],
+                       capture_output=True, text=True, timeout=900,
+                       env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    assert r.returncode == 2
+    line = r.stderr.strip()
+    assert "\n" not in line and "cannot run" in line and "layer 'tf.compat.v1.squeeze" in line
+    assert "convert it to tf (SavedModel) or tflite instead" in line
+    assert not out.exists() and not any(p.name.startswith(".") for p in tmp_path.iterdir())
