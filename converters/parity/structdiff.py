@@ -34,21 +34,25 @@ change when both arrays can be read and hold at most :data:`MAX_COMPARE` element
 ("weight shape changed"). Nodes of A left unpaired are *removed*, nodes of B *added*.
 
 Weights-only files (a state dict, safetensors) are compared weight by weight, by name.
+
+The pairing tiers live in :mod:`converters.parity.structdiff_pairing`, the result types with their
+summary and JSON in :mod:`converters.parity.structdiff_result`; this module reads the models, compares
+each pair and runs the ``struct_diff`` task. Their public names are importable from here too.
 """
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from .structdiff_pairing import _kind, pair_nodes
+from .structdiff_result import STATUSES, Change, DiffEntry, StructDiff
 
 __all__ = ["Change", "DiffEntry", "StructDiff", "diff_models", "diff_graphs", "diff_weights", "struct_diff_task",
            "MAX_COMPARE", "STATUSES"]
 
 MAX_COMPARE = 64 * 1024 * 1024  # weights larger than this (elements) are compared by fingerprint only
-STATUSES = ("changed", "added", "removed", "same")
 _CHUNK = 1 << 22
 
 # attribute values that mean "not set" (ONNX defaults, the common ops); keyed by op type, then name
@@ -70,162 +74,6 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 }
 _ONES = ("strides", "dilations", "dilation_rate")   # all ones: the default
 _ZEROS = ("pads", "output_padding")                 # all zeros: the default
-
-
-@dataclass
-class Change:
-    """One difference of a paired node: ``kind`` is ``op``, ``attr``, ``shape``, ``inputs``, ``weights``,
-    ``weight_shape``, ``weight_dtype`` or ``weight_count``; ``what`` names the attribute, output or weight;
-    ``a`` / ``b`` the two values as text; for ``weights`` the largest absolute and relative change when the
-    arrays were read (None when only their fingerprints were compared)."""
-
-    kind: str
-    what: str
-    a: str
-    b: str
-    max_abs: float | None = None
-    max_rel: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"kind": self.kind, "what": self.what, "a": self.a, "b": self.b}
-        if self.max_abs is not None:
-            d["max_abs"] = self.max_abs
-        if self.max_rel is not None:
-            d["max_rel"] = self.max_rel
-        return d
-
-    def text(self) -> str:
-        if self.kind == "op":
-            return f"op {self.a} → {self.b}"
-        if self.kind == "weights":
-            if self.max_abs is None:
-                return f"weights changed: {self.what} (fingerprint)"
-            return f"weights changed: {self.what} (max |Δ| {self.max_abs:.3g}, relative {self.max_rel:.3g})"
-        if self.kind == "weight_shape":
-            return f"weight shape changed: {self.what} {self.a} → {self.b}"
-        if self.kind == "weight_dtype":
-            return f"weight dtype changed: {self.what} {self.a} → {self.b}"
-        if self.kind == "weight_count":
-            return f"stored inputs {self.a} → {self.b}"
-        if self.kind == "shape":
-            return f"output {self.what} shape {self.a} → {self.b}"
-        if self.kind == "inputs":
-            return f"input {self.what} from {self.a} → {self.b}"
-        return f"{self.what} {self.a} → {self.b}"
-
-
-@dataclass
-class DiffEntry:
-    """One node (or, for weights-only files, one weight): its status (``changed``, ``added``, ``removed``,
-    ``same``), its name, op, index and first output in A and in B ('' / -1 on the side that lacks it), how
-    it was paired (``method``) and what changed."""
-
-    status: str
-    a: str = ""
-    b: str = ""
-    op_a: str = ""
-    op_b: str = ""
-    index_a: int = -1
-    index_b: int = -1
-    value_a: str = ""
-    value_b: str = ""
-    method: str = ""
-    kind: str = "node"
-    changes: list[Change] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.a or self.b or self.value_a or self.value_b
-
-    @property
-    def op(self) -> str:
-        if self.op_a and self.op_b and self.op_a != self.op_b:
-            return f"{self.op_a} → {self.op_b}"
-        return self.op_a or self.op_b
-
-    def summary(self) -> str:
-        """What changed, in one line."""
-        if self.status == "added":
-            return f"added in B ({self.op_b})" if self.op_b else "added in B"
-        if self.status == "removed":
-            return f"removed from A ({self.op_a})" if self.op_a else "removed from A"
-        if self.status == "same":
-            return "unchanged"
-        return "; ".join(c.text() for c in self.changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "kind": self.kind, "a": self.a, "b": self.b, "op_a": self.op_a,
-                "op_b": self.op_b, "index_a": self.index_a, "index_b": self.index_b, "value_a": self.value_a,
-                "value_b": self.value_b, "method": self.method, "changes": [c.to_dict() for c in self.changes],
-                "summary": self.summary()}
-
-
-@dataclass
-class StructDiff:
-    """Every node of both models as a :class:`DiffEntry` (A's order, added nodes where B has them)."""
-
-    a: str = ""
-    b: str = ""
-    format_a: str = ""
-    format_b: str = ""
-    entries: list[DiffEntry] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def of(self, status: str) -> list[DiffEntry]:
-        return [e for e in self.entries if e.status == status]
-
-    @property
-    def counts(self) -> dict[str, int]:
-        out = {s: 0 for s in STATUSES}
-        for e in self.entries:
-            out[e.status] += 1
-        return out
-
-    @property
-    def methods(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for e in self.entries:
-            if e.method:
-                out[e.method] = out.get(e.method, 0) + 1
-        return out
-
-    @property
-    def identical(self) -> bool:
-        return all(e.status == "same" for e in self.entries)
-
-    @staticmethod
-    def from_dict(d: dict[str, Any]) -> "StructDiff":
-        entries = []
-        for e in d.get("entries") or []:
-            e = {k: v for k, v in e.items() if k != "summary"}
-            e["changes"] = [Change(**c) for c in e.get("changes") or []]
-            entries.append(DiffEntry(**e))
-        return StructDiff(d.get("a", ""), d.get("b", ""), d.get("format_a", ""), d.get("format_b", ""), entries,
-                          list(d.get("notes") or []))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "format_a": self.format_a, "format_b": self.format_b,
-                "identical": self.identical, "counts": self.counts, "methods": self.methods,
-                "entries": [e.to_dict() for e in self.entries], "notes": list(self.notes)}
-
-    def summary_lines(self, *, all: bool = False) -> list[str]:
-        """The changed, added and removed entries one line each (every entry with ``all``), then counts."""
-        c = self.counts
-        lines = [f"A: {self.a} ({self.format_a})", f"B: {self.b} ({self.format_b})"]
-        marks = {"changed": "~", "added": "+", "removed": "-", "same": "="}
-        for e in self.entries:
-            if e.status == "same" and not all:
-                continue
-            names = e.a if e.status != "added" else e.b
-            if e.status == "changed" and e.b and e.b != e.a:
-                names = f"{e.a} ↔ {e.b}"
-            pairing = f"  [{e.method}]" if e.method else ""
-            lines.append(f"{marks[e.status]} {names or e.name}  {e.op}: {e.summary()}{pairing}")
-        what = "weights" if self.entries and self.entries[0].kind == "weight" else "nodes"
-        lines.append(f"{c['changed']} changed, {c['added']} added, {c['removed']} removed, {c['same']} unchanged "
-                     f"{what}" + ("; identical" if self.identical else ""))
-        lines += [f"note: {n}" for n in self.notes]
-        return lines
 
 
 # -- reading ---------------------------------------------------------------------------------------------
@@ -261,171 +109,6 @@ def _main_graph(model):
     if g is None and model.signatures:
         g = next(iter(model.signatures.values()))
     return g
-
-
-# -- pairing ---------------------------------------------------------------------------------------------
-# Keras layer names the structure module's table spells otherwise
-_MORE_KINDS = {"maxpooling": "maxpool", "averagepooling": "avgpool", "globalaveragepooling": "avgpool",
-               "globalmaxpooling": "maxpool", "batchnormalization": "norm", "layernormalization": "norm",
-               "activation": "activation", "zeropadding": "pad"}
-
-
-def _kind(op: str) -> str:
-    from .structure import op_kind
-
-    k = op_kind(op)
-    return _MORE_KINDS.get(re.sub(r"_?[123]d$", "", k), k)
-
-
-def pair_nodes(ia, ib, notes: list[str]) -> dict[int, tuple[int, str]]:
-    """A's node index -> (B's node index, method) for every node the tiers pair (see the module docs)."""
-    from .plan import _tail_in
-    from .structure import _align, _anchors, _increasing
-
-    pairs: dict[int, tuple[int, str]] = {}
-    taken: set[int] = set()
-
-    def add(i: int, j: int, method: str) -> None:
-        if i not in pairs and j not in taken:
-            pairs[i] = (j, method)
-            taken.add(j)
-
-    # 1. names: the node's own, then its outputs'
-    doubtful: list[tuple[int, int]] = []
-    for i, n in enumerate(ia.nodes):
-        j = ib.by_name.get(n.name) if n.name else None
-        if j is None or j in taken:
-            j = None
-            for v in n.outputs:
-                if not v:
-                    continue
-                k = ib.producer.get(v)
-                if k is None and v not in ia.inputs:
-                    t = _tail_in(v, ib)
-                    k = ib.producer.get(t) if t else None
-                if k is not None and k not in taken:
-                    j = k
-                    break
-        if j is None:
-            continue
-        if _kind(n.op_type) != _kind(ib.nodes[j].op_type):
-            doubtful.append((i, j))
-            taken.add(j)  # held until its neighbours speak for it
-            continue
-        add(i, j, "name")
-    for i, j in doubtful:
-        taken.discard(j)
-        if _wired_alike(ia, i, ib, j, pairs):
-            add(i, j, "name")
-    # 2. weights: main weights of the same values, unique on both sides
-    free_a = {i for i in range(len(ia.nodes)) if i not in pairs and ia.is_data(i)}
-    free_b = {j for j in range(len(ib.nodes)) if j not in taken and ib.is_data(j)}
-    for i, j in _anchors(ia, ib, free_a, free_b, notes):
-        add(i, j, "weights")
-    # 3. structure: what lies between pairs, aligned by op kind and output size
-
-    def segments():
-        cuts = [(-1, -1)] + _increasing(sorted((i, j) for i, (j, _m) in pairs.items())) + \
-            [(len(ia.nodes), len(ib.nodes))]
-        for (a0, b0), (a1, b1) in zip(cuts, cuts[1:]):
-            yield ([i for i in range(a0 + 1, a1) if i not in pairs and ia.nodes[i].outputs],
-                   [j for j in range(b0 + 1, b1) if j not in taken and ib.nodes[j].outputs])
-
-    for seg_a, seg_b in list(segments()):
-        for i, j in _align(ia, seg_a, ib, seg_b):
-            add(i, j, "structure")
-    # 4. neighbours of pairs, at the same input position and of the same kind
-    for _ in range(64):
-        before = len(pairs)
-        for i, (j, _m) in list(pairs.items()):
-            na, nb = ia.nodes[i], ib.nodes[j]
-            for xa, xb in zip(na.inputs, nb.inputs):
-                pa, pb = ia.producer.get(xa) if xa else None, ib.producer.get(xb) if xb else None
-                if pa is not None and pb is not None and pa not in pairs and pb not in taken and \
-                        _kind(ia.nodes[pa].op_type) == _kind(ib.nodes[pb].op_type):
-                    add(pa, pb, "neighbour")
-            ca = [k for o in na.outputs[:1] if o for k in ia.consumers_of(o) if k not in pairs]
-            cb = [k for o in nb.outputs[:1] if o for k in ib.consumers_of(o) if k not in taken]
-            kinds_a = [_kind(ia.nodes[k].op_type) for k in ca]
-            kinds_b = [_kind(ib.nodes[k].op_type) for k in cb]
-            for k, ka in zip(ca, kinds_a):
-                if kinds_a.count(ka) == 1 and kinds_b.count(ka) == 1:
-                    add(k, cb[kinds_b.index(ka)], "neighbour")
-        if len(pairs) == before:
-            break
-    # 5. order: what is left, by op kind alone between the pairs around it
-    for seg_a, seg_b in list(segments()):
-        for i, j in _lcs([_kind(ia.nodes[i].op_type) for i in seg_a], [_kind(ib.nodes[j].op_type) for j in seg_b]):
-            add(seg_a[i], seg_b[j], "order")
-    # 6. position: one node left between the same pairs on both sides (fed by a pair, feeding a pair) is
-    # the same node with another op (a replaced activation in a file whose names say nothing)
-    for i in range(len(ia.nodes)):
-        if i in pairs or not ia.nodes[i].outputs:
-            continue
-        j = _slot_partner(ia, i, ib, pairs, taken)
-        if j is not None:
-            add(i, j, "position")
-    return pairs
-
-
-def _slot_partner(ia, i: int, ib, pairs: dict[int, tuple[int, str]], taken: set[int]) -> int | None:
-    """B's only unpaired node fed from the partner of what feeds A's node ``i`` (itself the only unpaired
-    node fed from there), when what each one feeds is paired too."""
-    back = {j: a for a, (j, _m) in pairs.items()}
-    for x in ia.nodes[i].inputs:
-        pa = ia.producer.get(x) if x else None
-        if pa is None or pa not in pairs:
-            continue
-        pb = pairs[pa][0]
-        k = ia.nodes[pa].outputs.index(x)
-        if k >= len(ib.nodes[pb].outputs):
-            continue
-        xb = ib.nodes[pb].outputs[k]
-        here_a = [c for c in ia.consumers_of(x) if c not in pairs]
-        here_b = [c for c in ib.consumers_of(xb) if c not in taken]
-        if len(here_a) != 1 or len(here_b) != 1:
-            continue
-        j = here_b[0]
-        feeds_a = {pairs[c][0] for o in ia.nodes[i].outputs if o for c in ia.consumers_of(o) if c in pairs}
-        feeds_b = {c for o in ib.nodes[j].outputs if o for c in ib.consumers_of(o) if c in back}
-        out_a = {o for o in ia.nodes[i].outputs if o} & set(ia.graph.outputs)
-        if (feeds_a and feeds_a == feeds_b) or (out_a and not feeds_a and not feeds_b):
-            return j
-    return None
-
-
-def _wired_alike(ia, i: int, ib, j: int, pairs: dict[int, tuple[int, str]]) -> bool:
-    """Whether some input of A's node ``i`` and the same input of B's node ``j`` come from one pair (or
-    are the same graph input)."""
-    for xa, xb in zip(ia.nodes[i].inputs, ib.nodes[j].inputs):
-        if not xa or not xb:
-            continue
-        pa, pb = ia.producer.get(xa), ib.producer.get(xb)
-        if pa is not None and pb is not None and pairs.get(pa, (None,))[0] == pb:
-            return True
-        if pa is None and pb is None and xa == xb and xa in ia.inputs:
-            return True
-    return False
-
-
-def _lcs(ta: list[str], tb: list[str]) -> list[tuple[int, int]]:
-    n, m = len(ta), len(tb)
-    if not n or not m or n * m > 4_000_000:
-        return []
-    dp = np.zeros((n + 1, m + 1), dtype=np.int32)
-    for x in range(n - 1, -1, -1):
-        for y in range(m - 1, -1, -1):
-            dp[x, y] = dp[x + 1, y + 1] + 1 if ta[x] == tb[y] else max(dp[x + 1, y], dp[x, y + 1])
-    out, x, y = [], 0, 0
-    while x < n and y < m:
-        if ta[x] == tb[y]:
-            out.append((x, y))
-            x, y = x + 1, y + 1
-        elif dp[x + 1, y] >= dp[x, y + 1]:
-            x += 1
-        else:
-            y += 1
-    return out
 
 
 # -- comparing -------------------------------------------------------------------------------------------
