@@ -12,11 +12,13 @@ A per-layer result (``per_layer``) adds the Layers page (:class:`app.panels.pari
 and a third plot, the error of every compared layer against its depth in A (log scale, the tolerance's
 atol as a line, the first divergence starred). A comparison that failed without it offers "Find where
 they part ways": the same comparison again, layer by layer.
+
+The plots live in :mod:`app.panels.parity_plots` (a mixin of the panel), the look-up of a layer's node in
+a view pack in :mod:`app.panels.parity_nodes`; their public names are importable from here too.
 """
 from __future__ import annotations
 
 import os
-import weakref
 from typing import Any
 
 import numpy as np
@@ -28,10 +30,12 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 
 from converters.errors import ErrorKind
 from converters.compare.params import compare_params
-from converters.compare.plots import SCATTER_POINTS, histogram_bars, paired, scatter_sample, sides
+from converters.compare.plots import SCATTER_POINTS, paired, sides
 
 from ..jobs import JobRegistry, QtJob, show_fraction
 from .parity_layers import LayersView
+from .parity_nodes import node_for_value, nodes_for_layers, value_producers
+from .parity_plots import OutputPlots, depth_points
 
 __all__ = ["ParityPanel", "COLUMNS", "SCATTER_POINTS", "compare_params", "depth_points", "node_for_value",
            "nodes_for_layers", "value_producers"]
@@ -49,23 +53,7 @@ def _g(x: Any, spec: str = ".3g") -> str:
     return format(float(x), spec)
 
 
-def depth_points(layers: list[dict], atol: float) -> tuple[np.ndarray, np.ndarray, list[int], float]:
-    """The error-vs-depth plot's points: (x = depth in A, y = max abs error, layer indices, floor), one
-    per compared layer (those with a ``max_abs``), in depth order. Layers the engine could not place
-    (depth -1) come after the deepest one; exact matches (0) sit at ``floor`` (atol / 1e4, or lower when
-    a real error is smaller) so that a log axis can show them."""
-    rows = [r for r in layers if r.get("max_abs") is not None and np.isfinite(float(r["max_abs"]))]
-    deepest = max((int(r.get("depth", -1)) for r in rows), default=-1)
-    xs = [int(r.get("depth", -1)) if int(r.get("depth", -1)) >= 0 else deepest + 1 for r in rows]
-    order = sorted(range(len(rows)), key=lambda k: (xs[k], int(rows[k]["index"])))
-    x = np.array([xs[k] for k in order], np.float64)
-    y = np.array([float(rows[k]["max_abs"]) for k in order], np.float64)
-    pos = y[y > 0]
-    floor = min((atol if atol > 0 else 1e-12) * 1e-4, float(pos.min()) / 10 if pos.size else np.inf)
-    return x, np.maximum(y, floor), [int(rows[k]["index"]) for k in order], float(floor)
-
-
-class ParityPanel(QWidget):
+class ParityPanel(OutputPlots, QWidget):
     """Shows one comparison at a time. :meth:`start` runs one; :meth:`show_result` shows a result dict.
 
     Signals: ``started(QtJob)``, ``resultShown(dict)``, ``divergenceRequested(path_a, name_a, path_b,
@@ -403,46 +391,6 @@ class ParityPanel(QWidget):
         """(A, B) arrays of table row ``row`` from the result's npz, B in A's layout; None when absent."""
         return paired(self.diffs[row], *sides(self.arrays))
 
-    def plot_output(self, row: int) -> None:
-        """Draw the histogram (the engine's counts) and the scatter of table row ``row``."""
-        pair = self.pair_arrays(row) if 0 <= row < len(self.diffs) else None
-        if pair is None:
-            if self.hist_plot is not None:
-                self.hist_plot.hide()
-                self.scatter_plot.hide()
-            self._show_plots()
-            return
-        self._ensure_plots()
-        a, b = pair
-        edges, counts = histogram_bars(self.diffs[row].get("histogram") or [])
-        self.hist_plot.setVisible(counts.size > 0)
-        self.scatter_plot.show()
-        if counts.size:
-            self.hist_item.setData(edges, counts)
-        x, y = scatter_sample(a, b, SCATTER_POINTS)
-        self.scatter_item.setData(x, y)
-        lo = float(min(x.min(), y.min())) if x.size else 0.0
-        hi = float(max(x.max(), y.max())) if x.size else 1.0
-        self.diag_item.setData([lo, hi], [lo, hi])
-        exact = f" · {int(counts[0]):,} exact (left bar)" if counts.size and counts[0] else ""
-        self.hist_plot.setTitle(f"{self.diffs[row]['name']}: |A − B|{exact}", size=_TITLE_SIZE)
-        self.scatter_plot.setTitle(f"B against A: {x.size:,} of {a.size:,} values", size=_TITLE_SIZE)
-        self.hist_plot.enableAutoRange()
-        self.scatter_plot.enableAutoRange()
-        self._show_plots()
-
-    def _show_plots(self) -> None:
-        """The plots pane is shown while any of its plots is."""
-        any_plot = self.hist_plot is not None and any(
-            not p.isHidden() for p in (self.hist_plot, self.scatter_plot, self.depth_plot))
-        if not any_plot:
-            self.plots.hide()
-            return
-        if not self.plots.isVisible():
-            self.plots.show()
-            w = max(self.split.width(), 600)
-            self.split.setSizes([int(w * 0.52), w - int(w * 0.52)])  # the table's 12 columns need the room
-
     # -- layers --------------------------------------------------------------------------------------
     def _clear_layers(self) -> None:
         self.layers.set_layers([], None, 1e-5)
@@ -463,150 +411,10 @@ class ParityPanel(QWidget):
         if first is not None:
             self.layers.select_layer(int(first["index"]), emit=False)
 
-    def plot_depth(self, layers: list[dict], first: dict | None, atol: float) -> None:
-        """Draw max abs error against depth, one point per compared layer, coloured by status."""
-        self._ensure_plots()
-        import pyqtgraph as pg
-
-        x, y, idx, floor = depth_points(layers, atol)
-        self.depth_layers = idx
-        self._depth_args = (layers, first, atol)
-        by_index = {int(r["index"]): r for r in layers}
-        dark = self.palette().window().color().lightness() < 128
-        brushes = []
-        for k in idx:
-            c = pg.mkColor(_DEPTH_COLORS.get(by_index[k].get("status"), "#70757a"))
-            brushes.append(pg.mkBrush(c.lighter(135) if dark else c))
-        self.depth_item.setData(x, y, symbolBrush=brushes)
-        fx, fy = [], []
-        if first is not None and int(first["index"]) in idx:
-            j = idx.index(int(first["index"]))
-            fx, fy = [x[j]], [y[j]]
-        self.depth_first_item.setData(fx, fy)
-        self.depth_tol_line.setValue(np.log10(atol if atol > 0 else 1e-12))
-        self._depth_atol = atol
-        self._update_depth_threshold()
-        exact = int((y <= floor).sum())
-        self.depth_plot.setTitle(f"error by depth: {len(idx)} layers", size=_TITLE_SIZE)
-        self.depth_plot.setToolTip(f"max |A − B| of each compared layer against its depth in A; the star is the "
-                                   f"first divergence, the dashed line the tolerance's atol {atol:g}"
-                                   + (f"; {exact} exact matches sit at the bottom ({floor:.0e})" if exact else "")
-                                   + ". Click a point to select its layer")
-        self.depth_plot.enableAutoRange()
-        self.depth_plot.show()
-        self._show_plots()
-
-    def _update_depth_threshold(self) -> None:
-        if self.depth_threshold_line is None:
-            return
-        atol = getattr(self, "_depth_atol", 1e-5)
-        t = self.layers.threshold
-        self.depth_threshold_line.setValue(np.log10(atol if atol > 0 else 1e-12) + t)
-        self.depth_threshold_line.setVisible(self.layers.overlay_on and t != 0)
-
     def _layer_selected(self, index: int) -> None:
         self._mark_depth(index)
         self.layerSelected.emit(index)
 
-    def _mark_depth(self, index: int) -> None:
-        if self.depth_item is None or self.depth_sel_item is None:
-            return
-        if index in self.depth_layers:
-            j = self.depth_layers.index(index)
-            self.depth_sel_item.setData([self.depth_item.xData[j]], [self.depth_item.yData[j]])
-        else:
-            self.depth_sel_item.setData([], [])
-
-    def _depth_clicked(self, _item, points, *_a) -> None:
-        if not len(points):
-            return
-        j = int(points[0].index())
-        if 0 <= j < len(self.depth_layers):
-            self.layers.select_layer(self.depth_layers[j])
-
-    def _ensure_plots(self) -> None:
-        if self.hist_plot is not None:
-            self._follow_palette()
-            return
-        import pyqtgraph as pg
-
-        self.hist_plot = pg.PlotWidget(self.plots)
-        self.scatter_plot = pg.PlotWidget(self.plots)
-        for p in (self.hist_plot, self.scatter_plot):
-            p.setMenuEnabled(False)
-            p.hideButtons()
-            p.setMinimumSize(170, 150)
-            self.plots_layout.addWidget(p, 2)
-        self.hist_plot.setLabel("bottom", "log10 |A − B|")
-        self.hist_plot.setLabel("left", "elements")
-        self.scatter_plot.setLabel("bottom", "A")
-        self.scatter_plot.setLabel("left", "B")
-        self.hist_item = pg.PlotDataItem(stepMode="center", fillLevel=0)
-        self.hist_plot.addItem(self.hist_item)
-        self.diag_item = pg.PlotDataItem()
-        self.scatter_plot.addItem(self.diag_item)
-        self.scatter_item = pg.PlotDataItem(pen=None, symbol="o", symbolSize=5)
-        self.scatter_plot.addItem(self.scatter_item)
-        # error against depth (per-layer results only)
-        self.depth_plot = pg.PlotWidget(self.plots)
-        self.depth_plot.setMenuEnabled(False)
-        self.depth_plot.hideButtons()
-        self.depth_plot.setMinimumSize(220, 150)
-        self.depth_plot.setLogMode(False, True)
-        self.depth_plot.getAxis("left").enableAutoSIPrefix(False)
-        self.depth_plot.getViewBox().setDefaultPadding(0.08)
-        self.depth_plot.setLabel("bottom", "depth in A")
-        self.depth_plot.setLabel("left", "max |A − B|")
-        self.depth_item = pg.PlotDataItem(symbol="o", symbolSize=7)
-        self.depth_item.sigPointsClicked.connect(self._depth_clicked)
-        self.depth_plot.addItem(self.depth_item)
-        self.depth_tol_line = pg.InfiniteLine(angle=0, movable=False, label="atol",
-                                              labelOpts={"position": 0.04, "anchors": [(0, 1), (0, 1)]})
-        self.depth_plot.addItem(self.depth_tol_line)
-        self.depth_threshold_line = pg.InfiniteLine(angle=0, movable=False)
-        self.depth_plot.addItem(self.depth_threshold_line)
-        self.depth_threshold_line.hide()
-        self.depth_sel_item = pg.PlotDataItem(pen=None, symbol="o", symbolSize=15)
-        self.depth_plot.addItem(self.depth_sel_item)
-        self.depth_first_item = pg.PlotDataItem(pen=None, symbol="star", symbolSize=18)
-        self.depth_plot.addItem(self.depth_first_item)
-        self.plots_layout.addWidget(self.depth_plot, 3)
-        self.depth_plot.hide()
-        self._follow_palette()
-
-    def _follow_palette(self) -> None:
-        import pyqtgraph as pg
-
-        pal = self.palette()
-        fg = pal.text().color()
-        hl = pal.highlight().color()
-        fill = pg.mkColor(hl)
-        fill.setAlpha(170)
-        for p in (self.hist_plot, self.scatter_plot, self.depth_plot):
-            p.setBackground(pal.base().color())
-            for ax in ("left", "bottom"):
-                p.getAxis(ax).setPen(fg)
-                p.getAxis(ax).setTextPen(fg)
-            p.getPlotItem().titleLabel.setAttr("color", fg.name())
-        self.hist_item.setPen(pg.mkPen(hl))
-        self.hist_item.setBrush(pg.mkBrush(fill))
-        self.scatter_item.setSymbolPen(None)
-        self.scatter_item.setSymbolBrush(pg.mkBrush(fill))
-        mid = pg.mkColor(fg)
-        mid.setAlpha(120)
-        self.diag_item.setPen(pg.mkPen(mid, style=Qt.PenStyle.DashLine))
-        self.depth_item.setPen(pg.mkPen(mid, width=1))
-        self.depth_item.setSymbolPen(None)
-        dark = pal.window().color().lightness() < 128
-        first = pg.mkColor("#ff4fb0" if dark else "#d6007e")
-        self.depth_first_item.setSymbolBrush(pg.mkBrush(first))
-        self.depth_first_item.setSymbolPen(pg.mkPen(fg, width=1))
-        self.depth_sel_item.setSymbolBrush(None)
-        self.depth_sel_item.setSymbolPen(pg.mkPen(pg.mkColor("#ff8c00"), width=2.5))
-        tol = pg.mkColor("#4caf50" if dark else "#1e8e3e")
-        self.depth_tol_line.setPen(pg.mkPen(tol, width=1.5, style=Qt.PenStyle.DashLine))
-        self.depth_tol_line.label.setColor(tol)
-        self.depth_threshold_line.setPen(pg.mkPen(mid, width=1, style=Qt.PenStyle.DotLine))
     def changeEvent(self, e) -> None:
         from PySide6.QtCore import QEvent
 
@@ -631,118 +439,3 @@ class ParityPanel(QWidget):
         if d is None or self.result is None:
             return
         self.divergenceRequested.emit(self.result["a"]["path"], d["name"], self.result["b"]["path"], d["name_b"])
-
-
-_TITLE_SIZE = "9pt"
-_DEPTH_COLORS = {"ok": "#1e8e3e", "source": "#c5221f", "inherited": "#e37400", "layout": "#8e24aa",
-                 "missing": "#70757a"}
-
-
-def node_for_value(pack, name: str) -> int:
-    """Index of the node of view pack ``pack`` that produces the value ``name`` (or is named so); -1 when
-    none does. Reads the pack's details file once, looking only at entries whose text holds the name."""
-    if pack is None or not name or getattr(pack, "weights_only", False):
-        return -1
-    import json
-
-    names = pack.names
-    for cand in (name, name.replace(".", "_"), name.replace("/", ".")):
-        if cand in names:
-            hit = names.index(cand)
-            if cand == name:
-                return hit
-            break
-    else:
-        hit = -1
-    offs = getattr(pack, "_details_off", None)
-    path = os.path.join(str(pack.dir), "details.jsonl")
-    if offs is not None and len(offs) > 1 and os.path.exists(path):
-        with open(path, "rb") as f:
-            data = f.read()
-        needle = json.dumps(name).encode()
-        start = 0
-        while True:  # only entries that mention the name are parsed
-            k = data.find(needle, start)
-            if k < 0:
-                break
-            i = int(np.searchsorted(offs, k, side="right")) - 1
-            if 0 <= i < pack.n_nodes:
-                try:
-                    d = json.loads(data[int(offs[i]):int(offs[i + 1])])
-                except ValueError:
-                    d = {}
-                if any(o.get("name") == name for o in d.get("outputs") or []):
-                    return i
-                start = int(offs[i + 1])
-            else:
-                break
-    return hit
-
-
-_PRODUCERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def value_producers(pack) -> dict[str, int]:
-    """{value name: index of the node that outputs it} over a whole view pack, from one read of its
-    details file (cached per pack: a 50k-node pack takes a few tenths of a second once)."""
-    import json
-    import re
-
-    try:
-        hit = _PRODUCERS.get(pack)
-    except TypeError:
-        hit = None
-    if hit is not None:
-        return hit
-    out: dict[str, int] = {}
-    path = os.path.join(str(pack.dir), "details.jsonl")
-    if pack.n_nodes and os.path.exists(path):
-        with open(path, "rb") as f:
-            lines = f.read().split(b"\n")
-        # line i is node i: {"index", "name", …, "outputs": [{"name": …, "dtype", "shape"}, …], "weights": …}
-        name_re = re.compile(rb'"name": ("(?:[^"\\]|\\.)*")')
-        start, end = b'"outputs": [', b'], "weights": '
-        for i, line in enumerate(lines[:pack.n_nodes]):
-            k = line.find(start)
-            if k < 0:
-                continue
-            e = line.find(end, k)
-            for q in name_re.findall(line, k, e if e >= 0 else len(line)):
-                name = q[1:-1].decode("utf-8", "surrogatepass") if b"\\" not in q else json.loads(q)
-                if name not in out:
-                    out[name] = i
-    try:
-        _PRODUCERS[pack] = out
-    except TypeError:
-        pass
-    return out
-
-
-def nodes_for_layers(pack, node_names: list[str], value_names: list[str]) -> np.ndarray:
-    """Index in view pack ``pack`` of each layer's node (-1 where the graph has none), for many layers at
-    once: by node name first, then by the node that outputs the value (one read of the details file, only
-    when some are left), then a node named like the value (as :func:`node_for_value`)."""
-    n = len(value_names)
-    out = np.full(n, -1, np.int64)
-    if pack is None or getattr(pack, "weights_only", False) or not pack.n_nodes:
-        return out
-    by_name: dict[str, int] = {}
-    for i, s in enumerate(pack.names):
-        by_name.setdefault(s, i)
-    left = []
-    for k, nd in enumerate(node_names):
-        i = by_name.get(nd) if nd else None
-        if i is not None:
-            out[k] = i
-        else:
-            left.append(k)
-    if left:
-        prod = value_producers(pack)
-        for k in left:
-            v = value_names[k]
-            i = prod.get(v) if v else None
-            if i is None and v:
-                i = next((by_name[c] for c in (v, v.replace(".", "_"), v.replace("/", ".")) if c in by_name), None)
-            if i is not None:
-                out[k] = i
-    return out
