@@ -15,6 +15,9 @@ reduce_failure` in a worker, with progress and Cancel, cut to the pair shown whe
 first divergence) and reusing the comparison's kept folder; the repro folder is then shown with Open
 repro.onnx and Open folder), copy the pair's names in both models, export the report (HTML + JSON) and
 save the inputs used (.npz).
+
+The pure words and slice helpers live in :mod:`app.panels.parity_slices`; their public names are
+importable from here too.
 """
 from __future__ import annotations
 
@@ -30,24 +33,12 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QProgressBar, Q
 
 from converters.errors import ErrorKind
 
+from .parity_slices import _TITLES, IMAGE_KEYS, _g, _worst_slice, pair_names, slice_text, tensor_words
+
 __all__ = ["LayerDetail", "pair_names", "IMAGE_KEYS"]
 
-IMAGE_KEYS = ("a", "b", "diff")
-_TITLES = {"a": "A (reference)", "b": "B (converted)", "diff": "B − A"}
 NOT_KEPT = "B matches A within tolerance here (not kept)"
 FAILING = ("source", "inherited", "layout")   # statuses of a pair a reduction can cut to
-
-
-def _g(x) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "–"
-    return format(float(x), ".4g")
-
-
-def pair_names(r: dict) -> str:
-    """A layer pair's names in both models, as copied to the clipboard: node and tensor of each side."""
-    return (f"A: node {r.get('node') or '?'}, tensor {r.get('a', '')}\n"
-            f"B: node {r.get('node_b') or '?'}, tensor {r.get('b', '')}")
 
 
 class LayerDetail(QWidget):
@@ -244,31 +235,14 @@ class LayerDetail(QWidget):
 
     def _words(self, r: dict, info: dict, st: dict) -> str:
         """Local against inherited error, and what is shown, in words."""
-        parts = []
-        if info.get("note"):
-            parts.append(info["note"] + ".")
-        if st.get("max_abs") is not None:
-            parts.append(f"|B − A|: max {_g(st['max_abs'])}, mean {_g(st['mean_abs'])}, rms {_g(st['rms'])}.")
-        w = info.get("worst")
-        if w:
-            parts.append(f"Largest at A{w['index']} (slice {w['slice']}): A {_g(w['a'])}, B {_g(w['b'])}.")
-        if info.get("step", 1) > 1:
-            parts.append(f"Every {info['step']}th row and column shown ({info['full'][0]}×{info['full'][1]}).")
-        return " ".join(parts)
+        return tensor_words(info, st)
 
     def _set_slicing(self, on: bool) -> None:
         for w in (self.slice_label, self.slice_spin, self.worst_button):
             w.setVisible(on)
 
     def slice_text(self, s: int) -> str:
-        info = self.info or {}
-        c = int(info.get("channels") or 1)
-        shape = info.get("shape") or []
-        if len(shape) == 4:
-            return (f"sample {s // c}, " if shape[0] > 1 else "") + f"channel {s % c} of {c}"
-        if len(shape) >= 3:
-            return f"slice {s} of {info.get('n_slices')}"
-        return ""
+        return slice_text(self.info or {}, s)
 
     def _slice_changed(self, s: int) -> None:
         info = self.info
@@ -600,7 +574,3 @@ class LayerDetail(QWidget):
         d = (self.repro or {}).get("out_dir")
         return bool(d) and QDesktopServices.openUrl(QUrl.fromLocalFile(d))
 
-
-def _worst_slice(info: dict) -> int:
-    w = info.get("worst")
-    return int(w["slice"]) if w else int(info.get("slice_start") or 0)
