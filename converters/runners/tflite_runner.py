@@ -130,19 +130,7 @@ class TFLiteRunner(Runner):
                 it = self._make(False, content=self._with_outputs([details[n]["index"] for n in group]))
             except Exception:  # a flatbuffer this schema cannot round-trip: every tensor kept, all at once
                 return super()._capture_stream_impl(feeds, names, sink, budget_bytes)
-            ins, outs = self._io_plan(it)
-            resized = False
-            for entry in ins:
-                a = feeds[entry[0]]
-                if entry[2] != a.shape:
-                    it.resize_tensor_input(entry[1], list(a.shape), strict=False)
-                    entry[2] = a.shape
-                    resized = True
-            if resized:
-                it.allocate_tensors()
-            for name, index, _shape in ins:
-                it.set_tensor(index, np.ascontiguousarray(feeds[name]))
-            it.invoke()
+            outs = self._run(it, feeds)
             for n in group:
                 sink(n, it.get_tensor(details[n]["index"]))  # get_tensor copies
             out = {name: it.get_tensor(index) for name, index in outs}
@@ -185,10 +173,8 @@ class TFLiteRunner(Runner):
             plan = self._plans[id(it)] = (ins, outs)
         return plan
 
-    def _infer_impl(self, feeds, capture):
-        if capture and self._capture_interp is None:
-            self._capture_interp = self._make(preserve=True)
-        it = self._capture_interp if capture else self._interp
+    def _run(self, it, feeds) -> list[tuple[str, int]]:
+        """Feed interpreter ``it`` (resizing inputs whose shape changed) and invoke it; its outputs' plan."""
         ins, outs = self._io_plan(it)
         resized = False
         for entry in ins:
@@ -202,6 +188,13 @@ class TFLiteRunner(Runner):
         for name, index, _shape in ins:
             it.set_tensor(index, np.ascontiguousarray(feeds[name]))
         it.invoke()
+        return outs
+
+    def _infer_impl(self, feeds, capture):
+        if capture and self._capture_interp is None:
+            self._capture_interp = self._make(preserve=True)
+        it = self._capture_interp if capture else self._interp
+        outs = self._run(it, feeds)
         result = {name: it.get_tensor(index) for name, index in outs}  # get_tensor copies
         if capture:
             all_t = {d["name"]: d["index"] for d in it.get_tensor_details()}
