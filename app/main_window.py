@@ -36,7 +36,8 @@ MAX_RECENT = 10
 FILE_FILTER = file_filter()  # every registered format's extensions (converters.formats.registry)
 
 
-DOCK_LAYOUT_VERSION = 3  # inspector, jobs, parity, structural diff
+DOCK_LAYOUT_VERSION = 4  # inspector, jobs, parity, structural diff; 4: bottom docks hidden, strip in the toolbar
+INSPECTOR_WIDTH = 260     # the default layout leaves the graph at least 65 % of a 1280×800 window
 
 
 class DragTabBar(QTabBar):
@@ -85,7 +86,7 @@ class MainWindow(ConvertFeature, StructDiffFeature, ParityFeature, AttachFeature
         self.setDockNestingEnabled(True)
         self._icon()
 
-        # central area: notice banner, welcome page or tabs, convert strip
+        # central area: notice banner, welcome page or tabs (the convert strip sits in the toolbar)
         self.tabs = QTabWidget(self)
         self.tabs.setTabBar(DragTabBar(self))
         self.tabs.setTabsClosable(True)
@@ -107,7 +108,6 @@ class MainWindow(ConvertFeature, StructDiffFeature, ParityFeature, AttachFeature
         cl.setSpacing(0)
         cl.addWidget(self.notice)
         cl.addWidget(self.pages, 1)
-        cl.addWidget(self.convert_strip)
         self.setCentralWidget(central)
 
         # docks
@@ -125,9 +125,14 @@ class MainWindow(ConvertFeature, StructDiffFeature, ParityFeature, AttachFeature
         self._setup_struct_diff()
         self.tabifyDockWidget(self.jobs_dock, self.parity_dock)
         self.jobs_dock.raise_()
+        # the bottom docks stay closed until there is something to show (a comparison raises Parity, a
+        # structural diff its own dock; View ▸ Jobs lists the jobs, the status bar shows a conversion's
+        # progress), so the graph gets the room by default
+        for d in (self.jobs_dock, self.parity_dock, self.struct_diff_dock):
+            d.hide()
         self._devices: list[dict] | None = None  # the devices task's answer, asked once per window
         self.compare_dialog = None
-        self.resizeDocks([self.inspector_dock], [340], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.inspector_dock], [INSPECTOR_WIDTH], Qt.Orientation.Horizontal)
         self.resizeDocks([self.jobs_dock], [120], Qt.Orientation.Vertical)
 
         # status bar: the latest conversion's progress and Cancel
@@ -307,6 +312,9 @@ class MainWindow(ConvertFeature, StructDiffFeature, ParityFeature, AttachFeature
         tb.addSeparator()
         tb.addAction(self.act_netron)
         tb.addAction(self.act_compare)
+        tb.addSeparator()
+        self.convert_strip.layout().setContentsMargins(4, 0, 4, 0)  # no taller than the toolbar's buttons
+        tb.addWidget(self.convert_strip)  # the drop targets, on the toolbar's row rather than under the graph
         self.addToolBar(tb)
         self._rebuild_recent()
 
