@@ -35,3 +35,24 @@ def test_default_layout_gives_the_graph_most_of_a_1280x800_window(qtbot, tmp_pat
     finally:
         win.jobs.close()
         win.close()
+
+
+def _recent_shown(win) -> list[str]:
+    """What File ▸ Open Recent and the welcome page's list show (not the settings behind them)."""
+    menu = [a.text() for a in win.recent_menu.actions() if a.text() and a.text() != "Clear list"]
+    listed = [win.recent_list.item(i).text() for i in range(win.recent_list.count())]
+    assert menu == listed
+    return menu
+
+
+def test_only_files_that_opened_go_into_recent(window, qtbot, tmp_path):
+    bad = tmp_path / "x.onnx"
+    bad.write_bytes(b"\x00junk\xff\x13")
+    tab = window.open_path(str(bad))
+    qtbot.waitUntil(lambda: tab.state in ("ready", "failed"), timeout=LOAD_TIMEOUT)
+    assert tab.state == "failed"
+    assert str(bad) not in _recent_shown(window) and str(bad) not in window.recent_files()
+    good = window.open_path(str(SAMPLE))
+    qtbot.waitUntil(lambda: good.state in ("ready", "failed"), timeout=LOAD_TIMEOUT)
+    assert good.state == "ready", good.error
+    assert _recent_shown(window) == [str(SAMPLE)]
