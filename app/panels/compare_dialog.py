@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 
 from .parity import compare_params
 
-__all__ = ["CompareDialog", "runtime_of", "PRESET_NAMES", "MODEL_FILTER", "INPUTS_FILTER"]
+__all__ = ["CompareDialog", "ModelPairChoice", "runtime_of", "PRESET_NAMES", "MODEL_FILTER", "INPUTS_FILTER"]
 
 PRESET_NAMES = ["fp32", "fp16", "bf16", "int8"]
 MODEL_FILTER = ("Models (*.onnx *.pt2 *.pt *.pth *.keras *.h5 *.hdf5 *.tflite saved_model.pb);;All files (*)")
@@ -36,7 +36,61 @@ def runtime_of(path: str) -> str | None:
         return None
 
 
-class CompareDialog(QDialog):
+class ModelPairChoice:
+    """Models A and B picked in a dialog: two combo boxes of open models (B defaults to another one than A)
+    and a "File…" button for a B that is not open. Shared by the Compare and Structural diff dialogs."""
+
+    start_dir: str
+
+    def _model_pair(self, a_choices: list[tuple[str, str]], b_choices: list[tuple[str, str]],
+                    current_a: str | None) -> QHBoxLayout:
+        """Make ``a_combo`` and ``b_combo``; returns B's row (its combo box and the File… button)."""
+        self.a_combo = QComboBox(self)  # type: ignore[arg-type]
+        self.b_combo = QComboBox(self)  # type: ignore[arg-type]
+        for label, path in a_choices:
+            self.a_combo.addItem(label, path)
+        for label, path in b_choices:
+            self.b_combo.addItem(label, path)
+        if current_a:
+            i = self.a_combo.findData(current_a)
+            if i >= 0:
+                self.a_combo.setCurrentIndex(i)
+        # B defaults to another model than A
+        for i in range(self.b_combo.count()):
+            if self.b_combo.itemData(i) != self.a_combo.currentData():
+                self.b_combo.setCurrentIndex(i)
+                break
+        self.b_browse = QPushButton("File…", self)  # type: ignore[arg-type]
+        self.b_browse.clicked.connect(self._browse_b)
+        brow = QHBoxLayout()
+        brow.addWidget(self.b_combo, 1)
+        brow.addWidget(self.b_browse)
+        return brow
+
+    def path_a(self) -> str:
+        return str(self.a_combo.currentData() or "")
+
+    def path_b(self) -> str:
+        return str(self.b_combo.currentData() or "")
+
+    def set_b(self, path: str) -> None:
+        """Choose ``path`` as model B (added to the list when it is not an open model)."""
+        path = os.path.abspath(path)
+        i = self.b_combo.findData(path)
+        if i < 0:
+            self.b_combo.addItem(f"{os.path.basename(path.rstrip(os.sep))} — {path}", path)
+            i = self.b_combo.count() - 1
+        self.b_combo.setCurrentIndex(i)
+
+    def _browse_b(self) -> None:
+        p, _ = QFileDialog.getOpenFileName(self, "Model B", self.start_dir, MODEL_FILTER)  # type: ignore[arg-type]
+        if p:
+            if os.path.basename(p) in ("saved_model.pb", "saved_model.pbtxt"):
+                p = os.path.dirname(p)
+            self.set_b(p)
+
+
+class CompareDialog(ModelPairChoice, QDialog):
     """``params()`` is the ``compare`` task's params once accepted. ``devices`` is the ``devices`` task's
     list; :meth:`set_devices` fills the device boxes from it (``devicesChanged`` then)."""
 
@@ -57,25 +111,7 @@ class CompareDialog(QDialog):
         lay.addWidget(intro)
         form = QFormLayout()
         self.a_combo = QComboBox(self)
-        self.b_combo = QComboBox(self)
-        for label, path in a_choices:
-            self.a_combo.addItem(label, path)
-        for label, path in (b_choices if b_choices is not None else a_choices):
-            self.b_combo.addItem(label, path)
-        if current_a:
-            i = self.a_combo.findData(current_a)
-            if i >= 0:
-                self.a_combo.setCurrentIndex(i)
-        # B defaults to another model than A
-        for i in range(self.b_combo.count()):
-            if self.b_combo.itemData(i) != self.a_combo.currentData():
-                self.b_combo.setCurrentIndex(i)
-                break
-        self.b_browse = QPushButton("File…", self)
-        self.b_browse.clicked.connect(self._browse_b)
-        brow = QHBoxLayout()
-        brow.addWidget(self.b_combo, 1)
-        brow.addWidget(self.b_browse)
+        brow = self._model_pair(a_choices, b_choices if b_choices is not None else a_choices, current_a)
         self.device_a = QComboBox(self)
         self.device_b = QComboBox(self)
         self.device_note = QLabel("Checking which devices each runtime can use…", self)
@@ -121,28 +157,6 @@ class CompareDialog(QDialog):
         self._fill_devices()
 
     # -- choices -----------------------------------------------------------------------------------------
-    def path_a(self) -> str:
-        return str(self.a_combo.currentData() or "")
-
-    def path_b(self) -> str:
-        return str(self.b_combo.currentData() or "")
-
-    def set_b(self, path: str) -> None:
-        """Choose ``path`` as model B (added to the list when it is not an open model)."""
-        path = os.path.abspath(path)
-        i = self.b_combo.findData(path)
-        if i < 0:
-            self.b_combo.addItem(f"{os.path.basename(path.rstrip(os.sep))} — {path}", path)
-            i = self.b_combo.count() - 1
-        self.b_combo.setCurrentIndex(i)
-
-    def _browse_b(self) -> None:
-        p, _ = QFileDialog.getOpenFileName(self, "Model B", self.start_dir, MODEL_FILTER)
-        if p:
-            if os.path.basename(p) in ("saved_model.pb", "saved_model.pbtxt"):
-                p = os.path.dirname(p)
-            self.set_b(p)
-
     def _browse_inputs(self) -> None:
         p, _ = QFileDialog.getOpenFileName(self, "Inputs", self.start_dir, INPUTS_FILTER)
         if p:

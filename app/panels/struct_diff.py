@@ -13,11 +13,11 @@ import os
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
+from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
-from .compare_dialog import MODEL_FILTER
+from .compare_dialog import ModelPairChoice
 
 __all__ = ["StructDiffDialog", "StructDiffPanel", "DiffOverlay", "DiffLegend", "show_diff_legend", "DIFF_COLORS", "STATUS_LABELS"]
 
@@ -190,7 +190,7 @@ def show_diff_legend(canvas, ov) -> None:
     legend.set_overlay(ov)
 
 
-class StructDiffDialog(QDialog):
+class StructDiffDialog(ModelPairChoice, QDialog):
     """Model A (an open tab) and model B (another tab or a file), as the Compare dialog picks them."""
 
     def __init__(self, choices: list[tuple[str, str]], current_a: str | None = None, parent: QWidget | None = None,
@@ -204,24 +204,7 @@ class StructDiffDialog(QDialog):
         intro.setWordWrap(True)
         lay.addWidget(intro)
         form = QFormLayout()
-        self.a_combo = QComboBox(self)
-        self.b_combo = QComboBox(self)
-        for label, path in choices:
-            self.a_combo.addItem(label, path)
-            self.b_combo.addItem(label, path)
-        if current_a:
-            i = self.a_combo.findData(current_a)
-            if i >= 0:
-                self.a_combo.setCurrentIndex(i)
-        for i in range(self.b_combo.count()):
-            if self.b_combo.itemData(i) != self.a_combo.currentData():
-                self.b_combo.setCurrentIndex(i)
-                break
-        self.b_browse = QPushButton("File…", self)
-        self.b_browse.clicked.connect(self._browse_b)
-        brow = QHBoxLayout()
-        brow.addWidget(self.b_combo, 1)
-        brow.addWidget(self.b_browse)
+        brow = self._model_pair(choices, choices, current_a)
         form.addRow("Model A", self.a_combo)
         form.addRow("Model B", brow)
         lay.addLayout(form)
@@ -231,27 +214,6 @@ class StructDiffDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         lay.addWidget(self.buttons)
         self.resize(max(self.sizeHint().width(), 560), self.sizeHint().height())
-
-    def path_a(self) -> str:
-        return str(self.a_combo.currentData() or "")
-
-    def path_b(self) -> str:
-        return str(self.b_combo.currentData() or "")
-
-    def set_b(self, path: str) -> None:
-        path = os.path.abspath(path)
-        i = self.b_combo.findData(path)
-        if i < 0:
-            self.b_combo.addItem(f"{os.path.basename(path.rstrip(os.sep))} — {path}", path)
-            i = self.b_combo.count() - 1
-        self.b_combo.setCurrentIndex(i)
-
-    def _browse_b(self) -> None:
-        p, _ = QFileDialog.getOpenFileName(self, "Model B", self.start_dir, MODEL_FILTER)
-        if p:
-            if os.path.basename(p) in ("saved_model.pb", "saved_model.pbtxt"):
-                p = os.path.dirname(p)
-            self.set_b(p)
 
 
 class StructDiffPanel(QWidget):
