@@ -19,7 +19,7 @@ import math
 import numpy as np
 from PySide6.QtGui import QColor
 
-__all__ = ["ErrorOverlay", "Pairing", "PAIR_METHODS", "method_color", "method_letter", "outline_colors",
+__all__ = ["ErrorOverlay", "Pairing", "worst_per_group", "PAIR_METHODS", "method_color", "method_letter", "outline_colors",
            "STATUS_CODES", "BIN_OK", "BIN_MISSING", "N_LEVEL_BINS", "level_colors",
            "OK_COLOR", "MISSING_COLOR", "SOURCE_COLOR", "INHERITED_COLOR", "LAYOUT_COLOR", "FIRST_COLOR"]
 
@@ -56,6 +56,27 @@ def level_colors() -> list[QColor]:
     """Fill of each bin code 0 … BIN_MISSING (index = code)."""
     return [QColor(OK_COLOR)] + [QColor(c) for c in _LEVELS] + [QColor(MISSING_COLOR)]
 
+
+
+def worst_per_group(rank: np.ndarray, group_parent: np.ndarray, node_group: np.ndarray) -> np.ndarray:
+    """Per group, the highest ``rank`` (int16, -1: none) of any node inside it at any depth: each node's rank
+    goes to its group, then up to the ancestors, as many rounds as the tree is deep (a few), each one
+    vectorised. Collapsed group boxes are banded with it."""
+    G = len(group_parent)
+    gr = np.full(G, -1, np.int16)
+    m = rank >= 0
+    np.maximum.at(gr, np.asarray(node_group)[m], rank[m].astype(np.int16))
+    par = np.asarray(group_parent, np.int64)
+    cur = gr.copy()
+    for _ in range(64):
+        nxt = np.full(G, -1, np.int16)
+        have = (cur >= 0) & (par >= 0) & (np.arange(G) > 0)
+        if not have.any():
+            break
+        np.maximum.at(nxt, par[have], cur[have])
+        gr = np.maximum(gr, nxt)
+        cur = nxt
+    return gr
 
 class ErrorOverlay:
     """Per-node error figures of one graph (a view pack of ``n_nodes`` nodes).
@@ -151,22 +172,9 @@ class ErrorOverlay:
         b = self.bin.astype(np.int16)
         rank[b == BIN_MISSING] = 0
         rank[(b >= 0) & (b <= N_LEVEL_BINS)] = b[(b >= 0) & (b <= N_LEVEL_BINS)] + 1
-        gr = np.full(G, -1, np.int16)
-        m = rank >= 0
-        if G == 0 or not m.any():
+        if G == 0 or not (rank >= 0).any():
             return np.full(G, -1, np.int8)
-        np.maximum.at(gr, np.asarray(node_group)[m], rank[m])
-        par = np.asarray(group_parent, np.int64)
-        # lift to the ancestors: as many rounds as the tree is deep (a few), each one vectorised
-        cur = gr.copy()
-        for _ in range(64):
-            nxt = np.full(G, -1, np.int16)
-            have = (cur >= 0) & (par >= 0) & (np.arange(G) > 0)
-            if not have.any():
-                break
-            np.maximum.at(nxt, par[have], cur[have])
-            gr = np.maximum(gr, nxt)
-            cur = nxt
+        gr = worst_per_group(rank, group_parent, node_group)
         out = np.where(gr == 0, BIN_MISSING, gr - 1).astype(np.int8)
         out[gr < 0] = -1
         return out

@@ -91,23 +91,12 @@ class DiffOverlay:
 
     def group_bins(self, group_parent: np.ndarray, node_group: np.ndarray) -> np.ndarray:
         """The strongest mark inside each group (removed/added over changed), for collapsed group boxes."""
+        from app.graph_view.overlay import worst_per_group
+
         G = len(group_parent)
-        out = np.full(G, -1, np.int16)
-        m = self.bin >= 0
-        if G == 0 or not m.any():
+        if G == 0 or not (self.bin >= 0).any():
             return np.full(G, -1, np.int8)
-        np.maximum.at(out, np.asarray(node_group)[m], self.bin[m].astype(np.int16))
-        par = np.asarray(group_parent, np.int64)
-        cur = out.copy()
-        for _ in range(64):
-            nxt = np.full(G, -1, np.int16)
-            have = (cur >= 0) & (par >= 0) & (np.arange(G) > 0)
-            if not have.any():
-                break
-            np.maximum.at(nxt, par[have], cur[have])
-            out = np.maximum(out, nxt)
-            cur = nxt
-        return out.astype(np.int8)
+        return worst_per_group(self.bin.astype(np.int16), group_parent, node_group).astype(np.int8)
 
 
 class DiffLegend(QWidget):
