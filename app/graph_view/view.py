@@ -181,6 +181,29 @@ class _Minimap(QWidget):
             self._jump(event.position())
 
 
+def paint_key(p: QPainter, width: int, y: float, lh: float, text: QColor, title: str,
+              rows: list) -> float:
+    """Draw a key on a canvas: ``title`` in bold, then one swatch and label per (colour, label) of
+    ``rows``, from ``y`` down; returns the ``y`` below it. The error overlay's legend and the structural
+    diff's key look alike this way."""
+    f = p.font()
+    f.setBold(True)
+    p.setFont(f)
+    p.setPen(text)
+    p.drawText(QRectF(8, y, width - 12, lh), Qt.AlignmentFlag.AlignVCenter, title)
+    f.setBold(False)
+    p.setFont(f)
+    y += lh
+    for colour, label in rows:
+        p.setPen(QColor(colour).darker(160))
+        p.setBrush(colour)
+        p.drawRect(QRectF(8, y + 2, 22, lh - 5))
+        p.setPen(text)
+        p.drawText(QRectF(36, y, width - 40, lh), Qt.AlignmentFlag.AlignVCenter, label)
+        y += lh
+    return y
+
+
 _LEGEND_TITLE = "max |A − B| per layer"
 _PAIR_TITLE = "paired by"
 _LEGEND_KEYS = ("wrong itself (source)", "inherited from upstream", "layout-only op", "first divergence")
@@ -243,20 +266,7 @@ class _Legend(QWidget):
         y = 6
         f = p.font()
         if self.rows:
-            f.setBold(True)
-            p.setFont(f)
-            p.setPen(text)
-            p.drawText(QRectF(8, y, self.width() - 12, lh), Qt.AlignmentFlag.AlignVCenter, _LEGEND_TITLE)
-            f.setBold(False)
-            p.setFont(f)
-            y += lh
-        for colour, label in self.rows:
-            p.setPen(QColor(colour).darker(160))
-            p.setBrush(colour)
-            p.drawRect(QRectF(8, y + 2, 22, lh - 5))
-            p.setPen(text)
-            p.drawText(QRectF(36, y, self.width() - 40, lh), Qt.AlignmentFlag.AlignVCenter, label)
-            y += lh
+            y = paint_key(p, self.width(), y, lh, text, _LEGEND_TITLE, self.rows)
         oc = ov.outline_colors(dark)
         keys = zip((oc["source"], oc["inherited"], oc["layout"], oc["first"]),
                    (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.SolidLine),

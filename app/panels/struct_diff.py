@@ -135,7 +135,6 @@ class DiffLegend(QWidget):
         return False
 
     def paintEvent(self, _event) -> None:
-        from PySide6.QtCore import QRectF
         from PySide6.QtGui import QPainter
 
         from app.graph_view import palette
@@ -149,22 +148,9 @@ class DiffLegend(QWidget):
         p.drawRect(self.rect().adjusted(0, 0, -1, -1))
         text = QColor("#e6e9ef") if dark else QColor("#1f2328")
         lh = self.fontMetrics().height() + 2
-        y = 6
-        f = p.font()
-        f.setBold(True)
-        p.setFont(f)
-        p.setPen(text)
-        p.drawText(QRectF(8, y, self.width() - 12, lh), Qt.AlignmentFlag.AlignVCenter, "structural diff")
-        f.setBold(False)
-        p.setFont(f)
-        y += lh
-        for colour, label in self.rows:
-            p.setPen(QColor(colour).darker(160))
-            p.setBrush(colour)
-            p.drawRect(QRectF(8, y + 2, 22, lh - 5))
-            p.setPen(text)
-            p.drawText(QRectF(36, y, self.width() - 40, lh), Qt.AlignmentFlag.AlignVCenter, label)
-            y += lh
+        from app.graph_view.view import paint_key
+
+        paint_key(p, self.width(), 6, lh, text, "structural diff", self.rows)
         p.end()
 
 
