@@ -134,6 +134,9 @@ class ParityFeature:
         self.parity.layers.overlayChanged.connect(self.apply_overlays)
         self.parity.layers.openBRequested.connect(self.open_compared_b)
         self.parity.layers.sideBySideRequested.connect(self.open_compare_view)
+        self.parity.compareRequested.connect(lambda path: self.compare_with(a_path=path or None))
+        self.parity.noticeRequested.connect(lambda text, kind, actions: self.show_notice(text, kind, actions))
+        self.tabs.currentChanged.connect(lambda _i: self._parity_follow_tab())
         self.compare_view = None          # the A ⇄ B tab, once opened
         self._compare_wanted = False      # opened once both graphs are drawn
         self._compare_opened: set[str] = set()  # paths opened for it (each once per request)
@@ -141,6 +144,11 @@ class ParityFeature:
         self.act_side_by_side = self._action("A ⇄ B &side by side", self.open_compare_view, "Ctrl+Shift+B",
                                              "Source and converted model side by side, in step through the layer "
                                              "pairs of the last per-layer comparison")
+
+    def _parity_follow_tab(self) -> None:
+        """The Parity dock shows the last comparison on the tabs of its models (and the A ⇄ B view) only."""
+        tab = self.current_tab()
+        self.parity.set_context(tab.path if tab is not None else None)
 
     def _layer_result_shown(self, res: dict) -> None:
         self.apply_overlays()

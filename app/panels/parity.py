@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
-                               QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout,
+                               QPushButton, QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout,
                                QWidget)
 
 from converters.errors import ErrorKind
@@ -64,6 +64,8 @@ class ParityPanel(OutputPlots, QWidget):
     resultShown = Signal(dict)
     divergenceRequested = Signal(str, str, str, str)
     layerSelected = Signal(int)
+    compareRequested = Signal(str)   # "Compare with…" for the current tab's model (its path)
+    noticeRequested = Signal(str, str, list)  # (text, kind, [(label, callable)]) for the window's notice bar
 
     def __init__(self, registry: JobRegistry, parent: QWidget | None = None):
         super().__init__(parent)
@@ -76,6 +78,11 @@ class ParityPanel(OutputPlots, QWidget):
         self.diffs: list[dict] = []
         self.hist_plot = self.scatter_plot = None
         self.hist_item = self.scatter_item = self.diag_item = None
+        self.map_plot = self.map_image = self.map_bar = self.topk_plot = self.topk_item = None
+        self.error_map: dict | None = None          # the shown output's error map (converters.compare.plots)
+        self.topk_values: dict[str, float] = {}     # the shown output's top-k bars: label -> agreement %
+        self.topk_texts: list = []                  # their figures, drawn above the bars
+        self._map_title = ""
         self.depth_plot = self.depth_item = self.depth_first_item = self.depth_tol_line = None
         self.depth_threshold_line = self.depth_sel_item = None
         self.depth_layers: list[int] = []       # layer index of each point of the depth plot
@@ -140,6 +147,8 @@ class ParityPanel(OutputPlots, QWidget):
         self.plots.hide()
 
         self.layers = LayersView(self)
+        # the Layers page's toolbar must not set the Outputs page's minimum width (the plots need the room)
+        self.layers.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.layers.layerSelected.connect(self._layer_selected)
         self.layers.overlayChanged.connect(self._update_depth_threshold)
         self.pages = QTabWidget(self)
@@ -165,10 +174,31 @@ class ParityPanel(OutputPlots, QWidget):
         self.split.setStretchFactor(0, 3)
         self.split.setStretchFactor(1, 2)
 
+        # shown instead of the result while the current tab is neither of its models
+        self.elsewhere = QWidget(self)
+        el = QHBoxLayout(self.elsewhere)
+        el.setContentsMargins(0, 0, 0, 0)
+        self.elsewhere_label = QLabel("", self.elsewhere)
+        self.elsewhere_label.setWordWrap(True)
+        self.elsewhere_show = QPushButton("Show it", self.elsewhere)
+        self.elsewhere_show.setToolTip("Show the last comparison here anyway")
+        self.elsewhere_show.clicked.connect(lambda: self.set_context(None))
+        self.elsewhere_compare = QPushButton("Compare with…", self.elsewhere)
+        self.elsewhere_compare.clicked.connect(lambda: self.compareRequested.emit(self.context_path or ""))
+        el.addWidget(self.elsewhere_label, 1)
+        el.addWidget(self.elsewhere_show)
+        el.addWidget(self.elsewhere_compare)
+        self.elsewhere.hide()
+        self.context_path: str | None = None
+        self.main = QWidget(self)
+        ml = QVBoxLayout(self.main)
+        ml.setContentsMargins(0, 0, 0, 0)
+        ml.addLayout(top)
+        ml.addWidget(self.split, 1)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 4, 6, 4)
-        lay.addLayout(top)
-        lay.addWidget(self.split, 1)
+        lay.addWidget(self.elsewhere)
+        lay.addWidget(self.main, 1)
         self._set_running(False)
         self.report_button.setEnabled(False)
         self.rerun_button.setEnabled(False)
@@ -195,6 +225,7 @@ class ParityPanel(OutputPlots, QWidget):
         self.report_button.setEnabled(False)
         self._set_badge("…", "running")
         self.headline.setText(f"Comparing {self.title}…")
+        self.set_context(None)  # a comparison just asked for is shown, whichever tab is current
         job = self.registry.run("compare", self.params, title=f"compare {self.title}")
         self.job = job
         self._set_running(True)
@@ -268,6 +299,33 @@ class ParityPanel(OutputPlots, QWidget):
         self._set_running(False)
         self.show_result(result)
 
+    # -- which model the window shows ----------------------------------------------------------------
+    def models(self) -> tuple[str, str] | None:
+        """The absolute paths of the shown (or running) comparison's models A and B; None before any."""
+        src = self.result if self.result else self.params
+        if not src:
+            return None
+        a, b = src.get("a"), src.get("b")
+        a, b = (a.get("path") if isinstance(a, dict) else a), (b.get("path") if isinstance(b, dict) else b)
+        return (os.path.abspath(a), os.path.abspath(b)) if a and b else None
+
+    def set_context(self, path: str | None) -> bool:
+        """The window now shows the model at ``path`` (None: a view of both, or no model). While that model
+        is neither A nor B of the last comparison, the panel says so instead of showing the comparison as
+        if it were this model's; it comes back on A's or B's tab. Returns whether the comparison is shown."""
+        self.context_path = os.path.abspath(path) if path else None
+        models = self.models()
+        unrelated = self.context_path is not None and models is not None and self.context_path not in models
+        if unrelated:
+            a, b = (os.path.basename(m) for m in models)  # type: ignore[union-attr]
+            name = os.path.basename(self.context_path or "")
+            self.elsewhere_label.setText(f"No comparison of {name} yet. The last one, of {a} and {b}, "
+                                         f"is shown on their tabs.")
+            self.elsewhere_compare.setText(f"Compare {name} with…")
+        self.elsewhere.setVisible(unrelated)
+        self.main.setVisible(not unrelated)
+        return not unrelated
+
     # -- showing ---------------------------------------------------------------------------------------
     def _set_badge(self, text: str, state: str) -> None:
         self.badge.setText(text)
@@ -324,6 +382,8 @@ class ParityPanel(OutputPlots, QWidget):
             self.warnings.setText("Warnings:\n" + "\n".join(f"• {w}" for w in notes))
             self.warnings.show()
         self.report_button.setEnabled(bool(res.files.get("report")) and os.path.exists(res.files.get("report", "")))
+        self.report_button.setToolTip(f"Open {res.files['report']} in your browser" if self.report_button.isEnabled()
+                                      else "")
         self.arrays = {}
         npz = res.files.get("npz")
         if npz and os.path.exists(npz):
@@ -431,8 +491,22 @@ class ParityPanel(OutputPlots, QWidget):
         return p if p and os.path.exists(p) else None
 
     def open_report(self) -> bool:
+        """Open the HTML report with the desktop's handler for HTML files; either way a notice says where the
+        report is (with Copy path and Open folder), and when no handler started, that it did not."""
         p = self.report_path()
-        return bool(p) and QDesktopServices.openUrl(QUrl.fromLocalFile(p))
+        if not p:
+            self.noticeRequested.emit("The report is no longer on disk (its comparison folder was removed); "
+                                      "run the comparison again.", "error", [])
+            return False
+        ok = QDesktopServices.openUrl(QUrl.fromLocalFile(p))
+        folder = os.path.dirname(p)
+        actions = [("Copy path", lambda: QGuiApplication.clipboard().setText(p)),
+                   ("Open folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(folder)))]
+        if ok:
+            self.noticeRequested.emit(f"Report opened in your browser: {p}", "info", actions)
+        else:
+            self.noticeRequested.emit(f"No browser could be started for the report; it is at {p}", "error", actions)
+        return ok
 
     def _request_divergence(self) -> None:
         d = self.first_divergence

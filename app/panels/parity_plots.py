@@ -1,4 +1,5 @@
-"""The plots pane of the Parity panel: an output's histogram and scatter, and error against depth.
+"""The plots pane of the Parity panel: an output's histogram and scatter, where an image-like output
+differs (an error map) or how often a classifier's top classes agree (top-k), and error against depth.
 
 :class:`OutputPlots` is a mixin of :class:`app.panels.parity.ParityPanel`: its methods draw into the
 panel's ``plots`` pane (made by the panel, filled here with pyqtgraph widgets on first use) from the
@@ -10,13 +11,19 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 
-from converters.compare.plots import SCATTER_POINTS, histogram_bars, scatter_sample
+from converters.compare.plots import (SCATTER_POINTS, channels_last_runtime, error_map, histogram_bars,
+                                      scatter_sample, topk_bars)
 
 __all__ = ["OutputPlots", "depth_points"]
 
 _TITLE_SIZE = "9pt"
 _DEPTH_COLORS = {"ok": "#1e8e3e", "source": "#c5221f", "inherited": "#e37400", "layout": "#8e24aa",
                  "missing": "#70757a"}
+
+
+def _short(name: str, limit: int = 22) -> str:
+    """``name`` elided in the middle to ``limit`` characters (plot titles must fit a narrow pane)."""
+    return name if len(name) <= limit else name[: limit // 2 - 1] + "…" + name[-(limit - limit // 2):]
 
 
 def depth_points(layers: list[dict], atol: float) -> tuple[np.ndarray, np.ndarray, list[int], float]:
@@ -43,8 +50,8 @@ class OutputPlots:
         pair = self.pair_arrays(row) if 0 <= row < len(self.diffs) else None
         if pair is None:
             if self.hist_plot is not None:
-                self.hist_plot.hide()
-                self.scatter_plot.hide()
+                for p in (self.hist_plot, self.scatter_plot, self.map_plot, self.topk_plot):
+                    p.hide()
             self._show_plots()
             return
         self._ensure_plots()
@@ -59,24 +66,112 @@ class OutputPlots:
         lo = float(min(x.min(), y.min())) if x.size else 0.0
         hi = float(max(x.max(), y.max())) if x.size else 1.0
         self.diag_item.setData([lo, hi], [lo, hi])
-        exact = f" · {int(counts[0]):,} exact (left bar)" if counts.size and counts[0] else ""
-        self.hist_plot.setTitle(f"{self.diffs[row]['name']}: |A − B|{exact}", size=_TITLE_SIZE)
-        self.scatter_plot.setTitle(f"B against A: {x.size:,} of {a.size:,} values", size=_TITLE_SIZE)
+        name = str(self.diffs[row]["name"])
+        exact = f"; {int(counts[0]):,} exact (left bar)" if counts.size and counts[0] else ""
+        self.hist_plot.setTitle(f"|A − B| of {_short(name)}", size=_TITLE_SIZE)
+        self.hist_plot.setToolTip(f"how many elements of {name} differ by how much (log10 |A − B|){exact}")
+        self.scatter_plot.setTitle("B against A", size=_TITLE_SIZE)
+        self.scatter_plot.setToolTip(f"{x.size:,} of {a.size:,} values of {name}, B against A; the dashed line "
+                                     "is y = x")
         self.hist_plot.enableAutoRange()
         self.scatter_plot.enableAutoRange()
+        self._plot_map(row, a, b)
+        self._plot_topk(row)
         self._show_plots()
+
+    def _plot_map(self, row: int, a: np.ndarray, b: np.ndarray) -> None:
+        """The error map of an image-like output (log10 |A − B| over height and width); hidden otherwise."""
+        runtime = ((self.result or {}).get("a") or {}).get("runtime")
+        m = error_map(a, b, channels_last=channels_last_runtime(runtime))
+        self.error_map = m
+        if m is None:
+            self.map_plot.hide()
+            return
+        img = m["map"]
+        pos = img[np.isfinite(img) & (img > 0)]
+        hi = float(pos.max()) if pos.size else 1e-12
+        # exact matches sit a decade below the smallest error (the scale spans at most 6 decades)
+        lo = max(float(pos.min()) / 10 if pos.size else hi / 10, hi * 1e-6)
+        logged = np.log10(np.clip(np.where(np.isfinite(img), img, hi), lo, None))
+        self.map_image.setImage(logged, autoLevels=False)
+        top, bottom = float(np.log10(hi)), float(np.log10(lo))
+        self.map_image.setLevels((bottom, top))
+        self.map_bar.setLevels((bottom, top))
+        self.map_plot.getViewBox().setRange(xRange=(0, img.shape[1]), yRange=(0, img.shape[0]), padding=0)
+        name = self.diffs[row]["name"]
+        self._map_title = f"where {_short(name, 16)} differs"
+        self.map_plot.setTitle(self._map_title, size=_TITLE_SIZE)
+        bh, bw = m["block"]
+        tip = f"log10 |A − B| of {name} over its {m['height']}×{m['width']} height and width"
+        tip += f", {m['reduced']}" if m["reduced"] else ""
+        tip += f"; each cell is the worst of {bh}×{bw} pixels" if bh * bw > 1 else ""
+        self.map_plot.setToolTip(tip + ". Hover for values")
+        self.map_plot.show()
+
+    def map_value_at(self, i: int, j: int) -> str:
+        """The hover text of error-map cell (row ``i``, column ``j``)."""
+        m = self.error_map
+        if m is None or not (0 <= i < m["map"].shape[0] and 0 <= j < m["map"].shape[1]):
+            return ""
+        bh, bw = m["block"]
+        where = f"row {i * bh}, column {j * bw}" if bh * bw == 1 else \
+            f"rows {i * bh}–{min(m['height'], (i + 1) * bh) - 1}, columns {j * bw}–{min(m['width'], (j + 1) * bw) - 1}"
+        return f"{where}: |A − B| {float(m['map'][i, j]):.3g}"
+
+    def _map_hover(self, pos) -> None:
+        if self.error_map is None or self.map_plot.isHidden() or not self.map_plot.sceneBoundingRect().contains(pos):
+            return
+        p = self.map_plot.getViewBox().mapSceneToView(pos)
+        text = self.map_value_at(int(np.floor(p.y())), int(np.floor(p.x())))
+        self.map_plot.setTitle(text or self._map_title, size=_TITLE_SIZE)
+
+    def _plot_topk(self, row: int) -> None:
+        """Top-k agreement of a classifier output (the engine's ``topk``) as bars; hidden otherwise."""
+        labels, pct = topk_bars(self.diffs[row].get("topk"))
+        self.topk_values = dict(zip(labels, pct.tolist()))
+        if not labels:
+            self.topk_plot.hide()
+            return
+        x = np.arange(len(labels), dtype=np.float64)
+        self.topk_item.setOpts(x=x, height=pct, width=0.6)
+        self.topk_plot.getAxis("bottom").setTicks([list(zip(x.tolist(), labels))])
+        import pyqtgraph as pg
+
+        for t in self.topk_texts:
+            self.topk_plot.removeItem(t)
+        self.topk_texts = []
+        fg = self.palette().text().color()
+        for xi, v in zip(x.tolist(), pct.tolist()):  # each bar's figure on top of it
+            t = pg.TextItem(f"{v:.0f}%", color=fg, anchor=(0.5, 1.0))
+            t.setPos(xi, min(v, 100.0))
+            self.topk_plot.addItem(t)
+            self.topk_texts.append(t)
+        self.topk_plot.setXRange(-0.6, len(labels) - 0.4, padding=0)
+        self.topk_plot.setYRange(0, 118, padding=0)
+        self.topk_plot.setTitle(f"top-k of {_short(str(self.diffs[row]['name']), 14)}", size=_TITLE_SIZE)
+        self.topk_plot.setToolTip("how often B's top classes are A's: top-1 is the share of samples whose best "
+                                  "class is the same; top-k the mean overlap of the k best")
+        self.topk_plot.show()
 
     def _show_plots(self) -> None:
         """The plots pane is shown while any of its plots is."""
         any_plot = self.hist_plot is not None and any(
-            not p.isHidden() for p in (self.hist_plot, self.scatter_plot, self.depth_plot))
+            not p.isHidden() for p in (self.hist_plot, self.scatter_plot, self.map_plot, self.topk_plot,
+                                       self.depth_plot))
         if not any_plot:
             self.plots.hide()
             return
-        if not self.plots.isVisible():
+        shown = sum(not p.isHidden() for p in (self.hist_plot, self.scatter_plot, self.map_plot, self.topk_plot,
+                                                self.depth_plot))
+        if not self.plots.isVisible() or shown != getattr(self, "_plots_shown", 0):
             self.plots.show()
+            # each plot gets about 200 px, the table (12 columns) keeps at least 40 % of the width
             w = max(self.split.width(), 600)
-            self.split.setSizes([int(w * 0.52), w - int(w * 0.52)])  # the table's 12 columns need the room
+            room = min(int(w * 0.6), 200 * shown + 20)
+            if self.pages.currentWidget() is self.layers:  # the Layers page's toolbar keeps its width
+                room = max(min(room, w - self.layers.minimumSizeHint().width()), 200 * min(shown, 2))
+            self.split.setSizes([w - room, room])
+        self._plots_shown = shown
 
     def plot_depth(self, layers: list[dict], first: dict | None, atol: float) -> None:
         """Draw max abs error against depth, one point per compared layer, coloured by status."""
@@ -146,7 +241,7 @@ class OutputPlots:
         for p in (self.hist_plot, self.scatter_plot):
             p.setMenuEnabled(False)
             p.hideButtons()
-            p.setMinimumSize(170, 150)
+            p.setMinimumSize(150, 150)
             self.plots_layout.addWidget(p, 2)
         self.hist_plot.setLabel("bottom", "log10 |A − B|")
         self.hist_plot.setLabel("left", "elements")
@@ -158,6 +253,31 @@ class OutputPlots:
         self.scatter_plot.addItem(self.diag_item)
         self.scatter_item = pg.PlotDataItem(pen=None, symbol="o", symbolSize=5)
         self.scatter_plot.addItem(self.scatter_item)
+        # where an image-like output differs, and a classifier's top-k agreement (each only when it applies)
+        self.map_plot = pg.PlotWidget(self.plots)
+        self.topk_plot = pg.PlotWidget(self.plots)
+        for p in (self.map_plot, self.topk_plot):
+            p.setMenuEnabled(False)
+            p.hideButtons()
+            p.setMinimumSize(150, 150)
+            self.plots_layout.addWidget(p, 2)
+            p.hide()
+        mvb = self.map_plot.getViewBox()
+        mvb.invertY(True)
+        mvb.setAspectLocked(True)
+        mvb.setMouseEnabled(False, False)
+        for ax in ("left", "bottom"):
+            self.map_plot.getAxis(ax).setStyle(showValues=False)
+        self.map_image = pg.ImageItem(axisOrder="row-major")
+        self.map_plot.addItem(self.map_image)
+        self.map_bar = pg.ColorBarItem(colorMap=pg.colormap.get("inferno"), interactive=False, width=10,
+                                       colorMapMenu=False, label="log10 |A − B|")
+        self.map_bar.setImageItem(self.map_image, insert_in=self.map_plot.getPlotItem())
+        self.map_plot.scene().sigMouseMoved.connect(self._map_hover)
+        self.topk_item = pg.BarGraphItem(x=[0], height=[0], width=0.6)
+        self.topk_plot.addItem(self.topk_item)
+        self.topk_plot.setLabel("left", "agree %")
+        self.topk_plot.setMouseEnabled(False, False)
         # error against depth (per-layer results only)
         self.depth_plot = pg.PlotWidget(self.plots)
         self.depth_plot.setMenuEnabled(False)
@@ -193,7 +313,7 @@ class OutputPlots:
         hl = pal.highlight().color()
         fill = pg.mkColor(hl)
         fill.setAlpha(170)
-        for p in (self.hist_plot, self.scatter_plot, self.depth_plot):
+        for p in (self.hist_plot, self.scatter_plot, self.map_plot, self.topk_plot, self.depth_plot):
             p.setBackground(pal.base().color())
             for ax in ("left", "bottom"):
                 p.getAxis(ax).setPen(fg)
@@ -203,6 +323,9 @@ class OutputPlots:
         self.hist_item.setBrush(pg.mkBrush(fill))
         self.scatter_item.setSymbolPen(None)
         self.scatter_item.setSymbolBrush(pg.mkBrush(fill))
+        self.topk_item.setOpts(pen=pg.mkPen(hl), brush=pg.mkBrush(fill))
+        self.map_bar.axis.setPen(fg)
+        self.map_bar.axis.setTextPen(fg)
         mid = pg.mkColor(fg)
         mid.setAlpha(120)
         self.diag_item.setPen(pg.mkPen(mid, style=Qt.PenStyle.DashLine))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QObject, QSettings, Qt, QUrl, Slot
+from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QDialogButtonBox
 
 from app.main_window import MainWindow
@@ -115,6 +116,34 @@ def test_perturbed_copy_fails_with_worst_index(window, qtbot, model_file):
     assert "1 of 2 outputs differ" in p.headline.text()
 
 
+def test_error_map_and_topk_plots_of_a_wrong_pixel(window, qtbot, model_file):
+    a = model_file("compare_models", "cnn.onnx")
+    b = model_file("compare_models", "cnn_pixel.onnx")  # features[:, 5, 2, 6] + 1, logits unchanged
+    _open(window, qtbot, a.path)
+    window.compare_with(b.path).accept()
+    res = _wait_parity(window, qtbot)
+    p = window.parity
+    assert res["passed"] is False
+    rows = {p.cell(r, "Output A"): r for r in range(p.table.rowCount())}
+    # the feature map: the error map shows the one wrong pixel, the top-k plot does not apply
+    p.table.selectRow(rows["features"])
+    assert not p.map_plot.isHidden() and p.topk_plot.isHidden()
+    img = p.map_image.image
+    assert img.shape == (8, 8)
+    assert np.unravel_index(int(np.argmax(img)), img.shape) == (2, 6)
+    assert p.error_map["worst"] == (2, 6) and p.error_map["reduced"] == "worst over 16 channels"
+    assert p.map_value_at(2, 6) == f"row 2, column 6: |A − B| {p.error_map['map'][2, 6]:.3g}"
+    assert float(p.error_map["map"][2, 6]) == pytest.approx(1.0, abs=1e-6)
+    assert "features" in p.map_plot.getPlotItem().titleLabel.text
+    # the logits: a classifier's top-k agreement from the engine's own figures, no error map
+    p.table.selectRow(rows["logits"])
+    assert p.map_plot.isHidden() and not p.topk_plot.isHidden()
+    topk = next(o for o in res["outputs"] if o["name"] == "logits")["topk"]
+    assert p.topk_values == {f"top-{k[3:]}": 100 * v for k, v in topk.items()}
+    assert p.topk_values["top-1"] == 100.0  # the logits did not change
+    assert list(p.topk_item.opts["height"]) == list(p.topk_values.values())
+
+
 def test_devices_combo_lists_cpu_and_missing_cuda_with_reason(window, qtbot, model_file):
     a = model_file("compare_models", "cnn.onnx")
     _open(window, qtbot, a.path)
@@ -199,3 +228,76 @@ def test_drop_conversion_starts_parity_and_passes(window, qtbot, tmp_path):
     inner = [o for o in res["outputs"] if o.get("intermediate")]
     assert window.parity.divergence.isVisible() if inner else \
         "cannot be captured" in window.parity.warnings.text()
+
+
+def test_dock_follows_the_tab_a_comparison_belongs_to(window, qtbot, model_file):
+    a = model_file("compare_models", "cnn.onnx")
+    b = model_file("compare_models", "cnn_nudged.onnx")
+    tab_a = _open(window, qtbot, a.path)
+    window.compare_with(b.path).accept()
+    _wait_parity(window, qtbot)
+    p = window.parity
+    assert p.main.isVisible() and not p.elsewhere.isVisible() and p.badge.text() == "FAIL"
+    other = _open(window, qtbot, SAMPLE)  # an unrelated model becomes the current tab
+    assert window.current_tab() is other
+    assert not p.main.isVisible() and p.elsewhere.isVisible()
+    assert p.elsewhere_label.text() == ("No comparison of tiny_cnn.onnx yet. The last one, of cnn.onnx and "
+                                        "cnn_nudged.onnx, is shown on their tabs.")
+    # "Compare tiny_cnn.onnx with…": the dialog with this tab's model as A
+    assert p.elsewhere_compare.text() == "Compare tiny_cnn.onnx with…"
+    qtbot.mouseClick(p.elsewhere_compare, Qt.MouseButton.LeftButton)
+    dlg = window.compare_dialog
+    assert dlg is not None and dlg.path_a() == str(SAMPLE.resolve())
+    dlg.reject()
+    # back on A's tab the comparison is there again; "Show it" shows it anywhere
+    window.tabs.setCurrentWidget(tab_a)
+    assert p.main.isVisible() and not p.elsewhere.isVisible()
+    window.tabs.setCurrentWidget(other)
+    assert p.elsewhere.isVisible()
+    qtbot.mouseClick(p.elsewhere_show, Qt.MouseButton.LeftButton)
+    assert p.main.isVisible() and p.badge.text() == "FAIL"
+
+
+class _UrlSink(QObject):
+    """The desktop's handler for file URLs in this test (Qt's own setUrlHandler): records what it is asked."""
+
+    def __init__(self):
+        super().__init__()
+        self.urls: list[str] = []
+
+    @Slot(QUrl)
+    def open(self, url: QUrl) -> None:
+        self.urls.append(url.toLocalFile())
+
+
+def test_open_report_says_where_it_is_and_when_no_browser_starts(window, qtbot, model_file):
+    a = model_file("compare_models", "cnn.onnx")
+    b = model_file("compare_models", "cnn_nudged.onnx")
+    _open(window, qtbot, a.path)
+    window.compare_with(b.path).accept()
+    _wait_parity(window, qtbot)
+    p = window.parity
+    report = p.report_path()
+    assert report and report.endswith("report.html") and report in p.report_button.toolTip()
+    # the offscreen platform has no desktop handler: the notice says so and where the file is
+    qtbot.mouseClick(p.report_button, Qt.MouseButton.LeftButton)
+    assert window.notice.isVisible() and window.notice.property("kind") == "error"
+    assert window.notice.text.text() == f"No browser could be started for the report; it is at {report}"
+    qtbot.mouseClick(window.notice.button("Copy path"), Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == report
+    # with a handler for file URLs, the report goes to it and the notice still gives the path
+    sink = _UrlSink()
+    QDesktopServices.setUrlHandler("file", sink, "open")
+    try:
+        assert p.open_report() is True
+        assert sink.urls == [report]
+        assert window.notice.text.text() == f"Report opened in your browser: {report}"
+        qtbot.wait(20)  # the previous notice's buttons are deleted
+        qtbot.mouseClick(window.notice.button("Open folder"), Qt.MouseButton.LeftButton)
+        assert sink.urls == [report, os.path.dirname(report)]
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+    # a report whose folder is gone: one line that says what to do
+    shutil.rmtree(os.path.dirname(report))
+    assert p.open_report() is False
+    assert window.notice.text.text().startswith("The report is no longer on disk")

@@ -53,3 +53,49 @@ def test_scatter_sample_is_seeded_finite_and_bounded():
     assert np.array_equal(x, x2)
     small_x, small_y = scatter_sample(a[:10], b[:10], limit=100)
     assert small_x.size == 9 and np.array_equal(small_x, np.delete(a[:10], 5))
+
+
+def test_error_map_finds_the_wrong_pixel_in_either_layout():
+    from converters.compare.plots import channels_last_runtime, error_map
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2, 3, 300, 200)).astype(np.float32)  # NCHW, pooled to at most 128 a side
+    b = a.copy()
+    b[1, 2, 250, 17] += 1.0
+    m = error_map(a, b)
+    assert m["height"] == 300 and m["width"] == 200 and m["block"] == (3, 2)
+    assert m["map"].shape == (100, 100) and m["worst"] == (250 // 3, 17 // 2)
+    assert m["map"].max() == np.float64(1.0) + (b[1, 2, 250, 17] - a[1, 2, 250, 17] - 1.0)
+    assert m["reduced"] == "worst over 2 samples and 3 channels"
+    nhwc = error_map(a.transpose(0, 2, 3, 1), b.transpose(0, 2, 3, 1), channels_last=True)
+    assert nhwc["worst"] == m["worst"] and np.array_equal(nhwc["map"], m["map"])
+    # read as NCHW, an NHWC tensor's spatial axes are (W, C): the map would be 200×3 and wrong
+    assert error_map(a.transpose(0, 2, 3, 1), b.transpose(0, 2, 3, 1))["height"] == 200
+    small = error_map(a[:1, :, :8, :8], b[:1, :, :8, :8])
+    assert small["block"] == (1, 1) and small["map"].shape == (8, 8) and small["reduced"] == "worst over 3 channels"
+    # a NaN on one side only is an infinite error; NaN on both is a match
+    c, d = a[:1, :1, :4, :4].copy(), a[:1, :1, :4, :4].copy()
+    c[0, 0, 1, 1] = d[0, 0, 1, 1] = np.nan
+    d[0, 0, 3, 0] = np.nan
+    nm = error_map(c, d)
+    assert nm["map"][1, 1] == 0 and np.isinf(nm["map"][3, 0]) and nm["worst"] == (3, 0)
+    # not image-like: logits, a sequence, a 1-pixel map
+    assert error_map(a[:, :, 0, 0], b[:, :, 0, 0]) is None
+    assert error_map(a[0], b[0]) is None
+    assert error_map(a[:, :, :1, :], b[:, :, :1, :]) is None
+    assert channels_last_runtime("tflite") and channels_last_runtime("tensorflow")
+    assert not channels_last_runtime("onnxruntime") and not channels_last_runtime("torch")
+
+
+def test_topk_bars_from_the_engines_figures():
+    from converters.compare.plots import topk_bars
+
+    a = np.array([[0.1, 0.9, 0.0, 0.3, 0.2, 0.5, 0.4], [0.8, 0.1, 0.0, 0.3, 0.2, 0.5, 0.4]], np.float32)
+    b = a.copy()
+    b[1, 0] = 0.0  # sample 2's best class drops out of its top 5 entirely
+    d = compare_arrays(a, b, tolerance("fp32"))
+    labels, pct = topk_bars(d.topk)
+    assert labels == ["top-1", "top-5"]
+    assert pct.tolist() == [50.0, 90.0]  # top-1: 1 of 2 agree; top-5 overlap: 5/5 and 4/5
+    empty_labels, empty_pct = topk_bars(None)
+    assert empty_labels == [] and empty_pct.size == 0

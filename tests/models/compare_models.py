@@ -176,6 +176,28 @@ def build_conv1_changed(out):
     return _facts_io()
 
 
+def build_pixel(out):
+    # features[:, 5, 2, 6] + 1.0 on the output edge only (logits unchanged): one wrong pixel of a feature map
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    src = os.path.join(os.path.dirname(out), "cnn.onnx")
+    if not os.path.exists(src):
+        build_onnx(src)
+    model = onnx.load(src)
+    g = model.graph
+    for n in g.node:
+        n.output[:] = ["features_raw" if o == "features" else o for o in n.output]
+        n.input[:] = ["features_raw" if i == "features" else i for i in n.input]
+    bump = np.zeros((1, 16, 8, 8), np.float32)
+    bump[0, 5, 2, 6] = 1.0
+    g.initializer.append(numpy_helper.from_array(bump, "pixel_bump"))
+    g.node.append(helper.make_node("Add", ["features_raw", "pixel_bump"], ["features"], name="bump_pixel"))
+    onnx.save(model, out)
+    return dict(_facts_io(), perturbed_output="features", perturbed_index=[0, 5, 2, 6], delta=1.0)
+
+
 def build_nudged(out):
     # a borderline copy: logits[:, 3] off by 2e-3 — outside fp32 tolerance, inside fp16's
     def f(a):
@@ -273,6 +295,7 @@ MODELS = {
     "keras_single.keras": _keras_single,
     "cnn_perturbed.onnx": build_perturbed,
     "cnn_nudged.onnx": build_nudged,
+    "cnn_pixel.onnx": build_pixel,
     "cnn_conv1_changed.onnx": build_conv1_changed,
     "multi_io.onnx": build_multi_io,
     "keras_twin.keras": build_keras,
