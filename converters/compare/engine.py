@@ -448,8 +448,12 @@ def compare_samples(path_a: str, path_b: str, options: CompareOptions | None = N
     runs: list[CompareResult] = []
     for k in range(max(1, samples)):
         prog(k / samples, f"sample {k + 1} of {samples}")
+        def step(f=None, m="", k=k):
+            prog((k + (f or 0.0)) / samples, f"sample {k + 1} of {samples}: {m}" if m else f"sample {k + 1} of {samples}")
+
         r = compare_models(path_a, path_b, replace(o, seed=o.seed + k, report=None,
-                                                     save_dir=os.path.join(o.save_dir, f"sample_{k}") if o.save_dir else None))
+                                                     save_dir=os.path.join(o.save_dir, f"sample_{k}") if o.save_dir else None),
+                           progress=step)
         if r.error:
             return r
         runs.append(r)
@@ -528,8 +532,8 @@ def options_from_params(p: dict) -> CompareOptions:
 
 
 def compare_task(params: dict, ctx) -> dict:
-    """Worker task "compare": params ``a``, ``b`` (paths) plus the keys of :func:`options_from_params`;
-    ``save_dir`` defaults to the job folder. Result: the CompareResult as a dict (``passed``, ``outputs``,
+    """Worker task "compare": params ``a``, ``b`` (paths) plus the keys of :func:`options_from_params`, and
+    ``samples`` (several seeded random input sets, :func:`compare_samples`); ``save_dir`` defaults to the job folder. Result: the CompareResult as a dict (``passed``, ``outputs``,
     ``files`` …)."""
     params = dict(params)
     for key in ("a", "b"):
@@ -538,6 +542,10 @@ def compare_task(params: dict, ctx) -> dict:
             raise TensorbridgeError(f"compare: '{params.get(key)}' is a relative path; pass absolute paths to the task")
     params.setdefault("save_dir", ctx.path("compare"))
     opts = options_from_params(params)
-    res = compare_models(params["a"], params["b"], opts, progress=ctx.progress)
+    samples = int(params.get("samples") or 1)
+    if samples > 1:
+        res = compare_samples(params["a"], params["b"], opts, samples, progress=ctx.progress)
+    else:
+        res = compare_models(params["a"], params["b"], opts, progress=ctx.progress)
     from .results import _json_safe
     return _json_safe(res.to_dict())

@@ -14,10 +14,11 @@ __all__ = ["compare_params", "parity_after_conversion"]
 def compare_params(a: str, b: str, *, preset: str = "fp32", device_a: str = "cpu", device_b: str = "cpu",
                    seed: int = 0, batch: int | None = None, inputs: list[str] | None = None,
                    capture_map: bool = False, trust: bool = False, out_dir: str | None = None,
-                   per_layer: bool = False) -> dict:
+                   per_layer: bool = False, samples: int = 1) -> dict:
     """The ``compare`` task's params for paths ``a`` (reference) and ``b``. The result folder (arrays,
     JSON, ``report.html``) is ``out_dir`` or a new folder under the jobs folder. ``per_layer``: pair
-    the layers of both graphs and compare each pair (the first divergence, local against inherited error)."""
+    the layers of both graphs and compare each pair (the first divergence, local against inherited error).
+    ``samples``: that many seeded random input sets (seed, seed + 1, …), each output keeping its worst."""
     if out_dir is None:
         from ..jobs import jobs_root
 
@@ -28,7 +29,7 @@ def compare_params(a: str, b: str, *, preset: str = "fp32", device_a: str = "cpu
                          device_b=device_b, seed=int(seed), batch=int(batch) if batch else None,
                          inputs=[os.path.abspath(f) for f in inputs] if inputs else None, capture_map=capture_map,
                          trust=trust, save_dir=out_dir, report=os.path.join(out_dir, "report.html"),
-                         per_layer=bool(per_layer)).to_dict()
+                         per_layer=bool(per_layer), samples=max(1, int(samples))).to_dict()
 
 
 def parity_after_conversion(src: str, out: str, convert_options: dict | None = None, *,

@@ -111,6 +111,7 @@ class CompareParams(TaskParams):
     report: str | None = None
     repeats: int | None = None
     per_layer: bool = False
+    samples: int = 1  # seeded random input sets (seed, seed + 1, …); each output and layer keeps its worst
 
 
 @dataclass
