@@ -126,7 +126,8 @@ class ParityFeature:
         self._overlay_result: dict | None = None
         self._following = False
         self.parity.started.connect(lambda job: (self.apply_overlays(),
-                                                 self._fit_parity_dock(bool(job.params.get("per_layer")))))
+                                                 self._fit_parity_dock(bool(job.params.get("per_layer"))),
+                                                 self._compare_view_running(job)))
         self.parity.resultShown.connect(self._layer_result_shown)
         self.parity.layers.tensors.registry = self.jobs
         self.parity.layers.tensors.openRequested.connect(lambda p: self.open_path(p))
@@ -398,6 +399,8 @@ class ParityFeature:
 
             view = self.compare_view = CompareView(self.tabs)
             view.compareAgainRequested.connect(self.compare_again)
+            view.runRequested.connect(self._compare_view_rerun)
+            view.cancelRequested.connect(self.parity.cancel)
             view.layerPicked.connect(self._compare_layer_picked)
             view.nodePicked.connect(self._compare_node_picked)
             view.destroyed.connect(lambda *_: setattr(self, "compare_view", None))
@@ -409,6 +412,7 @@ class ParityFeature:
             if ov is not None:
                 ov.set_threshold(self.parity.layers.threshold)
         view.set_models(packs, corr, res, overlays=ovs, pairings=pairings)
+        view.set_settings(self.parity.params)
         if self._compare_wanted:
             self._compare_wanted = False
             self.pages.setCurrentWidget(self.tabs)
@@ -419,11 +423,35 @@ class ParityFeature:
         return view
 
     def compare_again(self):
-        """The Compare dialog for the compare view's two models, per layer (devices, inputs, tolerance, Run)."""
+        """The Compare dialog for the compare view's two models with every setting of the last run (devices,
+        inputs, tolerance, seed, samples), per layer; the comparison runs when it is accepted."""
         res = self.layer_result() or self.parity.result
         if not res:
             return self.compare_with(per_layer=True)
-        return self.compare_with(res["b"]["path"], a_path=res["a"]["path"], per_layer=True)
+        dlg = self.compare_with(res["b"]["path"], a_path=res["a"]["path"], per_layer=True)
+        if dlg is not None and self.parity.params:
+            dlg.set_params(dict(self.parity.params, per_layer=True))
+        return dlg
+
+    def _compare_view_rerun(self):
+        """Run again from the compare view: the same settings, per layer."""
+        if not self.parity.params:
+            return None
+        return self.parity.rerun() if self.parity.params.get("per_layer") else self.parity.find_divergence()
+
+    def _compare_view_running(self, job) -> None:
+        """While a comparison of the compare view's models runs, the view shows its progress and Cancel."""
+        view = self.compare_view
+        if view is None:
+            return
+        res = self.layer_result()
+        mine = res is None or {os.path.abspath(job.params.get("a", "")), os.path.abspath(job.params.get("b", ""))} == \
+            {os.path.abspath(res["a"]["path"]), os.path.abspath(res["b"]["path"])}
+        if not mine:
+            return
+        view.set_running(True, None, "starting…")
+        job.progress.connect(lambda f, m: view.set_running(True, f, m) if self.compare_view is view else None)
+        job.ended.connect(lambda: view.set_running(False) if self.compare_view is view else None)
 
     def _compare_layer_picked(self, k: int) -> None:
         self._following = True

@@ -103,6 +103,7 @@ class CompareDialog(ModelPairChoice, QDialog):
         super().__init__(parent)
         self.setWindowTitle("Compare models")
         self.devices: list[dict] | None = None
+        self._wanted_devices: dict[str, str] = {}  # the devices an earlier run used (set_params)
         self.start_dir = start_dir
         lay = QVBoxLayout(self)
         intro = QLabel("Runs both models on the same inputs, each in its own worker, and compares every "
@@ -125,8 +126,13 @@ class CompareDialog(ModelPairChoice, QDialog):
         self.batch = QSpinBox(self)
         self.batch.setRange(0, 4096)
         self.batch.setSpecialValueText("model's own")
+        self.samples = QSpinBox(self)
+        self.samples.setRange(1, 64)
+        self.samples.setToolTip("How many seeded random input sets to run (seed, seed + 1, …); each output and "
+                                "layer shows its worst sample. With an inputs file, put the samples in its batch")
         self.inputs = QLineEdit(self)
         self.inputs.setPlaceholderText("random inputs from the seed; or a .npz / .npy / image file")
+        self.inputs.textChanged.connect(lambda t: self.samples.setEnabled(not t.strip()))
         self.inputs_browse = QPushButton("Browse…", self)
         self.inputs_browse.clicked.connect(self._browse_inputs)
         irow = QHBoxLayout()
@@ -140,6 +146,7 @@ class CompareDialog(ModelPairChoice, QDialog):
         form.addRow("Tolerance", self.preset)
         form.addRow("Seed", self.seed)
         form.addRow("Batch", self.batch)
+        form.addRow("Samples", self.samples)
         form.addRow("Inputs", irow)
         self.per_layer = QCheckBox("Per layer (find where they part ways)", self)
         self.per_layer.setToolTip("Also pair the layers of both graphs and compare each pair: the first layer "
@@ -185,8 +192,9 @@ class CompareDialog(ModelPairChoice, QDialog):
         self.device_note.setText(f"Could not list devices ({message}); comparing on the CPU.")
 
     def _fill_devices(self) -> None:
-        for combo, path in ((self.device_a, self.path_a()), (self.device_b, self.path_b())):
-            keep = combo.currentData()
+        wanted = self._wanted_devices
+        for side, combo, path in (("a", self.device_a, self.path_a()), ("b", self.device_b, self.path_b())):
+            keep = wanted.get(side) or combo.currentData()
             rt = runtime_of(path) if path else None
             model = QStandardItemModel(combo)
             rows = [d for d in (self.devices or []) if d.get("runtime") == rt] if self.devices is not None else []
@@ -242,4 +250,21 @@ class CompareDialog(ModelPairChoice, QDialog):
                               device_a=str(self.device_a.currentData() or "cpu"),
                               device_b=str(self.device_b.currentData() or "cpu"), seed=self.seed.value(),
                               batch=self.batch.value() or None, inputs=[inputs] if inputs else None,
-                              trust=trust, per_layer=self.per_layer.isChecked())
+                              trust=trust, per_layer=self.per_layer.isChecked(),
+                              samples=1 if inputs else self.samples.value())
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        """Fill the choices from an earlier comparison's params (Compare again: the same settings, to change
+        some): B, the devices, tolerance preset, seed, batch, samples, inputs file and per layer."""
+        if params.get("b"):
+            self.set_b(str(params["b"]))
+        i = self.preset.findText(str(params.get("preset") or "fp32"))
+        if i >= 0:
+            self.preset.setCurrentIndex(i)
+        self.seed.setValue(int(params.get("seed") or 0))
+        self.batch.setValue(int(params.get("batch") or 0))
+        self.samples.setValue(int(params.get("samples") or 1))
+        self.inputs.setText(str((params.get("inputs") or [""])[0]))
+        self.per_layer.setChecked(bool(params.get("per_layer")))
+        self._wanted_devices = {"a": params.get("device_a") or "cpu", "b": params.get("device_b") or "cpu"}
+        self._fill_devices()

@@ -23,13 +23,24 @@ import os
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSplitter, QVBoxLayout,
+                               QWidget)
 
 from ..graph_view.view import GraphView
+from ..jobs import show_fraction
 
 __all__ = ["CompareView", "Correspondence", "SIDES"]
 
 SIDES = ("a", "b")
+
+
+def settings_text(p: dict) -> str:
+    """``fp32 · cpu | cpu · seed 0 · 3 samples`` for a comparison's params (inputs file: its name)."""
+    devs = f"{p.get('device_a') or 'cpu'} | {p.get('device_b') or 'cpu'}"
+    inputs = p.get("inputs") or []
+    src = f"inputs {os.path.basename(inputs[0])}" if inputs else f"seed {int(p.get('seed') or 0)}"
+    n = int(p.get("samples") or 1)
+    return " · ".join([str(p.get("preset") or "fp32"), devs, src] + ([f"{n} samples"] if n > 1 else []))
 
 
 def _other(side: str) -> str:
@@ -110,6 +121,8 @@ class CompareView(QWidget):
     layerPicked = Signal(int)
     nodePicked = Signal(str, int)
     compareAgainRequested = Signal()
+    runRequested = Signal()      # the same comparison again
+    cancelRequested = Signal()   # cancel the running one
     inspector_text = "A ⇄ B: pick a node in either graph to see it here."
 
     def __init__(self, parent: QWidget | None = None):
@@ -133,15 +146,35 @@ class CompareView(QWidget):
         self.legend_box.toggled.connect(self._legend_toggled)
         self.fit_button = QPushButton("Fit both", self)
         self.fit_button.clicked.connect(self.fit_both)
-        self.again_button = QPushButton("Compare again…", self)
-        self.again_button.setToolTip("Open the Compare dialog for these two models: devices, inputs, tolerance, Run")
+        self.again_button = QPushButton("Settings…", self)
+        self.again_button.setToolTip("Compare these two models again with other settings: devices, inputs, samples, "
+                                     "tolerance (the Compare dialog, filled with this run's)")
         self.again_button.clicked.connect(self.compareAgainRequested.emit)
+        self.settings = QLabel("", self)
+        self.settings.setObjectName("compareSettings")
+        self.run_button = QPushButton("Run again", self)
+        self.run_button.setToolTip("Compare the two models again with the same settings")
+        self.run_button.clicked.connect(self.runRequested.emit)
+        self.bar = QProgressBar(self)
+        self.bar.setMaximumWidth(160)
+        self.bar.setMaximumHeight(16)
+        self.bar.setTextVisible(False)
+        self.progress_text = QLabel("", self)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.clicked.connect(self.cancelRequested.emit)
+        self.set_running(False)
         bar = QHBoxLayout()
         bar.setContentsMargins(6, 4, 6, 2)
         bar.addWidget(self.summary, 1)
         bar.addWidget(self.in_step)
         bar.addWidget(self.legend_box)
         bar.addWidget(self.fit_button)
+        bar.addSpacing(10)
+        bar.addWidget(self.settings)
+        bar.addWidget(self.progress_text)
+        bar.addWidget(self.bar)
+        bar.addWidget(self.cancel_button)
+        bar.addWidget(self.run_button)
         bar.addWidget(self.again_button)
 
         self.split = QSplitter(Qt.Orientation.Horizontal, self)
@@ -177,6 +210,23 @@ class CompareView(QWidget):
         root.setSpacing(0)
         root.addLayout(bar)
         root.addWidget(self.split, 1)
+
+    # -- running -------------------------------------------------------------------------------------
+    def set_running(self, on: bool, fraction: float | None = None, message: str = "") -> None:
+        """Show a comparison of these models running (progress and Cancel) or not (Run again, Settings…)."""
+        self.bar.setVisible(on)
+        self.cancel_button.setVisible(on)
+        self.progress_text.setVisible(on)
+        self.run_button.setEnabled(not on)
+        self.again_button.setEnabled(not on)
+        if on:
+            show_fraction(self.bar, fraction)
+            self.progress_text.setText(message[:60])
+
+    def set_settings(self, params: dict | None) -> None:
+        """The settings of the shown comparison, in a few words (preset · devices · inputs · samples)."""
+        self.settings.setText(settings_text(params) if params else "")
+        self.settings.setToolTip("The settings of the comparison shown; Settings… changes them")
 
     # -- the models and the pairing -------------------------------------------------------------------
     def set_models(self, packs: dict, corr: Correspondence, result: dict, *, overlays: dict | None = None,

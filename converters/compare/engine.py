@@ -533,8 +533,8 @@ def options_from_params(p: dict) -> CompareOptions:
 
 def compare_task(params: dict, ctx) -> dict:
     """Worker task "compare": params ``a``, ``b`` (paths) plus the keys of :func:`options_from_params`, and
-    ``samples`` (several seeded random input sets, :func:`compare_samples`); ``save_dir`` defaults to the job folder. Result: the CompareResult as a dict (``passed``, ``outputs``,
-    ``files`` …)."""
+    ``samples`` (several seeded random input sets, :func:`compare_samples`); ``save_dir`` defaults to the
+    job folder. Result: the CompareResult as a dict (``passed``, ``outputs``, ``files`` …)."""
     params = dict(params)
     for key in ("a", "b"):
         if not os.path.isabs(str(params.get(key, ""))):

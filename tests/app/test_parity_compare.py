@@ -200,12 +200,38 @@ def test_compare_view_keeps_both_graphs_in_step(window, qtbot, extra_pair, tmp_p
     assert g not in pa.expanded_groups
     assert pack_a.group_labels[g] == tab_b.doc.pack.group_labels[gb[0]]
 
-    # "Compare again…": the Compare dialog for the same two models, per layer
+    # the view's own controls: the run's settings, Settings… (the Compare dialog filled with them), Run again
+    assert view.settings.text() == "fp32 · cpu | cpu · seed 0"
+    assert view.run_button.isEnabled() and view.cancel_button.isHidden() and view.bar.isHidden()
     view.again_button.click()
     dlg = window.compare_dialog
     assert dlg is not None and dlg.path_a() == os.path.abspath(a) and dlg.path_b() == os.path.abspath(b)
-    assert dlg.per_layer.isChecked()
-    dlg.reject()
+    assert dlg.per_layer.isChecked() and dlg.preset.currentText() == "fp32" and dlg.seed.value() == 0
+    assert dlg.samples.value() == 1 and dlg.device_a.currentData() == "cpu" and dlg.device_b.currentData() == "cpu"
+    dlg.preset.setCurrentText("fp16")
+    dlg.seed.setValue(3)
+    dlg.samples.setValue(2)
+    assert dlg.params()["samples"] == 2 and dlg.params()["per_layer"] is True
+    dlg.inputs.setText("/some/inputs.npz")  # a file of inputs holds its own samples
+    assert not dlg.samples.isEnabled() and dlg.params()["samples"] == 1
+    dlg.inputs.setText("")
+    dlg.accept()
+    assert view.cancel_button.isVisible() and view.bar.isVisible() and not view.run_button.isEnabled()
+    qtbot.mouseClick(view.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.parity.running, timeout=JOB_TIMEOUT)
+    assert window.parity.job.state == "cancelled"
+    qtbot.waitUntil(lambda: view.cancel_button.isHidden(), timeout=5_000)
+    assert view.run_button.isEnabled()
+    # Run again: the same settings (two samples, fp16, seed 3), progress in the view, then the new result
+    job = None
+    qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
+    job = window.parity.job
+    assert job.params["samples"] == 2 and job.params["preset"] == "fp16" and job.params["seed"] == 3
+    assert job.params["per_layer"] is True and view.bar.isVisible()
+    res2 = _wait(window, qtbot)
+    assert res2["samples"] == 2 and res2["tolerance"]["name"] == "fp16" and res2["layer_first"] is not None
+    qtbot.waitUntil(lambda: view.cancel_button.isHidden(), timeout=5_000)
+    qtbot.waitUntil(lambda: view.settings.text() == "fp16 · cpu | cpu · seed 3 · 2 samples", timeout=20_000)
     # the overlay switch reaches the panes; closing the tab ends the view
     window.act_overlay.setChecked(False)
     assert pa.overlay is None and pb.overlay is None and pb.pairing is not None
