@@ -76,12 +76,14 @@ class Groups:
         return len(self.path)
 
 
-def build_groups(scopes: Sequence[str], names: Sequence[str] | None = None, cap: int = DEFAULT_CAP) -> Groups:
+def build_groups(scopes: Sequence[str], names: Sequence[str] | None = None, cap: int = DEFAULT_CAP,
+                 rank: Sequence[int] | None = None) -> Groups:
     """Group tree from per-node scope paths (nodes assumed in topological order).
 
     ``names`` (node names) label artificial groups of nodes (``"conv1 … relu9"``). ``cap`` is the most
     children (nodes + groups) a group keeps before being split into artificial groups of consecutive
-    children, recursively, so no group ever holds more than ``cap`` children.
+    children, recursively, so no group ever holds more than ``cap`` children. ``rank``: each node's
+    place in drawing order when it is not its index (a weight moved beside its consumer).
     """
     n = len(scopes)
     path_id: dict[str, int] = {"": 0}
@@ -159,8 +161,9 @@ def build_groups(scopes: Sequence[str], names: Sequence[str] | None = None, cap:
     if names is None:
         names = [f"#{i}" for i in range(n)]
     G = len(paths_l)
+    nrank = np.arange(n) if rank is None else np.asarray(rank, dtype=np.int64)
     rank = np.full(G, n, dtype=np.int64)
-    np.minimum.at(rank, node_group, np.arange(n))
+    np.minimum.at(rank, node_group, nrank)
     gp = np.array(parent_l, dtype=np.int64)
     gdepth = _depths(gp)
     for d in range(int(gdepth.max(initial=0)), 0, -1):
@@ -170,7 +173,7 @@ def build_groups(scopes: Sequence[str], names: Sequence[str] | None = None, cap:
     kids_of: dict[int, list[int]] = {}
     items = np.concatenate([np.arange(n), n + np.arange(1, G)])
     item_par = np.concatenate([node_group, gp[1:]])
-    item_rank = np.concatenate([np.arange(n), rank[1:]])
+    item_rank = np.concatenate([nrank, rank[1:]])
     order = np.lexsort((item_rank, item_par))
     sp = item_par[order]
     bounds = np.flatnonzero(np.diff(sp)) + 1
@@ -294,6 +297,9 @@ class Layout:
     ``edge_ref`` (per polyline: index of one graph edge it stands for, -1 for edges drawn to a group's
     in/out port; labels come from that edge), ``edge_src_item``/``edge_dst_item`` (visible items),
     ``edge_first_seg`` (first segment of each polyline). ``width``/``height``: the whole drawing.
+    Graph inputs and outputs (engines made with ``n_model``): ``io_idx`` (k: the k-th I/O node of the
+    view pack, see :mod:`converters.viewpack`), ``io_rect``. Edge ends are items: node ``i`` (< the
+    model's node count ``n``), group ``g`` as ``n + g``, I/O node ``k`` as ``n + n_groups + k``.
     """
 
     node_idx: np.ndarray
@@ -311,10 +317,12 @@ class Layout:
     width: float
     height: float
     expanded: frozenset = field(default_factory=frozenset)
+    io_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    io_rect: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
 
     @property
     def n_drawn(self) -> int:
-        return len(self.node_idx) + len(self.box_idx)
+        return len(self.node_idx) + len(self.box_idx)          # I/O nodes apart (io_idx)
 
 
 class LayoutEngine:
@@ -324,14 +332,19 @@ class LayoutEngine:
     ``edge_src``/``edge_dst`` (E): node indices, topological order assumed (back edges are drawn upward);
     ``node_w`` (N): node box widths. Layouts name graph edges by index (``edge_ref``), never by label,
     so one engine serves every pack of the same graph structure.
+    ``node_rank`` (N): drawing order when it is not the index (weights beside their consumer, graph
+    inputs first). ``n_model``: nodes from ``n_model`` on are graph inputs and outputs (laid out like
+    nodes, listed in ``Layout.io_idx``, not counted in ``group_count``).
     Thread safety: one engine may be used from one thread at a time.
     """
 
-    def __init__(self, node_group, group_parent, edge_src, edge_dst, node_w=None):
+    def __init__(self, node_group, group_parent, edge_src, edge_dst, node_w=None, node_rank=None, n_model=None):
         ng = np.asarray(node_group, dtype=np.int64)
         gp = np.asarray(group_parent, dtype=np.int64)
         self.N = N = len(ng)
         self.G = G = len(gp)
+        self.n_model = nm = N if n_model is None else int(n_model)
+        nrank = np.arange(N) if node_rank is None else np.asarray(node_rank, dtype=np.int64)
         self.node_w = np.full(N, 100.0) if node_w is None else np.asarray(node_w, dtype=np.float64)
         par = np.concatenate([N + ng, np.where(gp >= 0, N + gp, -1)])
         self.item_parent = par
@@ -339,12 +352,12 @@ class LayoutEngine:
         depth = np.concatenate([gdepth[ng] + 1, gdepth])
         self.item_depth = depth
         rank = np.full(G, N, dtype=np.int64)
-        np.minimum.at(rank, ng, np.arange(N))
+        np.minimum.at(rank, ng, nrank)
         for d in range(int(gdepth.max(initial=0)), 0, -1):
             idx = np.flatnonzero(gdepth == d)
             np.minimum.at(rank, gp[idx], rank[idx])
         self.group_rank = rank
-        cnt = np.bincount(ng, minlength=G).astype(np.int64)
+        cnt = np.bincount(ng[:nm], minlength=G).astype(np.int64)
         for d in range(int(gdepth.max(initial=0)), 0, -1):
             idx = np.flatnonzero(gdepth == d)
             np.add.at(cnt, gp[idx], cnt[idx])
@@ -352,7 +365,7 @@ class LayoutEngine:
         self.group_depth = gdepth
         # children per group in rank order
         items = np.arange(N + G)
-        item_rank = np.concatenate([np.arange(N), rank])
+        item_rank = np.concatenate([nrank, rank])
         sel = items[par >= 0]
         order = sel[np.lexsort((item_rank[sel], par[sel]))]
         pg = par[order] - N
@@ -503,9 +516,14 @@ class LayoutEngine:
                 if layer[u] + 1 > m:
                     m = layer[u] + 1
             layer[v] = m
-        # pull sources (constants, side inputs) down next to their first consumer
+        # pull sources (constants, side inputs) down next to their first consumer, and with them the
+        # chains that feed only the next node (Constant -> Cast -> Transpose -> MatMul)
+        pull = [False] * n
+        for v in range(n):
+            if v != in_port and v != out_port:
+                pull[v] = all(pull[u] and len(succs[u]) == 1 for u in preds[v])
         for v in range(n - 1, -1, -1):
-            if v != in_port and not preds[v] and succs[v]:
+            if pull[v] and succs[v]:
                 layer[v] = max(base, min(layer[w] for w in succs[v]) - 1)
         if out_port >= 0:
             layer[out_port] = max((layer[v] for v in range(n) if v != out_port), default=0) + 1
@@ -743,7 +761,8 @@ class LayoutEngine:
         N = self.N
         memo: dict = {}
         self.group_size(0, expanded, memo)
-        nodes, nrect, boxes, brect, frames, frect = [], [], [], [], [], []
+        nodes, nrect, boxes, brect, frames, frect, ios, iorect = [], [], [], [], [], [], [], []
+        nm = self.n_model
         segs, seg_edge, eref, esrc, edst, efirst = [], [], [], [], [], []
         count = [0, 0]            # polylines, segments emitted so far
 
@@ -751,9 +770,13 @@ class LayoutEngine:
             p = self.place(g, memo[g][4])
             it = p.items
             r = p.rect + np.array([ox, oy, 0.0, 0.0])
-            m = (it >= 0) & (it < N)
+            m = (it >= 0) & (it < nm)
             nodes.append(it[m])
             nrect.append(r[m])
+            if nm < N:
+                m = (it >= nm) & (it < N)
+                ios.append(it[m] - nm)
+                iorect.append(r[m])
             gm = np.flatnonzero(it >= N)
             if len(gm):
                 gi = (it[gm] - N).tolist()
@@ -786,10 +809,17 @@ class LayoutEngine:
                 return np.zeros((0, k)) if k else np.zeros(0, np.int64)
             return np.concatenate(parts)
 
+        esrc_a, edst_a = cat(esrc), cat(edst)
+        if nm < N:
+            # items as the window numbers them: groups right after the model's nodes, I/O nodes last
+            def renumber(x):
+                return np.where(x >= N, x - (N - nm), np.where(x >= nm, x + self.G, x))
+            esrc_a, edst_a = renumber(esrc_a), renumber(edst_a)
         return Layout(cat(nodes).astype(np.int64), cat(nrect, 4), cat(boxes).astype(np.int64), cat(brect, 4),
                       np.array(frames, np.int64), np.array(frect, np.float64).reshape(-1, 4), cat(segs, 4),
-                      cat(seg_edge), cat(eref), cat(esrc), cat(edst), cat(efirst),
-                      float(root.width), float(root.height), expanded)
+                      cat(seg_edge), cat(eref), esrc_a, edst_a, cat(efirst),
+                      float(root.width), float(root.height), expanded,
+                      cat(ios).astype(np.int64), cat(iorect, 4))
 
     def default_expanded(self, budget: int = 1000) -> set[int]:
         """Groups to expand for a first view: whole levels of the tree, from the root down, while the

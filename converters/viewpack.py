@@ -7,6 +7,14 @@ A pack is a folder:
   (``names_blob``, '\\0'-separated); edges ``edge_src``, ``edge_dst``, ``edge_label`` (label table id
   or -1); the group tree ``group_parent``, ``group_artificial`` with paths/labels as blobs;
   ``details_off`` (N+1 byte offsets into ``details.jsonl``); the overview layout (``ov_*``).
+* graph inputs and outputs, drawn as nodes of their own kind (the model holds no such nodes, so node
+  ``i`` of every per-node column is node ``i`` of ``Model.graph.nodes``, for selection, overlays,
+  parity and find alike): ``io_kind`` (K, int8: 1 graph input, 2 graph output, see
+  :mod:`converters.viewio`), their value names (``io_names_blob``), ``io_w`` (box width), their edges
+  ``io_edge_src`` / ``io_edge_dst`` / ``io_edge_label`` in the layout's node space (model node ``i``
+  is ``i``, I/O node ``k`` is ``n_nodes + k``; an edge ref ``n_edges + j`` in a layout is I/O edge
+  ``j``), and ``node_rank`` (n_nodes + K: drawing order; inputs first, weights beside their consumer).
+  A :class:`Layout` lists I/O nodes in ``io_idx`` / ``io_rect``, apart from ``node_idx``.
 * ``meta.json``: format version, the model summary, op and label tables, counts, the overview's
   expanded groups; for weights-only models ``weights.json`` holds ``[{name, dtype, shape}]``.
 * ``details.jsonl``: one JSON object per node, read on demand by :meth:`ViewPack.details` (seek + one
@@ -28,10 +36,11 @@ import numpy as np
 from .errors import CorruptFile
 from .graph import Model, _jsonable, shape_str
 from .layout import Layout, LayoutEngine, build_groups, node_width
+from .viewio import IO_INPUT, IO_KINDS, io_nodes
 
 __all__ = ["ViewPack", "build_pack", "CATEGORIES", "op_category", "PACK_VERSION"]
 
-PACK_VERSION = 2
+PACK_VERSION = 3
 
 # Op categories drawn in distinct colours (the view owns the palette; the engine owns the mapping).
 CATEGORIES = ("conv", "linear", "norm", "activation", "pool", "shape", "elementwise", "attention",
@@ -171,28 +180,38 @@ def build_pack(model: Model, out_dir: str | os.PathLike, *, progress: Callable |
     vlabel: dict[str, int] = {}
     src, dst, lab = [], [], []
     values = g.values
+
+    def label_of(v: str) -> int:
+        lb = vlabel.get(v)
+        if lb is None:
+            val = values.get(v)
+            if val is None or (val.shape is None and val.dtype is None):
+                lb = -1
+            else:
+                text = f"{shape_str(val.shape)} {val.dtype or '?'}"
+                lb = labels.setdefault(text, len(labels))
+            vlabel[v] = lb
+        return lb
+
     for j, nd in enumerate(nodes):
         for v in nd.inputs:
             i = producer.get(v)
             if i is None:
                 continue
-            lb = vlabel.get(v)
-            if lb is None:
-                val = values.get(v)
-                if val is None or (val.shape is None and val.dtype is None):
-                    lb = -1
-                else:
-                    text = f"{shape_str(val.shape)} {val.dtype or '?'}"
-                    lb = labels.setdefault(text, len(labels))
-                vlabel[v] = lb
             src.append(i)
             dst.append(j)
-            lab.append(lb)
+            lab.append(label_of(v))
+    io = io_nodes(g, producer, n)
+    io_lab = np.array([label_of(v) for v in io.edge_value], np.int32)
+    n_in = int((io.kind == IO_INPUT).sum())
+    # drawing order: graph inputs, the model's nodes, graph outputs
+    node_rank = np.concatenate([np.arange(n) + n_in, np.arange(n_in), n + np.arange(n_in, io.n)]).astype(np.int32)
     timings["edges"] = time.perf_counter() - t0
 
     prog(0.65, "laying out the overview")
     node_w = op_w[node_op] if n else np.zeros(0, np.float32)
-    eng = LayoutEngine(groups.node_group, groups.parent, src, dst, node_w)
+    eng = _engine(groups.node_group, groups.parent, np.array(src, np.int32), np.array(dst, np.int32), node_w,
+                  io.edge_src, io.edge_dst, io.width, node_rank)
     expanded = sorted(eng.default_expanded(overview_budget))
     ov = eng.layout(expanded)
     timings["overview"] = time.perf_counter() - t0
@@ -204,10 +223,12 @@ def build_pack(model: Model, out_dir: str | os.PathLike, *, progress: Callable |
         group_parent=groups.parent, group_artificial=groups.artificial,
         group_path_blob=_blob(groups.path), group_label_blob=_blob(groups.label),
         group_count=eng.group_count.astype(np.int64),
+        io_kind=io.kind, io_names_blob=_blob(io.names), io_w=io.width, io_edge_src=io.edge_src,
+        io_edge_dst=io.edge_dst, io_edge_label=io_lab, node_rank=node_rank,
     )
     for k, v in _layout_arrays(ov).items():
         arrays["ov_" + k] = v
-    meta.update(n_nodes=n, n_groups=groups.n_groups, n_edges=len(src), ops=op_list, labels=list(labels),
+    meta.update(n_nodes=n, n_groups=groups.n_groups, n_edges=len(src), n_io=io.n, ops=op_list, labels=list(labels),
                 overview_expanded=[int(x) for x in expanded], overview_size=[ov.width, ov.height])
 
     prog(0.8, "writing node details")
@@ -247,16 +268,24 @@ def build_pack(model: Model, out_dir: str | os.PathLike, *, progress: Callable |
     return ViewPack.load(out)
 
 
+def _engine(node_group, group_parent, src, dst, node_w, io_src, io_dst, io_w, node_rank) -> LayoutEngine:
+    """The layout engine over the model's nodes and the I/O nodes (held by the root group)."""
+    n = len(node_group)
+    return LayoutEngine(np.concatenate([node_group, np.zeros(len(io_w), node_group.dtype)]), group_parent,
+                        np.concatenate([src, io_src]), np.concatenate([dst, io_dst]),
+                        np.concatenate([node_w, io_w]), node_rank, n_model=n)
+
+
 _LAYOUT_FIELDS = ("node_idx", "node_rect", "box_idx", "box_rect", "frame_idx", "frame_rect", "seg", "seg_edge",
-                  "edge_ref", "edge_src_item", "edge_dst_item", "edge_first_seg")
+                  "edge_ref", "edge_src_item", "edge_dst_item", "edge_first_seg", "io_idx", "io_rect")
 
 
 def _layout_arrays(lay: Layout) -> dict[str, np.ndarray]:
     out = {k: getattr(lay, k) for k in _LAYOUT_FIELDS}
-    for k in ("node_rect", "box_rect", "frame_rect", "seg"):
+    for k in ("node_rect", "box_rect", "frame_rect", "seg", "io_rect"):
         out[k] = out[k].astype(np.float32)
     for k in ("node_idx", "box_idx", "frame_idx", "seg_edge", "edge_ref", "edge_src_item", "edge_dst_item",
-              "edge_first_seg"):
+              "edge_first_seg", "io_idx"):
         out[k] = out[k].astype(np.int32)
     return out
 
@@ -269,7 +298,9 @@ class ViewPack:
     ``node_cat``, ``node_group``, ``node_w``, ``edge_src``/``edge_dst``/``edge_label``,
     ``group_parent``, ``group_artificial``, ``group_count`` (nodes inside, all levels),
     ``overview`` (a :class:`Layout`, or None for weights-only packs), ``weights`` (list of dicts for
-    weights-only packs, else None).
+    weights-only packs, else None). Graph inputs and outputs: ``n_io``, ``io_kind`` (1 input, 2
+    output), ``io_names``, ``io_w``, ``io_edge_src`` / ``io_edge_dst`` / ``io_edge_label`` (layout node
+    space, see the module's docstring), :meth:`io_details`; ``node_rank``.
     """
 
     def __init__(self, folder: Path, meta: dict, arrays: dict[str, np.ndarray]):
@@ -294,6 +325,15 @@ class ViewPack:
         self.group_parent = a.get("group_parent", empty_i)
         self.group_artificial = a.get("group_artificial", np.zeros(0, bool))
         self.group_count = a.get("group_count", np.zeros(0, np.int64))
+        self.n_io: int = int(meta.get("n_io", 0))
+        self.io_kind = a.get("io_kind", np.zeros(0, np.int8))
+        self.io_w = a.get("io_w", np.zeros(0, np.float32))
+        self.io_edge_src = a.get("io_edge_src", empty_i)
+        self.io_edge_dst = a.get("io_edge_dst", empty_i)
+        self.io_edge_label = a.get("io_edge_label", empty_i)
+        self.node_rank = a.get("node_rank", np.arange(self.n_nodes, dtype=np.int32))
+        self._io_names_blob = a.get("io_names_blob")
+        self._io_names: list[str] | None = None
         self._names_blob = a.get("names_blob")
         self._gpath_blob = a.get("group_path_blob")
         self._glabel_blob = a.get("group_label_blob")
@@ -354,6 +394,26 @@ class ViewPack:
             self._glabels = _unblob(self._glabel_blob, self.n_groups) if self._glabel_blob is not None else []
         return self._glabels
 
+    @property
+    def io_names(self) -> list[str]:
+        """Value names of the I/O nodes (``io_names[k]`` for I/O node k)."""
+        if self._io_names is None:
+            self._io_names = _unblob(self._io_names_blob, self.n_io) if self._io_names_blob is not None else []
+        return self._io_names
+
+    def io_details(self, k: int) -> dict:
+        """Inspector data of I/O node k: ``{"io": "input"|"output", "name", "shape_text", "nodes"}`` where
+        ``nodes`` are the model nodes it feeds (an input) or that produce it (an output)."""
+        if not 0 <= k < self.n_io:
+            raise IndexError(f"I/O node {k} out of range 0..{self.n_io - 1}")
+        me = self.n_nodes + k
+        kind = IO_KINDS[int(self.io_kind[k])]
+        j = np.flatnonzero((self.io_edge_src == me) | (self.io_edge_dst == me))
+        other = np.where(self.io_edge_src[j] == me, self.io_edge_dst[j], self.io_edge_src[j])
+        lb = int(self.io_edge_label[j[0]]) if len(j) else -1
+        return {"io": kind, "name": self.io_names[k], "shape_text": self.labels[lb] if lb >= 0 else "",
+                "nodes": [int(x) for x in other if x < self.n_nodes]}
+
     def name(self, i: int) -> str:
         return self.names[i]
 
@@ -402,7 +462,10 @@ class ViewPack:
                 and self.n_edges == other.n_edges and np.array_equal(self.node_group, other.node_group)
                 and np.array_equal(self.group_parent, other.group_parent)
                 and np.array_equal(self.edge_src, other.edge_src) and np.array_equal(self.edge_dst, other.edge_dst)
-                and np.array_equal(self.node_w, other.node_w))
+                and np.array_equal(self.node_w, other.node_w) and np.array_equal(self.io_w, other.io_w)
+                and np.array_equal(self.io_edge_src, other.io_edge_src)
+                and np.array_equal(self.io_edge_dst, other.io_edge_dst)
+                and np.array_equal(self.node_rank, other.node_rank))
 
     def adopt_engine(self, other: "ViewPack") -> bool:
         """Reuse ``other``'s layout engine (and its caches) when both packs have the same structure."""
@@ -412,16 +475,17 @@ class ViewPack:
         return False
 
     def edge_text(self, ref: int) -> str:
-        """Label (``"1×64×56×56 float32"``) of graph edge ``ref``, '' when unknown or ref is -1."""
+        """Label (``"1×64×56×56 float32"``) of graph edge ``ref`` (an I/O edge from ``n_edges`` on), ''
+        when unknown or ref is -1."""
         if ref < 0:
             return ""
-        lb = int(self.edge_label[ref])
+        lb = int(self.edge_label[ref]) if ref < self.n_edges else int(self.io_edge_label[ref - self.n_edges])
         return self.labels[lb] if lb >= 0 else ""
 
     def engine(self) -> LayoutEngine:
         """The layout engine over this pack (built on first use, ~0.1 s per 50k nodes; thread-safe)."""
         with self._lock:
             if self._engine is None:
-                self._engine = LayoutEngine(self.node_group, self.group_parent, self.edge_src, self.edge_dst,
-                                            self.node_w)
+                self._engine = _engine(self.node_group, self.group_parent, self.edge_src, self.edge_dst,
+                                       self.node_w, self.io_edge_src, self.io_edge_dst, self.io_w, self.node_rank)
             return self._engine

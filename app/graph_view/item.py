@@ -235,6 +235,24 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
                 p.drawText(QRectF(x + 6, y + 22, w - 12, 16), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                            f"{int(counts[g]):,} nodes")
 
+    # graph inputs and outputs (Layout.io_idx; see converters.viewpack): pills holding the value's name
+    if len(lay.io_idx):
+        pen = QPen(palette.GROUP_BORDER)
+        pen.setCosmetic(True)
+        p.setPen(pen)
+        p.setBrush(QBrush(palette.OVERLAY_NEUTRAL))
+        io_names = pack.io_names if text and lod >= LOD_OP else None
+        for k, (x, y, w, h) in enumerate(lay.io_rect.tolist()):
+            if x + w >= r.left() and x <= r.right() and y + h >= r.top() and y <= r.bottom():
+                p.drawRoundedRect(QRectF(x, y, w, h), h / 2, h / 2)
+                if io_names is not None:
+                    p.setFont(op_font)
+                    p.setPen(palette.NODE_TEXT)
+                    p.drawText(QRectF(x + 4, y, w - 8, h), Qt.AlignmentFlag.AlignCenter,
+                               QFontMetricsF(op_font).elidedText(io_names[int(lay.io_idx[k])],
+                                                                 Qt.TextElideMode.ElideMiddle, w - 8))
+                    p.setPen(pen)
+
     # nodes, one brush per category
     ni = _cull(d.n, r)
     if len(ni) > MAX_TINY_NODES and lod * 34 < 1.5 and len(lay.frame_idx):
