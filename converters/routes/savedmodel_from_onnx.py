@@ -370,9 +370,12 @@ def _write_map(src, out, kind, model, table, graph_inputs, opts) -> None:
     tf_in = _target_io(out, kind)
     by_name = {t["name"]: t for t in tf_in["inputs"]}
     names_match = bool(by_name.keys() & {i.name for i in graph_inputs})
+    sig = tf_in.get("signature") or {"inputs": {}, "outputs": {}}
     for idx, inp in enumerate(graph_inputs):
         if names_match:  # SavedModel signatures keep the ONNX names
             tgt = by_name.get(inp.name)
+        elif inp.name in sig["inputs"]:  # a TFLite signature keyed by the ONNX names
+            tgt = sig["inputs"][inp.name]
         else:            # TFLite renames them (serving_default_x:0) but keeps the order
             tgt = tf_in["inputs"][idx] if idx < len(tf_in["inputs"]) else None
         tgt = dict(tgt or {"name": inp.name, "shape": None})
@@ -382,7 +385,10 @@ def _write_map(src, out, kind, model, table, graph_inputs, opts) -> None:
         inputs.append({"source": inp.name, "target": tgt["name"], "layout": perm, "layout_known": known,
                        "source_shape": onnx_shapes.get(inp.name), "target_shape": tgt["shape"]})
     for idx, o in enumerate(model.graph.output):
-        tgt = tf_in["outputs"][idx] if idx < len(tf_in["outputs"]) else {"name": o.name, "shape": None}
+        if o.name in sig["outputs"]:  # the TFLite interpreter's output order is not the graph's: by name
+            tgt = dict(sig["outputs"][o.name])
+        else:
+            tgt = tf_in["outputs"][idx] if idx < len(tf_in["outputs"]) else {"name": o.name, "shape": None}
         if tgt["shape"] is None and table and o.name in table:
             tgt["shape"] = _tf_shape(table[o.name].get("tf_node"))
         perm, known = shape_perm(onnx_shapes.get(o.name), tgt["shape"])
@@ -430,9 +436,18 @@ def _tflite_tensors(path, model, table, onnx_shapes) -> list[dict]:
         from ai_edge_litert.interpreter import Interpreter
         it = Interpreter(model_path=path)
         details = {d["index"]: d for d in it.get_tensor_details()}
-        produced = [i for op in it._get_ops_details() for i in op["outputs"]]
+        ops = it._get_ops_details()
+        produced = [i for op in ops for i in op["outputs"]]
+        graph_inputs = {d["index"] for d in it.get_input_details()}
     except Exception:
         return []
+    # tensors computed from stored ones only (a float16 file's DEQUANTIZE of each weight and bias): weights,
+    # never a layer's activation, though they carry the layer's name
+    made = set(produced)
+    constant = {i for i in details if i not in made and i not in graph_inputs}
+    for op in ops:  # ops are in execution order
+        if all(i < 0 or i in constant for i in op["inputs"]):
+            constant.update(op["outputs"])
     order = {}
     layer_to_onnx: dict[str, tuple[int, str]] = {}
     for k, node in enumerate(model.graph.node):
@@ -447,7 +462,7 @@ def _tflite_tensors(path, model, table, onnx_shapes) -> list[dict]:
     found: dict[str, tuple[int, dict]] = {}
     for idx in produced:
         d = details.get(idx)
-        if d is None:
+        if d is None or idx in constant:
             continue
         cands = []
         for part in d["name"].split(";"):
@@ -461,8 +476,8 @@ def _tflite_tensors(path, model, table, onnx_shapes) -> list[dict]:
         shape = [None if v < 0 else v for v in shape]
         src_shape = onnx_shapes.get(onnx_name)
         perm, known = shape_perm(src_shape, shape)
-        if src_shape and all(isinstance(v, int) for v in src_shape + shape) and \
-                sorted(src_shape) != sorted(shape):
+        if src_shape and (len(src_shape) != len(shape) or (all(isinstance(v, int) for v in src_shape + shape)
+                                                           and sorted(src_shape) != sorted(shape))):
             continue  # not the same tensor in another layout
         found[onnx_name] = (idx, {"source": onnx_name, "target": d["name"], "target_index": int(idx),
                                   "layout": perm, "layout_known": known, "source_shape": src_shape,
@@ -471,16 +486,26 @@ def _tflite_tensors(path, model, table, onnx_shapes) -> list[dict]:
 
 
 def _target_io(out: str, kind: str) -> dict:
-    """Input/output names and shapes of the written product, in the ONNX graph's order where known."""
-    res = {"inputs": [], "outputs": []}
+    """Input/output names and shapes of the written product, in the ONNX graph's order where known. For a
+    TFLite file, ``signature`` maps the ONNX names onnx2tf keeps as its signature's keys to those tensors
+    (the interpreter's own output order is not the ONNX graph's)."""
+    res: dict = {"inputs": [], "outputs": []}
     try:
         if kind.startswith("tflite"):
             from ai_edge_litert.interpreter import Interpreter
             it = Interpreter(model_path=out)
+
+            def row(d: dict) -> dict:
+                return {"name": d["name"], "shape": [None if s < 0 else int(s)
+                                                     for s in d.get("shape_signature", d["shape"])]}
+
             for key, det in (("inputs", it.get_input_details()), ("outputs", it.get_output_details())):
-                res[key] = [{"name": d["name"], "shape": [None if s < 0 else int(s)
-                                                          for s in d.get("shape_signature", d["shape"])]}
-                            for d in det]
+                res[key] = [row(d) for d in det]
+            sigs = it.get_signature_list()
+            if len(sigs) == 1:
+                runner = it.get_signature_runner(next(iter(sigs)))
+                res["signature"] = {"inputs": {k: row(d) for k, d in runner.get_input_details().items()},
+                                    "outputs": {k: row(d) for k, d in runner.get_output_details().items()}}
         elif kind == "savedmodel":
             from ._tf import savedmodel_io
             res = savedmodel_io(out)

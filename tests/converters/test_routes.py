@@ -491,3 +491,41 @@ def test_onnx_with_identity_shared_weights_to_torch(tmp_path):
     x = rng.random((1, 3, 8, 8)).astype(np.float32)
     res = convert(str(src), "torch")
     np.testing.assert_allclose(run_pt2(res["output"], x), run_onnx(str(src), x), **FP32)
+
+
+@pytest.mark.parametrize("fp16", [False, True])
+def test_two_output_model_to_tflite_maps_outputs_by_name_not_by_the_interpreters_order(model_file, tmp_path, fp16):
+    """The TFLite interpreter lists this model's outputs in another order than the ONNX graph (features, then
+    logits); the map pairs them through the signature, whose keys are the ONNX names. With float16 weights
+    the dequantized weights carry their layer's name: they are never paired with the layer's activation."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from converters.compare import compare_models
+    from converters.compare.engine import CompareOptions
+    from converters.compare.tolerances import tolerance
+    from converters.routes.run import convert as _convert
+    from converters.tbmap import map_path
+
+    src = tmp_path / "cnn.onnx"
+    shutil.copy(model_file("compare_models", "cnn.onnx").path, src)
+    out = _convert(str(src), "tflite", options={"fp16": fp16})["output"]
+    it = Interpreter(model_path=out)
+    details = {d["name"]: d for d in it.get_tensor_details()}
+    assert [d["name"] for d in it.get_output_details()] != \
+        [d["name"] for d in it.get_signature_runner().get_output_details().values()]  # the orders differ
+    m = json.loads(Path(map_path(out)).read_text())
+    by_source = {o["source"]: o for o in m["outputs"]}
+    assert set(by_source) == {"logits", "features"}
+    assert list(details[by_source["logits"]["target"]]["shape"]) == [1, 10]
+    assert list(details[by_source["features"]["target"]]["shape"]) == [1, 8, 8, 16]
+    assert by_source["features"]["layout"] == [0, 2, 3, 1]  # NCHW -> NHWC
+    # inner tensors: activations only, each of its ONNX tensor's rank
+    produced_by_dequantize = {details_name for op in it._get_ops_details() if op["op_name"] == "DEQUANTIZE"
+                              for details_name in (it.get_tensor_details()[i]["name"] for i in op["outputs"])}
+    for t in m["tensors"]:
+        assert t["target"] not in produced_by_dequantize, t
+        assert len(t["target_shape"]) == len(t["source_shape"]), t
+    res = compare_models(str(src), out, CompareOptions(tolerance=tolerance("fp16" if fp16 else "fp32"),
+                                                       capture_map=True))
+    assert res.error is None and res.passed, res.summary()
+    assert all(d.passed for d in res.intermediates)
