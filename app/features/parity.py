@@ -157,8 +157,8 @@ class ParityFeature:
         if res.get("layers"):
             # the Layers page holds the table and the pair's tensors: most of the dock's width
             w = max(self.parity.split.width(), 900)
-            self.parity.split.setSizes([int(w * 0.64), w - int(w * 0.64)])
-            lw = max(int(w * 0.64), 600)
+            self.parity.split.setSizes([w - min(int(w * 0.3), 420), min(int(w * 0.3), 420)])
+            lw = max(w - min(int(w * 0.3), 420), 600)
             self.parity.layers.split.setSizes([int(lw * 0.42), lw - int(lw * 0.42)])
 
     def layer_result(self) -> dict | None:

@@ -162,6 +162,7 @@ class ParityPanel(OutputPlots, QWidget):
         self.pages.addTab(outputs_page, "Outputs")
         self.pages.addTab(self.layers, "Layers")
         self.pages.setTabVisible(1, False)
+        self.pages.currentChanged.connect(lambda _i: self.plots_for_page())
 
         body = QWidget(self)
         bl = QVBoxLayout(body)

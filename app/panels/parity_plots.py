@@ -46,7 +46,10 @@ class OutputPlots:
     """The plot methods of the Parity panel (see the module docs)."""
 
     def plot_output(self, row: int) -> None:
-        """Draw the histogram (the engine's counts) and the scatter of table row ``row``."""
+        """Draw the histogram (the engine's counts) and the scatter of table row ``row`` (shown on the Outputs
+        page; see :meth:`plots_for_page`)."""
+        if self.pages.currentWidget() is self.layers:
+            return
         pair = self.pair_arrays(row) if 0 <= row < len(self.diffs) else None
         if pair is None:
             if self.hist_plot is not None:
@@ -153,6 +156,24 @@ class OutputPlots:
                                   "class is the same; top-k the mean overlap of the k best")
         self.topk_plot.show()
 
+    def plots_for_page(self) -> None:
+        """The plots follow the dock's page: the selected output's (histogram, scatter, error map or top-k) on
+        the Outputs page, error against depth on the Layers page (whose pair has its own images)."""
+        layers = self.pages.currentWidget() is self.layers
+        if self.hist_plot is None:
+            return
+        if layers:
+            for p in (self.hist_plot, self.scatter_plot, self.map_plot, self.topk_plot):
+                p.hide()
+            self.depth_plot.setVisible(bool(self.depth_layers))
+        else:
+            self.depth_plot.hide()
+            rows = self.table.selectionModel().selectedRows()
+            if rows:
+                self.plot_output(rows[0].row())
+                return
+        self._show_plots()
+
     def _show_plots(self) -> None:
         """The plots pane is shown while any of its plots is."""
         any_plot = self.hist_plot is not None and any(
@@ -168,8 +189,8 @@ class OutputPlots:
             # each plot gets about 200 px, the table (12 columns) keeps at least 40 % of the width
             w = max(self.split.width(), 600)
             room = min(int(w * 0.6), 200 * shown + 20)
-            if self.pages.currentWidget() is self.layers:  # the Layers page's toolbar keeps its width
-                room = max(min(room, w - self.layers.minimumSizeHint().width()), 200 * min(shown, 2))
+            if self.pages.currentWidget() is self.layers:  # the depth plot; the pair's images keep the most room
+                room = min(int(w * 0.3), 420)
             self.split.setSizes([w - room, room])
         self._plots_shown = shown
 
@@ -203,7 +224,7 @@ class OutputPlots:
                                    + (f"; {exact} exact matches sit at the bottom ({floor:.0e})" if exact else "")
                                    + ". Click a point to select its layer")
         self.depth_plot.enableAutoRange()
-        self.depth_plot.show()
+        self.depth_plot.setVisible(self.pages.currentWidget() is self.layers)
         self._show_plots()
 
     def _update_depth_threshold(self) -> None:
