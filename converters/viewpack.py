@@ -35,6 +35,7 @@ import numpy as np
 
 from .errors import CorruptFile
 from .graph import Model, _jsonable, shape_str
+from .grouping import view_grouping
 from .layout import Layout, LayoutEngine, build_groups, node_width
 from .viewio import IO_INPUT, IO_KINDS, io_nodes
 
@@ -166,10 +167,6 @@ def build_pack(model: Model, out_dir: str | os.PathLike, *, progress: Callable |
     op_list = list(ops)
     op_cat = np.array([op_category(o) for o in op_list], np.int8)
     op_w = np.array([node_width(o) for o in op_list], np.float32)
-    prog(0.55, "grouping")
-    groups = build_groups([nd.scope for nd in nodes], names, cap or DEFAULT_CAP)
-    timings["groups"] = time.perf_counter() - t0
-
     # edges: producer -> consumer for every value, labelled "shape dtype"
     producer: dict[str, int] = {}
     for i, nd in enumerate(nodes):
@@ -201,12 +198,18 @@ def build_pack(model: Model, out_dir: str | os.PathLike, *, progress: Callable |
             src.append(i)
             dst.append(j)
             lab.append(label_of(v))
+    timings["edges"] = time.perf_counter() - t0
+    prog(0.55, "grouping")
     io = io_nodes(g, producer, n)
+    from_in = (io.edge_src >= n) & (io.edge_dst < n)
+    scopes, rank = view_grouping(nodes, g.initializers, producer, src, dst, io.edge_src[from_in],
+                                 io.edge_dst[from_in])
+    groups = build_groups(scopes, names, cap or DEFAULT_CAP, rank=rank)
+    timings["groups"] = time.perf_counter() - t0
     io_lab = np.array([label_of(v) for v in io.edge_value], np.int32)
     n_in = int((io.kind == IO_INPUT).sum())
     # drawing order: graph inputs, the model's nodes, graph outputs
-    node_rank = np.concatenate([np.arange(n) + n_in, np.arange(n_in), n + np.arange(n_in, io.n)]).astype(np.int32)
-    timings["edges"] = time.perf_counter() - t0
+    node_rank = np.concatenate([rank + n_in, np.arange(n_in), n + np.arange(n_in, io.n)]).astype(np.int32)
 
     prog(0.65, "laying out the overview")
     node_w = op_w[node_op] if n else np.zeros(0, np.float32)

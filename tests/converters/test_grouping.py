@@ -3,8 +3,11 @@ graphs without scopes, over real ONNX files (built with onnx.helper, checked by 
 real reader) and a real torch export."""
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from converters.formats import load
 from converters.viewio import IO_INPUT, IO_OUTPUT
@@ -69,3 +72,128 @@ def test_inputs_and_outputs_are_nodes_of_the_layout_with_edges_and_shapes(tmp_pa
     assert again.find("out1") == [] and again.find("Relu") == [2]
     # the overview stored in the pack holds them too
     assert sorted(again.overview.io_idx.tolist()) == [0, 1, 2, 3]
+
+
+LAYERS, T, D = 12, 4, 8
+
+
+def _transformer_like(path, layers: int = LAYERS):
+    """A scope-less stack of ``layers`` pre-norm transformer layers, no node names, weights made the ways
+    exporters make them: a Constant node (all of them at the top of the file), an initializer read
+    through Transpose, an int8 initializer read through DequantizeLinear, plain initializers. One
+    attention mask is computed once and read by every layer."""
+    f = TensorProto.FLOAT
+    rng = np.random.default_rng(0)
+    consts, body, inits = [], [], []
+
+    def init(name, shape, dtype=np.float32):
+        a = (rng.standard_normal(shape) * 0.1).astype(dtype) if dtype == np.float32 else \
+            rng.integers(-5, 5, shape).astype(dtype)
+        inits.append(numpy_helper.from_array(a, name))
+        return name
+
+    body.append(helper.make_node("Mul", ["mask", init("neg", [])], ["mask_add"]))
+    x = "x"
+    for i in range(layers):
+        p = f"l{i}_"
+        consts.append(helper.make_node("Constant", [], [p + "wk"], value=numpy_helper.from_array(
+            (rng.standard_normal((D, D)) * 0.1).astype(np.float32), p + "wk_value")))
+        consts.append(helper.make_node("Constant", [], [p + "scale"], value=numpy_helper.from_array(
+            np.array(D ** -0.5, np.float32), p + "scale_value")))
+        body += [
+            helper.make_node("LayerNormalization", [x, init(p + "g1", [D]), init(p + "b1", [D])], [p + "ln1"], axis=-1),
+            helper.make_node("Transpose", [init(p + "wq_t", [D, D])], [p + "wq"], perm=[1, 0]),
+            helper.make_node("MatMul", [p + "ln1", p + "wq"], [p + "q"]),
+            helper.make_node("MatMul", [p + "ln1", p + "wk"], [p + "k"]),
+            helper.make_node("MatMul", [p + "ln1", init(p + "wv", [D, D])], [p + "v"]),
+            helper.make_node("Transpose", [p + "k"], [p + "kt"], perm=[1, 0]),
+            helper.make_node("MatMul", [p + "q", p + "kt"], [p + "s"]),
+            helper.make_node("Mul", [p + "s", p + "scale"], [p + "s2"]),
+            helper.make_node("Add", [p + "s2", "mask_add"], [p + "s3"]),
+            helper.make_node("Softmax", [p + "s3"], [p + "a"], axis=-1),
+            helper.make_node("MatMul", [p + "a", p + "v"], [p + "o"]),
+            helper.make_node("DequantizeLinear", [init(p + "wo_q", [D, D], np.int8), init(p + "wo_s", [])], [p + "wo"]),
+            helper.make_node("MatMul", [p + "o", p + "wo"], [p + "o2"]),
+            helper.make_node("Add", [x, p + "o2"], [p + "r"]),
+            helper.make_node("LayerNormalization", [p + "r", init(p + "g2", [D]), init(p + "b2", [D])], [p + "ln2"], axis=-1),
+            helper.make_node("MatMul", [p + "ln2", init(p + "w1", [D, 2 * D])], [p + "f1"]),
+            helper.make_node("Relu", [p + "f1"], [p + "f2"]),
+            helper.make_node("MatMul", [p + "f2", init(p + "w2", [2 * D, D])], [p + "f3"]),
+            helper.make_node("Add", [p + "r", p + "f3"], [p + "y"]),
+        ]
+        x = p + "y"
+    body.append(helper.make_node("ReduceMean", [x], ["pooled"], axes=[0], keepdims=0))
+    return _save(consts + body, [helper.make_tensor_value_info("x", f, [T, D]),
+                                 helper.make_tensor_value_info("mask", f, [T, T])],
+                 [helper.make_tensor_value_info("pooled", f, [D])], inits, path)
+
+
+_BLOCK = re.compile(r"^block (\d+) \((.+)\)$")
+
+
+def _blocks(pack):
+    """{number: group} of the groups named like repeated blocks."""
+    out = {}
+    for gi, label in enumerate(pack.group_labels):
+        m = _BLOCK.match(label)
+        if m:
+            out[int(m.group(1))] = gi
+    return out
+
+
+def test_scopeless_transformer_is_grouped_into_its_repeated_layers(tmp_path):
+    model = load(_transformer_like(tmp_path / "t.onnx"))
+    nodes = model.graph.nodes
+    assert not any(n.scope for n in nodes)
+    pack = build_pack(model, tmp_path / "pack")
+    blocks = _blocks(pack)
+    assert sorted(blocks) == list(range(1, LAYERS + 1))
+    # one block per layer: the layer's every node (its weights included) and nothing else
+    layer_of = {}
+    for i, nd in enumerate(nodes):
+        out = nd.outputs[0]
+        if out.startswith("l"):
+            layer_of[i] = int(out[1:out.index("_")])
+    for k, gi in blocks.items():
+        inside = {i for i in range(pack.n_nodes) if int(pack.node_group[i]) == gi}
+        assert inside == {i for i, layer in layer_of.items() if layer == k - 1}
+        label = pack.group_labels[gi]
+        assert "LayerNormalization" in label and "Softmax" in label
+    # the mask computed once and the pooling stay outside every block
+    top = {pack.op_type(i) for i in range(pack.n_nodes) if int(pack.node_group[i]) == 0}
+    assert top == {"Mul", "ReduceMean"}
+    # no group is named by node numbers (unnamed nodes are "MatMul_17" in the pack)
+    assert not any(re.search(r"[A-Za-z]_\d", s) for s in pack.group_labels)
+
+
+def test_weights_sit_beside_their_consumer(tmp_path):
+    from converters.layout import NODE_H, V_GAP
+
+    model = load(_transformer_like(tmp_path / "t.onnx"))
+    nodes = model.graph.nodes
+    pack = build_pack(model, tmp_path / "pack")
+    lay = pack.engine().layout(set(range(1, pack.n_groups)))      # everything expanded
+    y = np.full(pack.n_nodes, np.nan)
+    y[lay.node_idx] = lay.node_rect[:, 1]
+    prod = model.graph.producers()
+    cons = model.graph.consumers()
+    checked = set()
+    for i, nd in enumerate(nodes):
+        if nd.op_type == "Constant" or (nd.op_type in ("Transpose", "DequantizeLinear")
+                                        and all(v in model.graph.initializers for v in nd.inputs)):
+            (c,) = cons[nd.outputs[0]]
+            assert pack.node_group[i] == pack.node_group[c], f"{nd.outputs[0]} is not in its consumer's group"
+            # one layer above its consumer: no long edge from the top of the block
+            assert y[c] - y[i] == NODE_H + V_GAP, f"{nd.outputs[0]}: {y[c] - y[i]}"
+            checked.add(nd.op_type)
+    assert checked == {"Constant", "Transpose", "DequantizeLinear"}
+    assert prod  # the graph was read with its producers
+
+
+def test_scoped_graph_keeps_its_scopes(model_file, tmp_path):
+    mf = model_file("view_models", "synthetic_200.onnx")
+    model = load(mf.path)
+    pack = build_pack(model, tmp_path / "pack")
+    assert not _blocks(pack)
+    assert {"stem", "head"} <= set(pack.group_labels)
+    assert sum(1 for s in pack.group_labels if s.startswith("encoder")) == mf.facts["encoder_blocks"]

@@ -1,0 +1,229 @@
+"""What the view groups a graph by: scopes where the file has them, else its structure (numpy, no Qt).
+
+* **Weights beside their consumer.** A weight producer (a ``Constant``, or an Identity / Cast /
+  Transpose / DequantizeLinear chain fed only by stored weights) is drawn in its consumer's group and
+  just before it in drawing order (``rank``), so the layout puts it one layer above the consumer
+  instead of at the top of the graph with a long edge.
+* **Graphs without scopes** (ONNX files from converters that drop names, flattened exports) are grouped
+  by structure. Cut points of the dataflow are where a single tensor carries everything onward (a
+  residual stream between two transformer layers, a feature map between two ResNet blocks); tensors
+  read all along the graph (an attention mask, rotary tables) do not count. The stretches between cuts
+  are compared by their ops and wiring, and repeated runs of them become numbered blocks named by
+  what they do: ``block 3 (Conv·BatchNormalization·Relu·Add)``. What repeats nowhere becomes
+  ``section k (…)`` groups of a readable size. No group is ever named by node numbers.
+
+Everything is close to linear in nodes + edges (the repeat search is one vectorised pass per period,
+periods up to :data:`MAX_PERIOD` stretches).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["view_grouping", "weight_anchors", "structural_scopes", "op_summary", "MAX_PERIOD"]
+
+MAX_PERIOD = 96            # longest repeated unit searched, in stretches between cut points
+MIN_BLOCK = 3              # fewest nodes in a repeated block
+MIN_GRAPH = 16             # graphs with fewer (non-weight) nodes are left ungrouped
+SECTION_MIN = 8            # a stretch that repeats nowhere becomes a section from this many nodes
+SECTION_MAX = 120          # and is cut into sections of about this many at most
+SCOPED_FRACTION = 0.5      # a graph is scoped when this share of its nodes has a scope
+
+# ops that say little about what a block does (left out of its name when others are there)
+_PLAIN = {"reshape", "transpose", "shape", "gather", "unsqueeze", "squeeze", "constant", "cast", "identity",
+          "concat", "slice", "expand", "constantofshape", "range", "flatten", "dropout", "castlike",
+          "gatherelements", "gathernd", "where", "equal", "not", "tile", "split", "size"}
+
+# arithmetic that nearly every block holds: left out first when a block has more ops than its name shows
+_MINOR = {"add", "mul", "sub", "div", "pow", "sqrt", "neg", "reciprocal", "reducemean"}
+
+
+def op_summary(ops: Sequence[str], most: int = 4) -> str:
+    """The distinct ops of a block in order of first use, plain reshaping ops left out where others are
+    there, at most ``most``: ``"LayerNormalization·MatMul·Softmax·Add…"``."""
+    seen = list(dict.fromkeys(o.replace("/", "_") for o in ops))
+    telling = [o for o in seen if o.lower() not in _PLAIN] or seen
+    shown = telling if len(telling) <= most else [o for o in telling if o.lower() not in _MINOR] or telling
+    return "·".join(shown[:most]) + ("…" if len(telling) > len(shown[:most]) else "")
+
+
+def weight_anchors(nodes, initializers, producer: dict[str, int], src: np.ndarray, dst: np.ndarray):
+    """(is_weight, anchor) per node: weight producers, each anchored to the first node that uses what it
+    makes (through the rest of its chain); every other node is its own anchor."""
+    n = len(nodes)
+    is_w = np.zeros(n, bool)
+    for i, nd in enumerate(nodes):
+        if nd.subgraphs:
+            continue
+        from_nodes = 0
+        ok = True
+        for v in nd.inputs:
+            if not v or v in initializers:
+                continue
+            j = producer.get(v)
+            if j is None or not is_w[j]:
+                ok = False
+                break
+            from_nodes += 1
+        is_w[i] = ok and from_nodes <= 1          # chains, not whole constant subgraphs
+    anchor = np.arange(n)
+    if not is_w.any() or is_w.sum() * 2 > n:      # a graph of constants: nothing to place beside
+        return np.zeros(n, bool), anchor
+    first = np.full(n, n, np.int64)               # first consumer of each node
+    np.minimum.at(first, src, dst)
+    for v in np.flatnonzero(is_w)[::-1].tolist():
+        c = int(first[v])
+        if c < n:
+            anchor[v] = anchor[c]
+    return is_w, anchor
+
+
+def view_grouping(nodes, initializers, producer: dict[str, int], src, dst, in_src=(), in_dst=()
+                  ) -> tuple[list[str], np.ndarray]:
+    """(scope per node, drawing rank per node) for the view of a graph: the file's scopes when it has
+    them, else groups found from its structure; weight producers in their consumer's group, ranked
+    just before it. ``src``/``dst``: the edges between nodes; ``in_src``/``in_dst``: from graph inputs
+    (any ids) to the nodes reading them."""
+    n = len(nodes)
+    src = np.asarray(src, np.int64)
+    dst = np.asarray(dst, np.int64)
+    is_w, anchor = weight_anchors(nodes, initializers, producer, src, dst)
+    core = ~is_w
+    scopes = [nd.scope or "" for nd in nodes]
+    n_core = int(core.sum())
+    scoped = sum(1 for i in np.flatnonzero(core).tolist() if scopes[i]) >= SCOPED_FRACTION * max(n_core, 1)
+    if not scoped:
+        scopes = structural_scopes([nd.op_type for nd in nodes], core, src, dst, in_src, in_dst)
+    for v in np.flatnonzero(is_w).tolist():
+        scopes[v] = scopes[int(anchor[v])]
+    order = np.lexsort((np.arange(n), core.astype(np.int8), anchor))
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n)
+    return scopes, rank
+
+
+def structural_scopes(ops: Sequence[str], core: np.ndarray, src: np.ndarray, dst: np.ndarray,
+                      in_src=(), in_dst=()) -> list[str]:
+    """Group paths (one level: blocks and sections, '' for nodes left at the top) for the nodes marked
+    ``core`` (the others get '' here); nodes assumed in topological order. Graph inputs (edges
+    ``in_src`` -> ``in_dst``) are read like outputs of nodes before the first one."""
+    n = len(ops)
+    scopes = [""] * n
+    cidx = np.flatnonzero(core)
+    nc = len(cidx)
+    if nc < MIN_GRAPH:
+        return scopes
+    pos = np.full(n, -1, np.int64)
+    pos[cidx] = np.arange(nc)
+    m = (pos[src] >= 0) & (pos[dst] >= 0)
+    ps, pd = pos[src[m]], pos[dst[m]]
+    fwd = ps < pd
+    ps, pd = ps[fwd], pd[fwd]
+
+    # cut points: after position b when at most one non-global node's output is still to be read
+    last = np.arange(nc)
+    np.maximum.at(last, ps, pd)
+    span = last - np.arange(nc)
+    wide = max(nc / 3, 48)
+    local = (span > 0) & (span <= wide)
+    diff = np.zeros(nc + 1, np.int64)
+    np.add.at(diff, np.flatnonzero(local), 1)
+    np.add.at(diff, last[local], -1)
+    in_src, in_dst = np.asarray(in_src, np.int64), np.asarray(in_dst, np.int64)
+    if len(in_src):
+        ip = pos[in_dst]
+        ok = ip >= 0
+        k = in_src[ok] - in_src.min(initial=0)
+        in_last = np.zeros(int(k.max(initial=-1)) + 1, np.int64)
+        np.maximum.at(in_last, k, ip[ok])
+        in_last = in_last[(in_last > 0) & (in_last + 1 <= wide)]
+        diff[0] += len(in_last)
+        np.add.at(diff, in_last, -1)
+    crossing = np.cumsum(diff)[:nc - 1]
+    starts = np.concatenate([[0], np.flatnonzero(crossing <= 1) + 1])
+    seg_of = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, nc)))
+    M = len(starts)
+    size = np.diff(np.append(starts, nc))
+    csum = np.concatenate([[0], np.cumsum(size)])
+
+    # a signature per stretch: its ops and its inner wiring (local indices)
+    core_ops = [ops[i] for i in cidx.tolist()]
+    inner: list[list[tuple[int, int]]] = [[] for _ in range(M)]
+    same = seg_of[ps] == seg_of[pd]
+    st = starts.tolist()
+    for a, b, s in zip(ps[same].tolist(), pd[same].tolist(), seg_of[ps[same]].tolist()):
+        inner[s].append((a - st[s], b - st[s]))
+    sig_id: dict[tuple, int] = {}
+    S = np.empty(M, np.int64)
+    for s in range(M):
+        key = (tuple(core_ops[st[s]:st[s] + int(size[s])]), tuple(sorted(inner[s])))
+        S[s] = sig_id.setdefault(key, len(sig_id))
+
+    # repeated runs: for each period p, maximal runs where stretch s equals stretch s + p
+    cands = []
+    for p in range(1, min(MAX_PERIOD, M // 2) + 1):
+        eq = S[:-p] == S[p:]
+        if not eq.any():
+            continue
+        d = np.diff(np.concatenate([[0], eq.astype(np.int8), [0]]))
+        rs, re_ = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+        r = re_ - rs
+        ok = r >= p
+        rs, r = rs[ok], r[ok]
+        k = (r + p) // p
+        cov = csum[rs + k * p] - csum[rs]
+        good = (csum[rs + p] - csum[rs]) >= MIN_BLOCK
+        for c, s0, L in zip(cov[good].tolist(), rs[good].tolist(), (r + p)[good].tolist()):
+            cands.append((-c, p, s0, L))
+    cands.sort()
+    # where a block starts, the tensor carried in should branch (a residual stream feeds the block and
+    # its skip connection): of a run's rotations, the one whose first cut has the most readers
+    outdeg = np.bincount(ps, minlength=nc)
+    strength = np.concatenate([[0], outdeg[starts[1:] - 1]])
+    taken = np.zeros(M, bool)
+    blocks: list[tuple[int, int]] = []          # (first stretch, stretches per block)
+    for _negc, p, s0, L in cands:            # L stretches from s0 on repeat with period p
+        if taken[s0:s0 + L // p * p].any():
+            continue
+        o = max((o for o in range(p) if (L - o) // p >= 2 and not taken[s0 + o:s0 + L].any()),
+                key=lambda o: (strength[s0 + o], -o), default=0)
+        kk = (L - o) // p
+        taken[s0 + o:s0 + o + kk * p] = True
+        blocks.extend((s0 + o + j * p, p) for j in range(kk))
+
+    names: dict[str, int] = {}
+
+    def name_for(kind: str, a: int, b: int) -> str:
+        summ = op_summary(core_ops[a:b])
+        key = f"{kind}\0{summ}"
+        names[key] = names.get(key, 0) + 1
+        return f"{kind} {names[key]} ({summ})"
+
+    labels: list[tuple[str, int, int]] = []     # (kind, first core position, end)
+    for s0, p in sorted(blocks):
+        labels.append(("block", int(csum[s0]), int(csum[s0 + p])))
+    # stretches that repeat nowhere: sections of a readable size (alone they would be the whole graph)
+    free = np.flatnonzero(~taken)
+    if len(free) and (taken.any() or nc > SECTION_MAX):
+        runs = np.split(free, np.flatnonzero(np.diff(free) > 1) + 1)
+        for run in runs:
+            a, b = int(csum[run[0]]), int(csum[run[-1] + 1])
+            if b - a < SECTION_MIN:
+                continue
+            piece = a
+            for s in run.tolist():
+                e = int(csum[s + 1])
+                if e - piece >= SECTION_MAX // 2 or s == run[-1]:
+                    while e - piece > SECTION_MAX:       # one long stretch: consecutive chunks
+                        labels.append(("section", piece, piece + SECTION_MAX))
+                        piece += SECTION_MAX
+                    if e > piece:
+                        labels.append(("section", piece, e))
+                    piece = e
+    labels.sort(key=lambda t: t[1])
+    for kind, a, b in labels:
+        path = name_for(kind, a, b)
+        for i in cidx[a:b].tolist():
+            scopes[i] = path
+    return scopes
