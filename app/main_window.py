@@ -1,78 +1,40 @@
-"""The main window: model tabs, inspector and jobs docks, convert targets, menus, drag and drop.
+"""The main window: model tabs, inspector and jobs docks, convert targets, drag and drop.
 
 Every file is opened by a worker job (:mod:`app.jobs`); the GUI thread only draws what jobs return.
-Settings (geometry, dock layout, recent files, last folder, theme) live in QSettings under the
-organisation "Tensorbridge".
-
-The features with their own actions, dialogs and jobs are controllers in :mod:`app.features` (convert,
-parity, attach), mixed into :class:`MainWindow`. Why this module is still over 600 lines: what remains is
-the window's own composition (the docks, menus and toolbar it builds, about 230 lines), opening files
-into tabs, drag and drop, and the view actions that forward to the current tab's canvas; each of these
-reads and sets the same widgets, so a split would only move the widgets' names into another file.
+The window is composition: it builds the widgets and docks and opens files into tabs; its menus and
+actions (:mod:`app.window_actions`), settings and recent files (:mod:`app.window_settings`), tab bar
+(:mod:`app.window_tabs`) and the features with their own actions, dialogs and jobs
+(:mod:`app.features`: convert, parity, structural diff, attach, find) are mixed into :class:`MainWindow`.
 """
 from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QByteArray, QPoint, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QDrag, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QMainWindow, QMessageBox, QProgressBar, QPushButton,
-                               QStackedWidget, QTabBar, QTabWidget, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QListWidget, QMainWindow, QProgressBar,
+                               QPushButton, QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
 from converters.formats.registry import file_filter
 
-from .features import AttachFeature, ConvertFeature, ParityFeature, StructDiffFeature
+from .features import AttachFeature, ConvertFeature, FindFeature, ParityFeature, StructDiffFeature
 from .jobs import JobRegistry, QtJob
-from .panels.convert import TARGET_LABELS, ConvertDialog, ConvertStrip, file_mime, local_paths
+from .panels.convert import ConvertDialog, ConvertStrip, file_mime, local_paths
 from .panels.inspector import Inspector
 from .panels.jobs_panel import JobsPanel
 from .panels.model_tab import Banner, ModelTab
 from .panels.parity import ParityPanel
+from .window_actions import WindowActions
+from .window_settings import MAX_RECENT, WindowSettings
+from .window_tabs import DragTabBar
 
 __all__ = ["MainWindow", "MAX_RECENT", "FILE_FILTER"]
 
-MAX_RECENT = 10
 FILE_FILTER = file_filter()  # every registered format's extensions (converters.formats.registry)
-
-
-DOCK_LAYOUT_VERSION = 4  # inspector, jobs, parity, structural diff; 4: bottom docks hidden, strip in the toolbar
 INSPECTOR_WIDTH = 260     # the default layout leaves the graph at least 65 % of a 1280×800 window
 
 
-class DragTabBar(QTabBar):
-    """Tab bar whose tabs can be dragged out as files (to a file manager or onto a convert target)."""
-
-    def __init__(self, window: "MainWindow"):
-        super().__init__()
-        self._window = window
-        self._press: QPoint | None = None
-        self._press_index = -1
-
-    def mousePressEvent(self, e) -> None:
-        if e.button() == Qt.MouseButton.LeftButton:
-            self._press = e.position().toPoint()
-            self._press_index = self.tabAt(self._press)
-        super().mousePressEvent(e)
-
-    def mouseMoveEvent(self, e) -> None:
-        if (self._press is not None and self._press_index >= 0 and e.buttons() & Qt.MouseButton.LeftButton
-                and (e.position().toPoint() - self._press).manhattanLength() >= QApplication.startDragDistance()):
-            mime = self._window.tab_mime_data(self._press_index)
-            self._press = None
-            if mime is not None:
-                drag = QDrag(self)
-                drag.setMimeData(mime)
-                drag.exec(Qt.DropAction.CopyAction)
-                return
-        super().mouseMoveEvent(e)
-
-    def mouseReleaseEvent(self, e) -> None:
-        self._press = None
-        super().mouseReleaseEvent(e)
-
-
-class MainWindow(ConvertFeature, StructDiffFeature, ParityFeature, AttachFeature, QMainWindow):
+class MainWindow(WindowActions, WindowSettings, FindFeature, ConvertFeature, StructDiffFeature, ParityFeature,
+                 AttachFeature, QMainWindow):
     """``open_path(path)`` is what File ▸ Open, recent files, the command line and drops all call."""
 
     tabOpened = Signal(object)
@@ -199,182 +161,6 @@ class MainWindow(ConvertFeature, StructDiffFeature, ParityFeature, AttachFeature
         lay.addWidget(self.recent_list, 0, Qt.AlignmentFlag.AlignHCenter)
         lay.addStretch(2)
         return w
-
-    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        a = QAction(text, self)
-        if shortcut is not None:
-            if isinstance(shortcut, (list, tuple)):
-                a.setShortcuts([QKeySequence(s) for s in shortcut])
-            else:
-                a.setShortcut(QKeySequence(shortcut))
-        if tip:
-            a.setStatusTip(tip)
-        a.triggered.connect(lambda _checked=False: slot())
-        self.addAction(a)  # shortcuts work even with the menu bar hidden
-        return a
-
-    def _make_actions(self) -> None:
-        mb = self.menuBar()
-        self.act_open = self._action("&Open…", self.open_dialog, QKeySequence.StandardKey.Open,
-                                     "Open a model file")
-        self.act_open_dir = self._action("Open &SavedModel folder…", self.open_folder_dialog)
-        self.act_close = self._action("&Close tab", self.close_current, "Ctrl+W")
-        self.act_quit = self._action("&Quit", self.close, "Ctrl+Q")
-        self.act_find = self._action("&Find…", self.focus_find, "Ctrl+F", "Find a node by name or op type")
-        self.act_find_next = self._action("Find &next", self.find_next, ["F3", "Ctrl+G"], "Go to the next match")
-        self.act_find_prev = self._action("Find pre&vious", self.find_previous, ["Shift+F3", "Ctrl+Shift+G"],
-                                          "Go to the previous match")
-        self.act_zoom_in = self._action("Zoom &in", lambda: self._canvas("zoom_in"), ["Ctrl+=", "Ctrl++"])
-        self.act_zoom_out = self._action("Zoom &out", lambda: self._canvas("zoom_out"), "Ctrl+-")
-        self.act_fit = self._action("&Fit to window", lambda: self._canvas("fit"), "Ctrl+0")
-        self.act_expand = self._action("&Expand all groups", lambda: self._canvas("expand_all"))
-        self.act_collapse = self._action("&Collapse all groups", lambda: self._canvas("collapse_all"))
-        self.act_netron = self._action("View in &Netron", self.view_in_netron,
-                                       tip="Show the same file in Netron's viewer")
-        self.act_attach = self._action("&Attach architecture…", self.attach_architecture,
-                                       tip="Build a graph from a weights-only checkpoint with your model class")
-        self.act_about = self._action("&About Tensorbridge", self.about)
-        self.act_compare = self._action("Compare &with…", self.compare_with, "Ctrl+Shift+K",
-                                        "Run two models on the same inputs and compare their outputs")
-        self.act_first_divergence = self._action("Go to first &divergence", self.go_to_first_divergence, "Ctrl+Shift+D",
-                                                 "Select the first layer that is wrong itself in both graphs")
-        self.act_first_divergence.setEnabled(False)
-        self.act_overlay = self.parity.layers.overlay_action
-        self.act_auto_parity = QAction("Check &parity after conversion", self, checkable=True)
-        self.act_auto_parity.setChecked(self.auto_parity)
-        self.act_auto_parity.setStatusTip("Compare each converted model with its source as soon as it opens")
-        self.act_auto_parity.toggled.connect(lambda on: self.settings.setValue("parity/auto", bool(on)))
-
-        fm = mb.addMenu("&File")
-        fm.addAction(self.act_open)
-        fm.addAction(self.act_open_dir)
-        self.recent_menu = fm.addMenu("Open &Recent")
-        fm.addSeparator()
-        fm.addAction(self.act_close)
-        fm.addSeparator()
-        fm.addAction(self.act_quit)
-
-        vm = mb.addMenu("&View")
-        for a in (self.act_find, self.act_find_next, self.act_find_prev, None, self.act_zoom_in, self.act_zoom_out,
-                  self.act_fit, None,
-                  self.act_expand, self.act_collapse, None, self.act_netron, None):
-            vm.addSeparator() if a is None else vm.addAction(a)
-        vm.addAction(self.inspector_dock.toggleViewAction())
-        vm.addAction(self.jobs_dock.toggleViewAction())
-        vm.addAction(self.parity_dock.toggleViewAction())
-        vm.addAction(self.struct_diff_dock.toggleViewAction())
-        vm.addAction(self.act_overlay)
-        vm.addAction(self.act_first_divergence)
-        vm.addAction(self.act_side_by_side)
-        vm.addAction(self.act_auto_parity)
-        theme = vm.addMenu("&Theme")
-        group = QActionGroup(self)
-        current = str(self.settings.value("theme", "system"))
-        self.theme_actions: dict[str, QAction] = {}
-        for key, label in (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark")):
-            a = QAction(label, self, checkable=True)
-            a.setChecked(key == current)
-            a.triggered.connect(lambda _c=False, k=key: self.set_theme(k))
-            group.addAction(a)
-            theme.addAction(a)
-            self.theme_actions[key] = a
-
-        mm = mb.addMenu("&Model")
-        conv = mm.addMenu("&Convert to")
-        self.convert_actions: dict[str, QAction] = {}
-        for key, label in TARGET_LABELS.items():
-            a = QAction(label, self)
-            a.triggered.connect(lambda _c=False, k=key: self.convert_current(k))
-            conv.addAction(a)
-            self.convert_actions[key] = a
-        mm.addAction(self.act_compare)
-        mm.addAction(self.act_struct_diff)
-        mm.addAction(self.act_attach)
-
-        hm = mb.addMenu("&Help")
-        hm.addAction(self.act_about)
-
-        tb = QToolBar("Main", self)
-        tb.setObjectName("toolbar_main")
-        tb.setMovable(False)
-        tb.addAction(self.act_open)
-        tb.addSeparator()
-        self.find_edit = QLineEdit(self)
-        self.find_edit.setPlaceholderText("Find node (Ctrl+F)")
-        self.find_edit.setClearButtonEnabled(True)
-        self.find_edit.setMaximumWidth(260)
-        # Enter: the first match of new text, the next match of the same text (Shift+Enter: the previous)
-        self.find_edit.returnPressed.connect(self._find_entered)
-        tb.addWidget(self.find_edit)
-        tb.addSeparator()
-        for a in (self.act_zoom_out, self.act_fit, self.act_zoom_in):
-            tb.addAction(a)
-        tb.addSeparator()
-        tb.addAction(self.act_netron)
-        tb.addAction(self.act_compare)
-        tb.addSeparator()
-        self.convert_strip.layout().setContentsMargins(4, 0, 4, 0)  # no taller than the toolbar's buttons
-        tb.addWidget(self.convert_strip)  # the drop targets, on the toolbar's row rather than under the graph
-        self.addToolBar(tb)
-        self._rebuild_recent()
-
-    # -- settings ----------------------------------------------------------------------------------------
-    def _restore(self) -> None:
-        geo = self.settings.value("window/geometry")
-        if isinstance(geo, (QByteArray, bytes)) and geo:
-            self.restoreGeometry(geo)
-        else:
-            self.resize(1280, 800)
-        state = self.settings.value("window/state")
-        if isinstance(state, (QByteArray, bytes)) and state:
-            # a layout saved before the current set of docks existed is ignored (Qt would place the new
-            # docks oddly); bump DOCK_LAYOUT_VERSION whenever docks are added or removed
-            self.restoreState(state, DOCK_LAYOUT_VERSION)
-
-    def save_settings(self) -> None:
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState(DOCK_LAYOUT_VERSION))
-        self.settings.sync()
-
-    def recent_files(self) -> list[str]:
-        v = self.settings.value("recent", [])
-        if isinstance(v, str):
-            v = [v]
-        return [str(p) for p in (v or [])]
-
-    def _add_recent(self, path: str) -> None:
-        items = [p for p in self.recent_files() if p != path]
-        items.insert(0, path)
-        self.settings.setValue("recent", items[:MAX_RECENT])
-        self._rebuild_recent()
-
-    def _rebuild_recent(self) -> None:
-        self.recent_menu.clear()
-        files = self.recent_files()
-        self.recent_list.clear()
-        for p in files:
-            a = self.recent_menu.addAction(p)
-            a.triggered.connect(lambda _c=False, path=p: self.open_path(path))
-            it = QListWidgetItem(p, self.recent_list)
-            it.setData(Qt.ItemDataRole.UserRole, p)
-        self.recent_menu.setEnabled(bool(files))
-        if files:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear list", self._clear_recent)
-        self.recent_list.setVisible(bool(files))
-        self.recent_title.setVisible(bool(files))
-
-    def _clear_recent(self) -> None:
-        self.settings.setValue("recent", [])
-        self._rebuild_recent()
-
-    def set_theme(self, key: str) -> None:
-        from .launch import apply_theme
-
-        self.settings.setValue("theme", key)
-        if key in self.theme_actions:
-            self.theme_actions[key].setChecked(True)
-        apply_theme(QApplication.instance(), key)
 
     # -- opening -----------------------------------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -540,76 +326,10 @@ class MainWindow(ConvertFeature, StructDiffFeature, ParityFeature, AttachFeature
         job.finished.connect(done)
         job.failed.connect(lambda m, _k, name=name: self.inspector.set_stats_error(name, m))
 
-    def _update_actions(self) -> None:
-        tab = self.current_tab()
-        ready = tab is not None and tab.state == "ready"
-        has_graph = ready and tab.doc is not None and not tab.doc.weights_only
-        for a in (self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_expand, self.act_collapse):
-            a.setEnabled(has_graph)
-        self.find_edit.setEnabled(has_graph)
-        for a in (self.act_find, self.act_find_next, self.act_find_prev):
-            a.setEnabled(has_graph)
-        self.act_netron.setEnabled(tab is not None)
-        self.act_attach.setEnabled(ready and tab.doc is not None and tab.doc.weights_only)
-        self.act_close.setEnabled(self.tabs.count() > 0)
-        for a in self.convert_actions.values():
-            a.setEnabled(tab is not None)
-        self.act_compare.setEnabled(tab is not None)
-        self.act_struct_diff.setEnabled(tab is not None)
-
     # -- view actions ------------------------------------------------------------------------------------
     def _canvas(self, name: str, *args):
         tab = self.current_tab()
         return tab.canvas_call(name, *args) if tab is not None else None
-
-    def focus_find(self) -> None:
-        self.find_edit.setFocus()
-        self.find_edit.selectAll()
-
-    def find(self, text: str) -> list[int]:
-        """Find nodes in the current graph by name or op type; selects the first. Returns indices."""
-        hits = list(self._canvas("find", text) or [])
-        self._find_state = (self.current_tab(), text, hits, 0)
-        if text:
-            self._find_message()
-        return hits
-
-    def find_next(self, step: int = 1) -> int | None:
-        """Select the next match of the last search (wrapping); returns its node index."""
-        tab, text, hits, pos = getattr(self, "_find_state", (None, "", [], 0))
-        if tab is not self.current_tab() or not hits:
-            text = self.find_edit.text()
-            if not text:
-                return None
-            hits = self.find(text)
-            return hits[0] if hits else None
-        pos = (pos + step) % len(hits)
-        self._find_state = (tab, text, hits, pos)
-        self._canvas("select", hits[pos])
-        self._find_message()
-        return hits[pos]
-
-    def find_previous(self) -> int | None:
-        return self.find_next(-1)
-
-    def _find_entered(self) -> None:
-        from PySide6.QtWidgets import QApplication
-
-        text = self.find_edit.text()
-        _tab, last, hits, _pos = getattr(self, "_find_state", (None, "", [], 0))
-        if text and text == last and hits:
-            back = QApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier
-            self.find_next(-1 if back else 1)
-        else:
-            self.find(text)
-
-    def _find_message(self) -> None:
-        _tab, text, hits, pos = self._find_state
-        if hits:
-            msg = f"match {pos + 1:,} of {len(hits):,} for “{text}” (F3: next, Shift+F3: previous)"
-        else:
-            msg = f"no match for “{text}”"
-        self.statusBar().showMessage(msg, 8000)
 
     def view_in_netron(self):
         """Open the current model's file in Netron's viewer in a new tab; returns the tab (or None)."""
@@ -638,23 +358,7 @@ class MainWindow(ConvertFeature, StructDiffFeature, ParityFeature, AttachFeature
         """A one-line message above the tabs (errors that belong to no tab)."""
         self.notice.show_message(text, kind, list(actions) + [("Dismiss", self.notice.hide)])
 
-
-
-
-
-
-
-
-
-
-
-
     # -- misc --------------------------------------------------------------------------------------------
-    def about(self) -> None:
-        QMessageBox.about(self, "About Tensorbridge",
-                          "Tensorbridge: open, convert, run and compare PyTorch, TensorFlow/Keras, TFLite "
-                          "and ONNX models.\nModels are opened and converted in separate worker processes.")
-
     def closeEvent(self, e) -> None:
         self.save_settings()
         self.jobs.close()
