@@ -7,7 +7,10 @@ signal below is delivered in the GUI thread.
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
@@ -16,7 +19,7 @@ from converters.errors import ErrorKind
 from converters.errors import TensorbridgeError
 from converters.jobs import Event, Job
 
-__all__ = ["QtJob", "JobRegistry"]
+__all__ = ["QtJob", "JobRegistry", "window_folder"]
 
 _ids = itertools.count(1)
 
@@ -62,6 +65,8 @@ class QtJob(QObject):
         self.created = time.time()
         self.job: Job | None = None
         self._log_cache: str | None = None   # the log of a failed job, read before its folder goes
+        self.kept = False                    # the user chose Keep: its folders outlive the window
+        self.result_folder: str | None = None  # a folder the window made for the result (set by the registry)
         self._event.connect(self._on_event, Qt.ConnectionType.QueuedConnection)
 
     # -- control -------------------------------------------------------------------------------------
@@ -151,7 +156,7 @@ class QtJob(QObject):
         """Remove the job folder once nothing reads it (its log is kept in memory for the log view): at
         the end of the job unless its result names a file in it; else when the registry closes."""
         job = self.job
-        if job is None or not job.done:
+        if job is None or not job.done or self.kept:
             return
         if finished and self.state == "done" and job.result_uses_folder():
             return  # a tab reads the view pack / model.json in there while it is open
@@ -160,20 +165,45 @@ class QtJob(QObject):
         job.cleanup()
 
 
+def window_folder(params: dict[str, Any]) -> str | None:
+    """The result folder the window made for a job under the jobs root (a comparison's ``save_dir``), or
+    None: a folder the user chose (``--save-dir``, a Save to… field) is the user's and is never removed."""
+    d = params.get("save_dir")
+    if not isinstance(d, str) or not d:
+        return None
+    from converters.jobs import jobs_root
+
+    p = os.path.realpath(d)
+    return p if os.path.dirname(p) == os.path.realpath(jobs_root()) else None
+
+
 class JobRegistry(QObject):
     """Every job the window started, for the jobs panel. ``added(QtJob)`` when one starts.
 
     With warm workers on (:meth:`use_warm_workers`), each job takes a pre-started worker of its model's
     framework family (torch / tf / onnx) and the next one is started in the background, so the second
     job of a family does not pay the framework's import time. Every job still has a process of its own.
+
+    Folders: a job's own folder goes when it ends (or, when its result names files in it, when the
+    registry closes). A result folder the window made for a job (:func:`window_folder`: a comparison's
+    arrays, per-layer tensors and report) is removed when the job fails or is cancelled, when a later job
+    of the same task replaces the result it holds, when its view calls :meth:`release`, and at
+    :meth:`close` (at the latest when the application quits); never while a running job reads it, and
+    never once the user chose :meth:`keep`. ``folderRemoved(path)`` after each removal.
     """
 
     added = Signal(object)
+    folderRemoved = Signal(str)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self.jobs: list[QtJob] = []
         self.pool = None
+        self._folders: dict[str, QtJob] = {}    # window-made result folder -> the job that writes it
+        self._shown: dict[str, str] = {}        # task -> the folder of its latest result (what a view shows)
+        self._kept: set[str] = set()
+        self._waiting: set[str] = set()         # released while a running job still read them
+        self.closed = False
         import threading
 
         from converters.jobs import jobs_root
@@ -181,6 +211,11 @@ class JobRegistry(QObject):
 
         # folders that windows or runs which died left behind, over a day old
         threading.Thread(target=lambda: sweep_stale(jobs_root()), daemon=True, name="sweep-jobs").start()
+        from PySide6.QtCore import QCoreApplication
+
+        app = QCoreApplication.instance()
+        if app is not None:  # a window closed some other way than its close event still cleans up
+            app.aboutToQuit.connect(self.close)
 
     def use_warm_workers(self, families: tuple[str, ...] = ("onnx",)) -> None:
         """Start warm workers for ``families`` now (in the background) and keep one per family used."""
@@ -207,13 +242,84 @@ class JobRegistry(QObject):
     def run(self, task: str, params: dict[str, Any], *, title: str = "") -> QtJob:
         """Create, register and start a job."""
         job = QtJob(task, params, title=title, parent=self)
+        folder = window_folder(params)
+        if folder is not None:
+            from converters.jobs.limits import write_owner
+
+            job.result_folder = folder
+            self._folders[folder] = job
+            if os.path.isdir(folder):
+                write_owner(Path(folder))  # a window that dies leaves it to the next window's sweep
+            old = self._shown.pop(task, None)
+            if old is not None and old != folder:
+                self.release(old)  # its view shows this job's result from now on
+            self._shown[task] = folder
         self.jobs.append(job)
         self.added.emit(job)
+        job.ended.connect(lambda j=job: self._job_ended(j))
         job.start(self.pool, self._family(params))
         return job
 
+    def _job_ended(self, job: QtJob) -> None:
+        folder = job.result_folder
+        if folder is not None and job.state != "done":
+            if self._shown.get(job.task) == folder:
+                del self._shown[job.task]
+            self.release(folder)   # a failed or cancelled comparison: nothing shows its files
+        for f in list(self._waiting):
+            self.release(f)
+
+    # -- result folders ------------------------------------------------------------------------------
+    def folder_of(self, job: QtJob) -> str | None:
+        """Where ``job``'s files are: its result folder when the window made one, else its job folder."""
+        if job.result_folder is not None:
+            return job.result_folder
+        return str(job.job.job_dir) if job.job is not None else None
+
+    def keep(self, job_or_folder: "QtJob | str") -> str | None:
+        """The user chose Keep: the job's folders (or that folder) are never removed by the window.
+        Returns the folder the user will find the files in."""
+        if isinstance(job_or_folder, QtJob):
+            job = job_or_folder
+            job.kept = True
+            folder = self.folder_of(job)
+            if job.result_folder is not None:
+                self._kept.add(job.result_folder)
+            return folder
+        folder = os.path.realpath(job_or_folder)
+        self._kept.add(folder)
+        owner = self._folders.get(folder)
+        if owner is not None:
+            owner.kept = True
+        return folder
+
+    def is_kept(self, folder: str) -> bool:
+        return os.path.realpath(folder) in self._kept
+
+    def release(self, folder: str) -> bool:
+        """The view that showed ``folder`` is done with it: remove it now, or once no running job reads it
+        (a layer's tensors, a reduction reusing the comparison). A kept folder, or one the window did not
+        make, stays. Returns whether it is gone."""
+        folder = os.path.realpath(folder)
+        if folder in self._kept or folder not in self._folders:
+            return not os.path.exists(folder)
+        if any(_reads(j, folder) for j in self.jobs if _alive(j)):
+            self._waiting.add(folder)
+            return False
+        self._waiting.discard(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        gone = not os.path.exists(folder)
+        if gone:
+            del self._folders[folder]
+            for t, f in list(self._shown.items()):
+                if f == folder:
+                    del self._shown[t]
+            self.folderRemoved.emit(folder)
+        return gone
+
     def close(self) -> None:
-        """Cancel running jobs, end the warm workers and remove every job folder."""
+        """Cancel running jobs, end the warm workers and remove every job folder and every result folder
+        the window made, except those the user kept. Safe to call more than once."""
         running = [j for j in self.running() if j.job is not None]
         self.cancel_all()
         if self.pool is not None:
@@ -223,6 +329,9 @@ class JobRegistry(QObject):
             j.job._done.wait(3)
         for j in self.jobs:
             j.release()
+        for f in list(self._folders):
+            self.release(f)
+        self.closed = True
 
     def running(self) -> list[QtJob]:
         return [j for j in self.jobs if j.running]
@@ -230,3 +339,20 @@ class JobRegistry(QObject):
     def cancel_all(self) -> None:
         for j in self.running():
             j.cancel()
+
+
+def _alive(job: QtJob) -> bool:
+    """Whether ``job``'s worker may still read or write files (its process has not ended)."""
+    if job.job is None:
+        return job.state in ("pending", "running")
+    return not job.job.done
+
+
+def _reads(job: QtJob, folder: str) -> bool:
+    """Whether a job's params name ``folder`` or a file in it (other than as its own result)."""
+    if job.result_folder == folder:
+        return True
+    for v in job.params.values():
+        if isinstance(v, str) and v and (os.path.realpath(v) + os.sep).startswith(folder + os.sep):
+            return True
+    return False

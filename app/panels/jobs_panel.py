@@ -1,9 +1,14 @@
-"""Jobs panel: every job this window started, running or finished, with progress, Cancel, log and error."""
+"""Jobs panel: every job this window started, running or finished, with progress, Cancel, log and error.
+
+A row's context menu keeps the job's files (Keep files: the window does not remove its folder, at exit
+either), copies the folder's path and opens it."""
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit,
+import os
+
+from PySide6.QtCore import QSize, Qt, QUrl
+from PySide6.QtGui import QDesktopServices, QFontDatabase, QGuiApplication
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QHeaderView, QLabel, QMenu, QPlainTextEdit,
                                QProgressBar, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from ..jobs import JobRegistry, QtJob, show_fraction
@@ -97,6 +102,8 @@ class JobsPanel(QWidget):
         self.tree.setColumnWidth(0, 260)
         self.tree.setColumnWidth(2, 120)
         self.tree.itemDoubleClicked.connect(lambda it, _c: self.show_log(self.rows[id(it)].job))
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
         self.empty = QLabel("No jobs yet. Opening or converting a model runs a job in a worker process.", self)
         self.empty.setWordWrap(True)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -143,3 +150,38 @@ class JobsPanel(QWidget):
         self.log_dialogs = [d for d in self.log_dialogs if d.isVisible()] + [dlg]
         dlg.show()
         return dlg
+
+    # -- a row's menu ------------------------------------------------------------------------------
+    def menu_for(self, job: QtJob) -> QMenu:
+        """The context menu of ``job``'s row: Keep files, Copy folder path, Open folder, Show log."""
+        menu = QMenu(self)
+        folder = self.registry.folder_of(job)
+        there = bool(folder) and os.path.isdir(folder or "")
+        keep = menu.addAction("Keep files" if not job.kept else "Files kept")
+        keep.setToolTip("Leave this job's folder on disk when the window closes")
+        keep.setEnabled(there and not job.kept)
+        keep.triggered.connect(lambda: self.keep(job))
+        copy = menu.addAction("Copy folder path")
+        copy.setEnabled(there)
+        copy.triggered.connect(lambda: QGuiApplication.clipboard().setText(folder or ""))
+        show = menu.addAction("Open folder")
+        show.setEnabled(there)
+        show.triggered.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(folder or "")))
+        menu.addSeparator()
+        menu.addAction("Show log").triggered.connect(lambda: self.show_log(job))
+        return menu
+
+    def keep(self, job: QtJob) -> str | None:
+        """Keep ``job``'s files (the user's choice); its row says where they are."""
+        folder = self.registry.keep(job)
+        row = self.by_job.get(job.id)
+        if row is not None and folder:
+            row.item.setToolTip(0, f"{job.title}\nfiles kept in {folder}")
+            row.item.setText(0, f"{job.title} (files kept)")
+        return folder
+
+    def _context_menu(self, pos) -> None:
+        item = self.tree.itemAt(pos)
+        row = self.rows.get(id(item)) if item is not None else None
+        if row is not None:
+            self.menu_for(row.job).popup(self.tree.viewport().mapToGlobal(pos))
