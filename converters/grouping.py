@@ -24,6 +24,7 @@ import numpy as np
 __all__ = ["view_grouping", "weight_anchors", "structural_scopes", "op_summary", "MAX_PERIOD"]
 
 MAX_PERIOD = 96            # longest repeated unit searched, in stretches between cut points
+MAX_CHAIN = 8              # longest chain of weight producers (Constant -> Cast -> Transpose -> ...)
 MIN_BLOCK = 3              # fewest nodes in a repeated block
 MIN_GRAPH = 16             # graphs with fewer (non-weight) nodes are left ungrouped
 SECTION_MIN = 8            # a stretch that repeats nowhere becomes a section from this many nodes
@@ -48,25 +49,27 @@ def op_summary(ops: Sequence[str], most: int = 4) -> str:
     return "·".join(shown[:most]) + ("…" if len(telling) > len(shown[:most]) else "")
 
 
-def weight_anchors(nodes, initializers, producer: dict[str, int], src: np.ndarray, dst: np.ndarray):
+def weight_anchors(nodes, src: np.ndarray, dst: np.ndarray, in_dst=()):
     """(is_weight, anchor) per node: weight producers, each anchored to the first node that uses what it
-    makes (through the rest of its chain); every other node is its own anchor."""
+    makes (through the rest of its chain); every other node is its own anchor.
+
+    A weight producer reads no graph input (``in_dst``: the nodes that do) and at most one node's output,
+    that of another weight producer (chains, not whole constant subgraphs; at most
+    :data:`MAX_CHAIN` long); the rest of what it reads are stored weights."""
     n = len(nodes)
-    is_w = np.zeros(n, bool)
-    for i, nd in enumerate(nodes):
-        if nd.subgraphs:
-            continue
-        from_nodes = 0
-        ok = True
-        for v in nd.inputs:
-            if not v or v in initializers:
-                continue
-            j = producer.get(v)
-            if j is None or not is_w[j]:
-                ok = False
-                break
-            from_nodes += 1
-        is_w[i] = ok and from_nodes <= 1          # chains, not whole constant subgraphs
+    cand = ~np.fromiter((bool(nd.subgraphs) for nd in nodes), bool, n)
+    cand[np.asarray(in_dst, np.int64)] = False
+    npred = np.bincount(dst, minlength=n)
+    is_w = cand & (npred == 0)
+    one = np.flatnonzero(cand & (npred == 1))
+    pred_of = np.zeros(n, np.int64)
+    sel = (npred[dst] == 1) & cand[dst]
+    pred_of[dst[sel]] = src[sel]
+    for _ in range(MAX_CHAIN):
+        grow = one[is_w[pred_of[one]] & ~is_w[one]]
+        if not len(grow):
+            break
+        is_w[grow] = True
     anchor = np.arange(n)
     if not is_w.any() or is_w.sum() * 2 > n:      # a graph of constants: nothing to place beside
         return np.zeros(n, bool), anchor
@@ -79,8 +82,7 @@ def weight_anchors(nodes, initializers, producer: dict[str, int], src: np.ndarra
     return is_w, anchor
 
 
-def view_grouping(nodes, initializers, producer: dict[str, int], src, dst, in_src=(), in_dst=()
-                  ) -> tuple[list[str], np.ndarray]:
+def view_grouping(nodes, src, dst, in_src=(), in_dst=()) -> tuple[list[str], np.ndarray]:
     """(scope per node, drawing rank per node) for the view of a graph: the file's scopes when it has
     them, else groups found from its structure; weight producers in their consumer's group, ranked
     just before it. ``src``/``dst``: the edges between nodes; ``in_src``/``in_dst``: from graph inputs
@@ -88,7 +90,7 @@ def view_grouping(nodes, initializers, producer: dict[str, int], src, dst, in_sr
     n = len(nodes)
     src = np.asarray(src, np.int64)
     dst = np.asarray(dst, np.int64)
-    is_w, anchor = weight_anchors(nodes, initializers, producer, src, dst)
+    is_w, anchor = weight_anchors(nodes, src, dst, in_dst)
     core = ~is_w
     scopes = [nd.scope or "" for nd in nodes]
     n_core = int(core.sum())
@@ -149,15 +151,19 @@ def structural_scopes(ops: Sequence[str], core: np.ndarray, src: np.ndarray, dst
 
     # a signature per stretch: its ops and its inner wiring (local indices)
     core_ops = [ops[i] for i in cidx.tolist()]
-    inner: list[list[tuple[int, int]]] = [[] for _ in range(M)]
+    op_ids: dict[str, int] = {}
+    op_arr = np.fromiter((op_ids.setdefault(o, len(op_ids)) for o in core_ops), np.int64, nc)
     same = seg_of[ps] == seg_of[pd]
-    st = starts.tolist()
-    for a, b, s in zip(ps[same].tolist(), pd[same].tolist(), seg_of[ps[same]].tolist()):
-        inner[s].append((a - st[s], b - st[s]))
+    es = seg_of[ps[same]]
+    la, lb = ps[same] - starts[es], pd[same] - starts[es]
+    o = np.lexsort((lb, la, es))
+    wiring = np.stack([la[o], lb[o]], 1)
+    w_at = np.searchsorted(es[o], np.arange(M + 1))
     sig_id: dict[tuple, int] = {}
     S = np.empty(M, np.int64)
+    st, sz, wa = starts.tolist(), size.tolist(), w_at.tolist()
     for s in range(M):
-        key = (tuple(core_ops[st[s]:st[s] + int(size[s])]), tuple(sorted(inner[s])))
+        key = (op_arr[st[s]:st[s] + sz[s]].tobytes(), wiring[wa[s]:wa[s + 1]].tobytes())
         S[s] = sig_id.setdefault(key, len(sig_id))
 
     # repeated runs: for each period p, maximal runs where stretch s equals stretch s + p
@@ -193,16 +199,21 @@ def structural_scopes(ops: Sequence[str], core: np.ndarray, src: np.ndarray, dst
         blocks.extend((s0 + o + j * p, p) for j in range(kk))
 
     names: dict[str, int] = {}
+    summaries: dict[tuple, str] = {}
 
-    def name_for(kind: str, a: int, b: int) -> str:
-        summ = op_summary(core_ops[a:b])
+    def name_for(kind: str, a: int, b: int, same: tuple | None) -> str:
+        summ = summaries.get(same) if same is not None else None
+        if summ is None:
+            summ = op_summary(core_ops[a:b])
+            if same is not None:
+                summaries[same] = summ
         key = f"{kind}\0{summ}"
         names[key] = names.get(key, 0) + 1
         return f"{kind} {names[key]} ({summ})"
 
-    labels: list[tuple[str, int, int]] = []     # (kind, first core position, end)
+    labels: list[tuple[str, int, int, tuple | None]] = []     # (kind, first core position, end, signature)
     for s0, p in sorted(blocks):
-        labels.append(("block", int(csum[s0]), int(csum[s0 + p])))
+        labels.append(("block", int(csum[s0]), int(csum[s0 + p]), tuple(S[s0:s0 + p].tolist())))
     # stretches that repeat nowhere: sections of a readable size (alone they would be the whole graph)
     free = np.flatnonzero(~taken)
     if len(free) and (taken.any() or nc > SECTION_MAX):
@@ -216,14 +227,17 @@ def structural_scopes(ops: Sequence[str], core: np.ndarray, src: np.ndarray, dst
                 e = int(csum[s + 1])
                 if e - piece >= SECTION_MAX // 2 or s == run[-1]:
                     while e - piece > SECTION_MAX:       # one long stretch: consecutive chunks
-                        labels.append(("section", piece, piece + SECTION_MAX))
+                        labels.append(("section", piece, piece + SECTION_MAX, None))
                         piece += SECTION_MAX
                     if e > piece:
-                        labels.append(("section", piece, e))
+                        labels.append(("section", piece, e, None))
                     piece = e
     labels.sort(key=lambda t: t[1])
-    for kind, a, b in labels:
-        path = name_for(kind, a, b)
-        for i in cidx[a:b].tolist():
-            scopes[i] = path
+    paths = [""]
+    at = np.zeros(nc, np.int64)
+    for kind, a, b, same in labels:
+        at[a:b] = len(paths)
+        paths.append(name_for(kind, a, b, same))
+    for i, k in zip(cidx.tolist(), at.tolist()):
+        scopes[i] = paths[k]
     return scopes

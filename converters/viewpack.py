@@ -202,8 +202,7 @@ def build_pack(model: Model, out_dir: str | os.PathLike, *, progress: Callable |
     prog(0.55, "grouping")
     io = io_nodes(g, producer, n)
     from_in = (io.edge_src >= n) & (io.edge_dst < n)
-    scopes, rank = view_grouping(nodes, g.initializers, producer, src, dst, io.edge_src[from_in],
-                                 io.edge_dst[from_in])
+    scopes, rank = view_grouping(nodes, src, dst, io.edge_src[from_in], io.edge_dst[from_in])
     groups = build_groups(scopes, names, cap or DEFAULT_CAP, rank=rank)
     timings["groups"] = time.perf_counter() - t0
     io_lab = np.array([label_of(v) for v in io.edge_value], np.int32)

@@ -197,3 +197,80 @@ def test_scoped_graph_keeps_its_scopes(model_file, tmp_path):
     assert not _blocks(pack)
     assert {"stem", "head"} <= set(pack.group_labels)
     assert sum(1 for s in pack.group_labels if s.startswith("encoder")) == mf.facts["encoder_blocks"]
+
+
+_TORCH_EXPORT = r'''
+import sys, torch
+from torch import nn
+
+class Layer(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+        self.f1, self.f2 = nn.Linear(d, 2 * d), nn.Linear(2 * d, d)
+        self.scale = d ** -0.5
+
+    def forward(self, x):
+        h = self.ln1(x)
+        a = torch.softmax(self.q(h) @ self.k(h).transpose(-1, -2) * self.scale, dim=-1)
+        x = x + self.o(a @ self.v(h))
+        return x + self.f2(torch.relu(self.f1(self.ln2(x))))
+
+class Stack(nn.Module):
+    def __init__(self, n, d):
+        super().__init__()
+        self.inp = nn.Linear(d, d)
+        self.layers = nn.ModuleList(Layer(d) for _ in range(n))
+        self.head = nn.Linear(d, 3)
+
+    def forward(self, x):
+        x = self.inp(x)
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(x.mean(dim=1))
+
+torch.manual_seed(0)
+m = Stack(int(sys.argv[2]), 16).eval()
+torch.onnx.export(m, (torch.randn(1, 5, 16),), sys.argv[1], opset_version=17, dynamo=False,
+                  input_names=["tokens"], output_names=["logits"])
+'''
+
+
+def test_torch_export_without_scopes_is_grouped_into_its_layers(tmp_path):
+    """A 12-layer transformer written in torch and exported by torch.onnx, its names and scope metadata
+    then dropped (as converters that rewrite the graph leave it): 12 blocks, one per layer."""
+    import subprocess
+    import sys
+
+    raw = tmp_path / "raw.onnx"
+    subprocess.run([sys.executable, "-c", _TORCH_EXPORT, str(raw), str(LAYERS)], check=True, timeout=300)
+    m = onnx.load(raw)
+    for nd in m.graph.node:
+        nd.name = ""
+        del nd.metadata_props[:]
+    onnx.checker.check_model(m)
+    path = tmp_path / "flat.onnx"
+    onnx.save(m, path)
+    model = load(str(path))
+    assert not any(n.scope for n in model.graph.nodes)
+    pack = build_pack(model, tmp_path / "pack")
+    blocks = _blocks(pack)
+    assert sorted(blocks) == list(range(1, LAYERS + 1))
+    # the same layer twelve times (torch shares equal weights between layers through Identity nodes,
+    # a different number per layer: those are weights, in the block of the layer that reads them)
+    ops_of = [sorted(pack.op_type(i) for i in np.flatnonzero(pack.node_group == gi)
+                     if pack.op_type(i) not in ("Identity", "Constant")) for gi in blocks.values()]
+    assert all(o == ops_of[0] for o in ops_of) and len(ops_of[0]) >= 12
+    cons = model.graph.consumers()
+    for i, nd in enumerate(model.graph.nodes):
+        if nd.op_type == "Identity":
+            (c,) = cons[nd.outputs[0]]
+            assert pack.node_group[i] == pack.node_group[c]
+    for gi in blocks.values():
+        ops = {pack.op_type(i) for i in np.flatnonzero(pack.node_group == gi)}
+        assert {"LayerNormalization", "Softmax", "Relu", "MatMul"} <= ops or {"Softmax", "Relu", "Gemm"} <= ops
+    assert not any(re.search(r"[A-Za-z]_\d", s) for s in pack.group_labels)
+    # the graph's input and output are drawn, with their shapes
+    assert pack.io_names == ["tokens", "logits"]
+    assert pack.io_details(0)["shape_text"] == "1×5×16 float32" and pack.io_details(1)["shape_text"] == "1×3 float32"
