@@ -1,21 +1,32 @@
 """Inspector: the selected node (name, op, scope, attributes, inputs/outputs, weights) or the model summary.
 
+Two resizable columns: the name column starts at its content's width but never above about two fifths of
+the panel (the values get the rest; a long value is elided, the full value is its tooltip), and once the
+user drags the divider that width is kept. Ctrl+C copies the selected rows' values; the context menu has
+Copy value, Copy name, Copy row and Copy all. A dict attribute (a TFLite tensor's quantization) is a row
+per entry.
+
 Weight statistics are not computed here: the panel emits ``statsRequested(name)`` and the window runs
 the worker task ``tensor`` and hands the result to :meth:`Inspector.set_stats`. pyqtgraph is imported the
 first time a histogram is shown.
 """
 from __future__ import annotations
 
+import html
 import json
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QGroupBox, QHeaderView, QLabel, QPushButton, QSplitter, QTreeWidget,
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (QGroupBox, QHeaderView, QLabel, QMenu, QPushButton, QSplitter, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 __all__ = ["Inspector", "shape_text", "value_text"]
 
 WEIGHT_ROLE = Qt.ItemDataRole.UserRole + 1
+VALUE_ROLE = Qt.ItemDataRole.UserRole + 2   # the full value of a row (what Copy value copies)
+NAME_SHARE = 0.45       # the most of the panel's width the name column takes by itself
+SHOWN_CHARS = 4000      # a longer value is shown cut (Qt elides it anyway); tooltip and copy have it all
 
 
 def shape_text(shape) -> str:
@@ -31,10 +42,17 @@ def value_text(v: dict) -> str:
 
 
 def _attr_text(v: Any) -> str:
+    """An attribute's value in full: strings as they are, everything else as compact JSON."""
     if isinstance(v, str):
         return v
-    text = json.dumps(v, default=str)
-    return text if len(text) <= 300 else text[:300] + "…"
+    if v is None:
+        return "(not set)"
+    return json.dumps(v, default=str, separators=(", ", ": "))
+
+
+def _tooltip(text: str) -> str:
+    """A tooltip that wraps (a long value is one line of plain text otherwise)."""
+    return f"<p style='white-space:pre-wrap'>{html.escape(text)}</p>" if len(text) > 80 else text
 
 
 def _fmt(x: Any) -> str:
@@ -59,11 +77,24 @@ class Inspector(QWidget):
         self.tree = QTreeWidget(self)
         self.tree.setColumnCount(2)
         self.tree.setHeaderLabels(["Property", "Value"])
-        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        h = self.tree.header()
+        h.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        h.setStretchLastSection(True)
+        h.setMinimumSectionSize(40)
+        self.name_width: int | None = None   # the width the user dragged the name column to
+        self._fitting = False
+        h.sectionResized.connect(self._section_resized)
         self.tree.setAlternatingRowColors(True)
         self.tree.setUniformRowHeights(True)
         self.tree.setWordWrap(False)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.tree.setIndentation(12)  # nested rows (a tensor's quantization) leave their names room
+        self.tree.setSelectionMode(QTreeWidget.SelectionMode.ExtendedSelection)
         self.tree.itemSelectionChanged.connect(self._selection_changed)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
+        self.tree.installEventFilter(self)
+        self.tree.viewport().installEventFilter(self)
 
         self.stats_box = QGroupBox("Weight statistics", self)
         self.stats_label = QLabel("Select a weight to see its statistics.", self.stats_box)
@@ -99,6 +130,7 @@ class Inspector(QWidget):
 
     def _section(self, title: str, expanded: bool = True) -> QTreeWidgetItem:
         it = QTreeWidgetItem(self.tree, [title, ""])
+        it.setData(1, VALUE_ROLE, "")
         f = it.font(0)
         f.setBold(True)
         it.setFont(0, f)
@@ -107,12 +139,94 @@ class Inspector(QWidget):
         return it
 
     def _row(self, parent: QTreeWidgetItem | None, key: str, value: str, weight: str | None = None) -> QTreeWidgetItem:
-        it = QTreeWidgetItem(parent or self.tree, [key, value])
-        it.setToolTip(1, value)
+        shown = value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS] + "…"
+        it = QTreeWidgetItem(parent or self.tree, [key, shown])
+        it.setData(1, VALUE_ROLE, value)
+        it.setToolTip(1, _tooltip(value))
+        it.setToolTip(0, _tooltip(key) if not weight else f"{key}\nSelect to compute this weight's statistics")
         if weight:
             it.setData(0, WEIGHT_ROLE, weight)
-            it.setToolTip(0, "Select to compute this weight's statistics")
         return it
+
+    def _attr_row(self, parent: QTreeWidgetItem, key: str, v: Any) -> QTreeWidgetItem:
+        """An attribute: a dict (per-tensor quantization, nested options) is a row per entry below its own."""
+        if isinstance(v, dict) and v:
+            it = self._row(parent, key, _attr_text(v))
+            for kk, vv in v.items():
+                self._attr_row(it, str(kk), vv)
+            it.setExpanded(len(v) <= 4)
+            return it
+        return self._row(parent, key, _attr_text(v))
+
+    # -- the name column's width ---------------------------------------------------------------------
+    def fit_columns(self) -> None:
+        """The name column as wide as its names, but at most :data:`NAME_SHARE` of the panel (unless the
+        user dragged it); the value column takes the rest."""
+        avail = self.tree.viewport().width()
+        if avail <= 0:
+            return
+        if self.name_width is not None:
+            want = self.name_width
+        else:
+            want = min(self.tree.sizeHintForColumn(0) + 8, max(80, int(avail * NAME_SHARE)))
+        self._fitting = True
+        try:
+            self.tree.setColumnWidth(0, max(40, min(want, avail - 40)))
+        finally:
+            self._fitting = False
+
+    def _section_resized(self, index: int, _old: int, new: int) -> None:
+        if index == 0 and not self._fitting and self.tree.isVisible():
+            self.name_width = new  # the user's choice, kept for every node shown next
+
+    def eventFilter(self, obj: QObject, e: QEvent) -> bool:
+        if obj is self.tree.viewport() and e.type() == QEvent.Type.Resize:
+            self.fit_columns()
+        elif obj is self.tree and e.type() == QEvent.Type.KeyPress and e.matches(QKeySequence.StandardKey.Copy):
+            self.copy("value")
+            return True
+        return super().eventFilter(obj, e)
+
+    # -- copy ----------------------------------------------------------------------------------------
+    def copy_text(self, what: str = "value", items: list[QTreeWidgetItem] | None = None) -> str:
+        """What Copy ``what`` ("value", "name", "row" or "all") puts on the clipboard for ``items``
+        (default: the selected rows): full values, one row per line."""
+        if what == "all":
+            return self.text()
+        rows = items if items is not None else self.tree.selectedItems()
+        if not rows and self.tree.currentItem() is not None:
+            rows = [self.tree.currentItem()]
+        out = []
+        for it in rows:
+            name, value = it.text(0), str(it.data(1, VALUE_ROLE) or "")
+            out.append(name if what == "name" else value if what == "value" else
+                       (f"{name}: {value}" if value else name))
+        return "\n".join(out)
+
+    def copy(self, what: str = "value", items: list[QTreeWidgetItem] | None = None) -> str:
+        text = self.copy_text(what, items)
+        if text:
+            QGuiApplication.clipboard().setText(text)
+        return text
+
+    def menu_for(self, item: QTreeWidgetItem | None) -> QMenu:
+        """The context menu of a row: Copy value (Ctrl+C), Copy name, Copy row, Copy all."""
+        if item is not None and not item.isSelected():  # a right click on another row: that row only
+            self.tree.clearSelection()
+            self.tree.setCurrentItem(item)
+        menu = QMenu(self)
+        has_value = any(str(it.data(1, VALUE_ROLE) or "") for it in self.tree.selectedItems())
+        act = menu.addAction("Copy value", lambda: self.copy("value"))
+        act.setShortcut(QKeySequence.StandardKey.Copy)
+        act.setEnabled(has_value)
+        menu.addAction("Copy name", lambda: self.copy("name")).setEnabled(bool(self.tree.selectedItems()))
+        menu.addAction("Copy row", lambda: self.copy("row")).setEnabled(bool(self.tree.selectedItems()))
+        menu.addSeparator()
+        menu.addAction("Copy all", lambda: self.copy("all"))
+        return menu
+
+    def _context_menu(self, pos) -> None:
+        self.menu_for(self.tree.itemAt(pos)).popup(self.tree.viewport().mapToGlobal(pos))
 
     def show_summary(self, doc) -> None:
         """The model's facts: format, inputs/outputs, node, parameter and weight counts, extras."""
@@ -144,9 +258,10 @@ class Inspector(QWidget):
         if extra:
             sec = self._section("Metadata")
             for k, v in extra.items():
-                self._row(sec, str(k), _attr_text(v))
+                self._attr_row(sec, str(k), v)
         for w in s.get("warnings") or []:
             self._row(self._section("Warnings"), "warning", w)
+        self.fit_columns()
 
     def show_node(self, doc, index: int) -> None:
         """Node ``index`` of ``doc`` (details read on demand)."""
@@ -168,7 +283,7 @@ class Inspector(QWidget):
         if attrs:
             sec = self._section("Attributes")
             for k, v in attrs.items():
-                self._row(sec, str(k), _attr_text(v))
+                self._attr_row(sec, str(k), v)
         for key, title in (("inputs", "Inputs"), ("outputs", "Outputs")):
             vals = d.get(key) or []
             if vals:
@@ -185,9 +300,10 @@ class Inspector(QWidget):
             for k, v in meta.items():
                 if isinstance(v, dict):
                     for kk, vv in v.items():
-                        self._row(sec, str(kk), _attr_text(vv))
+                        self._attr_row(sec, str(kk), vv)
                 else:
                     self._row(sec, k.lstrip("_"), _attr_text(v))
+        self.fit_columns()
 
     def show_weight(self, doc, name: str) -> None:
         """One entry of a weights-only checkpoint; its statistics are requested right away."""
@@ -199,6 +315,7 @@ class Inspector(QWidget):
         self._row(sec, "name", name, weight=name)
         self._row(sec, "shape", shape_text(meta.get("shape")))
         self._row(sec, "type", meta.get("dtype") or "?")
+        self.fit_columns()
         self._select_weight(name)
         self._request_stats()
 
@@ -207,7 +324,8 @@ class Inspector(QWidget):
         lines = [self.title.text()]
 
         def walk(item: QTreeWidgetItem, depth: int) -> None:
-            lines.append("  " * depth + (f"{item.text(0)}: {item.text(1)}" if item.text(1) else item.text(0)))
+            value = str(item.data(1, VALUE_ROLE) or item.text(1))
+            lines.append("  " * depth + (f"{item.text(0)}: {value}" if value else item.text(0)))
             for i in range(item.childCount()):
                 walk(item.child(i), depth + 1)
 

@@ -34,6 +34,13 @@ _CONTROL_FLOW_SUBGRAPHS = {  # option field -> subgraph role
 }
 
 
+# option fields that hold an enum of the schema: shown by name, as Netron does (not as a bare number)
+_ENUM_FIELDS = {"weightsFormat": "FullyConnectedOptionsWeightsFormat", "kernelType": "LSTMKernelType",
+                "combiner": "CombinerType", "mode": "MirrorPadMode", "compareType": "StablehloComparisonType",
+                **{k: "TensorType" for k in ("quantizedBiasType", "inDataType", "outDataType", "outputType",
+                                             "outType", "idxOutType")}}
+
+
 def _schema():
     try:
         from ai_edge_litert import schema_py_generated as schema
@@ -316,8 +323,13 @@ def _options(schema, op, opts_names, acts, pads) -> tuple[dict[str, Any], dict[s
             v = acts.get(v, v)
         elif k == "padding":
             v = pads.get(v, v)
+        elif k in _ENUM_FIELDS and isinstance(v, int) and hasattr(schema, _ENUM_FIELDS[k]):
+            v = _enum_names(getattr(schema, _ENUM_FIELDS[k])).get(v, v)
         elif hasattr(v, "tolist"):
             v = v.tolist()
+        elif hasattr(v, "__dict__"):  # a nested table (e.g. a quantization spec): its plain fields
+            v = {kk: (vv.tolist() if hasattr(vv, "tolist") else vv) for kk, vv in vars(v).items()
+                 if hasattr(vv, "tolist") or isinstance(vv, (int, float, str, bool))}
         elif not isinstance(v, (int, float, str, bool, list, type(None))):
             continue
         attrs[k] = v
