@@ -85,6 +85,7 @@ class MainWindow(WindowActions, WindowSettings, FindFeature, ConvertFeature, Str
         self.parity_dock = self._dock("Parity", "parity", self.parity, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._setup_layer_views()
         self._setup_struct_diff()
+        self._setup_find()
         self.tabifyDockWidget(self.jobs_dock, self.parity_dock)
         self.jobs_dock.raise_()
         # the bottom docks stay closed until there is something to show (a comparison raises Parity, a

@@ -5,7 +5,7 @@ A mixin of :class:`app.main_window.MainWindow`: the actions call the window's an
 from __future__ import annotations
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QLineEdit, QMessageBox, QToolBar
+from PySide6.QtWidgets import QMessageBox, QToolBar
 
 from .panels.convert import TARGET_LABELS
 
@@ -33,7 +33,9 @@ class WindowActions:
         self.act_open_dir = self._action("Open &SavedModel folder…", self.open_folder_dialog)
         self.act_close = self._action("&Close tab", self.close_current, "Ctrl+W")
         self.act_quit = self._action("&Quit", self.close, "Ctrl+Q")
-        self.act_find = self._action("&Find…", self.focus_find, "Ctrl+F", "Find a node by name or op type")
+        self.act_find = self._action("&Find…", self.focus_find, "Ctrl+F", "Find a node by name, op type or module path")
+        self.act_find_all = self._action("Find &all (list of matches)", self.find_all, "Ctrl+Shift+F",
+                                         "List every match in the Find results dock")
         self.act_find_next = self._action("Find &next", self.find_next, ["F3", "Ctrl+G"], "Go to the next match")
         self.act_find_prev = self._action("Find pre&vious", self.find_previous, ["Shift+F3", "Ctrl+Shift+G"],
                                           "Go to the previous match")
@@ -68,11 +70,12 @@ class WindowActions:
         fm.addAction(self.act_quit)
 
         vm = mb.addMenu("&View")
-        for a in (self.act_find, self.act_find_next, self.act_find_prev, None, self.act_zoom_in, self.act_zoom_out,
-                  self.act_fit, None,
+        for a in (self.act_find, self.act_find_next, self.act_find_prev, self.act_find_all, None,
+                  self.act_zoom_in, self.act_zoom_out, self.act_fit, None,
                   self.act_expand, self.act_collapse, None, self.act_netron, None):
             vm.addSeparator() if a is None else vm.addAction(a)
         vm.addAction(self.inspector_dock.toggleViewAction())
+        vm.addAction(self.find_dock.toggleViewAction())
         vm.addAction(self.jobs_dock.toggleViewAction())
         vm.addAction(self.parity_dock.toggleViewAction())
         vm.addAction(self.struct_diff_dock.toggleViewAction())
@@ -112,13 +115,8 @@ class WindowActions:
         tb.setMovable(False)
         tb.addAction(self.act_open)
         tb.addSeparator()
-        self.find_edit = QLineEdit(self)
-        self.find_edit.setPlaceholderText("Find node (Ctrl+F)")
-        self.find_edit.setClearButtonEnabled(True)
-        self.find_edit.setMaximumWidth(260)
-        # Enter: the first match of new text, the next match of the same text (Shift+Enter: the previous)
-        self.find_edit.returnPressed.connect(self._find_entered)
         tb.addWidget(self.find_edit)
+        tb.addWidget(self.find_count)
         tb.addSeparator()
         for a in (self.act_zoom_out, self.act_fit, self.act_zoom_in):
             tb.addAction(a)
@@ -138,7 +136,7 @@ class WindowActions:
         for a in (self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_expand, self.act_collapse):
             a.setEnabled(has_graph)
         self.find_edit.setEnabled(has_graph)
-        for a in (self.act_find, self.act_find_next, self.act_find_prev):
+        for a in (self.act_find, self.act_find_next, self.act_find_prev, self.act_find_all):
             a.setEnabled(has_graph)
         self.act_netron.setEnabled(tab is not None)
         self.act_attach.setEnabled(ready and tab.doc is not None and tab.doc.weights_only)

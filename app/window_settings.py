@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QApplication, QListWidgetItem
 __all__ = ["WindowSettings", "MAX_RECENT", "DOCK_LAYOUT_VERSION"]
 
 MAX_RECENT = 10
-DOCK_LAYOUT_VERSION = 4  # inspector, jobs, parity, structural diff; 4: bottom docks hidden, strip in the toolbar
+DOCK_LAYOUT_VERSION = 5  # inspector, jobs, parity, structural diff, find results; 4: bottom docks hidden, strip in
+                         # the toolbar; 5: the find results dock
 
 
 class WindowSettings:

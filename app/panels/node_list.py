@@ -1,7 +1,8 @@
 """A plain list of a model's nodes: the stand-in canvas used when the graph view is not installed.
 
 It offers the graph view's interface (``nodeSelected(int)``, ``drawn()``, ``select``, ``find``, ``fit``,
-zoom and expand/collapse as no-ops) so the window works the same with either.
+zoom and expand/collapse as no-ops) so the window works the same with either, and ``set_marked`` (the
+find box's hits, shown in bold).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class NodeList(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.list)
         self.doc = None
+        self.marked: list[int] = []
         self.list.currentRowChanged.connect(self.nodeSelected.emit)
 
     def set_doc(self, doc) -> None:
@@ -42,6 +44,22 @@ class NodeList(QWidget):
         if hits:
             self.select(hits[0])
         return hits
+
+    def set_marked(self, indices) -> None:
+        """Show nodes ``indices`` in bold (the find box's hits); [] clears."""
+        for i in self.marked:
+            it = self.list.item(i)
+            if it is not None:
+                f = it.font()
+                f.setBold(False)
+                it.setFont(f)
+        self.marked = [int(i) for i in indices]
+        for i in self.marked:
+            it = self.list.item(i)
+            if it is not None:
+                f = it.font()
+                f.setBold(True)
+                it.setFont(f)
 
     def fit(self) -> None:
         pass
