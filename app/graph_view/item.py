@@ -8,13 +8,16 @@ pixels per scene unit (``lod``):
   more than ``MAX_TINY_NODES`` of them in view (so the cost of a frame is bounded at any zoom);
 * nearer, boxes and lines in batches (``drawRects``/``drawLines``, one brush per op category);
 * text only where it can be read: op types from ``lod`` ≥ 0.55, names ≥ 0.95, edge labels (shape
-  and dtype) ≥ 0.8, group titles ≥ 0.45; arrow heads and rounded corners once they are visible.
+  and dtype) ≥ 0.8; arrow heads and rounded corners once they are visible;
+* group titles: the full scope path, elided from the left (the distinctive tail stays), from ``lod``
+  ≥ 0.12, never under ``TITLE_MIN_PX`` on screen: at mid zoom they are drawn at that size in screen
+  space, on a plate where the frame's title band is thinner than the text.
 """
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QFont, QFontMetricsF, QPainter, QPen, QPolygonF
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from converters.layout import GROUP_H as GROUP_H_
@@ -25,7 +28,9 @@ from . import palette
 LOD_OP = 0.55
 LOD_NAME = 0.95
 LOD_EDGE_LABEL = 0.8
-LOD_GROUP_TITLE = 0.45
+LOD_GROUP_TITLE = 0.45            # collapsed boxes' node counts; the first divergence's caption
+LOD_TITLE_MIN = 0.12              # group titles below this zoom: none (frames a few px wide)
+TITLE_MIN_PX = 10.0               # a group title's smallest size on screen (px)
 MIN_PX = 3.0                      # frames and edges smaller than this on screen are not drawn
 MAX_TINY_NODES = 6000             # past this many sub-pixel nodes in view, frames stand for them
 
@@ -136,18 +141,15 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
         p.setBrush(QBrush(ffill))
         fr = lay.frame_rect
         p.drawRects(_qrects(fr[fi], px))
-        if text and lod >= LOD_GROUP_TITLE:
-            p.setFont(title_font)
-            p.setPen(ftext)
-            labels = pack.group_labels
-            counts = pack.group_count
-            fm = QFontMetricsF(title_font)
-            for k in fi.tolist():
+        if text and lod >= LOD_TITLE_MIN:
+            paths, counts = pack.group_paths, pack.group_count
+            items = []
+            for k in fi[fr[fi, 2] * lod >= 60].tolist():     # a title needs some room on screen
                 x, y, w, h = fr[k]
                 g = int(lay.frame_idx[k])
-                t = fm.elidedText(f"{labels[g]}  ({int(counts[g]):,})", Qt.TextElideMode.ElideMiddle, w - 30)
-                p.drawText(QRectF(x + 8, y + 3, w - 30, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, t)
-                p.drawText(QRectF(x + w - 22, y + 3, 16, 18), Qt.AlignmentFlag.AlignCenter, "−")
+                items.append((QRectF(x + 8, y + 3, w - 30, 18), paths[g], f"  ({int(counts[g]):,})",
+                              QRectF(x + w - 22, y + 3, 16, 18)))
+            _titles(p, items, title_font, 12.0, lod, ftext, dark, "−")
 
     # edges
     si = _cull(d.s, r)
@@ -218,40 +220,24 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
                 rows[:, 3] = np.maximum(6.0, 3 * px)
                 p.setBrush(QBrush(ocols[b]))
                 p.drawRects(_qrects(rows, px))
+        if text and lod >= LOD_TITLE_MIN:
+            paths = pack.group_paths
+            items = [(QRectF(x + 6, y + 4, w - 26, 18), paths[int(g)], "", QRectF(x + w - 20, y + 3, 16, 16))
+                     for (x, y, w, h), g in zip(br[bi].tolist(), lay.box_idx[bi].tolist()) if w * lod >= 48]
+            _titles(p, items, op_font, 11.0, lod, palette.NODE_TEXT, False, "+")
         if text and lod >= LOD_GROUP_TITLE:
-            labels = pack.group_labels
             counts = pack.group_count
-            fm = QFontMetricsF(op_font)
+            p.setFont(name_font)
+            p.setPen(palette.NODE_SUBTEXT)
             for k in bi.tolist():
                 x, y, w, h = br[k]
-                g = int(lay.box_idx[k])
-                p.setFont(op_font)
-                p.setPen(palette.NODE_TEXT)
-                p.drawText(QRectF(x + 6, y + 4, w - 26, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                           fm.elidedText(labels[g], Qt.TextElideMode.ElideMiddle, w - 28))
-                p.drawText(QRectF(x + w - 20, y + 3, 16, 16), Qt.AlignmentFlag.AlignCenter, "+")
-                p.setFont(name_font)
-                p.setPen(palette.NODE_SUBTEXT)
                 p.drawText(QRectF(x + 6, y + 22, w - 12, 16), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                           f"{int(counts[g]):,} nodes")
+                           f"{int(counts[int(lay.box_idx[k])]):,} nodes")
 
-    # graph inputs and outputs (Layout.io_idx; see converters.viewpack): pills holding the value's name
-    if len(lay.io_idx):
-        pen = QPen(palette.GROUP_BORDER)
-        pen.setCosmetic(True)
-        p.setPen(pen)
-        p.setBrush(QBrush(palette.OVERLAY_NEUTRAL))
-        io_names = pack.io_names if text and lod >= LOD_OP else None
-        for k, (x, y, w, h) in enumerate(lay.io_rect.tolist()):
-            if x + w >= r.left() and x <= r.right() and y + h >= r.top() and y <= r.bottom():
-                p.drawRoundedRect(QRectF(x, y, w, h), h / 2, h / 2)
-                if io_names is not None:
-                    p.setFont(op_font)
-                    p.setPen(palette.NODE_TEXT)
-                    p.drawText(QRectF(x + 4, y, w - 8, h), Qt.AlignmentFlag.AlignCenter,
-                               QFontMetricsF(op_font).elidedText(io_names[int(lay.io_idx[k])],
-                                                                 Qt.TextElideMode.ElideMiddle, w - 8))
-                    p.setPen(pen)
+    # graph inputs and outputs (Layout.io_idx; see converters.viewpack): pills in the I/O colours
+    io_rect = getattr(lay, "io_rect", None)
+    if io_rect is not None and len(io_rect):
+        _paint_io(p, d, r, lod, px, text, dark, op_font, small_font)
 
     # nodes, one brush per category
     ni = _cull(d.n, r)
@@ -332,6 +318,90 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
             p.setBrush(Qt.BrushStyle.NoBrush)
             m = 2 * px
             p.drawRect(QRectF(x - m, y - m, w + 2 * m, h + 2 * m))
+
+
+def _elide_left(fm: QFontMetricsF, path: str, tail: str, width: float) -> str:
+    """``path`` + ``tail`` in ``width`` px: the path elided from the left, so its last scopes stay."""
+    room = width - fm.horizontalAdvance(tail)
+    return (fm.elidedText(path, Qt.TextElideMode.ElideLeft, room) if room > fm.horizontalAdvance("…") else "") + tail
+
+
+def _titles(p: QPainter, items: list, font: QFont, size: float, lod: float, colour, dark: bool, marker: str) -> None:
+    """Group titles: (text rect, path, tail, marker rect) in scene units. At or above ``TITLE_MIN_PX /
+    size`` zoom they are drawn in scene space at ``size`` units; below, in screen space at
+    ``TITLE_MIN_PX`` (readable at mid zoom), on a plate of the frame's colour where they overflow
+    their band, and only where the title has some room on screen."""
+    if lod * size >= TITLE_MIN_PX:
+        p.setFont(font)
+        fm = QFontMetricsF(font)
+        p.setPen(colour)
+        for rect, path, tail, mrect in items:
+            p.drawText(rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                       _elide_left(fm, path, tail, rect.width()))
+            p.drawText(mrect, Qt.AlignmentFlag.AlignCenter, marker)
+        return
+    t = p.worldTransform()
+    f = QFont(font)
+    f.setPixelSize(int(TITLE_MIN_PX))
+    fm = QFontMetricsF(f)
+    line = fm.height()
+    p.save()
+    p.resetTransform()
+    p.setFont(f)
+    back = QColor(30, 32, 38, 215) if dark else QColor(246, 247, 250, 215)
+    for rect, path, tail, mrect in items:
+        sr = t.mapRect(QRectF(rect.x(), rect.y(), mrect.right() - rect.x(), rect.height()))
+        if sr.width() < 48:
+            continue
+        sr.setHeight(max(sr.height(), line))
+        text = _elide_left(fm, path, tail, sr.width())
+        if sr.height() <= line + 0.5:         # the band is thinner than the text: a plate under it
+            p.fillRect(QRectF(sr.x() - 2, sr.y(), fm.horizontalAdvance(text) + 4, line), back)
+        p.setPen(colour)
+        p.drawText(sr, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, text)
+    p.restore()
+
+
+def _paint_io(p: QPainter, d: LayoutData, r: QRectF, lod: float, px: float, text: bool, dark: bool,
+              op_font, small_font) -> None:
+    """Graph inputs and outputs: pills of their own colour (inputs and outputs apart), the value's name
+    in them, and "input" / "output" above once it can be read."""
+    lay, pack = d.lay, d.pack
+    rect = lay.io_rect
+    x0, y0 = rect[:, 0], rect[:, 1]
+    vis = np.flatnonzero((x0 + rect[:, 2] >= r.left()) & (x0 <= r.right()) & (y0 + rect[:, 3] >= r.top())
+                         & (y0 <= r.bottom()))
+    if not len(vis):
+        return
+    kinds = np.asarray(pack.io_kind)[lay.io_idx[vis]] if len(getattr(pack, "io_kind", ())) else np.ones(len(vis))
+    names = pack.io_names if text and lod >= LOD_OP else None
+    for kind in (1, 2):
+        rows = vis[kinds == kind]
+        if not len(rows):
+            continue
+        fill, border, ink = palette.io_colors(kind, dark)
+        pen = QPen(border)
+        pen.setCosmetic(True)
+        pen.setWidthF(1.5 if lod >= 0.3 else 1.0)
+        for k in rows.tolist():
+            x, y, w, h = rect[k]
+            p.setPen(pen)
+            p.setBrush(QBrush(fill))
+            if lod * h >= 3:
+                p.drawRoundedRect(QRectF(x, y, w, h), h / 2, h / 2)
+            else:
+                p.drawRect(QRectF(x, y, max(w, px), max(h, px)))
+            if names is not None:
+                p.setFont(op_font)
+                p.setPen(ink)
+                p.drawText(QRectF(x + 6, y, w - 12, h), Qt.AlignmentFlag.AlignCenter,
+                           QFontMetricsF(op_font).elidedText(names[int(lay.io_idx[k])], Qt.TextElideMode.ElideMiddle,
+                                                             w - 12))
+                if lod >= LOD_NAME:
+                    p.setFont(small_font)
+                    p.setPen(border)
+                    p.drawText(QRectF(x + h / 2, y - 11, w, 10), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
+                               palette.IO_WORDS[kind])
 
 
 _OVERLAY_COLORS: list = []

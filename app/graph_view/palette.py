@@ -51,3 +51,28 @@ def frame_colors(dark: bool) -> tuple[QColor, QColor, QColor]:
     if dark:
         return QColor(255, 255, 255, 16), QColor("#7a8494"), QColor("#d8dde6")
     return QColor(40, 60, 90, 14), QColor("#9aa3b0"), QColor("#2d3440")
+
+
+def canvas_background(pal: QPalette) -> QColor:
+    """The canvas behind the graph: the palette's base, kept dark in a dark theme and light in a light one
+    (a platform palette may pair a dark window with a white base)."""
+    base = pal.color(QPalette.ColorRole.Base)
+    if is_dark(pal) and base.lightness() >= 128:
+        return QColor("#1e1f22")
+    if not is_dark(pal) and base.lightness() < 128:
+        return QColor("#ffffff")
+    return base
+
+
+# graph inputs and outputs: kind (1 input, 2 output) -> light (fill, border, text), dark (fill, border, text)
+IO_COLORS: dict[int, tuple[tuple[str, str, str], tuple[str, str, str]]] = {
+    1: (("#d3ecdf", "#2e8b57", "#123d26"), ("#1f4d36", "#5cc08a", "#e3f6ea")),
+    2: (("#f6dcc8", "#c0622a", "#4a230b"), ("#5a3119", "#f0925a", "#fbeadf")),
+}
+IO_WORDS = {1: "input", 2: "output"}
+
+
+def io_colors(kind: int, dark: bool) -> tuple[QColor, QColor, QColor]:
+    """(fill, border, text) of a graph input (kind 1) or output (2) pill on a light or dark canvas."""
+    light, night = IO_COLORS.get(int(kind), IO_COLORS[1])
+    return tuple(QColor(c) for c in (night if dark else light))  # type: ignore[return-value]

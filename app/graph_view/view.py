@@ -4,13 +4,13 @@ The pack's precomputed overview is drawn at once; any other expansion state is l
 thread with :class:`converters.layout.LayoutEngine` (the newest request wins, stale results are dropped)
 and arrives on the GUI thread through a queued signal. Drawing is one item (see :mod:`.item`).
 
-Mouse: drag pans, the wheel (or a pinch) zooms around the cursor, a click selects a node, a double
-click (or the + / − marker) expands a collapsed group or collapses an expanded one. The minimap in the
-top-right corner shows the whole graph and the visible part; click or drag in it to move there.
-
-Why one module of this size: the canvas, the minimap, the legend and :class:`GraphView` are one widget
-that shares the scene, the zoom and the layout thread's requests; the drawing itself is already apart
-(:mod:`.item`, :mod:`.palette`).
+A graph opens at a zoom where op names and edge shapes can be read (:data:`READABLE_ZOOM`), anchored
+on its inputs at the top; the minimap (:mod:`.minimap`) has the overview. Mouse: drag pans, the wheel
+(or a pinch) zooms about the cursor, a click selects a node, a double click (or the + / − marker)
+expands a collapsed group or collapses an expanded one. Keys and toolbar zoom about the selected node
+when it is on screen, else about the middle. The canvas follows the window's theme at runtime (the
+legend, :mod:`.legend`, and the minimap too). :meth:`GraphView.export_image` writes PNG or SVG
+(:mod:`.export`).
 """
 from __future__ import annotations
 
@@ -19,14 +19,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QImage, QMouseEvent, QPainter, QPen, QWheelEvent
-from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QToolTip, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QVBoxLayout, QWidget
 
-from . import palette
+from . import hits, palette
+from .canvas import Canvas
 from .item import GraphItem, LayoutData
+from .legend import Legend, paint_key
+from .minimap import Minimap, thumbnail
 
-__all__ = ["GraphView"]
+__all__ = ["GraphView", "paint_key", "READABLE_ZOOM"]
+
+# The first view's zoom: node op names (11 px), names (9 px) and edge shapes (8 px) drawn at their size
+READABLE_ZOOM = 1.0
 
 
 class _Bridge(QObject):
@@ -35,307 +40,20 @@ class _Bridge(QObject):
     done = Signal(int, object, object)     # request id, LayoutData or None, error text or None
 
 
-class _Canvas(QGraphicsView):
-    def __init__(self, owner: "GraphView"):
-        super().__init__(owner)
-        self.owner = owner
-        self.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
-        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
-        self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontAdjustForAntialiasing, True)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self._press: QPointF | None = None
-        self.viewport().grabGesture(Qt.GestureType.PinchGesture)
-
-    def paintEvent(self, event) -> None:
-        super().paintEvent(event)
-        self.owner._after_paint()
-
-    def scrollContentsBy(self, dx: int, dy: int) -> None:
-        super().scrollContentsBy(dx, dy)
-        self.owner._minimap.update()
-        try:
-            self.owner.viewChanged.emit()
-        except (RuntimeError, TypeError):  # scrolled while the view is being destroyed: nobody listens
-            pass
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self.owner._place_minimap()
-
-    def wheelEvent(self, event: QWheelEvent) -> None:
-        delta = event.angleDelta().y() or event.pixelDelta().y()
-        if delta:
-            self.owner._zoom_by(1.0015 ** delta, anchor_under_mouse=True)
-        event.accept()
-
-    def viewportEvent(self, event: QEvent) -> bool:
-        t = event.type()
-        if t == QEvent.Type.NativeGesture:
-            try:
-                if event.gestureType() == Qt.NativeGestureType.ZoomNativeGesture:
-                    self.owner._zoom_by(1.0 + event.value(), anchor_under_mouse=True)
-                    return True
-            except AttributeError:
-                pass
-        elif t == QEvent.Type.Gesture:
-            pinch = event.gesture(Qt.GestureType.PinchGesture)
-            if pinch is not None:
-                self.owner._zoom_by(pinch.scaleFactor(), anchor_under_mouse=True)
-                return True
-        return super().viewportEvent(event)
-
-    def mousePressEvent(self, event: QMouseEvent) -> None:
-        self._press = event.position()
-        super().mousePressEvent(event)
-
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
-        super().mouseReleaseEvent(event)
-        if self._press is not None and event.button() == Qt.MouseButton.LeftButton:
-            moved = (event.position() - self._press).manhattanLength()
-            if moved < 4:
-                self.owner._click(self.mapToScene(event.position().toPoint()), double=False)
-        self._press = None
-
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:
-        super().mouseMoveEvent(event)
-        if not event.buttons():
-            text = self.owner._tooltip(self.mapToScene(event.position().toPoint()))
-            if text:
-                QToolTip.showText(event.globalPosition().toPoint(), text, self.viewport())
-            else:
-                QToolTip.hideText()
-
-    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
-        if event.button() == Qt.MouseButton.LeftButton:
-            self.owner._click(self.mapToScene(event.position().toPoint()), double=True)
-            event.accept()
-            return
-        super().mouseDoubleClickEvent(event)
-
-
-class _Minimap(QWidget):
-    """A thumbnail of the whole drawing with the visible rectangle; click or drag to move there."""
-
-    MAX_W, MAX_H = 150, 220
-
-    def __init__(self, owner: "GraphView", parent: QWidget):
-        super().__init__(parent)
-        self.owner = owner
-        self.thumb: QImage | None = None
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, False)
-
-    def set_thumb(self, img: QImage | None, w: float, h: float) -> None:
-        self.thumb = img
-        if w <= 0 or h <= 0:
-            self.hide()
-            return
-        s = min(self.MAX_W / w, self.MAX_H / h)
-        self.resize(max(24, int(w * s) + 6), max(24, int(h * s) + 6))
-        self.show()
-        self.owner._place_minimap()
-
-    def _scale(self) -> tuple[float, float, float]:
-        d = self.owner._data
-        if d is None:
-            return 1.0, 3.0, 3.0
-        W, H = max(d.lay.width, 1.0), max(d.lay.height, 1.0)
-        s = min((self.width() - 6) / W, (self.height() - 6) / H)
-        return s, 3.0 + ((self.width() - 6) - W * s) / 2, 3.0 + ((self.height() - 6) - H * s) / 2
-
-    def paintEvent(self, event) -> None:
-        d = self.owner._data
-        if d is None:
-            return
-        p = QPainter(self)
-        dark = palette.is_dark(self.palette())
-        p.fillRect(self.rect(), QColor(30, 30, 34, 210) if dark else QColor(250, 250, 252, 220))
-        p.setPen(QColor("#8d949e"))
-        p.drawRect(self.rect().adjusted(0, 0, -1, -1))
-        s, ox, oy = self._scale()
-        if self.thumb is not None:
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-            p.drawImage(QRectF(ox, oy, d.lay.width * s, d.lay.height * s), self.thumb)
-        vis = self.owner._canvas.mapToScene(self.owner._canvas.viewport().rect()).boundingRect()
-        pen = QPen(palette.SELECT)
-        pen.setWidthF(1.5)
-        p.setPen(pen)
-        p.setBrush(QColor(255, 140, 0, 40))
-        r = QRectF(ox + vis.x() * s, oy + vis.y() * s, max(3.0, vis.width() * s), max(3.0, vis.height() * s))
-        p.drawRect(r.intersected(QRectF(self.rect()).adjusted(1, 1, -1, -1)))
-        p.end()
-
-    def _jump(self, pos: QPointF) -> None:
-        s, ox, oy = self._scale()
-        self.owner._canvas.centerOn(QPointF((pos.x() - ox) / s, (pos.y() - oy) / s))
-        self.update()
-
-    def mousePressEvent(self, event) -> None:
-        self._jump(event.position())
-
-    def mouseMoveEvent(self, event) -> None:
-        if event.buttons() & Qt.MouseButton.LeftButton:
-            self._jump(event.position())
-
-
-def paint_key(p: QPainter, width: int, y: float, lh: float, text: QColor, title: str,
-              rows: list) -> float:
-    """Draw a key on a canvas: ``title`` in bold, then one swatch and label per (colour, label) of
-    ``rows``, from ``y`` down; returns the ``y`` below it. The error overlay's legend and the structural
-    diff's key look alike this way."""
-    f = p.font()
-    f.setBold(True)
-    p.setFont(f)
-    p.setPen(text)
-    p.drawText(QRectF(8, y, width - 12, lh), Qt.AlignmentFlag.AlignVCenter, title)
-    f.setBold(False)
-    p.setFont(f)
-    y += lh
-    for colour, label in rows:
-        p.setPen(QColor(colour).darker(160))
-        p.setBrush(colour)
-        p.drawRect(QRectF(8, y + 2, 22, lh - 5))
-        p.setPen(text)
-        p.drawText(QRectF(36, y, width - 40, lh), Qt.AlignmentFlag.AlignVCenter, label)
-        y += lh
-    return y
-
-
-_LEGEND_TITLE = "max |A − B| per layer"
-_PAIR_TITLE = "paired by"
-_LEGEND_KEYS = ("wrong itself (source)", "inherited from upstream", "layout-only op", "first divergence")
-
-
-class _Legend(QWidget):
-    """The error overlay's key, in the bottom-left corner: one swatch per colour (absolute error) and
-    the outline of each status."""
-
-    def __init__(self, owner: "GraphView", parent: QWidget):
-        super().__init__(parent)
-        self.owner = owner
-        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
-        self.rows: list[tuple[QColor, str]] = []
-        self.pair_rows: list[tuple[str, str, QColor, str]] = []
-
-    def set_overlay(self, ov) -> None:
-        self.rows = ov.legend() if ov is not None else []
-        self._fit()
-
-    def set_pairing(self, pairing) -> None:
-        self.pair_rows = pairing.legend() if pairing is not None else []
-        self._fit()
-
-    def _fit(self) -> None:
-        if (not self.rows and not self.pair_rows) or not self.owner.show_legend:
-            self.hide()
-            return
-        from PySide6.QtGui import QFontMetrics
-
-        fm = QFontMetrics(self.font())
-        bold = self.font()
-        bold.setBold(True)
-        texts = [t for _c, t in self.rows] + [t for *_x, t in self.pair_rows]
-        if self.rows:
-            texts += list(_LEGEND_KEYS)
-        w = max([fm.horizontalAdvance(t) for t in texts]
-                + [QFontMetrics(bold).horizontalAdvance(t) - 28 for t in self._titles()]) + 48
-        n = (len(self.rows) + 5 if self.rows else 0) + (len(self.pair_rows) + 1 if self.pair_rows else 0)
-        self.resize(w, n * (fm.height() + 2) + 12)
-        self.show()
-        self.owner._place_minimap()
-
-    def _titles(self) -> list[str]:
-        return ([_LEGEND_TITLE] if self.rows else []) + ([_PAIR_TITLE] if self.pair_rows else [])
-
-    def paintEvent(self, event) -> None:
-        from . import overlay as ov
-
-        if not self.rows and not self.pair_rows:
-            return
-        p = QPainter(self)
-        dark = palette.is_dark(self.palette())
-        p.fillRect(self.rect(), QColor(30, 30, 34, 225) if dark else QColor(250, 250, 252, 235))
-        p.setPen(QColor("#8d949e"))
-        p.drawRect(self.rect().adjusted(0, 0, -1, -1))
-        text = QColor("#e6e9ef") if dark else QColor("#1f2328")
-        fm = p.fontMetrics()
-        lh = fm.height() + 2
-        y = 6
-        f = p.font()
-        if self.rows:
-            y = paint_key(p, self.width(), y, lh, text, _LEGEND_TITLE, self.rows)
-        oc = ov.outline_colors(dark)
-        keys = zip((oc["source"], oc["inherited"], oc["layout"], oc["first"]),
-                   (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.SolidLine),
-                   (2.5, 2.0, 2.0, 2.5), _LEGEND_KEYS if self.rows else ())
-        for colour, style, width, label in keys:
-            pen = QPen(colour)
-            pen.setWidthF(width)
-            pen.setStyle(style)
-            p.setPen(pen)
-            p.setBrush(Qt.BrushStyle.NoBrush)
-            p.drawRoundedRect(QRectF(9, y + 3, 20, lh - 7), 3 if label == "first divergence" else 0, 3)
-            p.setPen(text)
-            p.drawText(QRectF(36, y, self.width() - 40, lh), Qt.AlignmentFlag.AlignVCenter, label)
-            y += lh
-        if self.pair_rows:
-            f.setBold(True)
-            p.setFont(f)
-            p.setPen(text)
-            p.drawText(QRectF(8, y, self.width() - 12, lh), Qt.AlignmentFlag.AlignVCenter, _PAIR_TITLE)
-            y += lh
-            small = QFont(f)
-            small.setPixelSize(10)
-            for kind, letter, colour, label in self.pair_rows:
-                box = QRectF(12, y + 2, 15, lh - 4)
-                if kind == "unmatched":
-                    p.setPen(QPen(colour, 1.5, Qt.PenStyle.DashLine))
-                    p.setBrush(QBrush(colour, Qt.BrushStyle.BDiagPattern))
-                    p.drawRect(QRectF(8, y + 2, 22, lh - 5))
-                else:
-                    p.setPen(Qt.PenStyle.NoPen)
-                    p.setBrush(colour)
-                    p.drawRect(box)
-                    p.setFont(small)
-                    p.setPen(QColor("white"))
-                    p.drawText(box, Qt.AlignmentFlag.AlignCenter, letter)
-                    p.setFont(f)
-                f.setBold(False)
-                p.setFont(f)
-                p.setPen(text)
-                p.drawText(QRectF(36, y, self.width() - 40, lh), Qt.AlignmentFlag.AlignVCenter, label)
-                y += lh
-        p.end()
-
-
-def _thumbnail(d: LayoutData) -> QImage:
-    """A small picture of the whole layout for the minimap (boxes and lines only)."""
-    from .item import paint_layout
-
-    W, H = max(d.lay.width, 1.0), max(d.lay.height, 1.0)
-    s = min(_Minimap.MAX_W * 2 / W, _Minimap.MAX_H * 2 / H)
-    img = QImage(max(1, int(W * s) + 1), max(1, int(H * s) + 1), QImage.Format.Format_ARGB32_Premultiplied)
-    img.fill(Qt.GlobalColor.transparent)
-    p = QPainter(img)
-    p.scale(s, s)
-    paint_layout(p, d, QRectF(0, 0, W, H), s, selected=-1, dark=False, text=False)
-    p.end()
-    return img
-
-
 class GraphView(QWidget):
     """The graph canvas.
 
     Signals: ``nodeSelected(int)`` (node index, -1 for none), ``drawn()`` (a requested layout is on
     screen), ``busy(bool)`` (a layout is being computed), ``viewChanged()`` (panned or zoomed),
-    ``groupToggled(int, bool)`` (a group expanded (True) or collapsed; -1: all of them).
+    ``groupToggled(int, bool)`` (a group expanded (True) or collapsed; -1: all of them), ``exported(str,
+    str)`` (a picture written in the background, or the error line).
     """
+
+    READABLE_ZOOM = READABLE_ZOOM
 
     nodeSelected = Signal(int)
     drawn = Signal()
+    exported = Signal(str, str)     # path, error line ("" when written): export_dialog's background result
     busy = Signal(bool)
     viewChanged = Signal()
     groupToggled = Signal(int, bool)
@@ -351,21 +69,22 @@ class GraphView(QWidget):
         self._req = itertools.count(1)
         self._latest = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-layout")
+        self._export_pool: ThreadPoolExecutor | None = None
         self._bridge = _Bridge()
         self._bridge.done.connect(self._on_layout, Qt.ConnectionType.QueuedConnection)
         self._scene = QGraphicsScene(self)
         self._scene.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         self._item = GraphItem()
         self._scene.addItem(self._item)
-        self._canvas = _Canvas(self)
+        self._canvas = Canvas(self)
         self._canvas.setScene(self._scene)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self._canvas)
         # a child of this widget, not of the viewport: QGraphicsView scrolls the viewport's children
-        self._minimap = _Minimap(self, self)
+        self._minimap = Minimap(self, self)
         self._minimap.hide()
-        self._legend = _Legend(self, self)
+        self._legend = Legend(self, self)
         self._legend.hide()
         self._overlay = None
         self._pairing = None
@@ -398,8 +117,7 @@ class GraphView(QWidget):
             self._expanded = set()
             self._show(None)
             return
-        self._item.dark = palette.is_dark(self.palette())
-        self._scene.setBackgroundBrush(self.palette().base())
+        self._apply_theme()
         if same:
             self._request(set(self._expanded), keep_view=True)
             return
@@ -581,6 +299,7 @@ class GraphView(QWidget):
     def _request(self, expanded: set[int], keep_view: bool = True, initial: bool = False) -> None:
         rid = self._latest = next(self._req)
         pack = self.pack
+        dark = self._item.dark
         self.busy.emit(True)
 
         def work():
@@ -592,7 +311,7 @@ class GraphView(QWidget):
                 d = LayoutData(lay, pack)
                 if rid != self._latest:
                     return
-                d.thumb = _thumbnail(d)
+                d.thumb = thumbnail(d, dark)
                 d.seconds = time.perf_counter() - t
                 self._bridge.done.emit(rid, (d, keep_view, initial), None)
             except Exception as exc:  # a bug must not leave the view busy forever
@@ -631,7 +350,7 @@ class GraphView(QWidget):
         self._scene.setSceneRect(b.adjusted(-m, -m, m, m))
         thumb = getattr(d, "thumb", None)
         if thumb is None:
-            thumb = d.thumb = _thumbnail(d)
+            thumb = d.thumb = thumbnail(d, self._item.dark)
         self._minimap.set_thumb(thumb, d.lay.width, d.lay.height)
         if self._center_on_node is not None and d.node_row[self._center_on_node] >= 0:
             self._center_node(self._center_on_node)
@@ -644,15 +363,21 @@ class GraphView(QWidget):
         canvas.viewport().update()
 
     def _initial_view(self) -> None:
-        """Fit the width (never beyond 100 %), top aligned: the start of the graph, readable."""
+        """Open where a first-time user can read it: the whole graph when it fits at the readable zoom,
+        else the readable zoom anchored on the graph's inputs at the top (the minimap shows the rest)."""
         d = self._data
-        vw = max(50, self._canvas.viewport().width())
-        s = min(1.0, (vw - 20) / max(d.lay.width + 40, 1.0))
-        s = max(s, 0.05)
-        self._canvas.resetTransform()
-        self._canvas.scale(s, s)
-        vh = self._canvas.viewport().height() / s
-        self._canvas.centerOn(QPointF(d.lay.width / 2, min(d.lay.height / 2, vh / 2 - 20)))
+        c = self._canvas
+        vw, vh = max(50, c.viewport().width()), max(50, c.viewport().height())
+        s = READABLE_ZOOM
+        c.resetTransform()
+        c.scale(s, s)
+        cx = d.lay.width / 2
+        if d.bounds.width() * s > vw:
+            lo, hi = _top_row_span(d)
+            cx = (lo + hi) / 2 if (hi - lo) * s <= vw - 40 else lo - 20 + vw / (2 * s)
+        cy = d.lay.height / 2 if d.bounds.height() * s <= vh else d.bounds.top() + vh / (2 * s)
+        c.centerOn(QPointF(cx, cy))
+        self._minimap.update()
         self.viewChanged.emit()
 
     def _center_node(self, i: int) -> None:
@@ -694,15 +419,36 @@ class GraphView(QWidget):
                 self._pool.submit(self._prefetch, pack, 0)
 
     # -- interaction ---------------------------------------------------------------------------------
-    def _zoom_by(self, f: float, anchor_under_mouse: bool = False) -> None:
+    def _zoom_by(self, f: float, anchor: QPoint | None = None) -> None:
+        """Zoom by ``f`` keeping the scene point under viewport point ``anchor`` where it is on screen;
+        without one, about the selected node when it is on screen, else about the viewport's middle."""
         c = self._canvas
         cur = c.transform().m11()
         f = max(0.00005 / cur, min(f, 8.0 / cur))
-        c.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse if anchor_under_mouse
-                                  else QGraphicsView.ViewportAnchor.AnchorViewCenter)
-        c.scale(f, f)
+        if anchor is None:
+            anchor = self._zoom_anchor()
+        before = c.mapToScene(anchor)
+        # room to pan: the scene grows to hold the view about the anchor (a graph narrower than the
+        # view would otherwise be centred by the canvas, and the anchor would jump)
+        z = cur * f
+        vp = c.viewport().rect()
+        want = QRectF(before.x() - anchor.x() / z, before.y() - anchor.y() / z, vp.width() / z, vp.height() / z)
+        if not self._scene.sceneRect().contains(want):
+            self._scene.setSceneRect(self._scene.sceneRect().united(want.adjusted(-2 / z, -2 / z, 2 / z, 2 / z)))
+        c.scale(f, f)                         # the canvas has no transformation anchor of its own
+        after = c.mapToScene(anchor)
+        c.translate(after.x() - before.x(), after.y() - before.y())
         self._minimap.update()
         self.viewChanged.emit()
+
+    def _zoom_anchor(self) -> QPoint:
+        vp = self._canvas.viewport().rect()
+        r = self.node_scene_rect(self._selected) if self._selected >= 0 else None
+        if r is not None:
+            at = self._canvas.mapFromScene(r.center())
+            if vp.contains(at):
+                return at
+        return vp.center()
 
     def _place_minimap(self) -> None:
         vp = self._canvas.viewport()
@@ -714,54 +460,12 @@ class GraphView(QWidget):
         self._legend.raise_()
 
     def hit(self, pos: QPointF) -> tuple[str, int]:
-        """What is at a scene point: ("node", i), ("box", g), ("frame", g), ("frame-marker", g),
+        """What is at a scene point: ("node", i), ("io", k), ("box", g), ("frame", g), ("frame-marker", g),
         ("box-marker", g) or ("", -1)."""
-        d = self._data
-        if d is None:
-            return "", -1
-        x, y = pos.x(), pos.y()
-        x0, y0, x1, y1 = d.n
-        k = np.flatnonzero((x0 <= x) & (x <= x1) & (y0 <= y) & (y <= y1))
-        if len(k):
-            return "node", int(d.lay.node_idx[k[0]])
-        x0, y0, x1, y1 = d.b
-        k = np.flatnonzero((x0 <= x) & (x <= x1) & (y0 <= y) & (y <= y1))
-        if len(k):
-            g = int(d.lay.box_idx[k[0]])
-            return ("box-marker" if x >= x1[k[0]] - 24 and y <= y0[k[0]] + 22 else "box"), g
-        x0, y0, x1, y1 = d.f
-        k = np.flatnonzero((x0 <= x) & (x <= x1) & (y0 <= y) & (y <= y1))
-        if len(k):
-            j = k[-1]                         # innermost frame: frames are listed parent first
-            g = int(d.lay.frame_idx[j])
-            if y <= y0[j] + 24:
-                return ("frame-marker" if x >= x1[j] - 26 else "frame"), g
-            return "frame", g
-        return "", -1
+        return hits.hit(self._data, pos)
 
     def _tooltip(self, pos: QPointF) -> str:
-        """Text for the item under a scene point: a node's op, name and output shapes, or a group's path."""
-        kind, idx = self.hit(pos)
-        pack = self.pack
-        if kind == "node":
-            out = [pack.edge_text(int(e)) for e in np.flatnonzero(pack.edge_src == idx)[:1]]
-            lines = [f"{pack.op_type(idx)}  {pack.names[idx]}"] + [f"→ {t}" for t in out if t]
-            ov = self._overlay
-            if ov is not None and ov.status[idx] >= 0:
-                lv = float(ov.level[idx])
-                err = "not compared" if lv != lv else \
-                    ("exact" if lv == float("-inf") else f"max |A − B| {ov.atol * 10 ** lv:.3g}")
-                lines.append(f"{err} · {ov.status_of(idx)}")
-            pr = self._pairing
-            if pr is not None and pr.method_of(idx):
-                lines.append(f"paired by {pr.method_of(idx)}")
-            elif pr is not None and pr.unmatched[idx]:
-                lines.append("no partner in the other model")
-            return "\n".join(lines)
-        if kind.startswith(("box", "frame")) and idx > 0:
-            what = "double-click to expand" if kind.startswith("box") else "double-click the title to collapse"
-            return f"{pack.group_paths[idx]}  ({int(pack.group_count[idx]):,} nodes; {what})"
-        return ""
+        return hits.tooltip(self.pack, self._data, pos, self._overlay, self._pairing)
 
     def keyPressEvent(self, event) -> None:
         key = event.key()
@@ -791,17 +495,34 @@ class GraphView(QWidget):
                 self.select(-1, center=False)
 
     def changeEvent(self, event) -> None:
-        # a theme switch: the frames, the overlay's outlines and the legend have a light and a dark set
-        if event.type() == QEvent.Type.PaletteChange:
-            self._item.dark = palette.is_dark(self.palette())
-            self._scene.setBackgroundBrush(self.palette().base())
-            self._item.update()
-            self._legend.update()
+        # a theme switch (MainWindow.set_theme changes the application's palette at runtime): the canvas,
+        # the frames, the overlay's outlines, the minimap and the legend have a light and a dark set
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self._apply_theme()
         super().changeEvent(event)
+
+    def _apply_theme(self) -> None:
+        dark = palette.is_dark(self.palette())
+        changed = dark != self._item.dark
+        self._item.dark = dark
+        self._scene.setBackgroundBrush(palette.canvas_background(self.palette()))
+        if changed and self._data is not None:
+            self._data.thumb = thumbnail(self._data, dark)
+            self._minimap.thumb = self._data.thumb
+        self._item.update()
+        self._minimap.update()
+        self._legend.update()
+
+    @property
+    def dark(self) -> bool:
+        """Whether the canvas is drawn in its dark set (it follows the window's palette)."""
+        return self._item.dark
 
     def closeEvent(self, event) -> None:
         self._latest = next(self._req)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._export_pool is not None:
+            self._export_pool.shutdown(wait=False)
         super().closeEvent(event)
 
     def node_scene_rect(self, i: int) -> QRectF | None:
@@ -824,3 +545,54 @@ class GraphView(QWidget):
     @property
     def canvas(self) -> QGraphicsView:
         return self._canvas
+
+    # -- export --------------------------------------------------------------------------------------
+    def export_snapshot(self, whole: bool = True):
+        """What :meth:`export_image` paints (an :class:`~app.graph_view.export.Snapshot`; None with no
+        graph): the whole drawing at a readable scale, or the part on screen at the current zoom."""
+        from .export import Snapshot
+
+        d = self._data
+        if d is None:
+            return None
+        kw = dict(background=self._scene.backgroundBrush().color(), dark=self._item.dark, selected=self._selected,
+                  overlay=self._overlay, group_bins=self._item.group_bins, pairing=self._pairing)
+        if whole:
+            return Snapshot.whole(d, **kw)
+        vis = self._canvas.mapToScene(self._canvas.viewport().rect()).boundingRect()
+        return Snapshot(d, vis, self.zoom, **kw)
+
+    def export_image(self, path: str, whole: bool = True):
+        """Write the graph to ``path`` as PNG or SVG (by the extension): the whole graph at a readable
+        scale (``whole``) or the visible part as it is on screen. Returns the picture's size (QSize).
+        Any thread may render a snapshot (see :mod:`.export`); this call renders on the caller's."""
+        from .export import render
+
+        snap = self.export_snapshot(whole)
+        if snap is None:
+            raise ValueError("no graph to export: open a model first")
+        return render(snap, path)
+
+    def export_dialog(self) -> None:
+        """View ▸ Export graph…: ask for a file (PNG or SVG) and the extent, render it in the background;
+        the window's status bar says where it went, a message box says what went wrong."""
+        from .export_dialog import ask_export
+
+        ask_export(self)
+
+
+def _top_row_span(d: LayoutData) -> tuple[float, float]:
+    """Horizontal extent of the graph's inputs (its input nodes; else the topmost row of drawn items)."""
+    io = getattr(d.lay, "io_rect", None)
+    kinds = getattr(d.pack, "io_kind", None)
+    rows = []
+    if io is not None and len(io) and kinds is not None and len(kinds):
+        rows = [io[np.asarray(kinds)[d.lay.io_idx] == 1]]
+    if not rows or not len(rows[0]):
+        rows = [r for r in (d.lay.node_rect, d.lay.box_rect) if len(r)]
+    if not rows:
+        return 0.0, d.lay.width
+    allr = np.concatenate(rows)
+    top = allr[:, 1].min()
+    first = allr[allr[:, 1] <= top + 1.0]
+    return float(first[:, 0].min()), float((first[:, 0] + first[:, 2]).max())
