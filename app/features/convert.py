@@ -1,13 +1,15 @@
 """Converting from the window: a file dropped on a target, the planned route and its options, the
-conversion job with progress and Cancel in the status bar, the result opened in a tab (and its parity check).
+conversion job with progress (the step, a busy bar, the seconds elapsed) and Cancel in the dialog and the
+status bar, the result opened in a tab (and its parity check).
 
 A mixin of :class:`app.main_window.MainWindow`: its methods use the window's widgets and job registry."""
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 
 from converters.errors import ErrorKind
 
@@ -37,13 +39,19 @@ class ConvertFeature:
         self.notice.hide()
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
-        def accepted() -> None:
-            params = dlg.params()
+        def requested(params: dict) -> None:
             if trust:
                 params["options"]["trust"] = True
-            self.run_conversion(params)
+            dlg.follow(self.run_conversion(params))
 
-        dlg.accepted.connect(accepted)
+        dlg.convertRequested.connect(requested)
+        key = id(dlg)
+
+        def forget() -> None:
+            if id(self.convert_dialog) == key:
+                self.convert_dialog = None
+
+        dlg.destroyed.connect(forget)
         self.convert_dialog = dlg
         dlg.open()
         return dlg
@@ -54,18 +62,34 @@ class ConvertFeature:
         label = TARGET_LABELS.get(to, to)
         job = self.jobs.run("convert", params, title=f"convert {os.path.basename(src)} → {label}")
         self._status_job = job
-        self.job_label.setText(f"Converting {os.path.basename(src)} → {label}")
-        self.job_bar.setRange(0, 0)
+        said = [f"Converting {os.path.basename(src)} → {label}"]
+        self.job_bar.setRange(0, 0)  # busy while a step reports nothing; the seconds say it is alive
         for w in (self.job_label, self.job_bar, self.job_cancel):
             w.show()
+        tick = QTimer(self)
+        tick.setInterval(500)
+
+        def show_label() -> None:
+            if job is self._status_job:
+                took = job.elapsed
+                self.job_label.setText(said[0] + (f" · {int(took)} s" if took is not None else ""))
+
+        tick.timeout.connect(show_label)
+        tick.start()
+        show_label()
 
         def progress(f, m) -> None:
             if job is self._status_job:
-                show_fraction(self.job_bar, f)
+                # the convert task reports i/n as each step starts; within a step it says nothing
+                show_fraction(self.job_bar, None if f is not None and f < 1 else f)
                 if m:
-                    self.job_label.setText(f"{label}: {m}")
+                    step = re.match(r"\s*(\d+)/(\d+)\s+(.*)", m)
+                    said[0] = f"{label}: step {step[1]} of {step[2]}, {step[3]}" if step else f"{label}: {m}"
+                show_label()
 
         def ended() -> None:
+            tick.stop()
+            tick.deleteLater()
             if job is self._status_job:
                 for w in (self.job_label, self.job_bar, self.job_cancel):
                     w.hide()
