@@ -4,7 +4,7 @@ Every file is opened by a worker job (:mod:`app.jobs`); the GUI thread only draw
 The window is composition: it builds the widgets and docks and opens files into tabs; its menus and
 actions (:mod:`app.window_actions`), settings and recent files (:mod:`app.window_settings`), tab bar
 (:mod:`app.window_tabs`) and the features with their own actions, dialogs and jobs
-(:mod:`app.features`: convert, parity, structural diff, attach, find) are mixed into :class:`MainWindow`.
+(:mod:`app.features`: convert, parity, structural diff, attach, find, context menus) are mixed into :class:`MainWindow`.
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QListWidget, QM
 
 from converters.formats.registry import file_filter
 
-from .features import AttachFeature, ConvertFeature, FindFeature, ParityFeature, StructDiffFeature
+from .features import (AttachFeature, ContextMenuFeature, ConvertFeature, FindFeature, ParityFeature,
+                       StructDiffFeature)
 from .jobs import JobRegistry, QtJob
 from .panels.convert import ConvertDialog, ConvertStrip, file_mime, local_paths
 from .panels.inspector import Inspector
@@ -25,7 +26,7 @@ from .panels.model_tab import Banner, ModelTab
 from .panels.parity import ParityPanel
 from .window_actions import WindowActions
 from .window_settings import MAX_RECENT, WindowSettings
-from .window_tabs import DragTabBar
+from .window_tabs import TabsFeature
 
 __all__ = ["MainWindow", "MAX_RECENT", "FILE_FILTER"]
 
@@ -33,8 +34,8 @@ FILE_FILTER = file_filter()  # every registered format's extensions (converters.
 INSPECTOR_WIDTH = 260     # the default layout leaves the graph at least 65 % of a 1280×800 window
 
 
-class MainWindow(WindowActions, WindowSettings, FindFeature, ConvertFeature, StructDiffFeature, ParityFeature,
-                 AttachFeature, QMainWindow):
+class MainWindow(WindowActions, WindowSettings, TabsFeature, FindFeature, ContextMenuFeature, ConvertFeature,
+                 StructDiffFeature, ParityFeature, AttachFeature, QMainWindow):
     """``open_path(path)`` is what File ▸ Open, recent files, the command line and drops all call."""
 
     tabOpened = Signal(object)
@@ -50,10 +51,9 @@ class MainWindow(WindowActions, WindowSettings, FindFeature, ConvertFeature, Str
 
         # central area: notice banner, welcome page or tabs (the convert strip sits in the toolbar)
         self.tabs = QTabWidget(self)
-        self.tabs.setTabBar(DragTabBar(self))
+        self._setup_tabs()          # before the settings below: they go to the tab bar it sets
         self.tabs.setTabsClosable(True)
         self.tabs.setDocumentMode(True)
-        self.tabs.setElideMode(Qt.TextElideMode.ElideMiddle)
         self.tabs.tabCloseRequested.connect(self.close_tab)
         self.tabs.currentChanged.connect(self._current_changed)
         self.welcome = self._make_welcome()

@@ -4,6 +4,7 @@ A mixin of :class:`app.main_window.MainWindow`: the actions call the window's an
 """
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMessageBox, QToolBar
 
@@ -49,6 +50,15 @@ class WindowActions:
         self.act_attach = self._action("&Attach architecture…", self.attach_architecture,
                                        tip="Build a graph from a weights-only checkpoint with your model class")
         self.act_about = self._action("&About Tensorbridge", self.about)
+        self.act_shortcuts = self._action("&Keyboard shortcuts", self.show_shortcuts, "F1",
+                                          "Every shortcut of the window")
+        # Ctrl+C in a graph (a tab): other widgets (the find box, the inspector) keep their own copy
+        self.act_copy = QAction("&Copy node name", self)
+        self.act_copy.setShortcut(QKeySequence.StandardKey.Copy)
+        self.act_copy.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.act_copy.setStatusTip("Copy the name of the node selected in the graph")
+        self.act_copy.triggered.connect(lambda _c=False: self.copy_selection())
+        self.tabs.addAction(self.act_copy)
         self.act_compare = self._action("Compare &with…", self.compare_with, "Ctrl+Shift+K",
                                         "Run two models on the same inputs and compare their outputs")
         self.act_first_divergence = self._action("Go to first &divergence", self.go_to_first_divergence, "Ctrl+Shift+D",
@@ -68,6 +78,9 @@ class WindowActions:
         fm.addAction(self.act_close)
         fm.addSeparator()
         fm.addAction(self.act_quit)
+
+        em = mb.addMenu("&Edit")
+        em.addAction(self.act_copy)
 
         vm = mb.addMenu("&View")
         for a in (self.act_find, self.act_find_next, self.act_find_prev, self.act_find_all, None,
@@ -108,6 +121,7 @@ class WindowActions:
         mm.addAction(self.act_attach)
 
         hm = mb.addMenu("&Help")
+        hm.addAction(self.act_shortcuts)
         hm.addAction(self.act_about)
 
         tb = QToolBar("Main", self)
@@ -145,6 +159,15 @@ class WindowActions:
             a.setEnabled(tab is not None)
         self.act_compare.setEnabled(tab is not None)
         self.act_struct_diff.setEnabled(tab is not None)
+
+    def show_shortcuts(self):
+        """Help ▸ Keyboard shortcuts: the list made from the window's actions."""
+        from .features.shortcuts import ShortcutsDialog
+
+        dlg = ShortcutsDialog(self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.show()
+        return dlg
 
     def about(self) -> None:
         QMessageBox.about(self, "About Tensorbridge",

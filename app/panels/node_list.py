@@ -39,6 +39,10 @@ class NodeList(QWidget):
     def select(self, i: int) -> None:
         self.list.setCurrentRow(i)
 
+    @property
+    def selected(self) -> int:
+        return self.list.currentRow()
+
     def find(self, text: str) -> list[int]:
         hits = self.doc.find(text) if self.doc is not None and text else []
         if hits:
