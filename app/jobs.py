@@ -296,14 +296,17 @@ class JobRegistry(QObject):
     def is_kept(self, folder: str) -> bool:
         return os.path.realpath(folder) in self._kept
 
-    def release(self, folder: str) -> bool:
+    def release(self, folder: str, *, force: bool = False) -> bool:
         """The view that showed ``folder`` is done with it: remove it now, or once no running job reads it
-        (a layer's tensors, a reduction reusing the comparison). A kept folder, or one the window did not
-        make, stays. Returns whether it is gone."""
+        (a layer's tensors, a reduction reusing the comparison; ``force``: now, the jobs are ended). A
+        kept folder, one the window did not make, and every folder under ``TENSORBRIDGE_KEEP_JOBS=1``
+        stay. Returns whether it is gone."""
+        from converters.jobs.limits import keep_jobs
+
         folder = os.path.realpath(folder)
-        if folder in self._kept or folder not in self._folders:
+        if folder in self._kept or folder not in self._folders or keep_jobs():
             return not os.path.exists(folder)
-        if any(_reads(j, folder) for j in self.jobs if _alive(j)):
+        if not force and any(_reads(j, folder) for j in self.jobs if _alive(j)):
             self._waiting.add(folder)
             return False
         self._waiting.discard(folder)
@@ -330,7 +333,7 @@ class JobRegistry(QObject):
         for j in self.jobs:
             j.release()
         for f in list(self._folders):
-            self.release(f)
+            self.release(f, force=True)  # the workers were ended above
         self.closed = True
 
     def running(self) -> list[QtJob]:

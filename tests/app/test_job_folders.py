@@ -83,6 +83,25 @@ def test_comparison_folder_lives_while_shown_and_a_new_result_removes_it(window,
     assert _left(jobs_dir) == []
 
 
+def test_a_folder_a_running_job_reads_outlives_its_replacement_until_that_job_ends(window, qtbot, jobs_dir, pair):
+    from converters.jobs.protocol import LayerTensorsParams
+
+    first = _compare(window, qtbot, *pair)
+    folder1 = first.params["save_dir"]
+    index = int(window.parity.result["layers"][0]["index"])
+    reader = window.jobs.run("layer_tensors", LayerTensorsParams(folder1, index).to_dict(), title="tensors")
+    second = window.parity.start(compare_params(*pair, per_layer=True))  # replaces the dock's result
+    assert reader.running and os.path.isdir(folder1)  # still read: not removed under the reader
+    qtbot.waitUntil(lambda: not reader.running and not second.running, timeout=JOB_TIMEOUT)
+    assert reader.state == "done", reader.error
+    qtbot.waitUntil(lambda: not os.path.exists(folder1), timeout=10_000)
+    assert os.path.isdir(second.params["save_dir"])
+    reader.release()
+    window.jobs.close()
+    window.close()
+    assert _left(jobs_dir) == []
+
+
 def test_cancelled_comparison_leaves_no_folder(window, qtbot, jobs_dir, pair):
     from PySide6.QtCore import Qt
 
