@@ -58,6 +58,7 @@ class _Row:
         self.log = QPushButton("Log")
         self.log.setToolTip("Show everything the worker printed")
         self.log.clicked.connect(lambda: panel.show_log(job))
+        self.kept_in = ""   # the folder the user chose to keep
         job.progress.connect(self.on_progress)
         job.ended.connect(self.on_end)
 
@@ -79,6 +80,8 @@ class _Row:
             text = "cancelled"
         else:
             text = f"failed: {job.error}"
+        if self.kept_in:
+            text += f" · files kept in {self.kept_in}"
         self.item.setText(1, text)
         self.item.setToolTip(1, text)
 
@@ -176,8 +179,10 @@ class JobsPanel(QWidget):
         folder = self.registry.keep(job)
         row = self.by_job.get(job.id)
         if row is not None and folder:
+            row.kept_in = folder
             row.item.setToolTip(0, f"{job.title}\nfiles kept in {folder}")
-            row.item.setText(0, f"{job.title} (files kept)")
+            if not job.running:
+                row.on_end()
         return folder
 
     def _context_menu(self, pos) -> None:
