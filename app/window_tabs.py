@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QApplication, QMenu, QTabBar
 
 __all__ = ["DragTabBar", "TabsFeature", "distinct_titles"]
 
-MIN_TAB_CHARS = 14   # a tab is never narrower than this many characters of its title: the bar scrolls instead
+MIN_TAB_CHARS = 20   # a tab is never narrower than this many characters of its title: the bar scrolls instead
 BASE = Qt.ItemDataRole.UserRole  # unused by QTabBar itself; tabData holds each tab's title before disambiguation
 
 
@@ -82,12 +82,15 @@ class DragTabBar(QTabBar):
         QTimer.singleShot(0, self, self._window.retitle_tabs)
 
     def minimumTabSizeHint(self, index: int) -> QSize:
-        # Qt would elide every title down to "…" before it shows the scroll buttons
+        # Qt would elide every title down to "…" before it shows the scroll buttons; a title that carries
+        # its distinguishing folders is never elided (the folders are what tells it apart)
         hint = super().minimumTabSizeHint(index)
         full = self.tabSizeHint(index)
         text = self.tabText(index)
-        want = self.fontMetrics().horizontalAdvance(text[:MIN_TAB_CHARS] + "…") + (full.width()
-                                                                                  - self.fontMetrics().horizontalAdvance(text))
+        if text != self.tabData(index) and isinstance(self.tabData(index), str):
+            return QSize(max(hint.width(), full.width()), hint.height())
+        fm = self.fontMetrics()
+        want = fm.horizontalAdvance(text[:MIN_TAB_CHARS] + "…") + full.width() - fm.horizontalAdvance(text)
         return QSize(max(hint.width(), min(full.width(), want)), hint.height())
 
 

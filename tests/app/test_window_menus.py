@@ -68,7 +68,9 @@ def test_many_tabs_scroll_and_two_files_of_one_name_show_their_folders(window, q
     # the bar scrolls: the tabs keep a readable width and the scroll arrows show
     assert bar.usesScrollButtons() and bar.elideMode() == Qt.TextElideMode.ElideMiddle
     fm = bar.fontMetrics()
-    assert all(bar.tabRect(i).width() >= fm.horizontalAdvance("a_rather_long_") for i in range(bar.count()))
+    assert all(bar.tabRect(i).width() >= fm.horizontalAdvance("a_rather_long_model_") for i in range(bar.count()))
+    # and a title with its folders is shown whole: the folders are what tells the two apart
+    assert all(bar.tabRect(i).width() >= fm.horizontalAdvance(texts[i]) for i in (0, bar.count() - 1))
     assert sum(bar.tabRect(i).width() for i in range(bar.count())) > bar.width()
     arrows = [b for b in bar.findChildren(QToolButton) if b.isVisible()]
     assert len(arrows) == 2
