@@ -127,7 +127,7 @@ def test_node_menu_copies_name_op_shapes_and_module_path_and_collapses_its_group
     tab.canvas.expand_all()
     names = [tab.doc.node_label(i)[1] for i in range(tab.doc.node_count)]
     i = names.index("sigmoid_2")
-    qtbot.waitUntil(lambda: tab.canvas.node_scene_rect(i) is not None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: all(tab.canvas.node_scene_rect(k) is not None for k in range(len(names))), timeout=TIMEOUT)
     tab.canvas.select(i)                       # centred, so the right click lands on it
     qtbot.wait(50)
     vp = tab.canvas.canvas.viewport()
@@ -141,16 +141,17 @@ def test_node_menu_copies_name_op_shapes_and_module_path_and_collapses_its_group
     g = tab.canvas.group_at_node(i)
     menu = _right_click(vp, _node_point(tab, i))
     assert "backbone/block2" in _action(menu, "Collapse group").text()
-    with qtbot.waitSignal(tab.canvas.drawn, timeout=TIMEOUT):
-        _pick(menu, "Collapse group")
-    assert tab.canvas.node_scene_rect(i) is None and g not in tab.canvas.expanded_groups
+    _pick(menu, "Collapse group")
+    assert g not in tab.canvas.expanded_groups
+    qtbot.waitUntil(lambda: tab.canvas.node_scene_rect(i) is None and tab.canvas.group_scene_rect(g) is not None,
+                    timeout=TIMEOUT)
     # the collapsed box has its own menu: expand it again
     box = tab.canvas.group_scene_rect(g)
     menu = _right_click(vp, tab.canvas.canvas.mapFromScene(box.center()))
     assert menu.objectName() == "groupMenu"
-    with qtbot.waitSignal(tab.canvas.drawn, timeout=TIMEOUT):
-        _pick(menu, "Expand")
-    assert tab.canvas.node_scene_rect(i) is not None
+    _pick(menu, "Expand")
+    assert g in tab.canvas.expanded_groups
+    qtbot.waitUntil(lambda: tab.canvas.node_scene_rect(i) is not None, timeout=TIMEOUT)
 
 
 def test_ctrl_c_in_the_graph_copies_the_selected_nodes_name_and_the_find_box_keeps_its_own(window, qtbot, scoped):
