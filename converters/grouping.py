@@ -9,7 +9,8 @@
   residual stream between two transformer layers, a feature map between two ResNet blocks); tensors
   read all along the graph (an attention mask, rotary tables) do not count. The stretches between cuts
   are compared by their ops and wiring, and repeated runs of them become numbered blocks named by
-  what they do: ``block 3 (Conv·BatchNormalization·Relu·Add)``. What repeats nowhere becomes
+  what they do: ``block 3 (Conv·BatchNormalization·Relu·Add)`` (more than :data:`RUN_GROUP` of them in
+  one run go in a group ``blocks 1–178 (…)``). What repeats nowhere becomes
   ``section k (…)`` groups of a readable size. No group is ever named by node numbers.
 
 Everything is close to linear in nodes + edges (the repeat search is one vectorised pass per period,
@@ -29,6 +30,7 @@ MIN_BLOCK = 3              # fewest nodes in a repeated block
 MIN_GRAPH = 16             # graphs with fewer (non-weight) nodes are left ungrouped
 SECTION_MIN = 8            # a stretch that repeats nowhere becomes a section from this many nodes
 SECTION_MAX = 120          # and is cut into sections of about this many at most
+RUN_GROUP = 24             # a run of more blocks than this is put in a group of its own
 SCOPED_FRACTION = 0.5      # a graph is scoped when this share of its nodes has a scope
 
 # ops that say little about what a block does (left out of its name when others are there)
@@ -107,8 +109,8 @@ def view_grouping(nodes, src, dst, in_src=(), in_dst=()) -> tuple[list[str], np.
 
 def structural_scopes(ops: Sequence[str], core: np.ndarray, src: np.ndarray, dst: np.ndarray,
                       in_src=(), in_dst=()) -> list[str]:
-    """Group paths (one level: blocks and sections, '' for nodes left at the top) for the nodes marked
-    ``core`` (the others get '' here); nodes assumed in topological order. Graph inputs (edges
+    """Group paths (blocks, sections, long runs of blocks in a group of their own; '' for nodes left at
+    the top) for the nodes marked ``core`` (the others get '' here); nodes assumed in topological order. Graph inputs (edges
     ``in_src`` -> ``in_dst``) are read like outputs of nodes before the first one."""
     n = len(ops)
     scopes = [""] * n
@@ -188,7 +190,7 @@ def structural_scopes(ops: Sequence[str], core: np.ndarray, src: np.ndarray, dst
     outdeg = np.bincount(ps, minlength=nc)
     strength = np.concatenate([[0], outdeg[starts[1:] - 1]])
     taken = np.zeros(M, bool)
-    blocks: list[tuple[int, int]] = []          # (first stretch, stretches per block)
+    blocks: list[tuple[int, int, int]] = []     # (first stretch, stretches per block, run)
     for _negc, p, s0, L in cands:            # L stretches from s0 on repeat with period p
         if taken[s0:s0 + L // p * p].any():
             continue
@@ -196,12 +198,13 @@ def structural_scopes(ops: Sequence[str], core: np.ndarray, src: np.ndarray, dst
                 key=lambda o: (strength[s0 + o], -o), default=0)
         kk = (L - o) // p
         taken[s0 + o:s0 + o + kk * p] = True
-        blocks.extend((s0 + o + j * p, p) for j in range(kk))
+        run_id = len(blocks)
+        blocks.extend((s0 + o + j * p, p, run_id) for j in range(kk))
 
     names: dict[str, int] = {}
     summaries: dict[tuple, str] = {}
 
-    def name_for(kind: str, a: int, b: int, same: tuple | None) -> str:
+    def name_for(kind: str, a: int, b: int, same: tuple | None) -> tuple[int, str]:
         summ = summaries.get(same) if same is not None else None
         if summ is None:
             summ = op_summary(core_ops[a:b])
@@ -209,11 +212,12 @@ def structural_scopes(ops: Sequence[str], core: np.ndarray, src: np.ndarray, dst
                 summaries[same] = summ
         key = f"{kind}\0{summ}"
         names[key] = names.get(key, 0) + 1
-        return f"{kind} {names[key]} ({summ})"
+        return names[key], summ
 
-    labels: list[tuple[str, int, int, tuple | None]] = []     # (kind, first core position, end, signature)
-    for s0, p in sorted(blocks):
-        labels.append(("block", int(csum[s0]), int(csum[s0 + p]), tuple(S[s0:s0 + p].tolist())))
+    # (kind, first core position, end, signature, run)
+    labels: list[tuple[str, int, int, tuple | None, int]] = []
+    for s0, p, run_id in sorted(blocks):
+        labels.append(("block", int(csum[s0]), int(csum[s0 + p]), tuple(S[s0:s0 + p].tolist()), run_id))
     # stretches that repeat nowhere: sections of a readable size (alone they would be the whole graph)
     free = np.flatnonzero(~taken)
     if len(free) and (taken.any() or nc > SECTION_MAX):
@@ -227,17 +231,27 @@ def structural_scopes(ops: Sequence[str], core: np.ndarray, src: np.ndarray, dst
                 e = int(csum[s + 1])
                 if e - piece >= SECTION_MAX // 2 or s == run[-1]:
                     while e - piece > SECTION_MAX:       # one long stretch: consecutive chunks
-                        labels.append(("section", piece, piece + SECTION_MAX, None))
+                        labels.append(("section", piece, piece + SECTION_MAX, None, -1))
                         piece += SECTION_MAX
                     if e > piece:
-                        labels.append(("section", piece, e, None))
+                        labels.append(("section", piece, e, None, -1))
                     piece = e
     labels.sort(key=lambda t: t[1])
     paths = [""]
     at = np.zeros(nc, np.int64)
-    for kind, a, b, same in labels:
+    runs_of: dict[int, list[tuple[int, int, str]]] = {}      # run -> (path index, number, summary)
+    for kind, a, b, same, run_id in labels:
         at[a:b] = len(paths)
-        paths.append(name_for(kind, a, b, same))
+        num, summ = name_for(kind, a, b, same)
+        if run_id >= 0:
+            runs_of.setdefault(run_id, []).append((len(paths), num, summ))
+        paths.append(f"{kind} {num} ({summ})")
+    # a long run of blocks (hundreds of layers) gets a group of its own: "blocks 1–178 (…)"
+    for members in runs_of.values():
+        if len(members) > RUN_GROUP:
+            head = f"blocks {members[0][1]}–{members[-1][1]} ({members[0][2]})"
+            for k, _num, _summ in members:
+                paths[k] = f"{head}/{paths[k]}"
     for i, k in zip(cidx.tolist(), at.tolist()):
         scopes[i] = paths[k]
     return scopes

@@ -61,7 +61,7 @@ class Groups:
     """The group tree. Arrays are numpy; group 0 is the root with path '' and parent -1.
 
     ``node_group[i]``: group directly holding node i. ``parent[g]``: parent group. ``path[g]``: scope
-    path ('/'-separated; artificial groups get ``parent/#k``). ``label[g]``: short name shown on the box.
+    path ('/'-separated; artificial groups get ``parent/first … last``). ``label[g]``: short name shown on the box.
     ``artificial[g]``: True for groups made by the size cap rather than by a scope.
     """
 
@@ -185,6 +185,7 @@ def build_groups(scopes: Sequence[str], names: Sequence[str] | None = None, cap:
     def item_label(it: int) -> str:
         return names[it] if it < n else labels_l[it - n]
 
+    used = set(paths_l)
     for g, kids in list(kids_of.items()):
         while len(kids) > cap:
             nch = math.ceil(len(kids) / cap)
@@ -193,7 +194,13 @@ def build_groups(scopes: Sequence[str], names: Sequence[str] | None = None, cap:
             for k in range(0, len(kids), size):
                 part = kids[k:k + size]
                 c = len(paths_l)
-                paths_l.append(f"{paths_l[g]}/#{len(new_kids)}" if paths_l[g] else f"#{c}")
+                # the path says what is inside too (the window shows and searches paths)
+                seg = f"{item_label(part[0]).rsplit('/', 1)[-1]} … {item_label(part[-1]).rsplit('/', 1)[-1]}"
+                path = f"{paths_l[g]}/{seg}" if paths_l[g] else seg
+                if path in used:
+                    path = f"{path} ({c})"
+                used.add(path)
+                paths_l.append(path)
                 labels_l.append(f"{item_label(part[0])} … {item_label(part[-1])}")
                 parent_l.append(g)
                 artificial.append(True)

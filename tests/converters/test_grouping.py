@@ -274,3 +274,16 @@ def test_torch_export_without_scopes_is_grouped_into_its_layers(tmp_path):
     # the graph's input and output are drawn, with their shapes
     assert pack.io_names == ["tokens", "logits"]
     assert pack.io_details(0)["shape_text"] == "1×5×16 float32" and pack.io_details(1)["shape_text"] == "1×3 float32"
+
+
+def test_a_long_run_of_blocks_gets_a_group_of_its_own(tmp_path):
+    from converters.grouping import RUN_GROUP
+
+    n = RUN_GROUP + 6
+    pack = build_pack(load(_transformer_like(tmp_path / "t.onnx", layers=n)), tmp_path / "pack")
+    blocks = _blocks(pack)
+    assert sorted(blocks) == list(range(1, n + 1))
+    (run,) = [g for g, s in enumerate(pack.group_labels) if s.startswith("blocks ")]
+    assert re.match(rf"^blocks 1–{n} \(LayerNormalization·MatMul·Softmax·Relu…\)$", pack.group_labels[run])
+    assert {int(pack.group_parent[g]) for g in blocks.values()} == {run}
+    assert int(pack.group_parent[run]) == 0

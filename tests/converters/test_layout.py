@@ -116,6 +116,9 @@ def test_flat_graph_gets_artificial_groups(model_file):
     members = np.flatnonzero(groups.node_group == first)
     assert (np.diff(members) == 1).all()
     assert groups.label[first].startswith(g.nodes[0].name)
+    # their paths (what the window shows and searches) say what they hold, never a bare number
+    assert groups.path[first] == groups.label[first] and not any("#" in p for p in groups.path)
+    assert len(set(groups.path)) == groups.n_groups
     lay = eng.layout(range(groups.n_groups))
     _check_layout(groups, eng, lay, src, dst)
 
