@@ -162,8 +162,11 @@ class HitList(QWidget):
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         h = self.table.horizontalHeader()
-        h.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        h.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        fm = self.fontMetrics()
+        # fixed widths: sizing to contents would read every row of a list of tens of thousands of hits
+        for c, sample in ((0, "00000"), (1, "LayerNormalization"), (2, "encoder.layers.11.attn_q")):
+            h.setSectionResizeMode(c, QHeaderView.ResizeMode.Interactive)
+            h.resizeSection(c, fm.horizontalAdvance(sample) + 12)
         h.setStretchLastSection(True)
         self.table.clicked.connect(lambda ix: self.hitActivated.emit(ix.row()))
         self.table.activated.connect(lambda ix: self.hitActivated.emit(ix.row()))
@@ -214,22 +217,35 @@ class HitMarks(QGraphicsItem):
         """Look the hits' rectangles up in the current layout (after each new layout)."""
         v = self.view
         rects: list[tuple[QRectF, bool]] = []
+        box_of: dict[int, int] = {}   # group -> the drawn group that shows it (-1: none), memoised
         boxes: set[int] = set()
         pack = v.pack
+
+        def drawn_group(g: int) -> int:
+            chain = []
+            found = -1
+            while g >= 0:
+                if g in box_of:
+                    found = box_of[g]
+                    break
+                chain.append(g)
+                if v.group_scene_rect(g) is not None:
+                    found = g
+                    break
+                g = int(pack.group_parent[g])
+            for c in chain:
+                box_of[c] = found
+            return found
+
         for i in self.hits:
             r = v.node_scene_rect(i)
             if r is not None:
                 rects.append((r, False))
                 continue
-            g = int(pack.node_group[i]) if pack is not None else -1
-            while g >= 0:
-                gr = v.group_scene_rect(g)
-                if gr is not None:
-                    if g not in boxes:
-                        boxes.add(g)
-                        rects.append((gr, True))
-                    break
-                g = int(pack.group_parent[g])
+            g = drawn_group(int(pack.node_group[i])) if pack is not None else -1
+            if g >= 0 and g not in boxes:
+                boxes.add(g)
+                rects.append((v.group_scene_rect(g), True))
         self.prepareGeometryChange()
         self.rects = rects
         b = QRectF()

@@ -182,3 +182,27 @@ def test_typing_searches_once_typing_pauses(window, qtbot, scoped):
     names = set(_names(tab, window._find_state[2]))
     assert {"relu_1", "sigmoid_1", "add_1", "relu_10", "add_11"} <= names and "relu_2" not in names
     assert window.find_count.text() == f"1 of {len(names)}"
+
+
+def test_a_hit_inside_a_collapsed_group_rings_the_groups_box(window, qtbot, scoped):
+    tab = _open(window, qtbot, scoped)
+    tab.canvas.collapse_all()
+    qtbot.waitUntil(lambda: tab.canvas.node_scene_rect(0) is None, timeout=LOAD_TIMEOUT)
+    hits = window.find("sigmoid")             # the first hit is opened and selected; the others stay in their boxes
+    last = hits[-1]
+    g = tab.canvas.group_at_node(last)
+    qtbot.waitUntil(lambda: tab.canvas.node_scene_rect(hits[0]) is not None, timeout=LOAD_TIMEOUT)
+    qtbot.waitUntil(lambda: tab.canvas.group_scene_rect(g) is not None, timeout=LOAD_TIMEOUT)
+    assert tab.canvas.node_scene_rect(last) is None
+    c = tab.canvas.canvas
+    c.centerOn(tab.canvas.group_scene_rect(g).center())
+    qtbot.wait(50)
+    box = c.mapFromScene(tab.canvas.group_scene_rect(g)).boundingRect()
+    assert _ring_pixels(c.viewport().grab().toImage(), box) > 10
+    window.find_edit.setText("relu_head")
+    window.find(window.find_edit.text())      # a new search: the old hits' boxes lose their rings
+    qtbot.wait(50)
+    c.centerOn(tab.canvas.group_scene_rect(g).center())
+    qtbot.wait(50)
+    box = c.mapFromScene(tab.canvas.group_scene_rect(g)).boundingRect()
+    assert _ring_pixels(c.viewport().grab().toImage(), box) == 0
