@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject, QPoint, Qt, Slot
 from PySide6.QtGui import QAction, QContextMenuEvent, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QApplication, QMenu, QToolButton
 
+from tests.app import test_parity_layers as _layers
 from tests.app.test_window_find import BLOCKS, _open, _scoped_onnx
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -241,3 +242,31 @@ def test_shortcuts_page_lists_every_action_with_a_shortcut_read_from_the_actions
     assert dlg2.table.item([dlg2.table.item(r, 1).text() for r in range(dlg2.table.rowCount())].index("Some new thing"),
                            0).text() == "Help"
     dlg2.close()
+
+
+fault_pair = _layers.fault_pair  # conv2's weights x 1.05 in a copy of a small CNN (the per-layer tests' fault)
+
+
+def test_node_menu_of_a_compared_model_offers_the_partner_and_the_layers_actions(window, qtbot, tmp_path,
+                                                                                   fault_pair):
+    """After a per-layer comparison, a right click on B's planted node: its partner in A, and the layer's
+    own actions (its tensors, copy names in both models, reduce), before the parity menu could take it."""
+    from converters.compare.params import compare_params
+
+    a, b, planted = fault_pair
+    tab_a = _open(window, qtbot, a)
+    tab_b = _open(window, qtbot, b)
+    window.run_compare(compare_params(a, b, per_layer=True, out_dir=str(tmp_path / "parity")))
+    _layers._wait(window, qtbot)
+    window.tabs.setCurrentWidget(tab_b)
+    n = tab_b.doc.pack.names.index(planted["node"])
+    tab_b.canvas.select(n)
+    qtbot.waitUntil(lambda: tab_b.canvas.node_scene_rect(n) is not None, timeout=TIMEOUT)
+    qtbot.wait(50)
+    menu = _right_click(tab_b.canvas.canvas.viewport(), _node_point(tab_b, n))
+    assert menu.objectName() == "nodeMenu"
+    texts = [a.text().replace("&", "") for a in menu.actions()]
+    assert "Copy name" in texts and "Show its tensors" in texts and "Copy names in both models" in texts
+    assert "Select in the other model (comparison)" in texts
+    _pick(menu, "Select in the other model")
+    assert window.current_tab() is tab_a and tab_a.doc.pack.names[tab_a.canvas.selected] == planted["node"]
