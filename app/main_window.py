@@ -279,6 +279,7 @@ class MainWindow(WindowActions, WindowSettings, TabsFeature, FindFeature, Contex
             self.inspector.clear(f"Could not open {tab.title}.")
         else:
             self.inspector.clear(f"Opening {tab.title}…")
+        self._find_tab_changed()
         self._update_actions()
 
     def _tab_loaded(self, tab: ModelTab) -> None:

@@ -394,6 +394,17 @@ class FindFeature:
         self._find_message()
         return hits[pos]
 
+    def _find_tab_changed(self) -> None:
+        """Another tab shown: the count and the list are of the tab searched (back on it, they return)."""
+        tab, text, hits, _pos = self._find_state
+        if tab is not None and tab is self.current_tab():
+            self.hit_list.set_hits(tab.doc, text, hits)
+            self.hit_list.set_current(self._find_state[3])
+            self._find_message()
+        elif text:
+            self.find_count.setText("")
+            self.hit_list.set_hits(None, "", [])
+
     def _find_step(self, step: int) -> None:
         self.find_next(step)
 

@@ -206,3 +206,25 @@ def test_a_hit_inside_a_collapsed_group_rings_the_groups_box(window, qtbot, scop
     qtbot.wait(50)
     box = c.mapFromScene(tab.canvas.group_scene_rect(g)).boundingRect()
     assert _ring_pixels(c.viewport().grab().toImage(), box) == 0
+
+
+def test_the_count_and_the_list_belong_to_the_tab_searched(window, qtbot, scoped, tmp_path):
+    import shutil
+
+    other = tmp_path / "other.onnx"
+    shutil.copy(scoped, other)
+    tab = _open(window, qtbot, scoped)
+    tab2 = _open(window, qtbot, other)
+    window.tabs.setCurrentWidget(tab)
+    window.find_edit.setText("sigmoid")
+    window.act_find_all.trigger()
+    window.act_find_next.trigger()
+    assert window.find_count.text() == f"2 of {BLOCKS}" and window.hit_list.model.rowCount() == BLOCKS
+    window.tabs.setCurrentWidget(tab2)
+    assert window.find_count.text() == "" and window.hit_list.model.rowCount() == 0
+    window.tabs.setCurrentWidget(tab)
+    assert window.find_count.text() == f"2 of {BLOCKS}" and window.hit_list.model.rowCount() == BLOCKS
+    window.tabs.setCurrentWidget(tab2)
+    window.act_find_next.trigger()                # F3 on the other tab: its own search, from its first hit
+    assert window._find_state[0] is tab2 and tab2.canvas.selected == window._find_state[2][0]
+    assert window.find_count.text() == f"1 of {BLOCKS}"
