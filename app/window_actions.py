@@ -53,10 +53,10 @@ class WindowActions:
         self.act_shortcuts = self._action("&Keyboard shortcuts", self.show_shortcuts, "F1",
                                           "Every shortcut of the window")
         # Ctrl+C in a graph (a tab): other widgets (the find box, the inspector) keep their own copy
-        self.act_copy = QAction("&Copy node name", self)
+        self.act_copy = QAction("&Copy name", self)
         self.act_copy.setShortcut(QKeySequence.StandardKey.Copy)
         self.act_copy.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        self.act_copy.setStatusTip("Copy the name of the node selected in the graph")
+        self.act_copy.setStatusTip("Copy the full name of the node selected in the graph, or of the weight selected")
         self.act_copy.triggered.connect(lambda _c=False: self.copy_selection())
         self.tabs.addAction(self.act_copy)
         self.act_compare = self._action("Compare &with…", self.compare_with, "Ctrl+Shift+K",

@@ -161,15 +161,23 @@ class ContextMenuFeature:
 
     # -- Ctrl+C ------------------------------------------------------------------------------------------
     def copy_selection(self) -> str:
-        """Copy the selected node's name of the current graph; returns what was copied ("" for nothing)."""
+        """Copy the full name of the node selected in the current graph (or of the weight selected in a
+        weights-only tab); returns what was copied ("" for nothing)."""
         tab = self.current_tab()  # type: ignore[attr-defined]
-        sel = getattr(tab.canvas, "selected", -1) if tab is not None and tab.canvas is not None else -1
-        if callable(sel):
-            sel = sel()
-        if tab is None or tab.doc is None or sel is None or sel < 0:
-            self.statusBar().showMessage("Select a node in the graph to copy its name.", 5000)  # type: ignore
+        name = ""
+        if tab is not None and tab.weights is not None and tab.stack.currentWidget() is tab.weights:
+            from ..panels.weights_tree import NAME_ROLE
+
+            cur = tab.weights.view.currentIndex()
+            item = tab.weights.model.itemFromIndex(cur.siblingAtColumn(0)) if cur.isValid() else None
+            name = str(item.data(NAME_ROLE) or "") if item is not None else ""
+        elif tab is not None and tab.doc is not None and tab.canvas is not None:
+            sel = getattr(tab.canvas, "selected", -1)
+            if isinstance(sel, int) and sel >= 0:
+                name = tab.doc.node_label(sel)[1]
+        if not name:
+            self.statusBar().showMessage("Select a node in the graph (or a weight) to copy its name.", 5000)  # type: ignore
             return ""
-        name = tab.doc.node_label(int(sel))[1]
         QApplication.clipboard().setText(name)
         self.statusBar().showMessage(f"Copied “{name}”", 3000)  # type: ignore[attr-defined]
         return name

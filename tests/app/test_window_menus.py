@@ -172,6 +172,20 @@ def test_ctrl_c_in_the_graph_copies_the_selected_nodes_name_and_the_find_box_kee
     assert clip.text() == "relu"
 
 
+def test_ctrl_c_in_a_weights_only_tab_copies_the_selected_weights_full_name(window, qtbot, model_file):
+    mf = model_file("window_models", "weights.safetensors")
+    tab = window.open_path(mf.path)
+    qtbot.waitUntil(lambda: tab.state in ("ready", "failed"), timeout=TIMEOUT)
+    assert tab.state == "ready" and tab.doc.weights_only
+    assert tab.weights.select_name("head.weight")
+    view = tab.weights.view
+    view.setFocus()
+    qtbot.waitUntil(view.hasFocus, timeout=2000)
+    QApplication.clipboard().setText("before")
+    qtbot.keyClick(view, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    assert QApplication.clipboard().text() == "head.weight"   # the full name, not the leaf's "weight"
+
+
 @pytest.fixture
 def pair(model_file, tmp_path):
     from tests.converters.test_struct_diff import _edited
@@ -224,11 +238,11 @@ def test_shortcuts_page_lists_every_action_with_a_shortcut_read_from_the_actions
                                                                    for k in a.shortcuts()))
                 for a in window.findChildren(QAction) if a.shortcuts()}
     assert expected and expected <= shown
-    for name, key in (("Find next", "F3, Ctrl+G"), ("Copy node name", "Ctrl+C"), ("Open", "Ctrl+O"),
+    for name, key in (("Find next", "F3, Ctrl+G"), ("Copy name", "Ctrl+C"), ("Open", "Ctrl+O"),
                       ("Keyboard shortcuts", "F1")):
         assert (name, key) in shown
     where = {dlg.table.item(r, 1).text(): dlg.table.item(r, 0).text() for r in range(dlg.table.rowCount())}
-    assert where["Find next"] == "View" and where["Copy node name"] == "Edit"
+    assert where["Find next"] == "View" and where["Copy name"] == "Edit"
     dlg.filter.setText("f3")
     visible = [dlg.table.item(r, 1).text() for r in range(dlg.table.rowCount()) if not dlg.table.isRowHidden(r)]
     assert sorted(visible) == ["Find next", "Find previous"]
