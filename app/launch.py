@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="colour theme (default: the saved preference, else follow the system)")
     p.add_argument("--trust", action="store_true",
                    help="allow running code stored in the files (pickled modules, Keras Lambda layers)")
+    p.add_argument("--new-window", action="store_true",
+                   help="open a window of its own instead of handing FILE to the running window as a tab")
+    p.add_argument("--install-desktop", action="store_true",
+                   help="register the desktop entry, icons and model file types for this user, then exit")
+    p.add_argument("--uninstall-desktop", action="store_true",
+                   help="remove what --install-desktop registered, then exit")
     return p
 
 
@@ -122,6 +128,16 @@ def run_window(argv: list[str]) -> int:
 
 
 def _run(args) -> int:
+    if args.install_desktop or args.uninstall_desktop:
+        from .desktop import main as desktop_main
+        return desktop_main(remove=args.uninstall_desktop)
+    # one window per session: a launch with files hands them to the running window (benchmarks and
+    # --screenshot always start their own)
+    single = not (args.new_window or args.screenshot or os.environ.get("TENSORBRIDGE_REPORT_SHOWN"))
+    if single:
+        from .single_instance import hand_off
+        if hand_off(args.files, trust=args.trust):
+            return 0
     if args.screenshot and not _display_available():
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if os.name == "posix" and os.geteuid() == 0:
@@ -165,8 +181,10 @@ def _run(args) -> int:
     win.show()
     if os.environ.get("TENSORBRIDGE_REPORT_SHOWN"):
         _report_shown(app, win)
+    if single:
+        _serve_hand_offs(win)
     for f in args.files:
-        win.open_path(f, trust=args.trust)
+        _open_logged(win, f, args.trust)
     if not os.environ.get("TENSORBRIDGE_NO_WARM_WORKERS"):
         from PySide6.QtCore import QTimer
 
@@ -176,6 +194,32 @@ def _run(args) -> int:
         return app.exec()
     finally:
         win.jobs.close()
+
+
+def _open_logged(win, path: str, trust: bool) -> None:
+    """Open a file named on a command line (this one or a handed-over one); the log says how it went."""
+    import logging
+
+    log = logging.getLogger("tensorbridge.window")
+    tab = win.open_path(path, trust=trust)
+    log.info("opening %s", tab.path)
+    tab.loaded.connect(lambda t=tab: log.info("opened %s (%s)", t.path, t.doc.format))
+    tab.failed.connect(lambda m, _k, t=tab: log.warning("could not open %s: %s", t.path, m))
+
+
+def _serve_hand_offs(win) -> None:
+    """Listen for later launches: their files open here as tabs and the window comes to the front."""
+    from .single_instance import listen
+
+    def take(files: list[str], trust: bool) -> None:
+        for f in files:
+            _open_logged(win, f, trust)
+        if win.isMinimized():
+            win.showNormal()
+        win.raise_()
+        win.activateWindow()
+
+    win._single_instance_server = listen(take, parent=win)
 
 
 def _install_excepthook(win) -> None:
