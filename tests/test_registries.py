@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from converters import bundled
 from converters.formats import READERS, registry
 from converters.formats.detect import FAMILIES
 from converters.jobs import family_of
@@ -17,13 +18,7 @@ from converters.runners import RUNNERS
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _modules() -> list[str]:
-    mods = registry.modules() + [spec.split(":")[0] for spec in TASKS.values()]
-    mods += [f"converters.routes.{h.name}" for h in HOPS]
-    return sorted(set(mods))
-
-
-@pytest.mark.parametrize("module", _modules())
+@pytest.mark.parametrize("module", bundled.modules())
 def test_every_module_a_table_names_imports(module):
     mod = importlib.import_module(module)
     for spec in [f.reader for f in registry.FORMATS] + [r for _, r in RUNNERS.values()] + list(TASKS.values()):
@@ -32,6 +27,17 @@ def test_every_module_a_table_names_imports(module):
             assert callable(getattr(mod, attr)), spec
     if module in {f"converters.routes.{h.name}" for h in HOPS}:
         assert callable(getattr(mod, "run", None)), f"{module} has no run()"
+
+
+def test_the_bundle_ships_every_module_a_table_names():
+    """packaging/tensorbridge.spec takes its hidden imports from converters.bundled.modules()."""
+    mods = set(bundled.modules())
+    assert set(registry.modules()) <= mods
+    assert {spec.split(":")[0] for spec in TASKS.values()} <= mods
+    assert {f"converters.routes.{h.name}" for h in HOPS} <= mods
+    assert {"converters.jobs.worker", *bundled.CLI_PLUGINS} <= mods
+    spec = (ROOT / "packaging" / "tensorbridge.spec").read_text()
+    assert "hiddenimports = modules() + framework_modules()" in spec
 
 
 def test_tables_derive_from_the_registry():
