@@ -125,7 +125,8 @@ def save_inputs(path: str, feeds: dict[str, np.ndarray]) -> str:
     if not path.endswith(".npz"):
         path += ".npz"
     tmp = path + ".part.npz"
-    np.savez(tmp, **{k: np.asarray(v) for k, v in feeds.items()})
+    # mypy matches a **dict against every keyword parameter, allow_pickle: bool included.
+    np.savez(tmp, **{k: np.asarray(v) for k, v in feeds.items()})  # type: ignore[arg-type]
     os.replace(tmp, path)
     return path
 
@@ -183,10 +184,10 @@ def load_image(paths: str | Sequence[str], spec=None, options: ImageOptions | No
     batch = []
     for p in paths:
         try:
-            with Image.open(p) as im:
-                im = im.convert("L" if gray else "RGB")
+            with Image.open(p) as f:
+                im = f.convert("L" if gray else "RGB")
                 if hw is not None and (im.height, im.width) != tuple(hw):
-                    im = im.resize((int(hw[1]), int(hw[0])), Image.BILINEAR)
+                    im = im.resize((int(hw[1]), int(hw[0])), Image.Resampling.BILINEAR)
                 a = np.asarray(im, dtype=np.float32)
         except FileNotFoundError:
             raise InputError(f"{p}: no such image file") from None
@@ -226,7 +227,7 @@ def inputs_from_files(files: Sequence[str], specs: list, *, image_options: Image
             continue
         arrays.update(load_arrays(f))
     if images:
-        target = next((s for s in specs if (_spec_fields(s)[2] or ()) and len(_spec_fields(s)[2]) == 4), None)
+        target = next((s for s in specs if len(_spec_fields(s)[2] or ()) == 4), None)
         if target is None:
             raise InputError(f"{images[0]}: the model has no 4-D (image) input to put images into")
         arrays[_spec_fields(target)[0]] = load_image(images, target, image_options)

@@ -171,10 +171,10 @@ def pick_from_concat(model, *, log=None) -> int:
         c = producer.get(n.input[0])
         if c is None or c.op_type != "Concat":
             continue
-        idx = numpy_helper.to_array(consts[n.input[1]])
-        if idx.ndim != 0:
+        idx_arr = numpy_helper.to_array(consts[n.input[1]])
+        if idx_arr.ndim != 0:
             continue
-        candidates.append((n, c, int(idx)))
+        candidates.append((n, c, int(idx_arr)))
     if not candidates:
         return 0
     shapes = static_shapes(model)

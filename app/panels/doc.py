@@ -82,6 +82,7 @@ class ModelDoc:
         if self._nodes is not None:
             n = self._nodes[i]
             return n.get("op_type", "?"), n.get("name", "")
+        assert self.pack is not None, "a model with neither nodes nor a view pack has no node labels"
         return self.pack.op_type(i), self.pack.name(i)
 
     def details(self, i: int) -> dict[str, Any]:
@@ -89,6 +90,7 @@ class ModelDoc:
         ``{name, dtype, shape}``."""
         if self.pack is not None:
             return self.pack.details(i)
+        assert self._nodes is not None, "a model with neither nodes nor a view pack has no node details"
         n = self._nodes[i]
 
         def val(name: str) -> dict:

@@ -240,7 +240,7 @@ def _compare_large(a: np.ndarray, b: np.ndarray, tol: Tolerance, d: OutputDiff, 
     (the caller then takes the exact path, which reports them)."""
     fa, fb = a.reshape(-1), b.reshape(-1)
     n = fa.size
-    work = np.float64 if (fa.dtype == np.float64 or fb.dtype == np.float64) else np.float32
+    work: type[np.floating] = np.float64 if (fa.dtype == np.float64 or fb.dtype == np.float64) else np.float32
     step = max(1, n // SAMPLE)
     counts = np.zeros(len(HIST_EDGES) - 1, dtype=np.int64)
     sum_abs = sum_rel = na2 = nb2 = d2 = 0.0

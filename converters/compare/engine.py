@@ -91,11 +91,11 @@ def compare_outputs(outs_a: dict[str, np.ndarray], outs_b: dict[str, np.ndarray]
                     tolerance: Tolerance | None = None, overrides: dict[str, Tolerance] | None = None,
                     sidecar: TensorMap | None = None, warnings: list[str] | None = None,
                     names_a: list[str] | None = None, names_b: list[str] | None = None,
-                    pairs: list[tuple[str, str]] | None = None, only_given: bool = False,
+                    pairs: list[tuple] | None = None, only_given: bool = False,
                     noise: dict[str, float] | None = None, detail: bool = True) -> list[OutputDiff]:
     """Pair and compare two sets of outputs (A is the reference). Layout changes on B are undone first.
     ``noise`` {name in A: A's own change under a rounding step} widens each tolerance (see tolerances).
-    ``pairs`` (A name, B name) are paired before anything else (captured intermediates); with
+    ``pairs`` (A name, B name[, perm]) are paired before anything else (captured intermediates); with
     ``only_given`` nothing else is paired, and one B tensor may serve several given pairs."""
     tol = tolerance or PRESETS["fp32"]
     overrides = overrides or {}
@@ -103,10 +103,10 @@ def compare_outputs(outs_a: dict[str, np.ndarray], outs_b: dict[str, np.ndarray]
     names_a = names_a or list(outs_a)
     names_b = names_b or list(outs_b)
     given = list(pairs or [])
-    pairs, left_a, left_b = pair_outputs(names_a, names_b, outs_a, outs_b, sidecar=sidecar, warnings=warnings,
-                                         explicit=given, explicit_only=only_given)
+    paired, left_a, left_b = pair_outputs(names_a, names_b, outs_a, outs_b, sidecar=sidecar, warnings=warnings,
+                                          explicit=given, explicit_only=only_given)
     diffs = []
-    for p in pairs:
+    for p in paired:
         t = overrides.get(p.a) or overrides.get(p.b) or tol
         a, b = outs_a[p.a], outs_b[p.b]
         if a.shape != b.shape and a.size == b.size and \
@@ -126,6 +126,10 @@ def compare_outputs(outs_a: dict[str, np.ndarray], outs_b: dict[str, np.ndarray]
         for n in left_b:
             warnings.append(f"output '{n}' of B has no counterpart in A; not compared")
     return diffs
+
+
+def _no_progress(fraction: float | None = None, message: str = "") -> None:
+    """The progress callback when the caller gives none."""
 
 
 def _side(path: str, label: str, device: str) -> SideInfo:
@@ -158,7 +162,7 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
     from ..runners import runtime_for
 
     o = options or CompareOptions()
-    prog = progress or (lambda f=None, m="": None)
+    prog = progress or _no_progress
     # workers run in their job folders: relative paths must be made absolute here, in the caller
     path_a, path_b = os.path.abspath(os.fspath(path_a)), os.path.abspath(os.fspath(path_b))
     res = CompareResult(a=_side(path_a, "A", o.device_a), b=_side(path_b, "B", o.device_b),
@@ -172,7 +176,7 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
             return res
 
     keep = o.save_dir is not None
-    if keep:
+    if o.save_dir is not None:
         work = os.path.abspath(o.save_dir)
     else:
         from ..jobs import jobs_root, own_folder
@@ -364,9 +368,9 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
         if "layer_diffs" in results["B"]:  # compared in B's worker as it ran
             res.outputs += [OutputDiff.from_dict(d) for d in results["B"]["layer_diffs"]]
             gone = set(results["B"].get("released") or [])
-            kept = {k: v for k, v in (results["A"].get("captured") or {}).items() if k not in gone}
-            kept.update(results["B"].get("a_files") or {})  # A's tensors of failing layers (B kept them)
-            results["A"]["captured"] = kept
+            kept_a = {k: v for k, v in (results["A"].get("captured") or {}).items() if k not in gone}
+            kept_a.update(results["B"].get("a_files") or {})  # A's tensors of failing layers (B kept them)
+            results["A"]["captured"] = kept_a
             res.warnings.extend(results["B"].get("compare_warnings") or [])
         else:
             prog(0.85, f"comparing {len(planned)} layers")
@@ -379,8 +383,8 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
     if plan is not None:
         from ..parity import judge_layers
         inner = {(d.name, d.name_b): d for d in res.intermediates}
-        layers, first = judge_layers(plan, inner)
-        res.layers, res.layer_first = layers, first
+        layers, first_layer = judge_layers(plan, inner)
+        res.layers, res.layer_first = layers, first_layer
         if res.b.runtime in ("onnxruntime", "torch") and any(r.status in ("source", "inherited") for r in layers):
             prog(0.95, "re-running B's failing layers on A's tensors")
             local_errors(layers, planned, results, o, path_b, work, res.warnings)
@@ -389,11 +393,12 @@ def compare_models(path_a: str, path_b: str, options: CompareOptions | None = No
         if keep:  # where each side's kept tensors are: {tensor name: .npy path}, for readers of the folder
             import json
 
-            for side, found in (("a", results["A"].get("captured") or {}), ("b", results["B"].get("captured") or {})):
-                index = os.path.join(work, f"layers_{side}.json")
+            for which, found in (("a", results["A"].get("captured") or {}),
+                                 ("b", results["B"].get("captured") or {})):
+                index = os.path.join(work, f"layers_{which}.json")
                 with open(index, "w") as f:
                     json.dump({k: v for k, v in found.items() if os.path.exists(v)}, f)
-                res.files[f"layers_{side}"] = index
+                res.files[f"layers_{which}"] = index
             if os.path.isdir(os.path.join(work, "local")):
                 res.files["local"] = os.path.join(work, "local")
     return _finish(res, work, keep, o, outs_a, outs_b)
@@ -444,7 +449,7 @@ def compare_samples(path_a: str, path_b: str, options: CompareOptions | None = N
     if o.input_files:
         raise TensorbridgeError("several samples are drawn from seeded random inputs; with input files, put the "
                                 "samples in one .npz batch instead")
-    prog = progress or (lambda f=None, m="": None)
+    prog = progress or _no_progress
     runs: list[CompareResult] = []
     for k in range(max(1, samples)):
         prog(k / samples, f"sample {k + 1} of {samples}")
@@ -469,8 +474,7 @@ def compare_samples(path_a: str, path_b: str, options: CompareOptions | None = N
             placed = [x for x in res.layers if x.depth >= 0] or res.layers
             res.layer_first = next((x for x in placed if x.status == "source"), None) or \
                 next((x for x in placed if x.status == "layout"), None)
-        seen = set()
-        res.warnings = [w for r in runs for w in r.warnings if not (w in seen or seen.add(w))]
+        res.warnings = list(dict.fromkeys(w for r in runs for w in r.warnings))  # each once, first seen first
     if o.report:
         from ..report import write_report
         res.files["report"] = os.path.abspath(o.report)
@@ -490,7 +494,8 @@ def _finish(res: CompareResult, work: str, keep: bool, o: CompareOptions, outs_a
                 for k, v in (outs or {}).items():
                     arrays[f"{prefix}/{k}"] = v
             npz = os.path.join(work, "arrays.npz")
-            np.savez(npz, **arrays)
+            # mypy matches a **dict against every keyword parameter, allow_pickle: bool included.
+            np.savez(npz, **arrays)  # type: ignore[arg-type]
             res.files["npz"] = npz
             res.files["inputs"] = ip if os.path.exists(ip) else ""
             res.files["json"] = os.path.join(work, "result.json")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict
+from typing import BinaryIO
 
 import numpy as np
 
@@ -61,7 +62,7 @@ class InlineCompare:
         self.released: list[str] = []
         self.a_files: dict[str, str] = {}
         self._failed_a: set[str] = set()
-        self._pipe = None
+        self._pipe: BinaryIO | None = None
         self._ended = False
         self._held: dict[str, np.ndarray] = {}  # frames read ahead of need
         self._held_bytes = 0

@@ -107,6 +107,7 @@ class Staging:
         except OSError as exc:  # name the output the user asked for, not the hidden staging folder
             raise output_error(final_output, exc) from None
         code = ("import shutil,sys\nsys.stdin.read()\nshutil.rmtree(sys.argv[1], ignore_errors=True)\n")
+        self._watch: subprocess.Popen[bytes] | None
         try:
             self._watch = subprocess.Popen([sys.executable, "-S", "-c", code, self.path],
                                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -118,7 +119,8 @@ class Staging:
         shutil.rmtree(self.path, ignore_errors=True)
         if self._watch is not None:
             try:
-                self._watch.stdin.close()
+                if self._watch.stdin is not None:  # always set: it was opened with stdin=PIPE
+                    self._watch.stdin.close()
                 self._watch.wait(5)
             except Exception:
                 pass

@@ -111,8 +111,8 @@ class Runner:
         if not self.is_open:
             self._open_impl()
             self.is_open = True
-            self._specs_cache = None
-            self._plan_cache = None
+            self._specs_cache: list[TensorSpec] | None = None
+            self._plan_cache: list[tuple] | None = None
         return self
 
     def close(self) -> None:
@@ -131,10 +131,11 @@ class Runner:
     # -- description -------------------------------------------------------------------------------
     def input_specs(self) -> list[TensorSpec]:
         self._require_open()
-        if getattr(self, "_specs_cache", None) is None:
+        specs: list[TensorSpec] | None = getattr(self, "_specs_cache", None)
+        if specs is None:
             # specs do not change while the model is open; infer() checks feeds against them every call
-            self._specs_cache = self._input_specs_impl()
-        return list(self._specs_cache)
+            specs = self._specs_cache = self._input_specs_impl()
+        return list(specs)
 
     def output_specs(self) -> list[TensorSpec]:
         self._require_open()
@@ -209,7 +210,7 @@ class Runner:
     def _feed_plan(self) -> list[tuple]:
         """Per input: (name, numpy dtype or None, rank or None, [(axis, static size)], spec); made once
         per open so that checking feeds costs microseconds per call."""
-        plan = getattr(self, "_plan_cache", None)
+        plan: list[tuple] | None = getattr(self, "_plan_cache", None)
         if plan is None:
             plan = []
             for spec in self.input_specs():

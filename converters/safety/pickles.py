@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import pickletools
+from typing import IO, Any, cast
 
 from ..errors import CorruptFile, ResourceLimit, text_of
 
@@ -37,13 +38,13 @@ class _Window(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int | None = -1) -> bytes:
         left = self._end - self._f.tell()
         if left <= 0:
             return b""
         return self._f.read(left if n is None or n < 0 else min(n, left))
 
-    def readline(self, limit: int = -1) -> bytes:
+    def readline(self, limit: int | None = -1) -> bytes:
         left = self._end - self._f.tell()
         if left <= 0:
             return b""
@@ -66,8 +67,10 @@ def scan_stream(f, *, path: str, what: str = "pickle", end: int | None = None) -
     window = _Window(f, end)
     ops = 0
     memo_high = -1
+    arg: Any  # its type depends on the opcode: an int for FRAME and the memo opcodes
     try:
-        for op, arg, _pos in pickletools.genops(window):
+        # genops only calls read, readline and tell, which the window has; its stub asks for IO[bytes]
+        for op, arg, _pos in pickletools.genops(cast(IO[bytes], window)):
             ops += 1
             name = op.name
             if name == "FRAME" and int(arg) > end - window.tell():

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable, Set
 
 from ..errors import CorruptFile, TrustRequired, UnsupportedFormat, text_of
 
@@ -206,7 +207,7 @@ def _func_refs(node, lib: dict) -> list[str]:
     return [f for f in out if f in lib]
 
 
-def _const_string(nodes: dict, ref: str, assets: set[str] = frozenset(), depth: int = 0) -> str | None:
+def _const_string(nodes: dict, ref: str, assets: Set[str] = frozenset(), depth: int = 0) -> str | None:
     """The string value of a scalar Const that ``ref`` (a function-body or graph input) reads, through
     Identity nodes; None when it is anything else (an argument, a placeholder, a saved asset's tensor,
     a computed string)."""
@@ -229,7 +230,7 @@ def _input_ref(node, index: int) -> str | None:
     return data[index] if index < len(data) else None
 
 
-def _finding(node, nodes: dict, assets: set[str], allow: frozenset[str]) -> tuple[str, str] | None:
+def _finding(node, nodes: dict, assets: Set[str], allow: frozenset[str]) -> tuple[str, str] | None:
     """(category verb, op) if ``node`` has an effect outside the model, else None."""
     op = node.op
     if op in allow:
@@ -272,7 +273,7 @@ class _Walker:
         raise TrustRequired(f"{self.where}: {label} would {verb} ({op}{inside}); run it only if you trust "
                             f"its source (--trust)")
 
-    def walk(self, label: str, nodes: list[str] = (), funcs: list[str] = (),
+    def walk(self, label: str, nodes: Iterable[str] = (), funcs: Iterable[str] = (),
              allow: frozenset[str] = frozenset()) -> None:
         """Check everything reachable from top-level ``nodes`` and library ``funcs``; raise on a finding."""
         stack = [n.lstrip("^").split(":")[0] for n in nodes]
