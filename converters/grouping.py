@@ -84,11 +84,13 @@ def weight_anchors(nodes, src: np.ndarray, dst: np.ndarray, in_dst=()):
     return is_w, anchor
 
 
-def view_grouping(nodes, src, dst, in_src=(), in_dst=()) -> tuple[list[str], np.ndarray]:
+def view_grouping(nodes, src, dst, in_src=(), in_dst=(), node_op: np.ndarray | None = None,
+                  op_names: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
     """(scope per node, drawing rank per node) for the view of a graph: the file's scopes when it has
     them, else groups found from its structure; weight producers in their consumer's group, ranked
     just before it. ``src``/``dst``: the edges between nodes; ``in_src``/``in_dst``: from graph inputs
-    (any ids) to the nodes reading them."""
+    (any ids) to the nodes reading them; ``node_op`` / ``op_names``: op ids and their table, where the
+    caller has them."""
     n = len(nodes)
     src = np.asarray(src, np.int64)
     dst = np.asarray(dst, np.int64)
@@ -98,7 +100,8 @@ def view_grouping(nodes, src, dst, in_src=(), in_dst=()) -> tuple[list[str], np.
     n_core = int(core.sum())
     scoped = sum(1 for i in np.flatnonzero(core).tolist() if scopes[i]) >= SCOPED_FRACTION * max(n_core, 1)
     if not scoped:
-        scopes = structural_scopes([nd.op_type for nd in nodes], core, src, dst, in_src, in_dst)
+        ops = node_op if node_op is not None else [nd.op_type for nd in nodes]
+        scopes = structural_scopes(ops, core, src, dst, in_src, in_dst, op_names)
     for v in np.flatnonzero(is_w).tolist():
         scopes[v] = scopes[int(anchor[v])]
     order = np.lexsort((np.arange(n), core.astype(np.int8), anchor))
@@ -107,11 +110,12 @@ def view_grouping(nodes, src, dst, in_src=(), in_dst=()) -> tuple[list[str], np.
     return scopes, rank
 
 
-def structural_scopes(ops: Sequence[str], core: np.ndarray, src: np.ndarray, dst: np.ndarray,
-                      in_src=(), in_dst=()) -> list[str]:
+def structural_scopes(ops: Sequence[str] | np.ndarray, core: np.ndarray, src: np.ndarray, dst: np.ndarray,
+                      in_src=(), in_dst=(), op_names: Sequence[str] | None = None) -> list[str]:
     """Group paths (blocks, sections, long runs of blocks in a group of their own; '' for nodes left at
     the top) for the nodes marked ``core`` (the others get '' here); nodes assumed in topological order. Graph inputs (edges
-    ``in_src`` -> ``in_dst``) are read like outputs of nodes before the first one."""
+    ``in_src`` -> ``in_dst``) are read like outputs of nodes before the first one. ``ops``: op types,
+    or op ids into ``op_names``."""
     n = len(ops)
     scopes = [""] * n
     cidx = np.flatnonzero(core)
@@ -152,9 +156,13 @@ def structural_scopes(ops: Sequence[str], core: np.ndarray, src: np.ndarray, dst
     csum = np.concatenate([[0], np.cumsum(size)])
 
     # a signature per stretch: its ops and its inner wiring (local indices)
-    core_ops = [ops[i] for i in cidx.tolist()]
-    op_ids: dict[str, int] = {}
-    op_arr = np.fromiter((op_ids.setdefault(o, len(op_ids)) for o in core_ops), np.int64, nc)
+    if isinstance(ops, np.ndarray):                # op ids into op_names (the view pack's op table)
+        op_arr = ops[cidx].astype(np.int64)
+        names_of = list(op_names or [])
+    else:
+        op_ids: dict[str, int] = {}
+        op_arr = np.fromiter((op_ids.setdefault(ops[i], len(op_ids)) for i in cidx.tolist()), np.int64, nc)
+        names_of = list(op_ids)
     same = seg_of[ps] == seg_of[pd]
     es = seg_of[ps[same]]
     la, lb = ps[same] - starts[es], pd[same] - starts[es]
@@ -207,7 +215,7 @@ def structural_scopes(ops: Sequence[str], core: np.ndarray, src: np.ndarray, dst
     def name_for(kind: str, a: int, b: int, same: tuple | None) -> tuple[int, str]:
         summ = summaries.get(same) if same is not None else None
         if summ is None:
-            summ = op_summary(core_ops[a:b])
+            summ = op_summary([names_of[k] for k in op_arr[a:b].tolist()])
             if same is not None:
                 summaries[same] = summ
         key = f"{kind}\0{summ}"

@@ -43,8 +43,9 @@ def io_width(name: str) -> float:
     return max(node_width(name), node_width("Output"))
 
 
-def io_nodes(graph, producer: dict[str, int], n: int) -> IoNodes:
-    """I/O nodes of ``graph`` (``n`` model nodes; ``producer``: value name -> producing node).
+def io_nodes(graph, producer: dict[str, int], n: int, read_in: list[tuple[str, int]] | None = None) -> IoNodes:
+    """I/O nodes of ``graph`` (``n`` model nodes; ``producer``: value name -> producing node;
+    ``read_in``: (graph input, node reading it) pairs in node order where the caller has them).
 
     Graph inputs that are weights (initializers listed as inputs by old ONNX files) are left out.
     """
@@ -58,15 +59,16 @@ def io_nodes(graph, producer: dict[str, int], n: int) -> IoNodes:
     dst: list[int] = []
     val: list[str] = []
     if in_id:
-        for j, nd in enumerate(graph.nodes):
-            linked: set[str] = set()
-            for v in nd.inputs:
-                k = in_id.get(v)
-                if k is not None and v not in linked:       # Add(x, x): one edge
-                    linked.add(v)
-                    src.append(k)
-                    dst.append(j)
-                    val.append(v)
+        if read_in is None:
+            read_in = [(v, j) for j, nd in enumerate(graph.nodes) for v in nd.inputs if v in in_id]
+        linked: set[tuple[str, int]] = set()
+        for v, j in read_in:
+            k = in_id.get(v)
+            if k is not None and (v, j) not in linked:       # Add(x, x): one edge
+                linked.add((v, j))
+                src.append(k)
+                dst.append(j)
+                val.append(v)
     for k, v in enumerate(outs):
         i = producer.get(v)
         if i is None:

@@ -190,19 +190,24 @@ def build_pack(model: Model, out_dir: str | os.PathLike, *, progress: Callable |
             vlabel[v] = lb
         return lb
 
+    g_in = set(g.inputs)
+    read_in: list[tuple[str, int]] = []            # (graph input, node reading it)
     for j, nd in enumerate(nodes):
         for v in nd.inputs:
             i = producer.get(v)
             if i is None:
+                if v in g_in:
+                    read_in.append((v, j))
                 continue
             src.append(i)
             dst.append(j)
-            lab.append(label_of(v))
+            lb = vlabel.get(v)
+            lab.append(label_of(v) if lb is None else lb)
     timings["edges"] = time.perf_counter() - t0
     prog(0.55, "grouping")
-    io = io_nodes(g, producer, n)
+    io = io_nodes(g, producer, n, read_in)
     from_in = (io.edge_src >= n) & (io.edge_dst < n)
-    scopes, rank = view_grouping(nodes, src, dst, io.edge_src[from_in], io.edge_dst[from_in])
+    scopes, rank = view_grouping(nodes, src, dst, io.edge_src[from_in], io.edge_dst[from_in], node_op, op_list)
     groups = build_groups(scopes, names, cap or DEFAULT_CAP, rank=rank)
     timings["groups"] = time.perf_counter() - t0
     io_lab = np.array([label_of(v) for v in io.edge_value], np.int32)
