@@ -26,6 +26,7 @@ tests/converters/test_layout.py and benchmarks/bench_graph.py.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -195,13 +196,13 @@ def build_groups(scopes: Sequence[str], names: Sequence[str] | None = None, cap:
                 part = kids[k:k + size]
                 c = len(paths_l)
                 # the path says what is inside too (the window shows and searches paths)
-                seg = f"{item_label(part[0]).rsplit('/', 1)[-1]} … {item_label(part[-1]).rsplit('/', 1)[-1]}"
+                seg = _span_label(item_label(part[0]).rsplit('/', 1)[-1], item_label(part[-1]).rsplit('/', 1)[-1])
                 path = f"{paths_l[g]}/{seg}" if paths_l[g] else seg
                 if path in used:
                     path = f"{path} ({c})"
                 used.add(path)
                 paths_l.append(path)
-                labels_l.append(f"{item_label(part[0])} … {item_label(part[-1])}")
+                labels_l.append(_span_label(item_label(part[0]), item_label(part[-1])))
                 parent_l.append(g)
                 artificial.append(True)
                 for it in part:
@@ -213,6 +214,18 @@ def build_groups(scopes: Sequence[str], names: Sequence[str] | None = None, cap:
             kids = new_kids
     return Groups(node_group.astype(np.int32), np.array(parent_l, dtype=np.int32), paths_l, labels_l,
                   np.array(artificial, dtype=bool))
+
+
+_NUMBERED = re.compile(r"^(.*?)(\d+)((?: \(.*\))?)$")
+
+
+def _span_label(first: str, last: str) -> str:
+    """Name of a run of children: ``"block 1–447 (Conv·Relu)"`` when both ends are numbered alike,
+    else ``"conv1 … relu9"``."""
+    a, b = _NUMBERED.match(first), _NUMBERED.match(last)
+    if a and b and a.group(1) == b.group(1) and a.group(3) == b.group(3) and a.group(1).strip():
+        return f"{a.group(1)}{a.group(2)}–{b.group(2)}{a.group(3)}"
+    return f"{first} … {last}"
 
 
 def _depths(parent: np.ndarray) -> np.ndarray:

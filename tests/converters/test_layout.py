@@ -225,3 +225,11 @@ def test_very_long_edge_runs_in_a_lane_without_dummies():
     assert pts[:, [0, 2]].max() > right              # it leaves the column of boxes ...
     fx, fy, fw, fh = lay.frame_rect[list(lay.frame_idx).index(blk)]
     assert pts[:, [0, 2]].max() <= fx + fw           # ... and stays inside its group's frame
+
+
+def test_groups_split_by_the_cap_are_named_by_the_span_they_hold():
+    scopes = [f"blocks 1–600 (Conv·Relu)/block {k} (Conv·Relu)" for k in range(1, 601) for _ in range(2)]
+    groups = build_groups(scopes, [f"n{i}" for i in range(len(scopes))], cap=500)
+    chunks = [g for g in range(groups.n_groups) if groups.artificial[g]]
+    assert [groups.label[g] for g in chunks] == ["block 1–300 (Conv·Relu)", "block 301–600 (Conv·Relu)"]
+    assert [groups.path[g] for g in chunks] == [f"blocks 1–600 (Conv·Relu)/{groups.label[g]}" for g in chunks]
