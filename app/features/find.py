@@ -164,7 +164,7 @@ class HitList(QWidget):
         h = self.table.horizontalHeader()
         fm = self.fontMetrics()
         # fixed widths: sizing to contents would read every row of a list of tens of thousands of hits
-        for c, sample in ((0, "00000"), (1, "LayerNormalization"), (2, "encoder.layers.11.attn_q")):
+        for c, sample in ((0, "0000"), (1, "BatchNorm"), (2, "encoder_attn_q")):
             h.setSectionResizeMode(c, QHeaderView.ResizeMode.Interactive)
             h.resizeSection(c, fm.horizontalAdvance(sample) + 12)
         h.setStretchLastSection(True)
