@@ -15,6 +15,7 @@ import getpass
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Callable
 
 __all__ = ["server_name", "hand_off", "listen"]
@@ -39,10 +40,13 @@ def server_name() -> str:
 
 def hand_off(files: list[str], *, trust: bool = False, name: str | None = None) -> bool:
     """Give ``files`` to a running window; True when it took them (the caller then exits 0)."""
+    name = name or server_name()
+    if os.name == "posix" and not os.path.exists(os.path.join(tempfile.gettempdir(), name)):
+        return False  # no socket file (Qt keeps it in the temp folder): no window, and no QtNetwork import
     from PySide6.QtNetwork import QLocalSocket
 
     sock = QLocalSocket()
-    sock.connectToServer(name or server_name())
+    sock.connectToServer(name)
     if not sock.waitForConnected(CONNECT_MS):
         return False
     msg = json.dumps({"files": [os.path.abspath(os.path.expanduser(f)) for f in files], "trust": trust})
