@@ -9,7 +9,7 @@
   residual stream between two transformer layers, a feature map between two ResNet blocks); tensors
   read all along the graph (an attention mask, rotary tables) do not count. The stretches between cuts
   are compared by their ops and wiring, and repeated runs of them become numbered blocks named by
-  what they do: ``block 3 (Conv·BatchNormalization·Relu·Add)`` (more than :data:`RUN_GROUP` of them in
+  what they do: ``block 3 (Conv·BatchNorm·Relu·Add)`` (more than :data:`RUN_GROUP` of them in
   one run go in a group ``blocks 1–178 (…)``). What repeats nowhere becomes
   ``section k (…)`` groups of a readable size. No group is ever named by node numbers.
 
@@ -42,10 +42,18 @@ _PLAIN = {"reshape", "transpose", "shape", "gather", "unsqueeze", "squeeze", "co
 _MINOR = {"add", "mul", "sub", "div", "pow", "sqrt", "neg", "reciprocal", "reducemean"}
 
 
+# short names of long op types, for block names that fit on a box
+_SHORT = {"layernormalization": "LayerNorm", "batchnormalization": "BatchNorm", "instancenormalization": "InstanceNorm",
+          "groupnormalization": "GroupNorm", "simplifiedlayernormalization": "RMSNorm",
+          "skiplayernormalization": "SkipLayerNorm", "rmsnormalization": "RMSNorm",
+          "globalaveragepool": "GlobalAvgPool", "multiheadattention": "Attention",
+          "dequantizelinear": "Dequantize", "quantizelinear": "Quantize"}
+
+
 def op_summary(ops: Sequence[str], most: int = 4) -> str:
     """The distinct ops of a block in order of first use, plain reshaping ops left out where others are
-    there, at most ``most``: ``"LayerNormalization·MatMul·Softmax·Add…"``."""
-    seen = list(dict.fromkeys(o.replace("/", "_") for o in ops))
+    there, at most ``most``, long names shortened: ``"LayerNorm·MatMul·Softmax·Relu…"``."""
+    seen = list(dict.fromkeys(_SHORT.get(o.lower(), o.replace("/", "_")) for o in ops))
     telling = [o for o in seen if o.lower() not in _PLAIN] or seen
     shown = telling if len(telling) <= most else [o for o in telling if o.lower() not in _MINOR] or telling
     return "·".join(shown[:most]) + ("…" if len(telling) > len(shown[:most]) else "")

@@ -158,7 +158,7 @@ def test_scopeless_transformer_is_grouped_into_its_repeated_layers(tmp_path):
         inside = {i for i in range(pack.n_nodes) if int(pack.node_group[i]) == gi}
         assert inside == {i for i, layer in layer_of.items() if layer == k - 1}
         label = pack.group_labels[gi]
-        assert "LayerNormalization" in label and "Softmax" in label
+        assert label == f"block {k} (LayerNorm·MatMul·Softmax·Relu…)"
     # the mask computed once and the pooling stay outside every block
     top = {pack.op_type(i) for i in range(pack.n_nodes) if int(pack.node_group[i]) == 0}
     assert top == {"Mul", "ReduceMean"}
@@ -284,6 +284,29 @@ def test_a_long_run_of_blocks_gets_a_group_of_its_own(tmp_path):
     blocks = _blocks(pack)
     assert sorted(blocks) == list(range(1, n + 1))
     (run,) = [g for g, s in enumerate(pack.group_labels) if s.startswith("blocks ")]
-    assert re.match(rf"^blocks 1–{n} \(LayerNormalization·MatMul·Softmax·Relu…\)$", pack.group_labels[run])
+    assert re.match(rf"^blocks 1–{n} \(LayerNorm·MatMul·Softmax·Relu…\)$", pack.group_labels[run])
     assert {int(pack.group_parent[g]) for g in blocks.values()} == {run}
     assert int(pack.group_parent[run]) == 0
+
+
+def test_scopeless_resnet_and_encoder_stack_are_grouped_into_their_blocks(tmp_path):
+    """The benchmark's synthetic model (ResNet blocks, then encoder blocks) with every node name dropped:
+    each ResNet block starts at its Conv (not at the Relu closing the one before) and each encoder block
+    at its LayerNorm."""
+    from benchmarks.make_large_onnx import block_counts, make_model
+
+    m = make_model(600)
+    for nd in m.graph.node:
+        nd.name = ""
+    path = tmp_path / "flat.onnx"
+    onnx.save(m, path)
+    n_res, n_enc = block_counts(600)
+    pack = build_pack(load(str(path)), tmp_path / "pack")
+    labels = [s for s in pack.group_labels if not s.startswith("blocks ")]     # runs of more than 24
+    assert [s for s in labels if "Conv" in s] == [f"block {k} (Conv·BatchNorm·Relu·Add)" for k in range(1, n_res + 1)]
+    assert [s for s in labels if "LayerNorm" in s] == [f"block {k} (LayerNorm·MatMul·Softmax·Relu…)"
+                                                       for k in range(1, n_enc + 1)]
+    for g, s in enumerate(pack.group_labels):
+        if s.startswith("block "):
+            ops = [pack.op_type(i) for i in np.flatnonzero(pack.node_group == g)]
+            assert ops[0] == ("Conv" if "Conv" in s else "LayerNormalization")
