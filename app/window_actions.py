@@ -43,6 +43,8 @@ class WindowActions:
         self.act_zoom_in = self._action("Zoom &in", lambda: self._canvas("zoom_in"), ["Ctrl+=", "Ctrl++"])
         self.act_zoom_out = self._action("Zoom &out", lambda: self._canvas("zoom_out"), "Ctrl+-")
         self.act_fit = self._action("&Fit to window", lambda: self._canvas("fit"), "Ctrl+0")
+        self.act_export_graph = self._action("E&xport graph…", lambda: self._canvas("export_dialog"), None,
+                                             "Save the graph as a PNG or SVG picture")
         self.act_expand = self._action("&Expand all groups", lambda: self._canvas("expand_all"))
         self.act_collapse = self._action("&Collapse all groups", lambda: self._canvas("collapse_all"))
         self.act_netron = self._action("View in &Netron", self.view_in_netron,
@@ -84,7 +86,7 @@ class WindowActions:
 
         vm = mb.addMenu("&View")
         for a in (self.act_find, self.act_find_next, self.act_find_prev, self.act_find_all, None,
-                  self.act_zoom_in, self.act_zoom_out, self.act_fit, None,
+                  self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_export_graph, None,
                   self.act_expand, self.act_collapse, None, self.act_netron, None):
             vm.addSeparator() if a is None else vm.addAction(a)
         vm.addAction(self.inspector_dock.toggleViewAction())
