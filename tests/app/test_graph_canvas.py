@@ -385,3 +385,34 @@ def test_export_in_the_background_reports_one_line(qtbot, view, packs, tmp_path)
     box = view.window().findChild(QMessageBox, "exportError")
     assert box.text() == f"The graph was not exported: {err}." and "\n" not in box.text()
     box.close()
+
+
+def test_view_menu_export_graph_writes_the_picture(window, qtbot, files, tmp_path):
+    """View ▸ Export graph… in the real window: the dialog, the background render, the status bar."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    from app.graph_view.export_dialog import ExportDialog
+
+    canvas = _open(window, qtbot, files["deep"])
+    view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    action = next(a for a in view_menu.actions() if a.text() == "E&xport graph…")
+    out = tmp_path / "from_menu.svg"
+    seen = {}
+
+    def fill():
+        dlg = QApplication.activeModalWidget()
+        assert isinstance(dlg, ExportDialog)
+        seen["default"] = dlg.path.text()
+        dlg.path.setText(str(out))
+        dlg.visible.setChecked(True)
+        dlg.buttons.button(QDialogButtonBox.StandardButton.Save).click()
+
+    QTimer.singleShot(200, fill)
+    with qtbot.waitSignal(canvas.exported, timeout=30_000) as sig:
+        action.trigger()
+    assert sig.args == [str(out), ""]
+    assert seen["default"].endswith("deep_scopes-graph.png")
+    texts = {"".join(t.itertext()).strip() for t in ET.parse(out).getroot().iter(f"{SVG}text")}
+    assert texts                                         # the visible part, with its labels
+    qtbot.waitUntil(lambda: str(out) in window.statusBar().currentMessage(), timeout=5000)
