@@ -1,4 +1,5 @@
-"""What is under a point of a graph view's scene, and the tooltip text for it (numpy, no widgets)."""
+"""What is under a point of a graph view's scene, the tooltip text for it, and where the graph's inputs
+are (numpy, no widgets)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,7 @@ from PySide6.QtCore import QPointF
 
 from .item import LayoutData
 
-__all__ = ["hit", "tooltip"]
+__all__ = ["hit", "tooltip", "top_row_span"]
 
 
 def hit(d: LayoutData | None, pos: QPointF) -> tuple[str, int]:
@@ -64,3 +65,20 @@ def tooltip(pack, d: LayoutData | None, pos: QPointF, ov=None, pr=None) -> str:
         what = "double-click to expand" if kind.startswith("box") else "double-click the title to collapse"
         return f"{pack.group_paths[idx]}  ({int(pack.group_count[idx]):,} nodes; {what})"
     return ""
+
+
+def top_row_span(d: LayoutData) -> tuple[float, float]:
+    """Horizontal extent of the graph's inputs (its input nodes; else the topmost row of drawn items)."""
+    io = getattr(d.lay, "io_rect", None)
+    kinds = getattr(d.pack, "io_kind", None)
+    rows = []
+    if io is not None and len(io) and kinds is not None and len(kinds):
+        rows = [io[np.asarray(kinds)[d.lay.io_idx] == 1]]
+    if not rows or not len(rows[0]):
+        rows = [r for r in (d.lay.node_rect, d.lay.box_rect) if len(r)]
+    if not rows:
+        return 0.0, d.lay.width
+    allr = np.concatenate(rows)
+    top = allr[:, 1].min()
+    first = allr[allr[:, 1] <= top + 1.0]
+    return float(first[:, 0].min()), float((first[:, 0] + first[:, 2]).max())

@@ -18,7 +18,6 @@ import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QVBoxLayout, QWidget
 
@@ -373,7 +372,7 @@ class GraphView(QWidget):
         c.scale(s, s)
         cx = d.lay.width / 2
         if d.bounds.width() * s > vw:
-            lo, hi = _top_row_span(d)
+            lo, hi = hits.top_row_span(d)
             cx = (lo + hi) / 2 if (hi - lo) * s <= vw - 40 else lo - 20 + vw / (2 * s)
         cy = d.lay.height / 2 if d.bounds.height() * s <= vh else d.bounds.top() + vh / (2 * s)
         c.centerOn(QPointF(cx, cy))
@@ -579,20 +578,3 @@ class GraphView(QWidget):
         from .export_dialog import ask_export
 
         ask_export(self)
-
-
-def _top_row_span(d: LayoutData) -> tuple[float, float]:
-    """Horizontal extent of the graph's inputs (its input nodes; else the topmost row of drawn items)."""
-    io = getattr(d.lay, "io_rect", None)
-    kinds = getattr(d.pack, "io_kind", None)
-    rows = []
-    if io is not None and len(io) and kinds is not None and len(kinds):
-        rows = [io[np.asarray(kinds)[d.lay.io_idx] == 1]]
-    if not rows or not len(rows[0]):
-        rows = [r for r in (d.lay.node_rect, d.lay.box_rect) if len(r)]
-    if not rows:
-        return 0.0, d.lay.width
-    allr = np.concatenate(rows)
-    top = allr[:, 1].min()
-    first = allr[allr[:, 1] <= top + 1.0]
-    return float(first[:, 0].min()), float((first[:, 0] + first[:, 2]).max())
