@@ -321,9 +321,18 @@ def paint_layout(p: QPainter, d: LayoutData, r: QRectF, lod: float, *, selected:
 
 
 def _elide_left(fm: QFontMetricsF, path: str, tail: str, width: float) -> str:
-    """``path`` + ``tail`` in ``width`` px: the path elided from the left, so its last scopes stay."""
+    """``path`` + ``tail`` in ``width`` px: the path elided from the left, so its last scopes stay. When not
+    even the last scope fits, that one keeps its start instead (``…/block 3 (Conv·Ba…``: a structural group's
+    number and a module's name come first)."""
     room = width - fm.horizontalAdvance(tail)
-    return (fm.elidedText(path, Qt.TextElideMode.ElideLeft, room) if room > fm.horizontalAdvance("…") else "") + tail
+    if room <= fm.horizontalAdvance("…"):
+        return tail
+    text = fm.elidedText(path, Qt.TextElideMode.ElideLeft, room)
+    last = path.rsplit("/", 1)[-1]
+    if text == path or text.endswith("/" + last) or text[1:] == last:
+        return text + tail
+    lead = "…/" if "/" in path else ""
+    return lead + fm.elidedText(last, Qt.TextElideMode.ElideRight, room - fm.horizontalAdvance(lead)) + tail
 
 
 def _titles(p: QPainter, items: list, font: QFont, size: float, lod: float, colour, dark: bool, marker: str) -> None:

@@ -416,3 +416,20 @@ def test_view_menu_export_graph_writes_the_picture(window, qtbot, files, tmp_pat
     texts = {"".join(t.itertext()).strip() for t in ET.parse(out).getroot().iter(f"{SVG}text")}
     assert texts                                         # the visible part, with its labels
     qtbot.waitUntil(lambda: str(out) in window.statusBar().currentMessage(), timeout=5000)
+
+
+def test_a_header_too_narrow_for_its_last_scope_keeps_that_scopes_start(qtbot):
+    """Left elision keeps the last scopes; when not even the last one fits, it keeps its own start, so a
+    structural block's number stays readable (``…/block 3 (Conv·…``) instead of ``…Relu·Add)``."""
+    from PySide6.QtGui import QFont, QFontMetricsF
+
+    from app.graph_view.item import _elide_left
+
+    fm = QFontMetricsF(QFont())
+    path = "blocks 1–24 (…)/block 3 (Conv·BatchNorm·Relu·Add)"
+    assert _elide_left(fm, path, "  (12)", 1000) == path + "  (12)"
+    narrow = _elide_left(fm, path, "  (12)", fm.horizontalAdvance("…/block 3 (Conv·  (12)") + 2)
+    assert narrow.startswith("…/block 3") and narrow.endswith("…  (12)")
+    module = "model/encoder/layers.1/self_attention/core"
+    mid = _elide_left(fm, module, "", fm.horizontalAdvance("…attention/core") + 1)
+    assert mid.startswith("…") and module.endswith(mid[1:]) and mid.endswith("/core")
