@@ -122,6 +122,8 @@ class ContextMenuFeature:
             menu.addSeparator()
         for a in (self.act_fit, self.act_expand, self.act_collapse):  # type: ignore[attr-defined]
             menu.addAction(a)
+        menu.addSeparator()
+        menu.addAction(self.act_export_graph)  # type: ignore[attr-defined]
 
     # -- the other model ---------------------------------------------------------------------------------
     def partner_of(self, tab, i: int):

@@ -142,6 +142,7 @@ class ModelTab(QWidget):
         self.origin = origin          # e.g. "converted from model.pt2": shown in the tooltip
         self.doc: ModelDoc | None = None
         self.job: QtJob | None = None
+        self._replaced: list[QtJob] = []   # earlier jobs of this tab whose folders the shown model may still read
         self.state = "new"            # new | loading | ready | failed
         self.error: tuple[str, str] | None = None
         self.canvas = None
@@ -209,6 +210,8 @@ class ModelTab(QWidget):
         """
         if self.job is not None and self.job.running:
             self.job.cancel()
+        if self.job is not None:  # the shown model's folder goes once the new one is shown (or at close)
+            self._replaced.append(self.job)
         self._last_task = (task, params)
         self._then_open = then_open
         self.state = "loading"
@@ -315,6 +318,7 @@ class ModelTab(QWidget):
             self._on_failed(job, f"{self.path}: the opened model could not be shown ({one_line(exc)})", "Error")
             return
         self.doc = doc
+        self._release_replaced()
         self.progress_row.hide()
         self.state = "ready"
         self.handle.set_path(self.path, self._detail(doc))
@@ -397,6 +401,15 @@ class ModelTab(QWidget):
         return fn(*args) if fn is not None else None
 
     def shutdown(self) -> None:
-        """Called when the tab closes: stop a running load."""
+        """Called when the tab closes: stop a running load, and remove the job folders that held its view pack
+        (a job the user chose to keep stays)."""
         if self.job is not None and self.job.running:
             self.job.cancel()
+        self._release_replaced()
+        if self.job is not None:
+            self.job.release()
+
+    def _release_replaced(self) -> None:
+        for job in self._replaced:
+            job.release()
+        self._replaced.clear()

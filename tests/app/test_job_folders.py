@@ -185,3 +185,21 @@ def test_quit_removes_the_comparison_folder(jobs_dir, pair, tmp_path):
     folder_line = next(line for line in proc.stdout.splitlines() if line.startswith("FOLDER"))
     assert folder_line.endswith("True")    # it was there while the window showed it
     assert _left(jobs_dir) == []
+
+
+def test_a_tabs_folder_goes_when_the_tab_closes_and_a_reload_replaces_it(window, qtbot, jobs_dir, tmp_path):
+    src = tmp_path / "m.onnx"
+    shutil.copy(SAMPLE, src)
+    tab = window.open_path(str(src))
+    qtbot.waitUntil(lambda: tab.state in ("ready", "failed"), timeout=120_000)
+    assert tab.state == "ready", tab.error
+    first = tab.job.job.job_dir
+    assert first.exists()                  # the shown view pack is read from there
+    tab.retry()                            # the same file opened again (Reload, Trust…)
+    qtbot.waitUntil(lambda: tab.job.job.job_dir != first and tab.state == "ready", timeout=120_000)
+    second = tab.job.job.job_dir
+    assert not first.exists() and second.exists()
+    assert tab.doc.pack.n_nodes > 0        # the new pack is shown and readable
+    window.close_tab(window.tabs.indexOf(tab))
+    assert not second.exists()
+    assert _left(jobs_dir) == []

@@ -150,6 +150,7 @@ def test_node_menu_copies_name_op_shapes_and_module_path_and_collapses_its_group
     box = tab.canvas.group_scene_rect(g)
     menu = _right_click(vp, tab.canvas.canvas.mapFromScene(box.center()))
     assert menu.objectName() == "groupMenu"
+    assert "Export graph…" in [a.text().replace("&", "") for a in menu.actions()]  # the picture of this graph
     _pick(menu, "Expand")
     assert g in tab.canvas.expanded_groups
     qtbot.waitUntil(lambda: tab.canvas.node_scene_rect(i) is not None, timeout=TIMEOUT)
