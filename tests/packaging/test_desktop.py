@@ -9,8 +9,6 @@ import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 
-import pytest
-
 from app.desktop import ICON_SIZES, mime_types
 from converters.formats import registry
 
@@ -134,8 +132,8 @@ def test_a_launch_through_the_desktop_entry_exec_opens_every_file_as_a_tab(xdg_h
         proc.wait(20)
 
 
-@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs Xvfb (./dev setup installs it)")
 def test_xdg_open_starts_tensorbridge_with_each_model_and_later_ones_join_as_tabs(xdg_home, model_file):
+    assert shutil.which("xvfb-run"), "needs Xvfb: ./dev setup installs it"
     home, env = xdg_home
     _installed(env)
     files = [SAMPLE, model_file("torch_models", "cnn.pt2").path, model_file("tf_models", "cnn.keras").path,
