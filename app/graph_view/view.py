@@ -56,6 +56,7 @@ class GraphView(QWidget):
     busy = Signal(bool)
     viewChanged = Signal()
     groupToggled = Signal(int, bool)
+    layoutFailed = Signal(str)      # a layout request failed (one line); the graph keeps what it drew
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -313,10 +314,10 @@ class GraphView(QWidget):
                 d.thumb = thumbnail(d, dark)
                 d.seconds = time.perf_counter() - t
                 self._bridge.done.emit(rid, (d, keep_view, initial), None)
-            except Exception as exc:  # a bug must not leave the view busy forever
-                import traceback
+            except Exception as exc:  # a bug must not leave the view busy forever: logged, and said in one line
+                import logging
 
-                traceback.print_exc()
+                logging.getLogger("tensorbridge.window").exception("graph layout failed")
                 self._bridge.done.emit(rid, None, f"{type(exc).__name__}: {exc}")
 
         self._pool.submit(work)
@@ -326,6 +327,8 @@ class GraphView(QWidget):
             return                        # a newer request is on its way
         self.busy.emit(False)
         if payload is None:
+            if error:
+                self.layoutFailed.emit(str(error).splitlines()[0][:300])
             return
         d, keep_view, initial = payload
         self.last_layout_seconds = getattr(d, "seconds", 0.0)

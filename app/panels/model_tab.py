@@ -362,8 +362,10 @@ class ModelTab(QWidget):
             try:
                 self.canvas.set_pack(doc.pack)
                 return
-            except Exception:
-                pass
+            except Exception:  # the view is rebuilt below; the bug is logged, not dropped
+                import logging
+
+                logging.getLogger("tensorbridge.window").exception("updating the graph view with the full pack failed")
         if self.canvas is not None:
             self.stack.removeWidget(self.canvas)
             self.canvas.deleteLater()
@@ -373,6 +375,10 @@ class ModelTab(QWidget):
                 self.canvas = cls(self.stack)
                 self.canvas.nodeSelected.connect(self.nodeSelected.emit)
                 self.canvas.drawn.connect(self.drawn.emit)
+                if hasattr(self.canvas, "layoutFailed"):
+                    self.canvas.layoutFailed.connect(
+                        lambda line: self.banner.show_message(f"The graph could not be laid out ({line}); the "
+                                                              "window's log has the details.", "warning"))
                 self.stack.addWidget(self.canvas)
                 self.stack.setCurrentWidget(self.canvas)
                 self.canvas.set_pack(doc.pack)

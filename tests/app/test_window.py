@@ -451,3 +451,16 @@ def test_find_steps_through_every_match(window, qtbot):
     assert tab.canvas.selected == hits[1]
     assert window.statusBar().currentMessage().startswith(f"match 2 of {count}")
     assert "F3" in [s.toString() for s in window.act_find_next.shortcuts()]
+
+
+def test_a_failed_layout_says_so_on_the_tab_and_keeps_the_graph(window, qtbot):
+    from pathlib import Path
+    sample = Path(__file__).resolve().parents[2] / "resources" / "samples" / "tiny_cnn.onnx"
+    tab = window.open_path(str(sample))
+    qtbot.waitUntil(lambda: tab.state == "ready" and tab.canvas.drawn_nodes() > 0, timeout=60_000)
+    drawn = tab.canvas.drawn_nodes()
+    with qtbot.waitSignal(tab.canvas.layoutFailed, timeout=20_000) as sig:
+        tab.canvas._request({"not a group"})  # a broken request: the layout engine raises in its thread
+    assert sig.args[0]
+    assert tab.banner.isVisible() and tab.banner.text.text().startswith("The graph could not be laid out (")
+    assert tab.canvas.drawn_nodes() == drawn
