@@ -17,6 +17,10 @@ from app.graph_view import GraphView, palette
 from app.graph_view.item import TITLE_MIN_PX, _fonts, paint_layout
 from converters.formats import load
 from converters.viewpack import build_pack
+from tests.app import test_graph_view as _graph_view
+
+view = _graph_view.view     # the same bare GraphView fixture
+_show = _graph_view._show   # and its draw helper
 
 LOAD_TIMEOUT = 120_000
 SVG = "{http://www.w3.org/2000/svg}"
@@ -85,22 +89,6 @@ def files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def packs(files, tmp_path_factory):
     return {k: build_pack(load(p), tmp_path_factory.mktemp("pack")) for k, p in files.items()}
-
-
-@pytest.fixture
-def view(qtbot):
-    v = GraphView()
-    qtbot.addWidget(v)
-    v.resize(1000, 700)
-    v.show()
-    qtbot.waitExposed(v)
-    yield v
-    v.close()
-
-
-def _show(qtbot, view, pack):
-    with qtbot.waitSignal(view.drawn, timeout=30_000):
-        view.set_pack(pack)
 
 
 def _open(window, qtbot, path) -> GraphView:

@@ -39,7 +39,7 @@ def view(qtbot):
 
 
 def _show(qtbot, view, pack):
-    with qtbot.waitSignal(view.drawn, timeout=20_000):
+    with qtbot.waitSignal(view.drawn, timeout=30_000):
         view.set_pack(pack)
 
 
