@@ -51,18 +51,16 @@ class NodeList(QWidget):
 
     def set_marked(self, indices) -> None:
         """Show nodes ``indices`` in bold (the find box's hits); [] clears."""
-        for i in self.marked:
-            it = self.list.item(i)
-            if it is not None:
-                f = it.font()
-                f.setBold(False)
-                it.setFont(f)
+        self._bold(self.marked, False)
         self.marked = [int(i) for i in indices]
-        for i in self.marked:
+        self._bold(self.marked, True)
+
+    def _bold(self, indices: list[int], on: bool) -> None:
+        for i in indices:
             it = self.list.item(i)
             if it is not None:
                 f = it.font()
-                f.setBold(True)
+                f.setBold(on)
                 it.setFont(f)
 
     def fit(self) -> None:

@@ -12,6 +12,7 @@ from PySide6.QtGui import QAction, QContextMenuEvent, QDesktopServices, QKeySequ
 from PySide6.QtWidgets import QApplication, QMenu, QToolButton
 
 from tests.app import test_parity_layers as _layers
+from tests.app import test_struct_diff as _struct_diff
 from tests.app.test_window_find import BLOCKS, _open, _scoped_onnx
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,15 +188,7 @@ def test_ctrl_c_in_a_weights_only_tab_copies_the_selected_weights_full_name(wind
     assert QApplication.clipboard().text() == "head.weight"   # the full name, not the leaf's "weight"
 
 
-@pytest.fixture
-def pair(model_file, tmp_path):
-    from tests.converters.test_struct_diff import _edited
-
-    src = model_file("compare_models", "cnn.onnx").path
-    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
-    shutil.copy(src, a)
-    _edited(str(a), str(b))
-    return str(a), str(b)
+pair = _struct_diff.pair  # two versions of the small CNN, one edited (the structural-diff window tests' own)
 
 
 def test_node_menu_selects_the_partner_in_the_other_model_of_a_structural_diff(window, qtbot, pair):
